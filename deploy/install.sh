@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs everything baocao needs on a fresh machine, into git-ignored folders of the repo:
+#   .venv/               Python 3.11 virtualenv with the pinned dependencies
+#   .cache/kafka/lib     Apache Kafka jars from Maven Central (deploy/kafka/pom.xml)
+#   .cache/bin/ferretdb  FerretDB v1 built from the Go module proxy (deploy/ferretdb/build.sh)
+#   .cache/bin/promtool  from Debian's prometheus package, when apt is available
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+
+if [ ! -x .venv/bin/python ] || [ pyproject.toml -nt .venv/.installed ] || [ constraints.txt -nt .venv/.installed ]; then
+  echo "install: python dependencies -> .venv"
+  "$PYTHON" -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+  touch .venv/.installed
+fi
+
+if [ ! -f .cache/kafka/.installed ] || [ deploy/kafka/pom.xml -nt .cache/kafka/.installed ]; then
+  echo "install: Apache Kafka from Maven Central -> .cache/kafka/lib"
+  command -v mvn >/dev/null || { echo "install: Maven (mvn) and Java 17 are required" >&2; exit 1; }
+  rm -rf .cache/kafka/lib
+  mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies \
+    -DoutputDirectory="$root/.cache/kafka/lib" -DincludeScope=runtime
+  touch .cache/kafka/.installed
+fi
+
+if [ ! -x .cache/bin/ferretdb ] || [ deploy/ferretdb/build.sh -nt .cache/bin/ferretdb ]; then
+  echo "install: FerretDB from the Go module proxy -> .cache/bin/ferretdb"
+  command -v go >/dev/null || { echo "install: Go is required to build FerretDB" >&2; exit 1; }
+  deploy/ferretdb/build.sh "$root/.cache/bin/ferretdb"
+fi
+
+if [ ! -x .cache/bin/promtool ] && [ ! -x .cache/bin/prometheus ]; then
+  if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      echo "install: prometheus (Debian package, for promtool and the local Prometheus server)"
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
+        || echo "install: could not install prometheus; promtool checks and the local Prometheus are skipped" >&2
+    fi
+  fi
+  mkdir -p .cache/bin
+  for tool in promtool prometheus; do
+    if command -v "$tool" >/dev/null; then ln -sf "$(command -v "$tool")" ".cache/bin/$tool"; fi
+  done
+fi

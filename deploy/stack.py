@@ -1,0 +1,364 @@
+"""Start, stop and check the local servers: Apache Kafka (KRaft) and FerretDB (SQLite).
+
+There is no Docker engine on the development and CI machines, so the project runs its own
+servers from what deploy/install.sh put under .cache/. Each *profile* ("dev" for `make run`,
+"test" for the test suite) has its own folder under .run/ with data, logs, pids and the ports
+it chose, so a test run never touches the demo data.
+
+    python -m deploy.stack start  [--profile dev]   # start what is not running, wait until ready
+    python -m deploy.stack status [--profile dev]
+    python -m deploy.stack env    [--profile dev]   # shell exports for the services
+    python -m deploy.stack stop   [--profile dev]   # stops only the pids this script started
+
+When KAFKA_BOOTSTRAP_SERVERS or MONGODB_URI are set, those servers are used and no local one is
+started for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("baocao.stack")
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache"
+RUN = ROOT / ".run"
+
+
+class StackError(RuntimeError):
+    """A server could not be started or did not become ready."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); look at its state.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        return state != "Z"
+    except OSError:
+        return False
+
+
+@dataclass
+class Profile:
+    name: str
+
+    @property
+    def dir(self) -> Path:
+        return RUN / self.name
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "stack.json"
+
+    def load(self) -> dict:
+        if self.state_file.exists():
+            return json.loads(self.state_file.read_text())
+        return {}
+
+    def save(self, state: dict) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_file)
+
+
+# ---------------------------------------------------------------- Kafka
+
+
+def _kafka_properties(data: Path, port: int, controller_port: int) -> str:
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={data}",
+            "num.partitions=8",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=8",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            # A single local node: no reason to wait for more members before the first rebalance.
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "log.retention.hours=168",
+            "log.segment.bytes=67108864",
+            "",
+        ]
+    )
+
+
+def start_kafka(profile: Profile, state: dict) -> str:
+    lib = CACHE / "kafka" / "lib"
+    if not lib.is_dir():
+        raise StackError("Kafka is not installed: run deploy/install.sh (or `make install`)")
+    kdir = profile.dir / "kafka"
+    data = kdir / "data"
+    logs = kdir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    ks = state.setdefault("kafka", {})
+    port = ks.get("port") or int(os.environ.get("BAOCAO_KAFKA_PORT", 0)) or free_port()
+    controller_port = ks.get("controller_port") or free_port()
+    props = kdir / "server.properties"
+    props.write_text(_kafka_properties(data, port, controller_port))
+    java = os.environ.get("JAVA", "java")
+    classpath = f"{lib}/*"
+    jvm = [
+        java,
+        "-Xms256m",
+        os.environ.get("BAOCAO_KAFKA_HEAP", "-Xmx1g"),
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dkafka.logs.dir={logs}",
+        f"-Dlog4j2.configurationFile={ROOT / 'deploy' / 'kafka' / 'log4j2.properties'}",
+        "-cp",
+        classpath,
+    ]
+    if not (data / "meta.properties").exists():
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        fmt = subprocess.run(
+            [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if fmt.returncode != 0:
+            raise StackError(f"formatting Kafka storage failed:\n{fmt.stdout}\n{fmt.stderr}")
+    out = open(logs / "stdout.log", "ab")  # noqa: SIM115 - handed to the child process
+    proc = subprocess.Popen(
+        [*jvm, "kafka.Kafka", str(props)],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    ks.update(pid=proc.pid, port=port, controller_port=controller_port)
+    return f"127.0.0.1:{port}"
+
+
+def kafka_ready(bootstrap: str, deadline_s: float = 90.0) -> None:
+    """Wait until a message produced to a health topic can be consumed back."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    deadline = time.monotonic() + deadline_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+            try:
+                admin.create_topics([NewTopic("_baocao_health", 1, 1)])
+            except TopicAlreadyExistsError:
+                pass
+            finally:
+                admin.close()
+            token = uuid.uuid4().hex.encode()
+            producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+            meta = producer.send("_baocao_health", token).get(timeout=10)
+            producer.close()
+            consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+            tp = TopicPartition("_baocao_health", 0)
+            consumer.assign([tp])
+            consumer.seek(tp, meta.offset)
+            got = consumer.poll(timeout_ms=10000)
+            consumer.close()
+            if any(r.value == token for recs in got.values() for r in recs):
+                return
+            last = StackError("health message not read back")
+        except (KafkaError, OSError, StackError) as exc:
+            last = exc
+        time.sleep(0.5)
+    raise StackError(f"Kafka at {bootstrap} not ready after {deadline_s:.0f}s: {last!r}")
+
+
+# ---------------------------------------------------------------- FerretDB
+
+
+def start_ferretdb(profile: Profile, state: dict) -> str:
+    binary = CACHE / "bin" / "ferretdb"
+    if not binary.exists():
+        raise StackError("FerretDB is not installed: run deploy/install.sh (or `make install`)")
+    fdir = profile.dir / "ferretdb"
+    data = fdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    fs = state.setdefault("mongodb", {})
+    port = fs.get("port") or int(os.environ.get("BAOCAO_MONGODB_PORT", 0)) or free_port()
+    out = open(fdir / "ferretdb.log", "ab")  # noqa: SIM115 - handed to the child process
+    proc = subprocess.Popen(
+        [
+            str(binary),
+            "--handler=sqlite",
+            f"--sqlite-url=file:{data}/",
+            f"--state-dir={fdir}",
+            f"--listen-addr=127.0.0.1:{port}",
+            "--telemetry=disable",
+            # Its debug HTTP listener takes a fixed port (8088); two profiles would clash on it.
+            "--debug-addr=-",
+            "--log-level=warn",
+        ],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    fs.update(pid=proc.pid, port=port)
+    return f"mongodb://127.0.0.1:{port}/"
+
+
+def mongodb_ready(uri: str, deadline_s: float = 30.0) -> None:
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    deadline = time.monotonic() + deadline_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            client: MongoClient = MongoClient(uri, serverSelectionTimeoutMS=2000)
+            client.admin.command("ping")
+            client.close()
+            return
+        except PyMongoError as exc:
+            last = exc
+            time.sleep(0.3)
+    raise StackError(f"MongoDB at {uri} not ready after {deadline_s:.0f}s: {last!r}")
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _running(entry: dict | None) -> bool:
+    return bool(entry and entry.get("pid") and pid_alive(int(entry["pid"])))
+
+
+def start(profile: Profile) -> dict[str, str]:
+    """Start whatever is not running yet and wait until it is ready. Returns the endpoints."""
+    state = profile.load()
+    endpoints: dict[str, str] = {}
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap:
+        log.info("using external Kafka at %s", bootstrap)
+    elif _running(state.get("kafka")):
+        bootstrap = f"127.0.0.1:{state['kafka']['port']}"
+    else:
+        bootstrap = start_kafka(profile, state)
+        profile.save(state)
+    endpoints["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+
+    mongo = os.environ.get("MONGODB_URI")
+    if mongo:
+        log.info("using external MongoDB at %s", mongo)
+    elif _running(state.get("mongodb")):
+        mongo = f"mongodb://127.0.0.1:{state['mongodb']['port']}/"
+    else:
+        mongo = start_ferretdb(profile, state)
+        profile.save(state)
+    endpoints["MONGODB_URI"] = mongo
+
+    mongodb_ready(mongo)
+    kafka_ready(bootstrap)
+    state["endpoints"] = endpoints
+    profile.save(state)
+    return endpoints
+
+
+def stop_pid(pid: int, timeout_s: float = 30.0) -> None:
+    """SIGTERM the process group we started, then SIGKILL it if it does not leave in time."""
+    if not pid_alive(pid):
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def stop(profile: Profile, only: str | None = None) -> None:
+    state = profile.load()
+    for name in ("mongodb", "kafka"):
+        if only and name != only:
+            continue
+        entry = state.get(name)
+        if entry and entry.get("pid"):
+            stop_pid(int(entry["pid"]))
+            entry.pop("pid", None)
+    profile.save(state)
+
+
+def status(profile: Profile) -> dict[str, str]:
+    state = profile.load()
+    report = {}
+    for name in ("kafka", "mongodb"):
+        entry = state.get(name) or {}
+        alive = _running(entry)
+        report[name] = f"running (pid {entry['pid']}, port {entry['port']})" if alive else "stopped"
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = argparse.ArgumentParser(prog="python -m deploy.stack", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["start", "stop", "status", "env"])
+    parser.add_argument("--profile", default=os.environ.get("BAOCAO_PROFILE", "dev"))
+    args = parser.parse_args(argv)
+    profile = Profile(args.profile)
+    try:
+        if args.command == "start":
+            for key, value in start(profile).items():
+                log.info("%s=%s", key, value)
+        elif args.command == "stop":
+            stop(profile)
+        elif args.command == "status":
+            for name, line in status(profile).items():
+                print(f"{name}: {line}")  # the command's output, not a log line
+            if not all(v.startswith("running") for v in status(profile).values()):
+                return 3
+        elif args.command == "env":
+            for key, value in (profile.load().get("endpoints") or {}).items():
+                print(f"export {key}={value}")
+    except StackError as exc:
+        log.error("stack: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Run the aggregate worker: `python -m services.aggregate` (settings from the environment)."""
+
+from __future__ import annotations
+
+import sys
+
+from pydantic import ValidationError
+
+from services.aggregate.settings import AggregateSettings
+from shared.logs import configure_logging
+from shared.settings import describe_missing
+
+
+def main() -> int:
+    try:
+        settings = AggregateSettings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        sys.stderr.write(describe_missing(exc) + "\n")
+        return 2
+    configure_logging("aggregate", settings.log_level)
+    from faust import Worker
+
+    from services.aggregate.app import create_app
+
+    app = create_app(settings)
+    worker = Worker(app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

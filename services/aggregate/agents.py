@@ -1,0 +1,36 @@
+"""The faust agent: thin. It buffers events and hands each batch to the BatchWorker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import faust
+
+from services.aggregate.worker import RawMessage
+
+if TYPE_CHECKING:
+    from services.aggregate.app import Runtime
+
+
+def register_agents(app: faust.App, reports: faust.TopicT, runtime: Runtime) -> None:
+    settings = runtime.settings
+
+    @app.agent(reports, name="apply_reports")
+    async def apply_reports(stream: faust.StreamT[Any]) -> None:
+        worker = await runtime.start()
+        # take_events yields lists of events; faust acknowledges them (and so may commit their
+        # offsets) only after this loop body returns, i.e. after the batch is written.
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within):
+            await worker.handle(
+                [
+                    RawMessage(
+                        topic=e.message.topic,
+                        partition=e.message.partition,
+                        offset=e.message.offset,
+                        key=e.message.key,
+                        value=e.value,
+                        timestamp_ms=int(e.message.timestamp * 1000) if e.message.timestamp else None,
+                    )
+                    for e in events
+                ]
+            )

@@ -1,0 +1,20 @@
+"""Settings of the aggregate worker (env prefix BAOCAO_AGGREGATE_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class AggregateSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="BAOCAO_AGGREGATE_", extra="ignore", populate_by_name=True)
+
+    app_id: str = Field(default="baocao-aggregate", description="faust app id = Kafka consumer group")
+    host: str = "127.0.0.1"
+    port: int = 6066
+    batch_max: int = Field(default=2000, ge=1, description="reports per flush at most")
+    batch_within: float = Field(default=0.2, gt=0, description="seconds to wait to fill a flush")
+    data_dir: str = ".run/aggregate"
+    registry_refresh_seconds: float = 10.0

@@ -1,0 +1,131 @@
+"""What the faust agent calls for each batch: decode, dead-letter, project, measure.
+
+Kept apart from faust so that it can be driven by faust's test context or by plain lists of
+messages in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from services.aggregate.decode import Rejected, decode
+from services.aggregate.metrics import AggregateMetrics
+from services.aggregate.projector import Positioned, Projector
+from shared.catalog import Catalog
+from shared.hierarchy import OrgTree
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None
+
+
+# (key, value, headers) -> awaitable that completes once the broker has the dead letter
+DeadLetterSink = Callable[[bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[Any]]
+RegistryRefresh = Callable[[], Awaitable[int]]
+
+
+class BatchWorker:
+    def __init__(
+        self,
+        projector: Projector,
+        catalog: Catalog,
+        tree: OrgTree,
+        dead_letter: DeadLetterSink,
+        metrics: AggregateMetrics,
+        refresh_registry: RegistryRefresh | None = None,
+        retry_pause: float = 0.5,
+    ) -> None:
+        self.projector = projector
+        self.catalog = catalog
+        self.tree = tree
+        self.dead_letter = dead_letter
+        self.metrics = metrics
+        self.refresh_registry = refresh_registry
+        self.retry_pause = retry_pause
+        self.last_applied: dict[int, int] = {}
+
+    async def handle(self, messages: Sequence[RawMessage]) -> None:
+        by_partition: dict[int, list[RawMessage]] = {}
+        for m in messages:
+            by_partition.setdefault(m.partition, []).append(m)
+        await asyncio.gather(*(self._handle_partition(p, ms) for p, ms in by_partition.items()))
+
+    async def _decode(self, messages: list[RawMessage]) -> tuple[list[Positioned], list[tuple[RawMessage, Rejected]]]:
+        good: list[Positioned] = []
+        bad: list[tuple[RawMessage, Rejected]] = []
+        refreshed = False
+        for m in messages:
+            out = decode(m.value, m.timestamp_ms, self.catalog, self.tree)
+            if isinstance(out, Rejected) and out.reason == "unknown_unit" and not refreshed and self.refresh_registry:
+                # An agency registered moments ago through another service: look once more.
+                refreshed = True
+                await self.refresh_registry()
+                out = decode(m.value, m.timestamp_ms, self.catalog, self.tree)
+            if isinstance(out, Rejected):
+                bad.append((m, out))
+            else:
+                good.append(Positioned(m.offset, out))
+        return good, bad
+
+    async def _send_dead_letters(self, rejected: list[tuple[RawMessage, Rejected]]) -> None:
+        for m, why in rejected:
+            headers = [
+                ("baocao-reason", why.reason.encode()),
+                ("baocao-detail", why.detail.encode()[:1000]),
+                ("baocao-source", f"{m.topic}/{m.partition}/{m.offset}".encode()),
+            ]
+            await self.dead_letter(m.key, m.value, headers)
+            self.metrics.dead_letters.labels(why.reason).inc()
+            self.metrics.reports.labels("dead_letter").inc()
+            log.warning(
+                "dead letter",
+                extra={"reason": why.reason, "detail": why.detail[:300], "source": f"{m.partition}/{m.offset}"},
+            )
+
+    async def _handle_partition(self, partition: int, messages: list[RawMessage]) -> None:
+        good, bad = await self._decode(messages)
+        started = time.perf_counter()
+        while True:
+            try:
+                result = await self.projector.apply(partition, good)
+                break
+            except PyMongoError as exc:
+                # The database is away (restart, failover): wait and try the same batch again.
+                # Nothing is acknowledged to Kafka meanwhile, and the writes are idempotent.
+                self.metrics.retries.labels("database").inc()
+                log.warning("database error, retrying batch", extra={"partition": partition, "error": str(exc)[:300]})
+                await asyncio.sleep(self.retry_pause)
+        domain_rejects = [
+            (next(m for m in messages if m.offset == p.offset), Rejected("rejected", reason))
+            for p, reason in result.rejected
+        ]
+        await self._send_dead_letters(bad + domain_rejects)
+        elapsed = time.perf_counter() - started
+        self.metrics.flush_seconds.observe(elapsed)
+        self.metrics.flush_size.observe(len(result.written))
+        if result.attempts > 1:
+            self.metrics.retries.labels("conflict").inc(result.attempts - 1)
+        for outcome, n in result.outcomes.items():
+            if outcome != "rejected":
+                self.metrics.reports.labels(outcome).inc(n)
+        now = datetime.now(UTC)
+        for p in good:
+            self.metrics.freshness.observe(max(0.0, (now - p.report.received_at).total_seconds()))
+        self.last_applied[partition] = messages[-1].offset
+

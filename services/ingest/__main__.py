@@ -1,0 +1,30 @@
+"""Run the ingest service: `python -m services.ingest` (settings from the environment)."""
+
+from __future__ import annotations
+
+import sys
+
+from pydantic import ValidationError
+
+from services.ingest.settings import IngestSettings
+from shared.logs import configure_logging
+from shared.settings import describe_missing
+
+
+def main() -> int:
+    try:
+        settings = IngestSettings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        sys.stderr.write(describe_missing(exc) + "\n")
+        return 2
+    configure_logging("ingest", settings.log_level)
+    import uvicorn
+
+    from services.ingest.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""The ingest service: `create_app(settings)` is its composition root.
+
+Routes only translate: parse the body, call IngestService, map the outcome to a status code.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from services.ingest.metrics import IngestMetrics
+from services.ingest.publisher import KafkaPublisher, Publisher, PublishFailed
+from services.ingest.service import ConflictError, IngestService, Outcome, Status, UnknownUnitError
+from services.ingest.settings import IngestSettings
+from services.ingest.submissions import MongoSubmissionLog, SubmissionLog
+from shared.catalog import load_catalog
+from shared.hierarchy import OrgTree, load_vietnam
+from shared.http import BodySizeLimit, add_request_metrics, probes_router
+from shared.mongo import make_client, ping
+from shared.registry import AgencyRegistry
+from shared.reports import REPORT_ADAPTER, ReportIn
+
+log = logging.getLogger(__name__)
+BATCH_CONCURRENCY = 200
+
+
+def get_service(request: Request) -> IngestService:
+    return request.app.state.components["service"]  # type: ignore[no-any-return]
+
+
+Service = Annotated[IngestService, Depends(get_service)]
+
+
+class ReportAccepted(BaseModel):
+    report_id: str
+    revision: int
+    status: Status = Field(description="accepted: published to Kafka; duplicate: this revision was already accepted")
+
+
+class BatchItemOut(BaseModel):
+    index: int
+    report_id: str | None = None
+    revision: int | None = None
+    status: str = Field(description="accepted, duplicate, invalid, unknown_unit, conflict or unavailable")
+    errors: list[dict[str, Any]] | None = None
+
+
+class BatchOut(BaseModel):
+    accepted: int
+    duplicates: int
+    failed: int
+    results: list[BatchItemOut]
+
+
+def _validation_reasons(errors: list[Any]) -> list[str]:
+    return [str(e.get("type", "invalid")) for e in errors]
+
+
+def create_app(
+    settings: IngestSettings,
+    *,
+    publisher: Publisher | None = None,
+    submissions: SubmissionLog | None = None,
+    tree: OrgTree | None = None,
+) -> FastAPI:
+    """Real adapters are opened in the lifespan unless fakes are passed in (unit tests)."""
+    metrics = IngestMetrics()
+    catalog = load_catalog()
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        org = tree or load_vietnam(settings.province_codes)
+        mongo = None
+        pub = publisher
+        subs = submissions
+        refresher = None
+        if pub is None:
+            kafka = KafkaPublisher(settings.kafka_bootstrap_servers, settings.reports_topic, settings.produce_timeout_seconds)
+            await kafka.start()
+            pub = kafka
+        if subs is None:
+            mongo = make_client(settings.mongodb_uri, "baocao-ingest")
+            subs = MongoSubmissionLog(mongo, settings.mongodb_database)
+            registry = AgencyRegistry(mongo, settings.mongodb_database, org)
+            await registry.refresh()
+            refresher = asyncio.create_task(registry.refresh_forever())
+        state["service"] = IngestService(pub, subs, org, catalog, metrics)
+        state["publisher"] = pub
+        state["mongo"] = mongo
+        try:
+            yield
+        finally:
+            if refresher:
+                refresher.cancel()
+            if isinstance(pub, KafkaPublisher):
+                await pub.stop()
+            if mongo is not None:
+                await mongo.close()
+
+    app = FastAPI(
+        title="baocao ingest",
+        version="1",
+        description="Local units submit reports here. Each is validated, published to Kafka and "
+        "acknowledged only after the broker has it.",
+        lifespan=lifespan,
+    )
+
+    async def ready() -> dict[str, bool]:
+        checks = {"kafka": await state["publisher"].ready()}
+        if state.get("mongo") is not None:
+            try:
+                await ping(state["mongo"])
+                checks["mongodb"] = True
+            except Exception:  # noqa: BLE001 - readiness reports, it does not raise
+                checks["mongodb"] = False
+        return checks
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        for reason in _validation_reasons(list(exc.errors())):
+            metrics.validation_failures.labels(reason).inc()
+        metrics.reports.labels("invalid").inc()
+        return JSONResponse({"detail": _clean_errors(exc.errors())}, status_code=422)
+
+    @app.post(
+        "/v1/reports",
+        status_code=202,
+        response_model=ReportAccepted,
+        summary="Submit one report",
+        responses={
+            200: {"model": ReportAccepted, "description": "This revision was already accepted (duplicate)"},
+            409: {"description": "Conflicts with an earlier revision"},
+            422: {"description": "Invalid report; errors name each field"},
+            503: {"description": "Kafka did not acknowledge; the report is not accepted, retry"},
+        },
+    )
+    async def submit_report(report: Annotated[ReportIn, Body()], service: Service) -> Any:
+        try:
+            outcome = await service.submit(report)
+        except UnknownUnitError as exc:
+            metrics.reports.labels("unknown_unit").inc()
+            return JSONResponse(
+                {"detail": [{"loc": ["body", "unit"], "msg": str(exc), "type": "unknown_unit"}]}, status_code=422
+            )
+        except ConflictError as exc:
+            metrics.reports.labels("conflict").inc()
+            return JSONResponse({"detail": str(exc)}, status_code=409)
+        except PublishFailed as exc:
+            metrics.reports.labels("unavailable").inc()
+            return JSONResponse({"detail": f"{exc}; the report was not accepted, please retry"}, status_code=503)
+        metrics.reports.labels(outcome.status.value).inc()
+        body = ReportAccepted(report_id=outcome.report_id, revision=outcome.revision, status=outcome.status)
+        return JSONResponse(body.model_dump(mode="json"), status_code=202 if outcome.status == Status.ACCEPTED else 200)
+
+    @app.post(
+        "/v1/reports/batch",
+        response_model=BatchOut,
+        summary="Submit up to max_batch reports; one result per item, in order",
+        responses={
+            413: {"description": "Too many items or too large a body"},
+            503: {"description": "Kafka did not acknowledge some items (status 'unavailable'); retry those"},
+        },
+    )
+    async def submit_batch(
+        items: Annotated[list[dict[str, Any]], Body(description="Reports, as for POST /v1/reports")],
+        service: Service,
+    ) -> Any:
+        if len(items) > settings.max_batch:
+            return JSONResponse(
+                {"detail": f"a batch holds at most {settings.max_batch} reports; this one has {len(items)}"},
+                status_code=413,
+            )
+        gate = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+        async def one(index: int, raw: dict[str, Any]) -> BatchItemOut:
+            try:
+                report = REPORT_ADAPTER.validate_python(raw)
+            except ValidationError as exc:
+                for reason in _validation_reasons(exc.errors()):
+                    metrics.validation_failures.labels(reason).inc()
+                metrics.reports.labels("invalid").inc()
+                return BatchItemOut(
+                    index=index,
+                    report_id=raw.get("report_id") if isinstance(raw.get("report_id"), str) else None,
+                    status="invalid",
+                    errors=_clean_errors(exc.errors()),
+                )
+            async with gate:
+                outcome: Outcome | None = None
+                try:
+                    outcome = await service.submit(report)
+                    status = outcome.status.value
+                    errors = None
+                except UnknownUnitError as exc:
+                    status, errors = "unknown_unit", [{"loc": ["unit"], "msg": str(exc)}]
+                except ConflictError as exc:
+                    status, errors = "conflict", [{"loc": [], "msg": str(exc)}]
+                except PublishFailed as exc:
+                    status, errors = "unavailable", [{"loc": [], "msg": str(exc)}]
+            metrics.reports.labels(status).inc()
+            return BatchItemOut(index=index, report_id=report.report_id, revision=report.revision, status=status, errors=errors)
+
+        results = await asyncio.gather(*(one(i, raw) for i, raw in enumerate(items)))
+        out = BatchOut(
+            accepted=sum(r.status == "accepted" for r in results),
+            duplicates=sum(r.status == "duplicate" for r in results),
+            failed=sum(r.status not in ("accepted", "duplicate") for r in results),
+            results=list(results),
+        )
+        code = 503 if any(r.status == "unavailable" for r in results) else 200
+        return JSONResponse(out.model_dump(mode="json", exclude_none=True), status_code=code)
+
+    app.include_router(probes_router(metrics.registry, ready))
+    add_request_metrics(app, metrics.requests, metrics.request_seconds)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.state.metrics = metrics
+    app.state.components = state
+    return app
+
+
+def _clean_errors(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic errors without the echoed input or URLs: field path, message, type."""
+    out = []
+    for e in errors:
+        item = {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        out.append(item)
+    return out
+

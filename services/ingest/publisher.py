@@ -1,0 +1,91 @@
+"""The ingest service's port to Kafka: publish a report and wait for the broker's acknowledgement.
+
+KafkaPublisher produces with acks=all and idempotence, keyed by unit code so that every revision
+of a unit's reports stays in one partition, in order. InMemoryPublisher is the fake; both pass
+tests/contract/test_publisher_contract.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+
+class PublishFailed(RuntimeError):
+    """The broker did not acknowledge the message: the report is NOT accepted."""
+
+
+@dataclass(frozen=True)
+class Published:
+    topic: str
+    partition: int
+    offset: int
+
+
+class Publisher(Protocol):
+    async def publish(self, key: bytes, value: bytes) -> Published: ...
+
+    async def ready(self) -> bool: ...
+
+
+class KafkaPublisher:
+    def __init__(self, bootstrap: str, topic: str, timeout_s: float = 10.0) -> None:
+        self.topic = topic
+        self.timeout_s = timeout_s
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            request_timeout_ms=int(timeout_s * 1000),
+            client_id="baocao-ingest",
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        await self._producer.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if self._started:
+            await self._producer.stop()  # flushes what is in flight
+
+    async def publish(self, key: bytes, value: bytes) -> Published:
+        try:
+            meta = await asyncio.wait_for(
+                self._producer.send_and_wait(self.topic, value=value, key=key), self.timeout_s
+            )
+        except (KafkaError, TimeoutError) as exc:
+            raise PublishFailed(f"Kafka did not acknowledge: {type(exc).__name__}") from exc
+        return Published(meta.topic, meta.partition, meta.offset)
+
+    async def ready(self) -> bool:
+        try:
+            partitions = await asyncio.wait_for(self._producer.partitions_for(self.topic), 5)
+        except (KafkaError, TimeoutError):
+            return False
+        return bool(partitions)
+
+
+class InMemoryPublisher:
+    """Keeps messages in lists, one per partition, chosen by a stable hash of the key."""
+
+    def __init__(self, topic: str = "reports", partitions: int = 8) -> None:
+        self.topic = topic
+        self.partitions: list[list[tuple[bytes, bytes]]] = [[] for _ in range(partitions)]
+        self.available = True
+
+    async def publish(self, key: bytes, value: bytes) -> Published:
+        if not self.available:
+            raise PublishFailed("Kafka did not acknowledge: broker unavailable")
+        p = zlib.crc32(key) % len(self.partitions)
+        self.partitions[p].append((key, value))
+        return Published(self.topic, p, len(self.partitions[p]) - 1)
+
+    async def ready(self) -> bool:
+        return self.available

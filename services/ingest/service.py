@@ -1,0 +1,104 @@
+"""The ingest use case: accept one validated report, publish it, answer what became of it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from services.ingest.metrics import IngestMetrics
+from services.ingest.publisher import Publisher
+from services.ingest.submissions import SubmissionLog
+from shared.catalog import Catalog
+from shared.hierarchy import OrgTree
+from shared.reports import ReportInBase
+
+log = logging.getLogger(__name__)
+
+
+class Status(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    report_id: str
+    revision: int
+    status: Status
+
+
+class UnknownUnitError(ValueError):
+    def __init__(self, unit: str) -> None:
+        super().__init__(f"unit {unit!r} is not in the registry of provinces, districts, communes and agencies")
+        self.unit = unit
+
+
+class ConflictError(ValueError):
+    """The report contradicts what was accepted before under the same report_id."""
+
+
+def digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class IngestService:
+    def __init__(
+        self,
+        publisher: Publisher,
+        submissions: SubmissionLog,
+        tree: OrgTree,
+        catalog: Catalog,
+        metrics: IngestMetrics,
+    ) -> None:
+        self.publisher = publisher
+        self.submissions = submissions
+        self.tree = tree
+        self.catalog = catalog
+        self.metrics = metrics
+
+    async def submit(self, report: ReportInBase, source: str = "http") -> Outcome:
+        if report.unit not in self.tree:
+            raise UnknownUnitError(report.unit)
+        payload = report.model_dump(mode="json")
+        series = self.catalog.series_for(payload["kind"], payload.get("body")).key
+        content = digest(payload)
+        try:
+            prior = await self.submissions.get(report.report_id)
+        except PyMongoError:
+            # The duplicate check is a courtesy; the aggregator's ledger is the guarantee.
+            log.warning("submission log unavailable; publishing without duplicate check")
+            prior = None
+        if prior is not None:
+            if (prior.unit, prior.series) != (report.unit, series):
+                raise ConflictError(
+                    f"report {report.report_id} belongs to unit {prior.unit} ({prior.series}); "
+                    "a revision cannot change its unit or kind"
+                )
+            if report.revision in prior.revisions:
+                if prior.revisions[report.revision] == content:
+                    return Outcome(report.report_id, report.revision, Status.DUPLICATE)
+                raise ConflictError(
+                    f"revision {report.revision} of report {report.report_id} was already accepted "
+                    f"with other content; send a correction as revision {max(prior.revisions) + 1}"
+                )
+        envelope = {
+            "report": payload,
+            "received_at": datetime.now(UTC).isoformat(),
+            "source": source,
+        }
+        started = time.perf_counter()
+        await self.publisher.publish(report.unit.encode(), json.dumps(envelope, ensure_ascii=False).encode())
+        self.metrics.produce_seconds.observe(time.perf_counter() - started)
+        try:
+            await self.submissions.record(report.report_id, report.unit, series, report.revision, content)
+        except PyMongoError:
+            log.warning("could not record submission", extra={"report_id": report.report_id})
+        return Outcome(report.report_id, report.revision, Status.ACCEPTED)

@@ -1,0 +1,18 @@
+"""Settings of the ingest service (env prefix BAOCAO_INGEST_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class IngestSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="BAOCAO_INGEST_", extra="ignore", populate_by_name=True)
+
+    host: str = "127.0.0.1"
+    port: int = 8001
+    max_batch: int = Field(default=1000, ge=1, le=10000)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, description="larger request bodies get 413")
+    produce_timeout_seconds: float = Field(default=10.0, gt=0)

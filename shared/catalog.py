@@ -1,0 +1,214 @@
+"""The metric catalog (shared/data/catalog.json) as typed, immutable definitions.
+
+A *series* is what totals are kept for: one per report kind (``study_session``), and one per
+indicator (``indicator.hospital_beds``). Metric names are ``<series>.<field>``, e.g.
+``study_session.members_attended`` or ``indicator.doctors_per_10k.numerator``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from shared.periods import Granularity
+
+CATALOG_PATH = Path(__file__).with_name("data") / "catalog.json"
+INDICATOR_KIND = "indicator"
+
+
+class Combine(StrEnum):
+    SUM = "sum"  # adds up the tree
+    NONE = "none"  # kept at the reporting unit only
+
+
+class OverTime(StrEnum):
+    FLOW = "flow"  # a coarser period sums the finer ones
+    STOCK = "stock"  # a coarser period takes the latest value
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str  # int | text | date | enum
+    minimum: int | None = None
+    maximum: int | None = None
+    max_length: int | None = None
+    values: tuple[str, ...] = ()
+    within_period: bool = False
+    combine: Combine | None = None  # None: not a number that is totalled (text, dates)
+    over_time: OverTime = OverTime.FLOW
+
+    @property
+    def totalled(self) -> bool:
+        return self.combine is not None
+
+
+@dataclass(frozen=True)
+class RateSpec:
+    name: str
+    numerator: tuple[str, ...]
+    denominator: tuple[str, ...]
+    scale: int = 1
+
+
+@dataclass(frozen=True)
+class Rule:
+    field: str
+    at_most: str
+
+
+@dataclass(frozen=True)
+class SeriesSpec:
+    """What totals are kept for one series and how its fields combine."""
+
+    key: str
+    title: str
+    fields: tuple[FieldSpec, ...]
+    rates: tuple[RateSpec, ...]
+    expected_levels: frozenset[str]
+    closing_day: int = 14
+    grace_days: int = 0
+
+    @property
+    def totalled_fields(self) -> tuple[FieldSpec, ...]:
+        return tuple(f for f in self.fields if f.totalled)
+
+    @property
+    def rolls_up(self) -> bool:
+        """False when no field of this series is added above the reporting unit."""
+        return any(f.combine == Combine.SUM for f in self.fields)
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    name: str
+    title: str
+    fields: tuple[FieldSpec, ...]
+    rules: tuple[Rule, ...]
+    periods: frozenset[Granularity]
+    series: SeriesSpec | None  # None for the indicator kind: its series come from the indicator
+
+
+@dataclass(frozen=True)
+class IndicatorSpec:
+    code: str
+    title: str
+    combine: str  # sum | ratio | none
+    series: SeriesSpec
+    minimum: int = 0
+    maximum: int = 10**12
+
+
+@dataclass(frozen=True)
+class Catalog:
+    kinds: dict[str, KindSpec]
+    indicators: dict[str, IndicatorSpec]
+    series: dict[str, SeriesSpec] = field(default_factory=dict)
+
+    def series_for(self, kind: str, body: dict[str, Any] | None) -> SeriesSpec:
+        if kind == INDICATOR_KIND:
+            if not body or "indicator" not in body:
+                raise KeyError("an indicator report names its indicator in body.indicator")
+            return self.indicators[body["indicator"]].series
+        spec = self.kinds[kind].series
+        assert spec is not None
+        return spec
+
+
+def _field(name: str, raw: dict[str, Any]) -> FieldSpec:
+    return FieldSpec(
+        name=name,
+        type=raw["type"],
+        minimum=raw.get("min"),
+        maximum=raw.get("max"),
+        max_length=raw.get("max_length"),
+        values=tuple(raw.get("values", ())),
+        within_period=bool(raw.get("within_period", False)),
+        combine=Combine(raw["combine"]) if "combine" in raw else None,
+        over_time=OverTime(raw.get("over_time", "flow")),
+    )
+
+
+def _indicator(code: str, raw: dict[str, Any]) -> IndicatorSpec:
+    over_time = OverTime(raw["over_time"])
+    lo, hi = int(raw.get("min", 0)), int(raw["max"])
+    key = f"{INDICATOR_KIND}.{code}"
+    if raw["combine"] == "ratio":
+        fields = (
+            FieldSpec("numerator", "int", lo, hi, combine=Combine.SUM, over_time=over_time),
+            FieldSpec("denominator", "int", 0, hi, combine=Combine.SUM, over_time=over_time),
+        )
+        rates = (RateSpec("rate", ("numerator",), ("denominator",), int(raw.get("scale", 1))),)
+    else:
+        combine = Combine.SUM if raw["combine"] == "sum" else Combine.NONE
+        fields = (FieldSpec("value", "int", lo, hi, combine=combine, over_time=over_time),)
+        rates = ()
+    series = SeriesSpec(
+        key=key,
+        title=raw["title"],
+        fields=fields,
+        rates=rates,
+        expected_levels=frozenset(raw.get("expected_levels", ())),
+        closing_day=int(raw.get("closing_day", 14)),
+        grace_days=int(raw.get("grace_days", 0)),
+    )
+    return IndicatorSpec(code, raw["title"], raw["combine"], series, lo, hi)
+
+
+def parse_catalog(raw: dict[str, Any]) -> Catalog:
+    kinds: dict[str, KindSpec] = {}
+    series: dict[str, SeriesSpec] = {}
+    for name, k in raw["kinds"].items():
+        fields = tuple(_field(fname, f) for fname, f in k["fields"].items())
+        deadline = k.get("deadline", {})
+        spec = SeriesSpec(
+            key=name,
+            title=k["title"],
+            fields=fields,
+            rates=tuple(
+                RateSpec(rname, tuple(r["numerator"]), tuple(r["denominator"]), int(r.get("scale", 1)))
+                for rname, r in k.get("rates", {}).items()
+            ),
+            expected_levels=frozenset(k.get("expected_levels", ())),
+            closing_day=int(deadline.get("closing_day", 14)),
+            grace_days=int(deadline.get("grace_days", 0)),
+        )
+        kinds[name] = KindSpec(
+            name=name,
+            title=k["title"],
+            fields=fields,
+            rules=tuple(Rule(r["field"], r["at_most"]) for r in k.get("rules", ())),
+            periods=frozenset(Granularity(p) for p in k.get("periods", list(Granularity))),
+            series=spec,
+        )
+        series[name] = spec
+    indicators = {
+        code: _indicator(code, i) for code, i in raw.get("indicators", {}).items() if code != "_doc"
+    }
+    for ind in indicators.values():
+        series[ind.series.key] = ind.series
+    indicator_fields = (
+        FieldSpec("indicator", "enum", values=tuple(indicators)),
+        FieldSpec("value", "int"),
+        FieldSpec("numerator", "int"),
+        FieldSpec("denominator", "int"),
+        FieldSpec("note", "text", max_length=500),
+    )
+    kinds[INDICATOR_KIND] = KindSpec(
+        name=INDICATOR_KIND,
+        title="Tiến độ chỉ tiêu (progress on a numeric target)",
+        fields=indicator_fields,
+        rules=(),
+        periods=frozenset(Granularity),
+        series=None,
+    )
+    return Catalog(kinds=kinds, indicators=indicators, series=series)
+
+
+@cache
+def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
+    return parse_catalog(json.loads(path.read_text(encoding="utf-8")))

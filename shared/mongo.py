@@ -1,0 +1,46 @@
+"""MongoDB access shared by the services, through PyMongo's async API (AsyncMongoClient).
+
+Motor, named in the original design, reached end of life in May 2026; PyMongo's own async API is
+its official successor. Everything here stays within what both MongoDB 7 and FerretDB v1 support:
+single-document atomic updates ($inc, $set), bulk writes, no multi-document transactions, no
+change streams.
+
+Collections:
+    totals       one document per (unit, series, period): summed fields and counters
+    ledgers      one document per reporting unit: the latest revision of each of its reports
+    submissions  one document per report_id: its unit, kind and the revisions ingest accepted
+    agencies     agencies registered at runtime under a commune, a district or a province
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+TOTALS = "totals"
+LEDGERS = "ledgers"
+SUBMISSIONS = "submissions"
+AGENCIES = "agencies"
+
+
+def make_client(uri: str, app_name: str) -> AsyncMongoClient[dict[str, Any]]:
+    """A client that fails fast when the server is away, so readiness probes answer promptly."""
+    return AsyncMongoClient(
+        uri,
+        appname=app_name,
+        serverSelectionTimeoutMS=5000,
+        connectTimeoutMS=5000,
+        tz_aware=True,
+    )
+
+
+async def ensure_indexes(client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+    db = client[database]
+    await db[TOTALS].create_index([("parents", 1), ("series", 1), ("period", 1)])
+    await db[TOTALS].create_index([("unit", 1), ("period", 1)])
+    await db[AGENCIES].create_index([("parent", 1)])
+
+
+async def ping(client: AsyncMongoClient[dict[str, Any]]) -> None:
+    await client.admin.command("ping")

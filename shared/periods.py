@@ -1,0 +1,157 @@
+"""Reporting periods: month, quarter, half-year, year and congress term.
+
+    2025-03     month
+    2025-Q1     quarter
+    2025-H1     half-year
+    2025        year
+    2020-2025   congress term (nhiệm kỳ)
+
+A report names the period it covers. Its figures also count in every coarser period that
+contains it (a March report counts in 2025-Q1, 2025-H1, 2025 and its term), and it is from these
+enclosing periods that totals at any granularity are answered.
+
+Terms: a congress term "A-B" starts with the congresses of year A and ends with those of year B,
+both held in the autumn. We assign calendar years A .. B-1 to term "A-B" (so 2025 belongs to
+2025-2030), which keeps the periods a tree. Terms are five years long.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from enum import StrEnum
+from functools import lru_cache
+
+VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
+TERM_YEARS = 5
+FIRST_TERM_START = 1986  # the Đổi Mới congress; terms run in five-year steps from it
+MIN_YEAR, MAX_YEAR = 1986, 2100
+
+ACCEPTED_FORMS = "YYYY-MM (month), YYYY-Qn (quarter), YYYY-Hn (half-year), YYYY (year), YYYY-YYYY (congress term, e.g. 2020-2025)"
+
+_PATTERNS = [
+    (re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$"), "month"),
+    (re.compile(r"^(\d{4})-Q([1-4])$"), "quarter"),
+    (re.compile(r"^(\d{4})-H([12])$"), "half"),
+    (re.compile(r"^(\d{4})$"), "year"),
+    (re.compile(r"^(\d{4})-(\d{4})$"), "term"),
+]
+
+
+class Granularity(StrEnum):
+    MONTH = "month"
+    QUARTER = "quarter"
+    HALF = "half"
+    YEAR = "year"
+    TERM = "term"
+
+
+class PeriodError(ValueError):
+    """A period string that is not one of the accepted forms."""
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    """A calendar span with its canonical label. Months in [first_month, last_month] of ``year``,
+    except terms, which span whole years."""
+
+    start: date
+    end: date  # inclusive
+    granularity: Granularity
+    label: str
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def enclosing(self) -> tuple[Period, ...]:
+        """This period and every coarser one that contains it, finest first."""
+        return _enclosing(self.label)
+
+    def contains(self, day: date) -> bool:
+        return self.start <= day <= self.end
+
+
+def _month_end(year: int, month: int) -> date:
+    if month == 12:
+        return date(year, 12, 31)
+    return date(year, month + 1, 1) - timedelta(days=1)
+
+
+def _check_year(year: int, text: str) -> None:
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise PeriodError(f"period {text!r}: year must be between {MIN_YEAR} and {MAX_YEAR}")
+
+
+@lru_cache(maxsize=4096)
+def parse_period(text: str) -> Period:
+    """Parse a period label; raise PeriodError naming the accepted forms."""
+    if not isinstance(text, str):
+        raise PeriodError(f"period must be a string in one of the forms {ACCEPTED_FORMS}")
+    for pattern, kind in _PATTERNS:
+        m = pattern.match(text)
+        if not m:
+            continue
+        year = int(m.group(1))
+        _check_year(year, text)
+        if kind == "month":
+            month = int(m.group(2))
+            return Period(date(year, month, 1), _month_end(year, month), Granularity.MONTH, text)
+        if kind == "quarter":
+            q = int(m.group(2))
+            return Period(
+                date(year, 3 * q - 2, 1), _month_end(year, 3 * q), Granularity.QUARTER, text
+            )
+        if kind == "half":
+            h = int(m.group(2))
+            return Period(
+                date(year, 6 * h - 5, 1), _month_end(year, 6 * h), Granularity.HALF, text
+            )
+        if kind == "year":
+            return Period(date(year, 1, 1), date(year, 12, 31), Granularity.YEAR, text)
+        end_year = int(m.group(2))
+        if end_year - year != TERM_YEARS or (year - FIRST_TERM_START) % TERM_YEARS:
+            raise PeriodError(
+                f"period {text!r}: a congress term spans {TERM_YEARS} years from a congress year "
+                f"(…, 2015-2020, 2020-2025, 2025-2030, …)"
+            )
+        return Period(date(year, 1, 1), date(end_year - 1, 12, 31), Granularity.TERM, text)
+    raise PeriodError(f"period {text!r} is not valid; accepted forms: {ACCEPTED_FORMS}")
+
+
+def term_of_year(year: int) -> str:
+    start = year - (year - FIRST_TERM_START) % TERM_YEARS
+    return f"{start}-{start + TERM_YEARS}"
+
+
+@lru_cache(maxsize=4096)
+def _enclosing(label: str) -> tuple[Period, ...]:
+    p = parse_period(label)
+    y = p.start.year
+    chain: list[str] = [label]
+    if p.granularity == Granularity.MONTH:
+        m = p.start.month
+        chain += [f"{y}-Q{(m - 1) // 3 + 1}", f"{y}-H{(m - 1) // 6 + 1}", str(y)]
+    elif p.granularity == Granularity.QUARTER:
+        q = (p.start.month - 1) // 3 + 1
+        chain += [f"{y}-H{(q - 1) // 2 + 1}", str(y)]
+    elif p.granularity == Granularity.HALF:
+        chain += [str(y)]
+    if p.granularity != Granularity.TERM:
+        chain.append(term_of_year(y))
+    return tuple(parse_period(x) for x in chain)
+
+
+def deadline(period: Period, closing_day: int = 14, grace_days: int = 0) -> datetime:
+    """The end of the day on which data for ``period`` closes, in Vietnam time.
+
+    After Decree 09/2019/NĐ-CP: monthly data closes on the 14th of the month (the window runs from
+    the 15th of the previous month), annual data on 14 December; generally, on ``closing_day`` of
+    the period's last month. ``grace_days`` moves the deadline later, per report kind.
+    """
+    last_month = period.end
+    day = date(last_month.year, last_month.month, min(closing_day, last_month.day))
+    return datetime(day.year, day.month, day.day, 23, 59, 59, 999999, VIETNAM_TZ) + timedelta(
+        days=grace_days
+    )

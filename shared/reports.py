@@ -1,0 +1,209 @@
+"""Report schemas: what a local unit sends (``ReportIn``) and what travels on Kafka (``ReportEnvelope``).
+
+The per-kind body models are generated from the metric catalog, so a new report kind needs only
+a catalog entry. Validation errors name the field (``body.members_attended``) and the problem.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    TypeAdapter,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from shared.catalog import INDICATOR_KIND, Catalog, FieldSpec, KindSpec, load_catalog
+from shared.periods import PeriodError, parse_period
+
+# Report ids are chosen by the client and stable across revisions. No dots or dollar signs: they
+# become keys in stored documents.
+REPORT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_:/-]{0,79}$"
+# Official codes: province 2 digits, district 3, commune 5; agencies are <parent code>-<slug>.
+UNIT_CODE_PATTERN = r"^[0-9]{2,5}(-[a-z0-9][a-z0-9_]{0,39})?$"
+MAX_REVISION = 1_000_000
+EARLIEST_SUBMISSION = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _not_in_future(value: datetime) -> datetime:
+    if value < EARLIEST_SUBMISSION:
+        raise ValueError("must not be before 2000-01-01")
+    if value > datetime.now(UTC) + timedelta(days=1):
+        raise ValueError("must not be in the future")
+    return value
+
+
+NfcText = Annotated[str, AfterValidator(_nfc)]
+
+
+class ReportInBase(BaseModel):
+    """The envelope every report shares, whatever its kind."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    report_id: str = Field(
+        pattern=REPORT_ID_PATTERN,
+        description="Chosen by the sender, the same for every revision of this report.",
+        examples=["38-386-14923-ss-2020-12"],
+    )
+    revision: StrictInt = Field(ge=1, le=MAX_REVISION, description="1 for the first version; a correction sends a higher one.")
+    unit: str = Field(pattern=UNIT_CODE_PATTERN, description="Code of the reporting unit.", examples=["14923"])
+    period: str = Field(description="2025-03, 2025-Q1, 2025-H1, 2025 or 2020-2025.", examples=["2020-12"])
+    submitted_at: Annotated[AwareDatetime, AfterValidator(_not_in_future)] = Field(
+        description="When the unit submitted it, with a time zone."
+    )
+    withdrawn: StrictBool = Field(
+        default=False, description="True withdraws the report: its figures leave every total."
+    )
+
+    @field_validator("period")
+    @classmethod
+    def _period_is_valid(cls, value: str) -> str:
+        try:
+            parse_period(value)
+        except PeriodError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+def _body_field(spec: FieldSpec) -> tuple[Any, Any]:
+    if spec.type == "int":
+        return (StrictInt, Field(ge=spec.minimum, le=spec.maximum))
+    if spec.type == "text":
+        return (NfcText | None, Field(default=None, max_length=spec.max_length))
+    if spec.type == "date":
+        return (date, ...)
+    if spec.type == "enum":
+        return (Literal[tuple(spec.values)], ...)  # type: ignore[valid-type]
+    raise ValueError(f"catalog: unknown field type {spec.type!r} for {spec.name}")
+
+
+def _make_body_model(kind: KindSpec) -> type[BaseModel]:
+    fields = {f.name: _body_field(f) for f in kind.fields}
+
+    def check_rules(self: BaseModel) -> BaseModel:
+        for rule in kind.rules:
+            low, high = getattr(self, rule.field), getattr(self, rule.at_most)
+            if low is not None and high is not None and low > high:
+                raise ValueError(
+                    f"{rule.field} ({low}) must not exceed {rule.at_most} ({high})"
+                )
+        return self
+
+    model = create_model(  # type: ignore[call-overload]
+        f"{kind.name.title().replace('_', '')}Body",
+        __config__=ConfigDict(extra="forbid", str_strip_whitespace=True),
+        __validators__={"_rules": model_validator(mode="after")(check_rules)},
+        **fields,
+    )
+    model.__doc__ = kind.title
+    return model
+
+
+def _make_indicator_body(catalog: Catalog) -> type[BaseModel]:
+    codes = tuple(catalog.indicators)
+
+    class IndicatorBody(BaseModel):
+        """Progress on one indicator of the catalog (body.indicator)."""
+
+        model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+        indicator: Literal[codes]  # type: ignore[valid-type]
+        value: StrictInt | None = Field(default=None, ge=-(10**12), le=10**12)
+        numerator: StrictInt | None = Field(default=None, ge=0, le=10**12)
+        denominator: StrictInt | None = Field(default=None, ge=0, le=10**12)
+        note: Annotated[NfcText | None, Field(max_length=500)] = None
+
+        @model_validator(mode="after")
+        def _matches_indicator(self) -> IndicatorBody:
+            ind = catalog.indicators[self.indicator]
+            if ind.combine == "ratio":
+                wanted, unwanted = ("numerator", "denominator"), ("value",)
+            else:
+                wanted, unwanted = ("value",), ("numerator", "denominator")
+            for name in wanted:
+                v = getattr(self, name)
+                if v is None:
+                    raise ValueError(f"{name} is required for indicator {self.indicator}")
+                if not ind.minimum <= v <= ind.maximum:
+                    raise ValueError(
+                        f"{name} {v} is outside {ind.minimum}..{ind.maximum} for indicator {self.indicator}"
+                    )
+            for name in unwanted:
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} is not used by indicator {self.indicator} ({ind.combine})")
+            return self
+
+    return IndicatorBody
+
+
+def _make_report_model(kind: KindSpec, body: type[BaseModel]) -> type[ReportInBase]:
+    def check_period(self: Any) -> Any:
+        p = parse_period(self.period)
+        if p.granularity not in kind.periods:
+            allowed = ", ".join(sorted(g.value for g in kind.periods))
+            raise ValueError(f"period {self.period}: a {kind.name} report covers a {allowed}")
+        if self.body is None:
+            if not self.withdrawn:
+                raise ValueError("body is required unless the report is withdrawn")
+            return self
+        for f in kind.fields:
+            if f.within_period:
+                day = getattr(self.body, f.name)
+                if not p.contains(day):
+                    raise ValueError(
+                        f"body.{f.name} {day} is outside period {self.period} ({p.start} to {p.end})"
+                    )
+        return self
+
+    model = create_model(  # type: ignore[call-overload]
+        f"{kind.name.title().replace('_', '')}ReportIn",
+        __base__=ReportInBase,
+        __validators__={"_period_rules": model_validator(mode="after")(check_period)},
+        kind=(Literal[kind.name], ...),
+        body=(body | None, None),
+    )
+    model.__doc__ = kind.title
+    return model
+
+
+def build_report_models(catalog: Catalog) -> dict[str, type[ReportInBase]]:
+    models = {}
+    for name, kind in catalog.kinds.items():
+        body = _make_indicator_body(catalog) if name == INDICATOR_KIND else _make_body_model(kind)
+        models[name] = _make_report_model(kind, body)
+    return models
+
+
+REPORT_MODELS = build_report_models(load_catalog())
+ReportIn = Annotated[
+    Union[tuple(REPORT_MODELS.values())],  # type: ignore[valid-type]  # noqa: UP007
+    Field(discriminator="kind"),
+]
+REPORT_ADAPTER: TypeAdapter[Any] = TypeAdapter(ReportIn)
+
+
+class ReportEnvelope(BaseModel):
+    """A report as it travels on the ``reports`` topic: the validated report plus what ingest
+    stamps on it. Units that produce straight to Kafka send the same JSON; ``received_at`` is then
+    the broker's timestamp."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    report: dict[str, Any]
+    received_at: AwareDatetime
+    source: str = "http"

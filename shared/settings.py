@@ -1,0 +1,62 @@
+"""Settings shared by the services. Each service has one settings class with its own env prefix
+(BAOCAO_INGEST_, BAOCAO_AGGREGATE_, BAOCAO_API_); the connection settings are also read from the
+plain names every Kafka/MongoDB tool knows (KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(prefix: str, name: str) -> AliasChoices:
+    return AliasChoices(f"{prefix}{name}", name)
+
+
+class ServiceSettings(BaseSettings):
+    """Connection settings every service needs. They have no default: a service started without
+    them stops at once and says which variable is missing."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap_servers: str = Field(
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+        description="host:port[,host:port] of the Kafka brokers",
+    )
+    mongodb_uri: str = Field(
+        validation_alias=AliasChoices("MONGODB_URI", "mongodb_uri"),
+        description="mongodb:// URI of the MongoDB-compatible database",
+    )
+    mongodb_database: str = Field(
+        default="baocao", validation_alias=AliasChoices("MONGODB_DATABASE", "mongodb_database")
+    )
+    reports_topic: str = Field(
+        default="reports", validation_alias=AliasChoices("BAOCAO_REPORTS_TOPIC", "reports_topic")
+    )
+    dead_letter_topic: str = Field(
+        default="reports.dead-letter",
+        validation_alias=AliasChoices("BAOCAO_DEAD_LETTER_TOPIC", "dead_letter_topic"),
+    )
+    provinces: str = Field(
+        default="",
+        validation_alias=AliasChoices("BAOCAO_PROVINCES", "provinces"),
+        description="Comma-separated province codes to load (empty: the whole country)",
+    )
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("BAOCAO_LOG_LEVEL", "log_level"))
+
+    @property
+    def province_codes(self) -> list[str] | None:
+        codes = [c.strip() for c in self.provinces.split(",") if c.strip()]
+        return codes or None
+
+
+def describe_missing(exc: Exception) -> str:
+    """A one-line message for a settings ValidationError: which variables are missing or wrong."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    parts = []
+    for err in exc.errors():
+        name = str(err["loc"][0]).upper() if err["loc"] else "?"
+        parts.append(f"{name}: {err['msg']}")
+    return "configuration error: " + "; ".join(parts)

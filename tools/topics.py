@@ -1,0 +1,63 @@
+"""Create baocao's Kafka topics (kafka-python admin). Idempotent.
+
+    python -m tools.topics [--partitions 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARTITIONS = 8
+
+
+def topic_specs(partitions: int) -> list[NewTopic]:
+    reports = os.environ.get("BAOCAO_REPORTS_TOPIC", "reports")
+    dead = os.environ.get("BAOCAO_DEAD_LETTER_TOPIC", "reports.dead-letter")
+    totals = os.environ.get("BAOCAO_TOTALS_TOPIC", "totals")
+    return [
+        # Keyed by unit code: every revision of a unit's reports lands in one partition, in order.
+        NewTopic(reports, partitions, 1, topic_configs={"retention.ms": str(-1)}),
+        NewTopic(dead, 1, 1, topic_configs={"retention.ms": str(-1)}),
+        # Keyed by unit|series|period, compacted: reading from the start ends with current totals.
+        NewTopic(totals, partitions, 1, topic_configs={"cleanup.policy": "compact"}),
+    ]
+
+
+def create_topics(bootstrap: str, partitions: int = DEFAULT_PARTITIONS) -> list[str]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="baocao-topics")
+    created = []
+    try:
+        for spec in topic_specs(partitions):
+            try:
+                admin.create_topics([spec])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+    return created
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    parser.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS)
+    args = parser.parse_args(argv)
+    if not args.bootstrap:
+        parser.error("set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap")
+    created = create_topics(args.bootstrap, args.partitions)
+    log.info("topics created: %s", ", ".join(created) or "none (all existed)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
