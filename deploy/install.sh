@@ -2,7 +2,8 @@
 # Installs everything baocao needs on a fresh machine, into git-ignored folders of the repo:
 #   .venv/               Python 3.11 virtualenv with the pinned dependencies
 #   .cache/kafka/lib     Apache Kafka jars from Maven Central (deploy/kafka/pom.xml)
-#   .cache/bin/ferretdb  FerretDB v1 built from the Go module proxy (deploy/ferretdb/build.sh)
+#   .cache/mongo-java-server/lib   mongo-java-server (H2 backend) from Maven Central, with its
+#                        small launcher compiled from deploy/mongo-java-server
 #   .cache/bin/promtool  from Debian's prometheus package, when apt is available
 # Idempotent: a second run only checks.
 set -euo pipefail
@@ -27,10 +28,15 @@ if [ ! -f .cache/kafka/.installed ] || [ deploy/kafka/pom.xml -nt .cache/kafka/.
   touch .cache/kafka/.installed
 fi
 
-if [ ! -x .cache/bin/ferretdb ] || [ deploy/ferretdb/build.sh -nt .cache/bin/ferretdb ]; then
-  echo "install: FerretDB from the Go module proxy -> .cache/bin/ferretdb"
-  command -v go >/dev/null || { echo "install: Go is required to build FerretDB" >&2; exit 1; }
-  deploy/ferretdb/build.sh "$root/.cache/bin/ferretdb"
+mjs=deploy/mongo-java-server
+if [ ! -f .cache/mongo-java-server/.installed ] || [ "$mjs/pom.xml" -nt .cache/mongo-java-server/.installed ] \
+   || [ "$mjs/src/main/java/baocao/Server.java" -nt .cache/mongo-java-server/.installed ]; then
+  echo "install: mongo-java-server from Maven Central -> .cache/mongo-java-server/lib"
+  rm -rf .cache/mongo-java-server/lib
+  mvn -q -B -f "$mjs/pom.xml" package dependency:copy-dependencies \
+    -DoutputDirectory="$root/.cache/mongo-java-server/lib" -DincludeScope=runtime
+  cp "$mjs"/target/mongo-java-server-runner-*.jar .cache/mongo-java-server/lib/
+  touch .cache/mongo-java-server/.installed
 fi
 
 if [ ! -x .cache/bin/promtool ] && [ ! -x .cache/bin/prometheus ]; then

@@ -1,4 +1,8 @@
-"""Start, stop and check the local servers: Apache Kafka (KRaft) and FerretDB (SQLite).
+"""Start, stop and check the local servers: Apache Kafka (KRaft) and a MongoDB-compatible server.
+
+The MongoDB-compatible server is bwaldvogel's mongo-java-server with its H2 backend. FerretDB v1
+was tried first and dropped: with concurrent writers it lost $inc updates and stalled (README,
+"Why not FerretDB").
 
 There is no Docker engine on the development and CI machines, so the project runs its own
 servers from what deploy/install.sh put under .cache/. Each *profile* ("dev" for `make run`,
@@ -168,11 +172,22 @@ def start_kafka(profile: Profile, state: dict) -> str:
 
 def kafka_ready(bootstrap: str, deadline_s: float = 90.0) -> None:
     """Wait until a message produced to a health topic can be consumed back."""
+    deadline = time.monotonic() + deadline_s
+    # While the broker starts, every attempt logs refused connections; the outcome is what counts.
+    kafka_log = logging.getLogger("kafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
+    try:
+        _wait_round_trip(bootstrap, deadline)
+    finally:
+        kafka_log.setLevel(level)
+
+
+def _wait_round_trip(bootstrap: str, deadline: float) -> None:
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-    deadline = time.monotonic() + deadline_s
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
@@ -199,40 +214,40 @@ def kafka_ready(bootstrap: str, deadline_s: float = 90.0) -> None:
         except (KafkaError, OSError, StackError) as exc:
             last = exc
         time.sleep(0.5)
-    raise StackError(f"Kafka at {bootstrap} not ready after {deadline_s:.0f}s: {last!r}")
+    raise StackError(f"Kafka at {bootstrap} not ready in time: {last!r}")
 
 
-# ---------------------------------------------------------------- FerretDB
+# ---------------------------------------------------------------- MongoDB-compatible server
 
 
-def start_ferretdb(profile: Profile, state: dict) -> str:
-    binary = CACHE / "bin" / "ferretdb"
-    if not binary.exists():
-        raise StackError("FerretDB is not installed: run deploy/install.sh (or `make install`)")
-    fdir = profile.dir / "ferretdb"
-    data = fdir / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    fs = state.setdefault("mongodb", {})
-    port = fs.get("port") or int(os.environ.get("BAOCAO_MONGODB_PORT", 0)) or free_port()
-    out = open(fdir / "ferretdb.log", "ab")  # noqa: SIM115 - handed to the child process
+def start_mongo(profile: Profile, state: dict) -> str:
+    """mongo-java-server with its H2 backend (deploy/mongo-java-server), one file per profile."""
+    lib = CACHE / "mongo-java-server" / "lib"
+    if not lib.is_dir():
+        raise StackError("mongo-java-server is not installed: run deploy/install.sh (or `make install`)")
+    mdir = profile.dir / "mongodb"
+    mdir.mkdir(parents=True, exist_ok=True)
+    ms = state.setdefault("mongodb", {})
+    port = ms.get("port") or int(os.environ.get("BAOCAO_MONGODB_PORT", 0)) or free_port()
+    out = open(mdir / "server.log", "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(
         [
-            str(binary),
-            "--handler=sqlite",
-            f"--sqlite-url=file:{data}/",
-            f"--state-dir={fdir}",
-            f"--listen-addr=127.0.0.1:{port}",
-            "--telemetry=disable",
-            # Its debug HTTP listener takes a fixed port (8088); two profiles would clash on it.
-            "--debug-addr=-",
-            "--log-level=warn",
+            os.environ.get("JAVA", "java"),
+            "-Xms128m",
+            os.environ.get("BAOCAO_MONGODB_HEAP", "-Xmx2g"),
+            "-cp",
+            f"{lib}/*",
+            "baocao.Server",
+            "127.0.0.1",
+            str(port),
+            str(mdir / "baocao.mv"),
         ],
         stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
-    fs.update(pid=proc.pid, port=port)
+    ms.update(pid=proc.pid, port=port)
     return f"mongodb://127.0.0.1:{port}/"
 
 
@@ -281,7 +296,7 @@ def start(profile: Profile) -> dict[str, str]:
     elif _running(state.get("mongodb")):
         mongo = f"mongodb://127.0.0.1:{state['mongodb']['port']}/"
     else:
-        mongo = start_ferretdb(profile, state)
+        mongo = start_mongo(profile, state)
         profile.save(state)
     endpoints["MONGODB_URI"] = mongo
 

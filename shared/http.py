@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.auth import Forbidden, InvalidToken, Principal, check_secret, verify
+from shared.auth import Scope as TokenScope
+from shared.hierarchy import OrgTree
+from shared.revocations import Revocations
 
 
 class BodyTooLarge(Exception):
@@ -94,3 +99,44 @@ def probes_router(registry: CollectorRegistry, ready: Callable[[], Awaitable[dic
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+class Authenticator:
+    """Verifies the bearer token of a request and checks its scope and unit."""
+
+    def __init__(self, secret: str, revocations: Revocations) -> None:
+        check_secret(secret)
+        self.secret = secret
+        self.revocations = revocations
+
+    async def principal(self, request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        try:
+            principal = verify(self.secret, token.strip())
+        except InvalidToken as exc:
+            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        if await self.revocations.is_revoked(principal.token_id):
+            raise HTTPException(401, "token revoked", headers={"WWW-Authenticate": "Bearer"})
+        return principal
+
+
+def authorize(principal: Principal, scope: TokenScope, tree: OrgTree, unit: str | None) -> None:
+    """403 unless the token has ``scope`` and ``unit`` (when given) lies in its subtree."""
+    try:
+        principal.require_scope(scope)
+    except Forbidden as exc:
+        raise HTTPException(403, str(exc)) from None
+    if unit is not None and not principal.covers(tree, unit):
+        raise HTTPException(403, f"unit {unit} is outside this token's unit {principal.unit}")
+
+
+async def current_principal(request: Request) -> Principal:
+    """FastAPI dependency: the verified principal of the request (401 otherwise)."""
+    authenticator: Authenticator = request.app.state.components["auth"]
+    return await authenticator.principal(request)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

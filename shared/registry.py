@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -19,9 +20,22 @@ class AgencyRegistry:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str, tree: OrgTree) -> None:
         self._col = client[database][AGENCIES]
         self.tree = tree
+        self._lock = asyncio.Lock()
+        self._refreshed_at = float("-inf")
+
+    async def lookup(self, code: str, min_interval_s: float = 1.0) -> bool:
+        """Is ``code`` known? When not, refresh once (at most every ``min_interval_s``, shared by
+        concurrent callers) in case it was registered through another service a moment ago."""
+        if code in self.tree:
+            return True
+        async with self._lock:
+            if code not in self.tree and time.monotonic() - self._refreshed_at >= min_interval_s:
+                await self.refresh()
+        return code in self.tree
 
     async def refresh(self) -> int:
         """Add agencies registered since the last refresh (by any service). Returns how many."""
+        self._refreshed_at = time.monotonic()
         added = 0
         # Parents first: an agency's parent is never an agency, so one pass suffices.
         async for doc in self._col.find({}, sort=[("_id", 1)]):

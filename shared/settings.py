@@ -4,12 +4,8 @@ plain names every Kafka/MongoDB tool knows (KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-
-def _env(prefix: str, name: str) -> AliasChoices:
-    return AliasChoices(f"{prefix}{name}", name)
 
 
 class ServiceSettings(BaseSettings):
@@ -60,3 +56,15 @@ def describe_missing(exc: Exception) -> str:
         name = str(err["loc"][0]).upper() if err["loc"] else "?"
         parts.append(f"{name}: {err['msg']}")
     return "configuration error: " + "; ".join(parts)
+
+
+class HttpServiceSettings(ServiceSettings):
+    """Settings of the FastAPI services: where to listen and the token signing key."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth_secret: SecretStr = Field(
+        validation_alias=AliasChoices("BAOCAO_AUTH_SECRET", "auth_secret"),
+        description="HMAC key that signs access tokens (at least 32 characters); no default",
+        min_length=32,
+    )

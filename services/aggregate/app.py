@@ -16,6 +16,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.aggregate.agents import register_agents
+from services.aggregate.faust_kafka import AggregateApp
 from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.projector import Projector
 from services.aggregate.settings import AggregateSettings
@@ -88,7 +89,7 @@ class Runtime:
 
 def create_app(settings: AggregateSettings) -> faust.App:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = AggregateApp(
         settings.app_id,
         broker=[f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")],
         value_serializer="raw",

@@ -101,16 +101,28 @@ class BatchWorker:
     async def _handle_partition(self, partition: int, messages: list[RawMessage]) -> None:
         good, bad = await self._decode(messages)
         started = time.perf_counter()
+        attempt = 0
         while True:
             try:
                 result = await self.projector.apply(partition, good)
                 break
-            except PyMongoError as exc:
-                # The database is away (restart, failover): wait and try the same batch again.
-                # Nothing is acknowledged to Kafka meanwhile, and the writes are idempotent.
-                self.metrics.retries.labels("database").inc()
-                log.warning("database error, retrying batch", extra={"partition": partition, "error": str(exc)[:300]})
-                await asyncio.sleep(self.retry_pause)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - see below
+                # Never let an error escape: faust acknowledges a batch even when the agent
+                # raises, and an acknowledged batch that was not applied is lost. The database
+                # being away (restart, failover) is the usual cause; the writes are idempotent,
+                # so the same batch is simply tried again. Anything else is a bug that stops this
+                # partition, loudly, rather than skipping reports.
+                attempt += 1
+                cause = "database" if isinstance(exc, PyMongoError) else "unexpected"
+                self.metrics.retries.labels(cause).inc()
+                log.warning(
+                    "batch failed, retrying",
+                    extra={"partition": partition, "attempt": attempt, "error": repr(exc)[:300]},
+                    exc_info=cause == "unexpected",
+                )
+                await asyncio.sleep(min(self.retry_pause * attempt, 5.0))
         domain_rejects = [
             (next(m for m in messages if m.offset == p.offset), Rejected("rejected", reason))
             for p, reason in result.rejected

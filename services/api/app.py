@@ -6,6 +6,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.api.repository import MongoTotalsReader, TotalsReader
@@ -21,12 +23,14 @@ from services.api.views import (
     unit_totals,
 )
 from shared.catalog import load_catalog
-from shared.hierarchy import OrgTree, load_vietnam
-from shared.http import add_request_metrics, probes_router
+from shared.hierarchy import HierarchyError, OrgTree, UnknownUnit, load_vietnam
+from shared.auth import Scope
+from shared.http import Authenticator, CurrentPrincipal, add_request_metrics, authorize, probes_router
 from shared.mongo import make_client, ping
 from shared.periods import ACCEPTED_FORMS, PeriodError, parse_period
 from shared.registry import AgencyRegistry
-from shared.reports import UNIT_CODE_PATTERN
+from shared.revocations import InMemoryRevocations, MongoRevocations, Revocations
+from shared.reports import UNIT_CODE_PATTERN, NfcText
 
 
 class ApiMetrics:
@@ -67,7 +71,23 @@ def _period(period: str) -> str:
     return period
 
 
-def create_app(settings: ApiSettings, *, reader: TotalsReader | None = None, tree: OrgTree | None = None) -> FastAPI:
+class AgencyIn(BaseModel):
+    """An agency, hospital, school or enterprise party unit, registered under an existing unit."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    code: str = Field(pattern=r"^[0-9]{2,5}-[a-z0-9][a-z0-9_]{0,39}$", examples=["38-bvdk"], description="<parent>-<slug>")
+    name: NfcText = Field(min_length=1, max_length=200, examples=["Đảng bộ Bệnh viện Đa khoa tỉnh"])
+    parent: str = Field(pattern=r"^[0-9]{2,5}$", examples=["38"], description="a commune, district or province")
+
+
+def create_app(
+    settings: ApiSettings,
+    *,
+    reader: TotalsReader | None = None,
+    tree: OrgTree | None = None,
+    registry: AgencyRegistry | None = None,
+    revocations: Revocations | None = None,
+) -> FastAPI:
     catalog = load_catalog()
     metrics = ApiMetrics()
     state: dict[str, Any] = {}
@@ -77,14 +97,16 @@ def create_app(settings: ApiSettings, *, reader: TotalsReader | None = None, tre
         org = tree or load_vietnam(settings.province_codes)
         mongo = None
         refresher = None
-        rd = reader
+        rd, reg, revoked = reader, registry, revocations
         if rd is None:
             mongo = make_client(settings.mongodb_uri, "baocao-api")
             rd = MongoTotalsReader(mongo, settings.mongodb_database)
-            registry = AgencyRegistry(mongo, settings.mongodb_database, org)
-            await registry.refresh()
-            refresher = asyncio.create_task(registry.refresh_forever())
-        state.update(reader=rd, tree=org, mongo=mongo)
+            reg = AgencyRegistry(mongo, settings.mongodb_database, org)
+            await reg.refresh()
+            refresher = asyncio.create_task(reg.refresh_forever())
+            revoked = revoked or MongoRevocations(mongo, settings.mongodb_database)
+        auth = Authenticator(settings.auth_secret.get_secret_value(), revoked or InMemoryRevocations())
+        state.update(reader=rd, tree=reg.tree if reg else org, mongo=mongo, registry=reg, auth=auth)
         try:
             yield
         finally:
@@ -115,24 +137,31 @@ def create_app(settings: ApiSettings, *, reader: TotalsReader | None = None, tre
             return {"mongodb": False}
 
     @app.get("/v1/units/{code}", response_model=UnitOut, summary="A unit: name, level, parent, children")
-    async def get_unit(code: Code, tree: Tree) -> UnitOut:
-        return unit_out(tree, known(tree, code))
+    async def get_unit(code: Code, tree: Tree, principal: CurrentPrincipal) -> UnitOut:
+        authorize(principal, Scope.READ, tree, known(tree, code))
+        return unit_out(tree, code)
 
     @app.get(
         "/v1/units/{code}/totals",
         response_model=UnitTotalsOut,
         summary="Totals of the unit's whole subtree for a period",
     )
-    async def get_totals(code: Code, period: Period, tree: Tree, reader: Reader) -> UnitTotalsOut:
-        return await unit_totals(reader, catalog, tree, known(tree, code), _period(period))
+    async def get_totals(
+        code: Code, period: Period, tree: Tree, reader: Reader, principal: CurrentPrincipal
+    ) -> UnitTotalsOut:
+        authorize(principal, Scope.READ, tree, known(tree, code))
+        return await unit_totals(reader, catalog, tree, code, _period(period))
 
     @app.get(
         "/v1/units/{code}/children/totals",
         response_model=ChildrenTotalsOut,
         summary="One row of totals per child unit (drill-down)",
     )
-    async def get_children_totals(code: Code, period: Period, tree: Tree, reader: Reader) -> ChildrenTotalsOut:
-        return await children_totals(reader, catalog, tree, known(tree, code), _period(period))
+    async def get_children_totals(
+        code: Code, period: Period, tree: Tree, reader: Reader, principal: CurrentPrincipal
+    ) -> ChildrenTotalsOut:
+        authorize(principal, Scope.READ, tree, known(tree, code))
+        return await children_totals(reader, catalog, tree, code, _period(period))
 
     @app.get(
         "/v1/units/{code}/completeness",
@@ -145,13 +174,33 @@ def create_app(settings: ApiSettings, *, reader: TotalsReader | None = None, tre
         tree: Tree,
         reader: Reader,
         series: Annotated[str, Query(description="a report kind or indicator.<code>", max_length=80)],
+        principal: CurrentPrincipal,
     ) -> MissingOut:
+        authorize(principal, Scope.READ, tree, known(tree, code))
         if series not in catalog.series:
             raise HTTPException(
                 422,
                 detail=[{"loc": ["query", "series"], "msg": f"unknown series; one of {sorted(catalog.series)}", "type": "series"}],
             )
-        return await missing_units(reader, catalog, tree, known(tree, code), series, _period(period))
+        return await missing_units(reader, catalog, tree, code, series, _period(period))
+
+    @app.post(
+        "/v1/admin/agencies",
+        status_code=201,
+        response_model=UnitOut,
+        summary="Register an agency under a commune, district or province (admin scope)",
+        responses={200: {"model": UnitOut, "description": "already registered, identically"}, 409: {"description": "conflicts with a registered unit"}},
+    )
+    async def register_agency(agency: AgencyIn, tree: Tree, principal: CurrentPrincipal) -> Any:
+        authorize(principal, Scope.ADMIN, tree, known(tree, agency.parent))
+        reg: AgencyRegistry | None = state.get("registry")
+        if reg is None:
+            raise HTTPException(503, "the agency registry is not available")
+        try:
+            created = await reg.register(agency.code, agency.name, agency.parent)
+        except (HierarchyError, UnknownUnit) as exc:
+            raise HTTPException(409, str(exc)) from None
+        return JSONResponse(unit_out(tree, agency.code).model_dump(mode="json"), status_code=201 if created else 200)
 
     app.include_router(probes_router(metrics.registry, ready))
     add_request_metrics(app, metrics.requests, metrics.request_seconds)

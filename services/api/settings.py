@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import HttpServiceSettings
 
 
-class ApiSettings(ServiceSettings):
+class ApiSettings(HttpServiceSettings):
     model_config = SettingsConfigDict(env_prefix="BAOCAO_API_", extra="ignore", populate_by_name=True)
 
-    host: str = "127.0.0.1"
     port: int = 8002

@@ -21,9 +21,11 @@ from services.ingest.settings import IngestSettings
 from services.ingest.submissions import MongoSubmissionLog, SubmissionLog
 from shared.catalog import load_catalog
 from shared.hierarchy import OrgTree, load_vietnam
-from shared.http import BodySizeLimit, add_request_metrics, probes_router
+from shared.auth import Scope
+from shared.http import Authenticator, BodySizeLimit, CurrentPrincipal, add_request_metrics, authorize, probes_router
 from shared.mongo import make_client, ping
 from shared.registry import AgencyRegistry
+from shared.revocations import InMemoryRevocations, MongoRevocations, Revocations
 from shared.reports import REPORT_ADAPTER, ReportIn
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ class BatchItemOut(BaseModel):
     index: int
     report_id: str | None = None
     revision: int | None = None
-    status: str = Field(description="accepted, duplicate, invalid, unknown_unit, conflict or unavailable")
+    status: str = Field(description="accepted, duplicate, invalid, unknown_unit, forbidden, conflict or unavailable")
     errors: list[dict[str, Any]] | None = None
 
 
@@ -68,6 +70,7 @@ def create_app(
     publisher: Publisher | None = None,
     submissions: SubmissionLog | None = None,
     tree: OrgTree | None = None,
+    revocations: Revocations | None = None,
 ) -> FastAPI:
     """Real adapters are opened in the lifespan unless fakes are passed in (unit tests)."""
     metrics = IngestMetrics()
@@ -81,6 +84,7 @@ def create_app(
         pub = publisher
         subs = submissions
         refresher = None
+        registry = None
         if pub is None:
             kafka = KafkaPublisher(settings.kafka_bootstrap_servers, settings.reports_topic, settings.produce_timeout_seconds)
             await kafka.start()
@@ -91,7 +95,10 @@ def create_app(
             registry = AgencyRegistry(mongo, settings.mongodb_database, org)
             await registry.refresh()
             refresher = asyncio.create_task(registry.refresh_forever())
-        state["service"] = IngestService(pub, subs, org, catalog, metrics)
+        revoked = revocations or (MongoRevocations(mongo, settings.mongodb_database) if mongo else InMemoryRevocations())
+        state["auth"] = Authenticator(settings.auth_secret.get_secret_value(), revoked)
+        state["tree"] = org
+        state["service"] = IngestService(pub, subs, org, catalog, metrics, registry.lookup if registry else None)
         state["publisher"] = pub
         state["mongo"] = mongo
         try:
@@ -141,7 +148,10 @@ def create_app(
             503: {"description": "Kafka did not acknowledge; the report is not accepted, retry"},
         },
     )
-    async def submit_report(report: Annotated[ReportIn, Body()], service: Service) -> Any:
+    async def submit_report(report: Annotated[ReportIn, Body()], service: Service, principal: CurrentPrincipal) -> Any:
+        # Unknown units are answered 422 by the service; known ones must be in the token's subtree.
+        known = await service.known(report.unit)
+        authorize(principal, Scope.SUBMIT, state["tree"], report.unit if known else None)
         try:
             outcome = await service.submit(report)
         except UnknownUnitError as exc:
@@ -171,7 +181,10 @@ def create_app(
     async def submit_batch(
         items: Annotated[list[dict[str, Any]], Body(description="Reports, as for POST /v1/reports")],
         service: Service,
+        principal: CurrentPrincipal,
     ) -> Any:
+        if Scope.SUBMIT not in principal.scopes:
+            return JSONResponse({"detail": "this token lacks the 'submit' scope"}, status_code=403)
         if len(items) > settings.max_batch:
             return JSONResponse(
                 {"detail": f"a batch holds at most {settings.max_batch} reports; this one has {len(items)}"},
@@ -191,6 +204,12 @@ def create_app(
                     report_id=raw.get("report_id") if isinstance(raw.get("report_id"), str) else None,
                     status="invalid",
                     errors=_clean_errors(exc.errors()),
+                )
+            if await service.known(report.unit) and not principal.covers(state["tree"], report.unit):
+                metrics.reports.labels("forbidden").inc()
+                return BatchItemOut(
+                    index=index, report_id=report.report_id, revision=report.revision, status="forbidden",
+                    errors=[{"loc": ["unit"], "msg": f"unit {report.unit} is outside this token's unit {principal.unit}"}],
                 )
             async with gate:
                 outcome: Outcome | None = None

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -57,15 +58,22 @@ class IngestService:
         tree: OrgTree,
         catalog: Catalog,
         metrics: IngestMetrics,
+        lookup_unit: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.publisher = publisher
         self.submissions = submissions
         self.tree = tree
         self.catalog = catalog
         self.metrics = metrics
+        self.lookup_unit = lookup_unit
+
+    async def known(self, unit: str) -> bool:
+        if unit in self.tree:
+            return True
+        return self.lookup_unit is not None and await self.lookup_unit(unit)
 
     async def submit(self, report: ReportInBase, source: str = "http") -> Outcome:
-        if report.unit not in self.tree:
+        if not await self.known(report.unit):
             raise UnknownUnitError(report.unit)
         payload = report.model_dump(mode="json")
         series = self.catalog.series_for(payload["kind"], payload.get("body")).key

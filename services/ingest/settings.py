@@ -5,13 +5,12 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import HttpServiceSettings
 
 
-class IngestSettings(ServiceSettings):
+class IngestSettings(HttpServiceSettings):
     model_config = SettingsConfigDict(env_prefix="BAOCAO_INGEST_", extra="ignore", populate_by_name=True)
 
-    host: str = "127.0.0.1"
     port: int = 8001
     max_batch: int = Field(default=1000, ge=1, le=10000)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, description="larger request bodies get 413")

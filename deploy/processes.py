@@ -1,0 +1,145 @@
+"""Run baocao's own services as local processes: start, wait until ready, stop or kill by pid.
+
+Used by `make run` (deploy/run.py), the end-to-end and chaos tests, and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy.stack import ROOT, free_port, pid_alive
+
+
+class ServiceNotReady(RuntimeError):
+    pass
+
+
+@dataclass
+class ServiceProcess:
+    """One service (`python -m services.<name>`) with its environment and log file."""
+
+    name: str
+    module: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", self.module, *self.args],
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, deadline_s: float = 60.0, path: str = "/readyz") -> None:
+        deadline = time.monotonic() + deadline_s
+        last = ""
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise ServiceNotReady(f"{self.name} exited; see {self.log_path}:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(self.url + path, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError) as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise ServiceNotReady(f"{self.name} not ready at {self.url}{path} after {deadline_s}s ({last})")
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL: the crash that chaos tests want."""
+        if self.alive():
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM, wait for a graceful exit, SIGKILL if it does not come."""
+        if not self.alive():
+            return
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def service_env(endpoints: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**endpoints, "PYTHONUNBUFFERED": "1", **(extra or {})}
+
+
+def aggregate_process(run_dir: Path, env: dict[str, str], name: str = "aggregate", port: int | None = None) -> ServiceProcess:
+    port = port or free_port()
+    return ServiceProcess(
+        name=name,
+        module="services.aggregate",
+        port=port,
+        env={
+            **env,
+            "BAOCAO_AGGREGATE_PORT": str(port),
+            "BAOCAO_AGGREGATE_DATA_DIR": str(run_dir / name),
+        },
+        log_path=run_dir / "logs" / f"{name}.log",
+        args=["worker"],
+    )
+
+
+def http_process(kind: str, run_dir: Path, env: dict[str, str], port: int | None = None) -> ServiceProcess:
+    port = port or free_port()
+    return ServiceProcess(
+        name=kind,
+        module=f"services.{kind}",
+        port=port,
+        env={**env, f"BAOCAO_{kind.upper()}_PORT": str(port)},
+        log_path=run_dir / "logs" / f"{kind}.log",
+    )
+
+
+def stop_recorded(pids: dict[str, int]) -> None:
+    """Stop processes recorded by pid in an earlier command (make down)."""
+    for pid in pids.values():
+        if pid_alive(pid):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+    deadline = time.monotonic() + 20
+    for pid in pids.values():
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if pid_alive(pid):
+            os.killpg(pid, signal.SIGKILL)

@@ -1,0 +1,118 @@
+"""Access tokens: bound to one org unit and to scopes, signed with a key from the environment.
+
+A token is ``bcv1.<payload>.<signature>``: the payload (base64url JSON) names the unit, the
+scopes, the expiry and a token id; the signature is HMAC-SHA256 with BAOCAO_AUTH_SECRET. Nothing
+secret is stored: the services only verify. Revoked token ids are kept in MongoDB
+(``revoked_tokens``) and checked on every request, cached for a few seconds.
+
+A token for unit U may act on U and everything under it; ``VN`` stands for the whole country.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from shared.hierarchy import OrgTree, UnknownUnit
+
+PREFIX = "bcv1"
+COUNTRY = "VN"
+MIN_SECRET_BYTES = 32
+
+
+class Scope(StrEnum):
+    SUBMIT = "submit"  # send reports for units of the subtree
+    READ = "read"  # read units, totals and completeness of the subtree
+    STREAM = "stream"  # follow total changes of the subtree
+    ADMIN = "admin"  # register agencies in the subtree, list and replay dead letters
+
+
+class InvalidToken(Exception):
+    """Missing, malformed, badly signed, expired or revoked. Answered 401."""
+
+
+class Forbidden(Exception):
+    """A valid token without the right to this unit or scope. Answered 403."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: str
+    unit: str
+    scopes: frozenset[Scope]
+    expires_at: int
+
+    def covers(self, tree: OrgTree, code: str) -> bool:
+        """True when ``code`` is this token's unit or lies under it."""
+        if self.unit == COUNTRY:
+            return True
+        try:
+            return self.unit in tree.path(code)
+        except UnknownUnit:
+            return False
+
+    def require_scope(self, scope: Scope) -> None:
+        if scope not in self.scopes:
+            raise Forbidden(f"this token lacks the '{scope}' scope")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def check_secret(secret: str) -> bytes:
+    key = secret.encode()
+    if len(key) < MIN_SECRET_BYTES:
+        raise ValueError(f"BAOCAO_AUTH_SECRET must be at least {MIN_SECRET_BYTES} characters")
+    return key
+
+
+def mint(secret: str, unit: str, scopes: Iterable[Scope | str], ttl_seconds: int, now: float | None = None) -> str:
+    issued = int(now if now is not None else time.time())
+    payload = {
+        "jti": secrets.token_hex(8),
+        "unit": unit,
+        "scopes": sorted({Scope(s).value for s in scopes}),
+        "iat": issued,
+        "exp": issued + int(ttl_seconds),
+    }
+    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    sig = _b64(hmac.new(check_secret(secret), f"{PREFIX}.{body}".encode(), hashlib.sha256).digest())
+    return f"{PREFIX}.{body}.{sig}"
+
+
+def verify(secret: str, token: str, now: float | None = None) -> Principal:
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != PREFIX or len(token) > 2048:
+        raise InvalidToken("malformed token")
+    expected = hmac.new(check_secret(secret), f"{PREFIX}.{parts[1]}".encode(), hashlib.sha256).digest()
+    try:
+        given = _unb64(parts[2])
+    except ValueError:
+        raise InvalidToken("malformed token") from None
+    if not hmac.compare_digest(given, expected):
+        raise InvalidToken("bad signature")
+    try:
+        payload = json.loads(_unb64(parts[1]))
+        principal = Principal(
+            token_id=str(payload["jti"]),
+            unit=str(payload["unit"]),
+            scopes=frozenset(Scope(s) for s in payload["scopes"]),
+            expires_at=int(payload["exp"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        raise InvalidToken("malformed token") from None
+    if principal.expires_at < (now if now is not None else time.time()):
+        raise InvalidToken("token expired")
+    return principal

@@ -1,0 +1,238 @@
+"""baocao's command line (kafka-python and httpx; synchronous on purpose).
+
+    baocao token mint --unit 38 --scopes read,submit [--ttl-days 30]   needs BAOCAO_AUTH_SECRET
+    baocao token revoke TOKEN [--reason ...]                          needs MONGODB_URI
+    baocao agency register --code 38-bvdk --name "..." --parent 38    via the API, admin token
+    baocao submit FILE [--kafka]                                      a JSON report or a list
+    baocao demo load                                                  agencies and seed reports
+    baocao dead-letters list | replay                                 needs KAFKA_BOOTSTRAP_SERVERS
+
+HTTP commands read BAOCAO_TOKEN, BAOCAO_INGEST_URL and BAOCAO_API_URL (or flags).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("baocao.cli")
+
+
+def _need(value: str | None, name: str) -> str:
+    if not value:
+        sys.stderr.write(f"baocao: set {name} (or pass it as a flag)\n")
+        raise SystemExit(2)
+    return value
+
+
+def _client(url: str, token: str) -> httpx.Client:
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+
+
+def cmd_token_mint(args: argparse.Namespace) -> int:
+    from shared.auth import mint
+
+    secret = _need(os.environ.get("BAOCAO_AUTH_SECRET"), "BAOCAO_AUTH_SECRET")
+    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+    print(mint(secret, args.unit, scopes, int(args.ttl_days * 86400)))
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from shared.auth import verify
+    from shared.mongo import make_client
+    from shared.revocations import MongoRevocations
+
+    secret = _need(os.environ.get("BAOCAO_AUTH_SECRET"), "BAOCAO_AUTH_SECRET")
+    uri = _need(os.environ.get("MONGODB_URI"), "MONGODB_URI")
+    token_id = verify(secret, args.token, now=0).token_id  # expired tokens can still be revoked
+
+    async def revoke() -> None:
+        client = make_client(uri, "baocao-cli")
+        try:
+            await MongoRevocations(client, os.environ.get("MONGODB_DATABASE", "baocao")).revoke(token_id, args.reason)
+        finally:
+            await client.close()
+
+    asyncio.run(revoke())
+    print(f"revoked token {token_id}")
+    return 0
+
+
+def cmd_agency_register(args: argparse.Namespace) -> int:
+    with _client(args.api_url, args.token) as http:
+        r = http.post("/v1/admin/agencies", json={"code": args.code, "name": args.name, "parent": args.parent})
+    print(json.dumps(r.json(), ensure_ascii=False, indent=2))
+    return 0 if r.status_code in (200, 201) else 1
+
+
+def _load_reports(path: Path) -> list[dict[str, Any]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, list) else [data]
+
+
+def submit_http(reports: list[dict[str, Any]], ingest_url: str, token: str, batch: int = 1000) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    with _client(ingest_url, token) as http:
+        for i in range(0, len(reports), batch):
+            r = http.post("/v1/reports/batch", json=reports[i : i + batch])
+            if r.status_code not in (200, 503):
+                raise RuntimeError(f"ingest answered {r.status_code}: {r.text[:500]}")
+            for item in r.json()["results"]:
+                counts[item["status"]] = counts.get(item["status"], 0) + 1
+                if item["status"] not in ("accepted", "duplicate"):
+                    log.warning("report %s: %s %s", item.get("report_id"), item["status"], item.get("errors"))
+    return counts
+
+
+def submit_kafka(reports: list[dict[str, Any]], bootstrap: str, topic: str) -> int:
+    """Straight to Kafka, as a unit's own system would: keyed by unit code, acks=all."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    try:
+        futures = [
+            producer.send(topic, key=str(r.get("unit", "")).encode(), value=json.dumps(r, ensure_ascii=False).encode())
+            for r in reports
+        ]
+        for f in futures:
+            f.get(timeout=30)
+    finally:
+        producer.close()
+    return len(reports)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    reports = _load_reports(Path(args.file))
+    if args.kafka:
+        bootstrap = _need(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), "KAFKA_BOOTSTRAP_SERVERS")
+        n = submit_kafka(reports, bootstrap, os.environ.get("BAOCAO_REPORTS_TOPIC", "reports"))
+        print(f"{n} reports produced to Kafka")
+        return 0
+    counts = submit_http(reports, args.ingest_url, args.token)
+    print(json.dumps(counts))
+    return 0 if set(counts) <= {"accepted", "duplicate"} else 1
+
+
+def load_demo(api_url: str, ingest_url: str, token: str) -> dict[str, int]:
+    from shared.hierarchy import load_vietnam
+    from tools import demo
+
+    with _client(api_url, token) as http:
+        for agency in demo.agencies():
+            r = http.post("/v1/admin/agencies", json=agency)
+            if r.status_code not in (200, 201):
+                raise RuntimeError(f"registering {agency['code']}: {r.status_code} {r.text[:300]}")
+    return submit_http(demo.all_reports(load_vietnam()), ingest_url, token)
+
+
+def cmd_demo_load(args: argparse.Namespace) -> int:
+    print(json.dumps(load_demo(args.api_url, args.ingest_url, args.token)))
+    return 0
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from kafka import KafkaConsumer, KafkaProducer
+
+    bootstrap = _need(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), "KAFKA_BOOTSTRAP_SERVERS")
+    dead = os.environ.get("BAOCAO_DEAD_LETTER_TOPIC", "reports.dead-letter")
+    reports_topic = os.environ.get("BAOCAO_REPORTS_TOPIC", "reports")
+    replay = args.action == "replay"
+    consumer = KafkaConsumer(
+        dead,
+        bootstrap_servers=bootstrap,
+        # replay remembers what it replayed (a consumer group); list always shows everything
+        group_id="baocao-dead-letter-replay" if replay else None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=3000,
+    )
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True) if replay else None
+    n = 0
+    try:
+        for msg in consumer:
+            headers = {k: v.decode(errors="replace") for k, v in msg.headers or []}
+            if replay:
+                assert producer is not None
+                producer.send(reports_topic, key=msg.key, value=msg.value, headers=[("baocao-replayed-from", f"{msg.partition}/{msg.offset}".encode())]).get(timeout=30)
+            else:
+                value = (msg.value or b"")[:300].decode(errors="replace")
+                print(json.dumps({"offset": msg.offset, "reason": headers.get("baocao-reason"), "detail": headers.get("baocao-detail"), "source": headers.get("baocao-source"), "value": value}, ensure_ascii=False))
+            n += 1
+        if replay:
+            consumer.commit()
+    finally:
+        consumer.close()
+        if producer:
+            producer.close()
+    print(f"{n} dead letters {'replayed' if replay else 'listed'}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="baocao", description="baocao command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def http_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--token", default=os.environ.get("BAOCAO_TOKEN"))
+        p.add_argument("--api-url", default=os.environ.get("BAOCAO_API_URL", "http://127.0.0.1:8002"))
+        p.add_argument("--ingest-url", default=os.environ.get("BAOCAO_INGEST_URL", "http://127.0.0.1:8001"))
+
+    token = sub.add_parser("token", help="mint or revoke access tokens").add_subparsers(dest="action", required=True)
+    m = token.add_parser("mint")
+    m.add_argument("--unit", required=True, help="unit code, or VN for the whole country")
+    m.add_argument("--scopes", required=True, help="comma-separated: submit,read,stream,admin")
+    m.add_argument("--ttl-days", type=float, default=30)
+    m.set_defaults(func=cmd_token_mint)
+    r = token.add_parser("revoke")
+    r.add_argument("token")
+    r.add_argument("--reason", default="revoked by admin")
+    r.set_defaults(func=cmd_token_revoke)
+
+    agency = sub.add_parser("agency", help="register agencies").add_subparsers(dest="action", required=True)
+    a = agency.add_parser("register")
+    a.add_argument("--code", required=True)
+    a.add_argument("--name", required=True)
+    a.add_argument("--parent", required=True)
+    http_flags(a)
+    a.set_defaults(func=cmd_agency_register)
+
+    s = sub.add_parser("submit", help="submit a report file (one JSON report or a list)")
+    s.add_argument("file")
+    s.add_argument("--kafka", action="store_true", help="produce straight to Kafka instead of ingest")
+    http_flags(s)
+    s.set_defaults(func=cmd_submit)
+
+    demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="action", required=True)
+    d = demo.add_parser("load")
+    http_flags(d)
+    d.set_defaults(func=cmd_demo_load)
+
+    dl = sub.add_parser("dead-letters", help="list or replay dead letters")
+    dl.add_argument("action", choices=["list", "replay"])
+    dl.set_defaults(func=cmd_dead_letters)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    if getattr(args, "token", "x") is None and args.command in ("agency", "submit", "demo") and not getattr(args, "kafka", False):
+        sys.stderr.write("baocao: set BAOCAO_TOKEN or pass --token\n")
+        return 2
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

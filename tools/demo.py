@@ -1,0 +1,223 @@
+"""Demo data drawn from the five seed news reports (../shared/seeds), as real reports.
+
+Units: Bá Thước 386 and Lang Chánh 388 (Thanh Hóa 38), Thanh Sơn 238 (Phú Thọ 25), Bình Đại 835
+(Bến Tre 83), Đakrông 467 (Quảng Trị 45), plus the agencies the seeds name.
+
+Where a seed gives a total (5,962 of 6,600 members at Bá Thước's conference), the demo splits it
+over the communes so that the district total is exactly the seed's figure; where it gives none,
+figures are deterministic and plausible, never random.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from shared.hierarchy import OrgTree
+from shared.periods import VIETNAM_TZ
+
+BA_THUOC, LANG_CHANH, THANH_SON, BINH_DAI, DAKRONG = "386", "388", "238", "835", "467"
+RESOLUTION_38 = "Nghị quyết Đại hội Đảng bộ tỉnh Thanh Hóa lần thứ XIX, nhiệm kỳ 2020-2025"
+
+
+def split(total: int, parts: int) -> list[int]:
+    """``total`` in ``parts`` integers that differ by at most one and add up exactly."""
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def _stamp(day: date, days_after: int = 2) -> str:
+    return datetime.combine(day + timedelta(days=days_after), time(9, 0), VIETNAM_TZ).isoformat()
+
+
+def communes_of(tree: OrgTree, district: str) -> list[str]:
+    return [u.code for u in tree.children(district) if u.level == "commune"]
+
+
+def seed_000_study_sessions(tree: OrgTree) -> list[dict[str, Any]]:
+    """25 Dec 2020: Bá Thước's members study the provincial resolution online; 5,962 of 6,600
+    members took part, at 313 study points; 110 delegates at the district's own point."""
+    communes = communes_of(tree, BA_THUOC)
+    held = date(2020, 12, 25)
+    attended = split(5962, len(communes))
+    total = split(6600, len(communes))
+    points = split(313, len(communes))
+    reports = [
+        {
+            "report_id": f"{code}-study-2020-12",
+            "revision": 1,
+            "unit": code,
+            "kind": "study_session",
+            "period": "2020-12",
+            "submitted_at": _stamp(held),
+            "body": {
+                "resolution": RESOLUTION_38,
+                "held_on": held.isoformat(),
+                "format": "online",
+                "bridge_points": points[i],
+                "delegates": 0,
+                "members_attended": attended[i],
+                "members_total": total[i],
+            },
+        }
+        for i, code in enumerate(communes)
+    ]
+    reports.append(
+        {
+            "report_id": f"{BA_THUOC}-study-2020-12",
+            "revision": 1,
+            "unit": BA_THUOC,
+            "kind": "study_session",
+            "period": "2020-12",
+            "submitted_at": _stamp(held),
+            "body": {
+                "resolution": RESOLUTION_38,
+                "held_on": held.isoformat(),
+                "format": "online",
+                "bridge_points": 1,
+                "delegates": 110,
+                "members_attended": 0,
+                "members_total": 0,
+            },
+        }
+    )
+    return reports
+
+
+def agencies() -> list[dict[str, str]]:
+    """Seed 001's provincial hospital, and Bá Thước's 22 agency and enterprise units (seed 003:
+    43 grassroots units = 21 communes + 22 agencies)."""
+    out = [{"code": "38-bvdk", "name": "Đảng bộ Bệnh viện Đa khoa tỉnh Thanh Hóa", "parent": "38"}]
+    out += [
+        {"code": f"{BA_THUOC}-cq{i:02d}", "name": f"Đảng bộ, chi bộ cơ quan, doanh nghiệp số {i} huyện Bá Thước", "parent": BA_THUOC}
+        for i in range(1, 23)
+    ]
+    return out
+
+
+def seed_001_hospital_conference() -> list[dict[str, Any]]:
+    held = date(2021, 11, 5)
+    return [
+        {
+            "report_id": "38-bvdk-study-2021-11",
+            "revision": 1,
+            "unit": "38-bvdk",
+            "kind": "study_session",
+            "period": "2021-11",
+            "submitted_at": _stamp(held),
+            "body": {
+                "resolution": "Chương trình trọng tâm, khâu đột phá thực hiện " + RESOLUTION_38,
+                "held_on": held.isoformat(),
+                "format": "online",
+                "bridge_points": 827,
+                "delegates": 32637,
+                "members_attended": 0,
+                "members_total": 0,
+            },
+        }
+    ]
+
+
+def seed_003_action_programs(tree: OrgTree) -> list[dict[str, Any]]:
+    """100% of Bá Thước's 43 grassroots units built their action programme; the districts'
+    own programmes carry the seeds' counts of key programmes and breakthroughs."""
+    adopted = date(2021, 3, 10)
+    units = communes_of(tree, BA_THUOC) + [a["code"] for a in agencies() if a["parent"] == BA_THUOC]
+    reports = [
+        {
+            "report_id": f"{code}-ap-2021-03",
+            "revision": 1,
+            "unit": code,
+            "kind": "action_program",
+            "period": "2021-03",
+            "submitted_at": _stamp(adopted),
+            "body": {
+                "resolution": "Nghị quyết Đại hội Đảng bộ huyện Bá Thước lần thứ XXIII",
+                "adopted_on": adopted.isoformat(),
+                "key_programs": 2,
+                "breakthroughs": 3,
+                "indicators": 10 + i % 5,
+            },
+        }
+        for i, code in enumerate(units)
+    ]
+    district_programs = [
+        (BA_THUOC, 6, 3, 27, "2021-01"),  # seed 000
+        (LANG_CHANH, 3, 2, 20, "2021-01"),  # seed 002
+        (BINH_DAI, 6, 3, 4, "2021-01"),  # seed 003: 6 key tasks, 3 breakthroughs, 4 plans
+        (THANH_SON, 3, 3, 25, "2021-02"),  # seed 003
+    ]
+    for unit, key, brk, ind, period in district_programs:
+        day = date(int(period[:4]), int(period[5:]), 15)
+        reports.append(
+            {
+                "report_id": f"{unit}-ap-{period}",
+                "revision": 1,
+                "unit": unit,
+                "kind": "action_program",
+                "period": period,
+                "submitted_at": _stamp(day),
+                "body": {"resolution": "Nghị quyết Đại hội Đảng bộ huyện nhiệm kỳ 2020-2025", "adopted_on": day.isoformat(), "key_programs": key, "breakthroughs": brk, "indicators": ind},
+            }
+        )
+    return reports
+
+
+def _indicator(unit: str, code: str, period: str, submitted: date, **values: int) -> dict[str, Any]:
+    return {
+        "report_id": f"{unit}-{code}-{period}",
+        "revision": 1,
+        "unit": unit,
+        "kind": "indicator",
+        "period": period,
+        "submitted_at": _stamp(submitted, 0),
+        "body": {"indicator": code, **values},
+    }
+
+
+def seed_002_004_indicators(tree: OrgTree) -> list[dict[str, Any]]:
+    """Lang Chánh collected 136% of its budget plan (seed 002); Đakrông's targets (seed 004):
+    120 hospital beds and 9.96 doctors per 10,000 people by 2025, new party members each year,
+    communes meeting the new-rural standard, schools meeting the national standard."""
+    reports = [_indicator(LANG_CHANH, "budget_revenue_vs_plan", "2023", date(2024, 1, 10), numerator=136_000, denominator=100_000)]
+    for year, beds, doctors in [(2021, 100, 36), (2022, 105, 38), (2023, 112, 41), (2024, 118, 43)]:
+        reports.append(_indicator(DAKRONG, "hospital_beds", str(year), date(year, 12, 10), value=beds))
+        reports.append(_indicator(DAKRONG, "doctors_per_10k", str(year), date(year, 12, 10), numerator=doctors, denominator=43_500))
+    communes = communes_of(tree, DAKRONG)
+    for i, code in enumerate(communes):
+        for year in (2021, 2022, 2023, 2024):
+            reports.append(_indicator(code, "new_party_members", str(year), date(year, 12, 5), value=6 + (i + year) % 5))
+        reports.append(_indicator(code, "new_rural_communes", "2024", date(2024, 12, 5), value=1 if i < 3 else 0))
+        reports.append(_indicator(code, "schools_national_standard", "2024", date(2024, 12, 5), numerator=2 + i % 2, denominator=4))
+    return reports
+
+
+def member_ratings(tree: OrgTree) -> list[dict[str, Any]]:
+    """Đakrông's year-end ratings for 2023; the target is over 85% good or better (seed 004)."""
+    reports = []
+    for i, code in enumerate(communes_of(tree, DAKRONG)):
+        total = 60 + 7 * i
+        excellent, good = total // 8, total * 3 // 4
+        not_completed = i % 2
+        reports.append(
+            {
+                "report_id": f"{code}-rating-2023",
+                "revision": 1,
+                "unit": code,
+                "kind": "member_rating",
+                "period": "2023",
+                "submitted_at": _stamp(date(2024, 1, 5), 0),
+                "body": {"excellent": excellent, "good": good, "completed": total - excellent - good - not_completed, "not_completed": not_completed},
+            }
+        )
+    return reports
+
+
+def all_reports(tree: OrgTree) -> list[dict[str, Any]]:
+    return (
+        seed_000_study_sessions(tree)
+        + seed_001_hospital_conference()
+        + seed_003_action_programs(tree)
+        + seed_002_004_indicators(tree)
+        + member_ratings(tree)
+    )
