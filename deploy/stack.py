@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,18 @@ log = logging.getLogger("baocao.stack")
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache"
 RUN = ROOT / ".run"
+
+
+# Servers started by this process stay referenced here: they outlive the call that started them
+# (stop() finds them by pid), and a collected Popen of a live child only produces a warning.
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+def _spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    _STARTED.append(proc)
+    return proc
 
 
 class StackError(RuntimeError):
@@ -158,14 +172,7 @@ def start_kafka(profile: Profile, state: dict) -> str:
         )
         if fmt.returncode != 0:
             raise StackError(f"formatting Kafka storage failed:\n{fmt.stdout}\n{fmt.stderr}")
-    out = open(logs / "stdout.log", "ab")  # noqa: SIM115 - handed to the child process
-    proc = subprocess.Popen(
-        [*jvm, "kafka.Kafka", str(props)],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = _spawn([*jvm, "kafka.Kafka", str(props)], logs / "stdout.log")
     ks.update(pid=proc.pid, port=port, controller_port=controller_port)
     return f"127.0.0.1:{port}"
 
@@ -178,7 +185,11 @@ def kafka_ready(bootstrap: str, deadline_s: float = 90.0) -> None:
     level = kafka_log.level
     kafka_log.setLevel(logging.CRITICAL)
     try:
-        _wait_round_trip(bootstrap, deadline)
+        # kafka-python leaves the sockets of refused attempts to the garbage collector.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            _wait_round_trip(bootstrap, deadline)
+            gc.collect()
     finally:
         kafka_log.setLevel(level)
 
@@ -229,8 +240,7 @@ def start_mongo(profile: Profile, state: dict) -> str:
     mdir.mkdir(parents=True, exist_ok=True)
     ms = state.setdefault("mongodb", {})
     port = ms.get("port") or int(os.environ.get("BAOCAO_MONGODB_PORT", 0)) or free_port()
-    out = open(mdir / "server.log", "ab")  # noqa: SIM115 - handed to the child process
-    proc = subprocess.Popen(
+    proc = _spawn(
         [
             os.environ.get("JAVA", "java"),
             "-Xms128m",
@@ -242,10 +252,7 @@ def start_mongo(profile: Profile, state: dict) -> str:
             str(port),
             str(mdir / "baocao.mv"),
         ],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
+        mdir / "server.log",
     )
     ms.update(pid=proc.pid, port=port)
     return f"mongodb://127.0.0.1:{port}/"

@@ -25,8 +25,8 @@ from functools import lru_cache
 
 VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
 TERM_YEARS = 5
-FIRST_TERM_START = 1986  # the Đổi Mới congress; terms run in five-year steps from it
-MIN_YEAR, MAX_YEAR = 1986, 2100
+FIRST_TERM_START = 2000  # provincial and district congresses: …, 2015, 2020, 2025, …
+MIN_YEAR, MAX_YEAR = 2000, 2100
 
 ACCEPTED_FORMS = "YYYY-MM (month), YYYY-Qn (quarter), YYYY-Hn (half-year), YYYY (year), YYYY-YYYY (congress term, e.g. 2020-2025)"
 

@@ -17,10 +17,17 @@ log = logging.getLogger(__name__)
 DEFAULT_PARTITIONS = 8
 
 
-def topic_specs(partitions: int) -> list[NewTopic]:
-    reports = os.environ.get("BAOCAO_REPORTS_TOPIC", "reports")
-    dead = os.environ.get("BAOCAO_DEAD_LETTER_TOPIC", "reports.dead-letter")
-    totals = os.environ.get("BAOCAO_TOTALS_TOPIC", "totals")
+def topic_names(env: dict[str, str] | None = None) -> tuple[str, str, str]:
+    env = dict(os.environ) if env is None else env
+    return (
+        env.get("BAOCAO_REPORTS_TOPIC", "reports"),
+        env.get("BAOCAO_DEAD_LETTER_TOPIC", "reports.dead-letter"),
+        env.get("BAOCAO_TOTALS_TOPIC", "totals"),
+    )
+
+
+def topic_specs(partitions: int, env: dict[str, str] | None = None) -> list[NewTopic]:
+    reports, dead, totals = topic_names(env)
     return [
         # Keyed by unit code: every revision of a unit's reports lands in one partition, in order.
         NewTopic(reports, partitions, 1, topic_configs={"retention.ms": str(-1)}),
@@ -30,11 +37,11 @@ def topic_specs(partitions: int) -> list[NewTopic]:
     ]
 
 
-def create_topics(bootstrap: str, partitions: int = DEFAULT_PARTITIONS) -> list[str]:
+def create_topics(bootstrap: str, partitions: int = DEFAULT_PARTITIONS, env: dict[str, str] | None = None) -> list[str]:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="baocao-topics")
     created = []
     try:
-        for spec in topic_specs(partitions):
+        for spec in topic_specs(partitions, env):
             try:
                 admin.create_topics([spec])
                 created.append(spec.name)

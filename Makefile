@@ -1,0 +1,40 @@
+# baocao: the single entry point. CI calls `make test` (see .ci/run).
+PY := .venv/bin/python
+PROFILE ?= dev
+
+.PHONY: install run up down status test test-unit chaos lint bench clean
+
+install:            ## Python deps, Kafka and mongo-java-server from Maven Central, promtool
+	bash deploy/install.sh
+
+run: install        ## Start Kafka, the database and the three services with the demo data
+	$(PY) -m deploy.run up --demo --profile $(PROFILE)
+
+up: install         ## The same without demo data
+	$(PY) -m deploy.run up --profile $(PROFILE)
+
+down:               ## Stop everything `make run` started (by pid)
+	$(PY) -m deploy.run down --profile $(PROFILE)
+
+status:
+	$(PY) -m deploy.run status --profile $(PROFILE)
+
+test: install       ## Every suite: unit, contract, integration, end-to-end, short chaos
+	$(PY) -m pytest
+
+test-unit: install  ## Only the tests that need no servers
+	$(PY) -m pytest -m "not integration and not e2e and not chaos" tests/unit tests/contract
+
+chaos: install      ## The long chaos run (more reports, more kills); prints what it checked
+	BAOCAO_CHAOS_SCALE=long $(PY) -m pytest -m chaos -s tests/e2e/test_chaos.py
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy shared services tools deploy
+
+bench: install      ## Benchmarks against a local stack; prints figures and ratios
+	$(PY) -m bench
+
+clean: down
+	rm -rf .run

@@ -1,0 +1,94 @@
+"""Fixtures shared by the suites.
+
+Unit tests need nothing. Integration and end-to-end tests get real servers: the ones named by
+KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI when set, otherwise a fresh local Kafka and
+mongo-java-server started here (profile "test", data under .run/test, wiped first) and stopped
+at the end. Each test gets its own topics, database and consumer group, so tests never see each
+other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+def wait_until(check: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.25, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[dict[str, str]]:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("MONGODB_URI"):
+        yield {"KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"], "MONGODB_URI": os.environ["MONGODB_URI"]}
+        return
+    from deploy import stack
+
+    profile = stack.Profile("test")
+    stack.stop(profile)
+    shutil.rmtree(profile.dir, ignore_errors=True)
+    endpoints = stack.start(profile)
+    try:
+        yield endpoints
+    finally:
+        stack.stop(profile)
+
+
+@dataclass
+class Namespace:
+    """Names private to one test: topics, database, consumer group."""
+
+    suffix: str
+    endpoints: dict[str, str]
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **self.endpoints,
+            "BAOCAO_REPORTS_TOPIC": f"reports-{self.suffix}",
+            "BAOCAO_DEAD_LETTER_TOPIC": f"dead-{self.suffix}",
+            "BAOCAO_TOTALS_TOPIC": f"totals-{self.suffix}",
+            "MONGODB_DATABASE": f"baocao_{self.suffix}",
+            "BAOCAO_AGGREGATE_APP_ID": f"aggregate-{self.suffix}",
+            "BAOCAO_AUTH_SECRET": TEST_SECRET,
+            "BAOCAO_LOG_LEVEL": "INFO",
+        }
+
+    @property
+    def reports_topic(self) -> str:
+        return self.env["BAOCAO_REPORTS_TOPIC"]
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.env["BAOCAO_DEAD_LETTER_TOPIC"]
+
+    @property
+    def database(self) -> str:
+        return self.env["MONGODB_DATABASE"]
+
+
+@pytest.fixture
+def namespace(infra: dict[str, str]) -> Namespace:
+    from tools.topics import create_topics
+
+    ns = Namespace(uuid.uuid4().hex[:8], infra)
+    create_topics(infra["KAFKA_BOOTSTRAP_SERVERS"], 4, ns.env)
+    return ns

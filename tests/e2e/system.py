@@ -1,0 +1,72 @@
+"""The three services as real processes, for end-to-end and chaos tests."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deploy.processes import ServiceProcess, aggregate_process, http_process
+from shared.auth import COUNTRY, Scope, mint
+from tests.conftest import TEST_SECRET, Namespace, wait_until
+
+
+@dataclass
+class System:
+    namespace: Namespace
+    run_dir: Path
+    ingest: ServiceProcess
+    api: ServiceProcess
+    aggregators: list[ServiceProcess] = field(default_factory=list)
+
+    @property
+    def admin_token(self) -> str:
+        return mint(TEST_SECRET, COUNTRY, list(Scope), 3600)
+
+    def token(self, unit: str, *scopes: Scope) -> str:
+        return mint(TEST_SECRET, unit, scopes, 3600)
+
+    def client(self, url: str, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token or self.admin_token}"}
+        return httpx.Client(base_url=url, headers=headers, timeout=30)
+
+    def add_aggregator(self, name: str | None = None) -> ServiceProcess:
+        proc = aggregate_process(self.run_dir, self.namespace.env, name=name or f"aggregate{len(self.aggregators)}")
+        proc.start()
+        proc.wait_ready(90)
+        self.aggregators.append(proc)
+        return proc
+
+    def totals(self, unit: str, period: str) -> dict[str, Any]:
+        with self.client(self.api.url) as http:
+            r = http.get(f"/v1/units/{unit}/totals", params={"period": period})
+            r.raise_for_status()
+            return r.json()  # type: ignore[no-any-return]
+
+    def wait_for_metric(self, unit: str, period: str, metric: str, value: Any, timeout: float = 90) -> dict[str, Any]:
+        return wait_until(
+            lambda: (t := self.totals(unit, period))["metrics"].get(metric) == value and t,
+            timeout=timeout,
+            what=f"{metric} of {unit} in {period} to be {value}",
+        )
+
+    def stop(self) -> None:
+        for proc in [self.ingest, self.api, *self.aggregators]:
+            proc.stop()
+
+
+def start_system(namespace: Namespace, aggregators: int = 1) -> System:
+    run_dir = Path(tempfile.mkdtemp(prefix=f"baocao-{namespace.suffix}-"))
+    ingest = http_process("ingest", run_dir, namespace.env)
+    api = http_process("api", run_dir, namespace.env)
+    system = System(namespace, run_dir, ingest, api)
+    for proc in (ingest, api):
+        proc.start()
+    for proc in (ingest, api):
+        proc.wait_ready(60)
+    for _ in range(aggregators):
+        system.add_aggregator()
+    return system
