@@ -102,6 +102,8 @@ def create_app(settings: AggregateSettings) -> faust.App:
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=1.0,
         producer_acks=-1,
         topic_allow_declare=False,  # topics are created by tools/topics.py with their partitions
         topic_disable_leader=True,
@@ -134,6 +136,7 @@ def _update_lag(app: faust.App, metrics: AggregateMetrics) -> None:
     """Consumer lag per assigned partition: broker high watermark minus our next offset."""
     try:
         consumer = app.consumer
+        metrics.lag.clear()  # partitions this worker no longer owns must not linger
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
             position = consumer._committed_offset.get(tp)  # faust keeps the last committed offset

@@ -18,3 +18,6 @@ class AggregateSettings(ServiceSettings):
     batch_within: float = Field(default=0.2, gt=0, description="seconds to wait to fill a flush")
     data_dir: str = ".run/aggregate"
     registry_refresh_seconds: float = 10.0
+    session_timeout_seconds: float = Field(
+        default=10.0, ge=6, description="a killed worker's partitions move to the others after this"
+    )

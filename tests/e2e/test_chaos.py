@@ -1,0 +1,159 @@
+"""Chaos: a randomized workload with duplicates, corrections, withdrawals, out-of-order revisions
+and late arrivals flows into Kafka while aggregator workers are killed with SIGKILL and
+restarted. After the stream is drained, every totals document at every level must equal the
+independent oracle (tests/e2e/oracle.py).
+
+    make chaos    # the long version: BAOCAO_CHAOS_SCALE=long, more reports and more kills
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from pymongo import MongoClient
+
+from shared.hierarchy import load_vietnam
+from tests.conftest import wait_until
+
+from .oracle import expected_totals, flatten
+from .system import System, start_system
+
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
+log = logging.getLogger(__name__)
+
+LONG = os.environ.get("BAOCAO_CHAOS_SCALE") == "long"
+SCALE = {"reports": 8000, "kills": 8} if LONG else {"reports": 700, "kills": 3}
+DISTRICTS = ["386", "388", "467"]
+MONTHS = ["2026-07", "2026-08", "2026-09", "2026-10", "2026-11", "2026-12"]
+ON_TIME = {"2026-12"}  # data for December closes on 14 December 2026, after this test runs
+
+
+def make_workload(seed: int, n_reports: int) -> list[dict[str, Any]]:
+    """Messages in the order they will be sent. Several revisions per report, some withdrawn,
+    some sent twice, some revisions swapped, some held back to arrive last."""
+    rng = random.Random(seed)
+    tree = load_vietnam()
+    communes = [c.code for d in DISTRICTS for c in tree.children(d)]
+    now = datetime.now(UTC).isoformat()
+    sent: list[dict[str, Any]] = []
+    late: list[dict[str, Any]] = []
+    for i in range(n_reports):
+        month = rng.choice(MONTHS)
+        kind = rng.choices(["study_session", "reflection", "beds"], [5, 2, 1])[0]
+        unit = rng.choice(DISTRICTS) if kind == "beds" else rng.choice(communes)
+        rid = f"chaos-{seed}-{i}"
+        revisions = []
+        for rev in range(1, rng.choice([1, 1, 2, 3]) + 1):
+            if kind == "study_session":
+                total = rng.randint(20, 400)
+                body = {"resolution": "NQ", "held_on": f"{month}-05", "format": "online", "bridge_points": rng.randint(0, 5), "delegates": rng.randint(0, 50), "members_attended": rng.randint(0, total), "members_total": total}
+            elif kind == "reflection":
+                req = rng.randint(10, 300)
+                body = {"members_submitted": rng.randint(0, req), "members_required": req}
+            else:
+                body = {"indicator": "hospital_beds", "value": rng.randint(50, 200)}
+            revisions.append({"report_id": rid, "revision": rev, "unit": unit, "kind": "indicator" if kind == "beds" else kind, "period": month, "submitted_at": now, "body": body})
+        if rng.random() < 0.1:
+            revisions.append({**revisions[-1], "revision": len(revisions) + 1, "withdrawn": True})
+        if len(revisions) > 1 and rng.random() < 0.3:
+            a, b = rng.sample(range(len(revisions)), 2)
+            revisions[a], revisions[b] = revisions[b], revisions[a]  # out of order
+        for r in revisions:
+            (late if rng.random() < 0.05 else sent).append(r)
+            if rng.random() < 0.15:
+                sent.append(r)  # a retry after a bad connection
+    return sent + late
+
+
+def consumer_lag(bootstrap: str, group: str, topic: str) -> int:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        committed = admin.list_group_offsets(group).get(group, {})
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(parts)
+        return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in parts)
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def produce(bootstrap: str, topic: str, messages: list[dict[str, Any]], pace_s: float) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    try:
+        for i, m in enumerate(messages):
+            producer.send(topic, key=m["unit"].encode(), value=json.dumps(m).encode())
+            if pace_s and i % 50 == 0:
+                producer.flush()
+                time.sleep(pace_s)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def run_chaos(system: System, seed: int, victims: int) -> dict[str, int]:
+    ns = system.namespace
+    bootstrap = ns.env["KAFKA_BOOTSTRAP_SERVERS"]
+    messages = make_workload(seed, SCALE["reports"])
+    feeder = threading.Thread(target=produce, args=(bootstrap, ns.reports_topic, messages, 0.05), daemon=True)
+    feeder.start()
+    rng = random.Random(seed)
+    kills = 0
+    while kills < SCALE["kills"]:
+        time.sleep(rng.uniform(1.0, 3.0))
+        victim = system.aggregators[rng.randrange(victims)]
+        victim.kill()  # SIGKILL: no flush, no commit, no goodbye
+        kills += 1
+        victim.start()
+        victim.wait_ready(90)
+    feeder.join(timeout=300)
+    assert not feeder.is_alive(), "producer did not finish"
+
+    group = ns.env["BAOCAO_AGGREGATE_APP_ID"]
+    wait_until(lambda: consumer_lag(bootstrap, group, ns.reports_topic) == 0, timeout=240, interval=1, what="the aggregators to drain the topic")
+    tree = load_vietnam()
+    expected = expected_totals(messages, tree, ON_TIME)
+    mongo: MongoClient[dict[str, Any]] = MongoClient(ns.env["MONGODB_URI"])
+    try:
+        stored = {d["_id"]: flatten(d) for d in mongo[ns.database]["totals"].find({})}
+    finally:
+        mongo.close()
+    stored = {k: v for k, v in stored.items() if v}
+    wrong = {k: (stored.get(k), expected.get(k)) for k in set(stored) | set(expected) if stored.get(k) != expected.get(k)}
+    summary = {"messages": len(messages), "reports": SCALE["reports"], "kills": kills, "documents_checked": len(expected), "figures_checked": sum(len(v) for v in expected.values())}
+    print(f"chaos summary: {summary}")  # the long run prints what it checked (make chaos runs with -s)
+    assert not wrong, f"{len(wrong)} totals differ from the oracle, e.g. {list(wrong.items())[:3]}"
+    return summary
+
+
+@pytest.fixture
+def one_worker(namespace):
+    system = start_system(namespace, aggregators=1)
+    yield system
+    system.stop()
+
+
+@pytest.fixture
+def two_workers(namespace):
+    system = start_system(namespace, aggregators=2)
+    yield system
+    system.stop()
+
+
+def test_one_worker_killed_repeatedly_loses_and_double_counts_nothing(one_worker):
+    summary = run_chaos(one_worker, seed=11, victims=1)
+    assert summary["documents_checked"] > 500
+
+
+def test_two_workers_sharing_partitions_with_one_killed_stay_exact(two_workers):
+    summary = run_chaos(two_workers, seed=23, victims=1)
+    assert summary["documents_checked"] > 500
