@@ -58,7 +58,7 @@ def get_tree(request: Request) -> OrgTree:
 Reader = Annotated[TotalsReader, Depends(get_reader)]
 Tree = Annotated[OrgTree, Depends(get_tree)]
 Code = Annotated[str, Path(pattern=UNIT_CODE_PATTERN, description="unit code, e.g. 38, 386, 14923")]
-Period = Annotated[str, Query(description=f"one of: {ACCEPTED_FORMS}", max_length=9)]
+Period = Annotated[str, Query(description=f"one of: {ACCEPTED_FORMS}", max_length=32)]
 
 
 def _period(period: str) -> str:

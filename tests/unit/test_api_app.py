@@ -1,0 +1,97 @@
+"""The read API over HTTP, with the in-memory totals reader."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.api.app import create_app
+from services.api.repository import InMemoryTotalsReader
+from services.api.settings import ApiSettings
+from shared.auth import Scope, mint
+from shared.hierarchy import load_vietnam
+from tests.conftest import TEST_SECRET
+
+DOCS = {
+    "386|study_session|2020-12": {"_id": "386|study_session|2020-12", "unit": "386", "series": "study_session", "period": "2020-12", "parents": ["386", "38"], "sums": {"members_attended": 5962, "members_total": 6600}, "reports": 21, "units_reported": 21, "units_on_time": 0},
+    "14923|study_session|2020-12": {"_id": "14923|study_session|2020-12", "unit": "14923", "series": "study_session", "period": "2020-12", "parents": ["14923", "386", "38"], "sums": {"members_attended": 300, "members_total": 320}, "reports": 1, "units_reported": 1, "own": 1},
+}
+
+
+@pytest.fixture
+def client():
+    settings = ApiSettings(kafka_bootstrap_servers="unused:9092", mongodb_uri="mongodb://unused", auth_secret=TEST_SECRET)
+    with TestClient(create_app(settings, reader=InMemoryTotalsReader(DOCS), tree=load_vietnam(["38"]))) as c:
+        yield c
+
+
+def auth(unit, scopes=(Scope.READ,)):
+    return {"Authorization": f"Bearer {mint(TEST_SECRET, unit, scopes, 3600)}"}
+
+
+def test_totals_show_sums_and_rates_from_summed_parts(client):
+    body = client.get("/v1/units/386/totals", params={"period": "2020-12"}, headers=auth("386")).json()
+    assert body["metrics"]["study_session.members_attended"] == 5962
+    assert body["metrics"]["study_session.participation_rate"] == 0.9033
+    assert body["rates"]["study_session.participation_rate"] == {"numerator": 5962, "denominator": 6600, "scale": 1, "value": 0.9033}
+    assert body["completeness"]["study_session"]["units_expected"] == 21
+
+
+@pytest.mark.parametrize(
+    ("token_unit", "target", "status"),
+    [
+        ("386", "386", 200),  # itself
+        ("38", "386", 200),  # its parent province
+        ("388", "386", 403),  # a sibling district
+        ("14923", "386", 403),  # a child commune reading up
+        ("14923", "14923", 200),
+        ("14926", "14923", 403),  # a sibling commune
+        ("VN", "14923", 200),
+    ],
+)
+@pytest.mark.parametrize("route", ["/v1/units/{c}", "/v1/units/{c}/totals?period=2020-12", "/v1/units/{c}/children/totals?period=2020-12", "/v1/units/{c}/completeness?period=2020-12&series=study_session"])
+def test_every_route_serves_only_the_tokens_subtree(client, token_unit, target, status, route):
+    r = client.get(route.format(c=target), headers=auth(token_unit))
+    assert r.status_code == status
+    if status == 403:
+        assert "5962" not in r.text and "members" not in r.text
+
+
+def test_a_submit_only_token_cannot_read(client):
+    assert client.get("/v1/units/386", headers=auth("386", (Scope.SUBMIT,))).status_code == 403
+
+
+def test_no_token_no_data(client):
+    assert client.get("/v1/units/386/totals", params={"period": "2020-12"}).status_code == 401
+
+
+@pytest.mark.parametrize("period", ["2020-13", "Q1", "2020-Q0", "$gt", "2020-12'; drop"])
+def test_invalid_periods_get_422_saying_what_is_accepted(client, period):
+    r = client.get("/v1/units/386/totals", params={"period": period}, headers=auth("VN"))
+    assert r.status_code == 422
+    assert "YYYY-Qn" in r.text
+
+
+@pytest.mark.parametrize("code", ["$ne", "386.x", "{\"$gt\":\"\"}", "38-", "1234567"])
+def test_unit_codes_that_are_not_codes_get_422_or_404(client, code):
+    assert client.get(f"/v1/units/{code}", headers=auth("VN")).status_code in (404, 422)
+
+
+def test_unknown_units_get_404(client):
+    assert client.get("/v1/units/99999", headers=auth("VN")).status_code == 404
+
+
+def test_unknown_series_get_422(client):
+    r = client.get("/v1/units/386/completeness", params={"period": "2020-12", "series": "$where"}, headers=auth("VN"))
+    assert r.status_code == 422
+
+
+def test_completeness_lists_who_has_not_reported(client):
+    body = client.get("/v1/units/386/completeness", params={"period": "2020-12", "series": "study_session"}, headers=auth("386")).json()
+    missing = {u["code"] for u in body["not_reported"]}
+    assert "14923" not in missing and len(missing) == 20
+
+
+def test_latency_is_measured_by_route_template_not_raw_path(client):
+    client.get("/v1/units/386", headers=auth("VN"))
+    client.get("/v1/units/388", headers=auth("VN"))
+    text = client.get("/metrics").text
+    assert 'route="/v1/units/{code}"' in text and 'route="/v1/units/386"' not in text

@@ -1,0 +1,173 @@
+"""The ingest service over HTTP, with the in-memory publisher and submission log."""
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.ingest.app import create_app
+from services.ingest.publisher import InMemoryPublisher
+from services.ingest.settings import IngestSettings
+from services.ingest.submissions import InMemorySubmissionLog
+from shared.auth import Scope, mint
+from shared.hierarchy import load_vietnam
+from shared.revocations import InMemoryRevocations
+from tests.conftest import TEST_SECRET
+
+TREE = load_vietnam(["38"])
+
+
+def report(unit="14923", rid="r-1", rev=1, attended=280):
+    return {
+        "report_id": rid, "revision": rev, "unit": unit, "kind": "study_session", "period": "2020-12",
+        "submitted_at": "2020-12-26T09:00:00+07:00",
+        "body": {"resolution": "NQ", "held_on": "2020-12-25", "format": "online", "bridge_points": 1, "delegates": 0, "members_attended": attended, "members_total": 300},
+    }
+
+
+@pytest.fixture
+def world():
+    publisher = InMemoryPublisher()
+    revocations = InMemoryRevocations()
+    settings = IngestSettings(kafka_bootstrap_servers="unused:9092", mongodb_uri="mongodb://unused", auth_secret=TEST_SECRET, max_body_bytes=200_000, max_batch=50)
+    app = create_app(settings, publisher=publisher, submissions=InMemorySubmissionLog(), tree=TREE, revocations=revocations)
+    with TestClient(app) as client:
+        yield client, publisher, revocations
+
+
+def auth(unit="14923", scopes=(Scope.SUBMIT,)):
+    return {"Authorization": f"Bearer {mint(TEST_SECRET, unit, scopes, 3600)}"}
+
+
+def published(publisher):
+    return [json.loads(v) for part in publisher.partitions for _, v in part]
+
+
+def test_an_accepted_report_is_published_keyed_by_unit_and_stamped(world):
+    client, publisher, _ = world
+    r = client.post("/v1/reports", json=report(), headers=auth())
+    assert r.status_code == 202
+    assert r.json() == {"report_id": "r-1", "revision": 1, "status": "accepted"}
+    [envelope] = published(publisher)
+    assert envelope["report"]["unit"] == "14923" and envelope["received_at"]
+    assert [k for part in publisher.partitions for k, _ in part] == [b"14923"]
+
+
+def test_a_resubmission_is_a_duplicate_and_is_not_published_again(world):
+    client, publisher, _ = world
+    client.post("/v1/reports", json=report(), headers=auth())
+    r = client.post("/v1/reports", json=report(), headers=auth())
+    assert (r.status_code, r.json()["status"]) == (200, "duplicate")
+    assert len(published(publisher)) == 1
+
+
+def test_the_same_revision_with_other_figures_is_a_conflict(world):
+    client, _, _ = world
+    client.post("/v1/reports", json=report(), headers=auth())
+    r = client.post("/v1/reports", json=report(attended=1), headers=auth())
+    assert r.status_code == 409 and "revision 2" in r.json()["detail"]
+
+
+def test_a_report_cannot_move_to_another_unit(world):
+    client, _, _ = world
+    client.post("/v1/reports", json=report(), headers=auth("386"))
+    r = client.post("/v1/reports", json=report(unit="14926", rev=2), headers=auth("386"))
+    assert r.status_code == 409 and "cannot change its unit" in r.json()["detail"]
+
+
+def test_an_invalid_report_gets_422_naming_the_field(world):
+    client, publisher, _ = world
+    r = client.post("/v1/reports", json=report(attended=400), headers=auth())
+    assert r.status_code == 422
+    assert any("members_attended (400) must not exceed members_total (300)" in e["msg"] for e in r.json()["detail"])
+    assert published(publisher) == []
+
+
+def test_an_unknown_unit_gets_422_on_the_unit_field(world):
+    client, _, _ = world
+    r = client.post("/v1/reports", json=report(unit="99999"), headers=auth("VN"))
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "unit"]
+
+
+def test_when_kafka_does_not_acknowledge_the_answer_is_503_never_202(world):
+    client, publisher, _ = world
+    publisher.available = False
+    r = client.post("/v1/reports", json=report(), headers=auth())
+    assert r.status_code == 503 and "not accepted" in r.json()["detail"]
+    publisher.available = True
+    assert client.post("/v1/reports", json=report(), headers=auth()).status_code == 202
+
+
+@pytest.mark.parametrize(("token_unit", "status"), [("14926", 403), ("14923", 202), ("386", 202), ("388", 403), ("38", 202)])
+def test_a_token_submits_only_inside_its_own_subtree(world, token_unit, status):
+    client, _, _ = world
+    assert client.post("/v1/reports", json=report(), headers=auth(token_unit)).status_code == status
+
+
+def test_a_read_only_token_cannot_submit(world):
+    client, _, _ = world
+    assert client.post("/v1/reports", json=report(), headers=auth(scopes=(Scope.READ,))).status_code == 403
+
+
+@pytest.mark.parametrize("header", [None, "Bearer nonsense", "Basic abc", "Bearer bcv1.e30.AAAA"])
+def test_missing_or_forged_tokens_get_401(world, header):
+    client, _, _ = world
+    headers = {"Authorization": header} if header else {}
+    assert client.post("/v1/reports", json=report(), headers=headers).status_code == 401
+
+
+def test_expired_and_revoked_tokens_get_401(world):
+    client, _, revocations = world
+    expired = mint(TEST_SECRET, "14923", [Scope.SUBMIT], -10)
+    assert client.post("/v1/reports", json=report(), headers={"Authorization": f"Bearer {expired}"}).status_code == 401
+    token = mint(TEST_SECRET, "14923", [Scope.SUBMIT], 3600)
+    from shared.auth import verify
+
+    revocations.revoked[verify(TEST_SECRET, token).token_id] = "lost laptop"
+    assert client.post("/v1/reports", json=report(), headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_a_batch_answers_each_item_and_loses_none(world):
+    client, publisher, _ = world
+    items = [report(rid="a"), report(rid="b", attended=999), report(rid="c", unit="14926"), report(rid="d", unit="388")]
+    r = client.post("/v1/reports/batch", json=items, headers=auth("386"))
+    assert r.status_code == 200
+    statuses = [x["status"] for x in r.json()["results"]]
+    assert statuses == ["accepted", "invalid", "accepted", "forbidden"]
+    assert {e["report"]["report_id"] for e in published(publisher)} == {"a", "c"}
+
+
+def test_oversized_batches_and_bodies_get_413(world):
+    client, _, _ = world
+    assert client.post("/v1/reports/batch", json=[report(rid=f"x{i}") for i in range(51)], headers=auth()).status_code == 413
+    big = report()
+    big["body"]["resolution"] = "x" * 300_000
+    assert client.post("/v1/reports", json=big, headers=auth()).status_code == 413
+
+
+@pytest.mark.parametrize(
+    "evil",
+    [
+        {"unit": {"$ne": None}},
+        {"report_id": {"$gt": ""}},
+        {"period": {"$regex": ".*"}},
+        {"body": {"$where": "sleep(1000)"}},
+        {"kind": "study_session", "$set": {"x": 1}},
+    ],
+)
+def test_mongodb_operators_in_a_report_are_rejected_as_invalid(world, evil):
+    client, publisher, _ = world
+    payload = {**report(), **evil}
+    r = client.post("/v1/reports", json=payload, headers=auth("VN"))
+    assert r.status_code == 422
+    assert published(publisher) == []
+
+
+def test_probes_and_metrics_answer(world):
+    client, _, _ = world
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    client.post("/v1/reports", json=report(), headers=auth())
+    text = client.get("/metrics").text
+    assert 'baocao_ingest_reports_total{outcome="accepted"} 1.0' in text
+    assert 'baocao_ingest_requests_total{code="202",route="/v1/reports"} 1.0' in text
