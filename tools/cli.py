@@ -141,41 +141,57 @@ def cmd_demo_load(args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
-    from kafka import KafkaConsumer, KafkaProducer
+    """List or replay the dead letters present now. Replay remembers how far it got (a consumer
+    group's committed offsets), so running it twice does not resend; what fails again comes back
+    as a new dead letter, which the next replay picks up after a further fix."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
     bootstrap = _need(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), "KAFKA_BOOTSTRAP_SERVERS")
     dead = os.environ.get("BAOCAO_DEAD_LETTER_TOPIC", "reports.dead-letter")
     reports_topic = os.environ.get("BAOCAO_REPORTS_TOPIC", "reports")
     replay = args.action == "replay"
     consumer = KafkaConsumer(
-        dead,
         bootstrap_servers=bootstrap,
-        # replay remembers what it replayed (a consumer group); list always shows everything
-        group_id="baocao-dead-letter-replay" if replay else None,
-        auto_offset_reset="earliest",
+        group_id="baocao-dead-letter-replay",
         enable_auto_commit=False,
-        consumer_timeout_ms=3000,
+        auto_offset_reset="earliest",
     )
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True) if replay else None
     n = 0
     try:
-        for msg in consumer:
-            headers = {k: v.decode(errors="replace") for k, v in msg.headers or []}
-            if replay:
-                assert producer is not None
-                producer.send(reports_topic, key=msg.key, value=msg.value, headers=[("baocao-replayed-from", f"{msg.partition}/{msg.offset}".encode())]).get(timeout=30)
-            else:
-                value = (msg.value or b"")[:300].decode(errors="replace")
-                print(json.dumps({"offset": msg.offset, "reason": headers.get("baocao-reason"), "detail": headers.get("baocao-detail"), "source": headers.get("baocao-source"), "value": value}, ensure_ascii=False))
-            n += 1
+        parts = [TopicPartition(dead, p) for p in sorted(consumer.partitions_for_topic(dead) or ())]
+        consumer.assign(parts)
+        end = consumer.end_offsets(parts)  # stop here: replayed letters that fail again come after
+        for tp in parts:
+            committed = consumer.committed(tp) if replay else None
+            consumer.seek(tp, committed or 0)
+        while any(consumer.position(tp) < end[tp] for tp in parts):
+            for tp, records in consumer.poll(timeout_ms=1000).items():
+                for msg in records:
+                    if msg.offset >= end[tp]:
+                        continue
+                    headers = {k: v.decode(errors="replace") for k, v in msg.headers or []}
+                    if producer is not None:
+                        source = f"{msg.topic}/{msg.partition}/{msg.offset}".encode()
+                        producer.send(reports_topic, key=msg.key, value=msg.value, headers=[("baocao-replayed-from", source)]).get(timeout=30)
+                    else:
+                        value = (msg.value or b"")[:300].decode(errors="replace")
+                        print(json.dumps({"offset": msg.offset, "reason": headers.get("baocao-reason"), "detail": headers.get("baocao-detail"), "source": headers.get("baocao-source"), "value": value}, ensure_ascii=False))
+                    n += 1
         if replay:
-            consumer.commit()
+            consumer.commit({tp: _offset_meta(end[tp]) for tp in parts})
     finally:
         consumer.close()
         if producer:
             producer.close()
     print(f"{n} dead letters {'replayed' if replay else 'listed'}", file=sys.stderr)
     return 0
+
+
+def _offset_meta(offset: int) -> Any:
+    from kafka.structs import OffsetAndMetadata
+
+    return OffsetAndMetadata(offset, "", -1)
 
 
 def build_parser() -> argparse.ArgumentParser:
