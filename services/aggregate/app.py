@@ -58,6 +58,12 @@ class Runtime:
                 fut = await dead_letters.send(key=key, value=value, headers=headers)
                 return await fut  # wait for the broker before the source message is acknowledged
 
+            totals_topic = self.app.topic(self.settings.totals_topic, value_serializer="raw", key_serializer="raw")
+
+            async def send_total(key: bytes, value: bytes) -> Any:
+                fut = await totals_topic.send(key=key, value=value)
+                return await fut
+
             store = MongoTotalsStore(self.mongo, self.settings.mongodb_database)
             self.worker = BatchWorker(
                 Projector(store, tree, catalog),
@@ -66,6 +72,7 @@ class Runtime:
                 send_dead_letter,
                 self.metrics,
                 refresh_registry=registry.refresh,
+                publish_total=send_total,
             )
             self._refresher = asyncio.create_task(registry.refresh_forever(self.settings.registry_refresh_seconds))
             log.info("aggregate runtime ready", extra={"units": len(tree)})

@@ -47,6 +47,7 @@ class Positioned:
 class BatchResult:
     outcomes: Counter[str] = field(default_factory=Counter)
     written: list[TotalKey] = field(default_factory=list)
+    touched: list[TotalKey] = field(default_factory=list)  # written now or by an earlier attempt
     rejected: list[tuple[Positioned, str]] = field(default_factory=list)
     attempts: int = 1
 
@@ -122,4 +123,5 @@ class Projector:
             [LedgerWrite(unit, offset, entries) for unit, (offset, entries) in changed.items()],
         )
         result.written = [w.key for w in writes]
+        result.touched = list(deltas)
         return result

@@ -107,7 +107,8 @@ class MongoTotalsStore:
                 UpdateOne(
                     {"_id": w.key.id, **guard},
                     {
-                        "$inc": w.inc,
+                        # version: bumped by every write, so stream consumers can order changes
+                        "$inc": {**w.inc, "version": 1},
                         "$set": {key: w.new_watermark},
                         "$setOnInsert": {
                             "unit": w.key.unit,
@@ -195,7 +196,7 @@ class InMemoryTotalsStore:
                     "period": w.key.period,
                     "parents": list(w.parents),
                 }
-            for name, value in w.inc.items():
+            for name, value in {**w.inc, "version": 1}.items():
                 target = doc
                 *path, leaf = name.split(".")
                 for part in path:

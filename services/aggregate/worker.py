@@ -21,6 +21,7 @@ from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.projector import Positioned, Projector
 from shared.catalog import Catalog
 from shared.hierarchy import OrgTree
+from shared.totals_stream import encode, totals_message
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ class RawMessage:
 
 # (key, value, headers) -> awaitable that completes once the broker has the dead letter
 DeadLetterSink = Callable[[bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[Any]]
+# (key, value) -> awaitable that completes once the broker has the totals message
+TotalsSink = Callable[[bytes, bytes], Awaitable[Any]]
+MAX_PUBLISH_ROUNDS = 5
 RegistryRefresh = Callable[[], Awaitable[int]]
 
 
@@ -50,6 +54,7 @@ class BatchWorker:
         metrics: AggregateMetrics,
         refresh_registry: RegistryRefresh | None = None,
         retry_pause: float = 0.5,
+        publish_total: TotalsSink | None = None,
     ) -> None:
         self.projector = projector
         self.catalog = catalog
@@ -58,6 +63,7 @@ class BatchWorker:
         self.metrics = metrics
         self.refresh_registry = refresh_registry
         self.retry_pause = retry_pause
+        self.publish_total = publish_total
         self.last_applied: dict[int, int] = {}
 
     async def handle(self, messages: Sequence[RawMessage]) -> None:
@@ -98,6 +104,39 @@ class BatchWorker:
                 extra={"reason": why.reason, "detail": why.detail[:300], "source": f"{m.partition}/{m.offset}"},
             )
 
+    async def _publish_totals(self, ids: list[str]) -> None:
+        """Publish the current state of the documents a batch touched, on the compacted stream.
+
+        Another worker may change a document between our read and our send, and its message may
+        land before ours: so after sending we read again and resend what moved, until what we
+        last sent is what is stored. Whoever writes last therefore also publishes last, and the
+        newest message per key is the current state (the version field orders the rest).
+        """
+        if self.publish_total is None or not ids:
+            return
+        store = self.projector.store
+        docs = await self._retrying("publish", lambda: store.read_totals(ids))
+        for _ in range(MAX_PUBLISH_ROUNDS):
+            messages = [encode(totals_message(d)) for d in docs.values()]
+            await self._retrying("publish", lambda: asyncio.gather(*(self.publish_total(k, v) for k, v in messages)))
+            again = await self._retrying("publish", lambda: store.read_totals(list(docs)))
+            docs = {i: d for i, d in again.items() if d.get("version") != docs[i].get("version")}
+            if not docs:
+                return
+
+    async def _retrying(self, cause: str, op: Callable[[], Awaitable[Any]]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await op()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Kafka or the database away: wait, retry
+                attempt += 1
+                self.metrics.retries.labels(cause).inc()
+                log.warning("%s failed, retrying", cause, extra={"attempt": attempt, "error": repr(exc)[:300]})
+                await asyncio.sleep(min(self.retry_pause * attempt, 5.0))
+
     async def _handle_partition(self, partition: int, messages: list[RawMessage]) -> None:
         good, bad = await self._decode(messages)
         started = time.perf_counter()
@@ -128,6 +167,7 @@ class BatchWorker:
             for p, reason in result.rejected
         ]
         await self._send_dead_letters(bad + domain_rejects)
+        await self._publish_totals([k.id for k in result.touched])
         elapsed = time.perf_counter() - started
         self.metrics.flush_seconds.observe(elapsed)
         self.metrics.flush_size.observe(len(result.written))

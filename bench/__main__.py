@@ -1,0 +1,59 @@
+"""Benchmarks against a local stack: ``python -m bench [--smoke] [--reports N]`` (``make bench``).
+
+Starts Kafka and the database (profile "bench") unless KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI
+name running ones, runs the services as processes, measures once, prints a table of figures with
+their limits and ratios, and writes the results as JSON under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from bench.run import run
+from bench.sizes import FULL, SMOKE
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds-long sizes (a check, not a measurement)"
+    )
+    parser.add_argument(
+        "--reports", type=int, metavar="N", help="backlog size for aggregation and memory"
+    )
+    parser.add_argument(
+        "--partitions", type=int, default=8, help="partitions of each topic (default 8)"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the generated reports")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help=f"default {RESULTS}")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    if args.reports is not None and args.reports < 1:
+        parser.error("--reports must be at least 1")
+    return args
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("kafka", "aiokafka", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.log_level)
+    sizes = (SMOKE if args.smoke else FULL).with_backlog(args.reports)
+    return run(sizes, args.partitions, args.seed, args.results_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""Aggregation throughput and memory: one aggregator worker drains a pre-produced backlog.
+
+The worker's own counter baocao_aggregate_reports_total (summed over outcomes) says how many
+messages it has applied; it is sampled from /metrics while the backlog drains. The rate is the
+backlog divided by the time from the last sample showing nothing applied to the first showing
+everything applied, so the worker's start-up (imports, tree, rebalance) is left out. Kafka's
+committed offsets (consumer-group lag) are checked afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.promtext import Scrape, scrape
+
+log = logging.getLogger(__name__)
+
+APPLIED = "baocao_aggregate_reports_total"
+DEAD_LETTERS = "baocao_aggregate_dead_letters_total"
+FRESHNESS = "baocao_aggregate_freshness_seconds"
+
+
+class AggregatorDied(RuntimeError):
+    pass
+
+
+@dataclass
+class Drain:
+    """Samples (seconds since the worker was started, messages applied) and what they imply."""
+
+    expected: int
+    samples: list[tuple[float, float]] = field(default_factory=list)
+    outcomes: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def applied(self) -> float:
+        return self.samples[-1][1] if self.samples else 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.applied >= self.expected
+
+    def _first_at_least(self, count: float) -> float | None:
+        return next((t for t, c in self.samples if c >= count), None)
+
+    @property
+    def window(self) -> tuple[float, float] | None:
+        """(last sample at zero, first sample at the whole backlog), in seconds since start."""
+        end = self._first_at_least(self.expected)
+        if end is None:
+            return None
+        start = max((t for t, c in self.samples if c <= 0 and t < end), default=0.0)
+        return start, end
+
+    @property
+    def rate(self) -> float | None:
+        window = self.window
+        if window is None or window[1] <= window[0]:
+            return None
+        return self.expected / (window[1] - window[0])
+
+    def half_rates(self) -> tuple[float | None, float | None]:
+        """Rates over the first and the second half of the backlog: a drop shows a slowdown as
+        the ledgers and totals grow."""
+        window, middle = self.window, self._first_at_least(self.expected / 2)
+        if window is None or middle is None:
+            return None, None
+        first = (self.expected / 2) / (middle - window[0]) if middle > window[0] else None
+        second = (self.expected / 2) / (window[1] - middle) if window[1] > middle else None
+        return first, second
+
+    def as_dict(self) -> dict[str, Any]:
+        first, second = self.half_rates()
+        window = self.window
+        return {
+            "expected": self.expected,
+            "applied": self.applied,
+            "window_s": [round(w, 3) for w in window] if window else None,
+            "rate": self.rate,
+            "rate_first_half": first,
+            "rate_second_half": second,
+            "outcomes": self.outcomes,
+            "samples": [
+                (round(t, 2), c) for t, c in self.samples[:: max(1, len(self.samples) // 200)]
+            ],
+        }
+
+
+async def watch_drain(
+    url: str, alive: Any, expected: int, started: float, timeout_s: float, interval_s: float
+) -> Drain:
+    """Sample the worker's applied counter until it reaches ``expected`` or time runs out.
+
+    ``alive()`` tells whether the worker process still runs; ``started`` is its start time
+    (time.perf_counter())."""
+    drain = Drain(expected)
+    deadline = started + timeout_s
+    last_log = 0.0
+    async with httpx.AsyncClient() as http:
+        while time.perf_counter() < deadline and not drain.done:
+            if not alive():
+                raise AggregatorDied("the aggregator exited while draining the backlog")
+            try:
+                page = await scrape(http, url)
+            except httpx.HTTPError:  # not listening yet
+                await asyncio.sleep(interval_s)
+                continue
+            now = time.perf_counter() - started
+            drain.samples.append((now, page.total(APPLIED)))
+            drain.outcomes = page.by_label(APPLIED, "outcome")
+            if now - last_log >= 10:
+                log.info("aggregator: %d of %d applied after %.0f s", drain.applied, expected, now)
+                last_log = now
+            await asyncio.sleep(interval_s)
+    if not drain.done:
+        log.warning(
+            "the backlog was not drained in %.0f s (%d of %d)", timeout_s, drain.applied, expected
+        )
+    return drain
+
+
+async def metrics_now(url: str) -> Scrape:
+    async with httpx.AsyncClient() as http:
+        return await scrape(http, url)
+
+
+# ---------------------------------------------------------------- consumer lag and memory
+
+
+def consumer_lag(bootstrap: str, group: str, topic: str) -> int:
+    """End offsets minus the group's committed offsets, summed over the topic's partitions."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="baocao-bench")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="baocao-bench")
+    try:
+        committed = admin.list_group_offsets(group).get(group, {})
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(parts)
+        return int(sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in parts))
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def wait_lag_zero(bootstrap: str, group: str, topic: str, timeout_s: float) -> tuple[int, float]:
+    """Poll the lag until it is 0 or ``timeout_s`` passes; return (last lag, seconds waited)."""
+    started = time.perf_counter()
+    lag = consumer_lag(bootstrap, group, topic)
+    while lag > 0 and time.perf_counter() - started < timeout_s:
+        time.sleep(0.5)
+        lag = consumer_lag(bootstrap, group, topic)
+    return lag, time.perf_counter() - started
+
+
+def _status_kb(pid: int, field_name: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    stack = [pid]
+    while stack and len(found) < 1000:
+        current = stack.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                stack.extend(int(c) for c in task.read_text().split())
+            except OSError:
+                continue
+    return found
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    """Peak (VmHWM) and current (VmRSS) resident memory of a process and its children, in kB."""
+    pids = _descendants(pid)
+    return {
+        "processes": len(pids),
+        "peak_rss_kb": sum(_status_kb(p, "VmHWM") for p in pids),
+        "rss_kb": sum(_status_kb(p, "VmRSS") for p in pids),
+    }
+
+
+async def wait_applied(url: str, expected: float, timeout_s: float) -> Scrape:
+    """Scrape the worker until its applied counter reaches ``expected`` or ``timeout_s`` passes;
+    return the last scrape."""
+    deadline = time.perf_counter() + timeout_s
+    async with httpx.AsyncClient() as http:
+        page = await scrape(http, url)
+        while page.total(APPLIED) < expected and time.perf_counter() < deadline:
+            await asyncio.sleep(0.1)
+            page = await scrape(http, url)
+    if page.total(APPLIED) < expected:
+        log.warning("aggregator applied %d of %d in time", page.total(APPLIED), expected)
+    return page

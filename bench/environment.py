@@ -1,0 +1,178 @@
+"""What a benchmark run talks to: Kafka and the database, the names private to the run, and the
+service processes (deploy.processes).
+
+The servers are the ones named by KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI when both are set
+(nothing is started then); otherwise a fresh local stack, profile "bench" (data under .run/bench),
+started here and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy import stack
+from deploy.processes import ServiceProcess, aggregate_process, http_process, service_env
+from shared.auth import COUNTRY, Scope, mint
+from tools.topics import create_topics, topic_names
+
+log = logging.getLogger(__name__)
+
+PROFILE = "bench"
+# Each role has its own topics so that phases never see each other's messages:
+#   limits  raw aiokafka produce / consume, no service
+#   load    the ingest process measured for throughput (nothing consumes its topic)
+#   main    backlog, aggregator, freshness and reads
+ROLES = ("limits", "load", "main")
+
+
+@dataclass(frozen=True)
+class Servers:
+    endpoints: dict[str, str]
+    started_here: bool
+
+    @property
+    def bootstrap(self) -> str:
+        return self.endpoints["KAFKA_BOOTSTRAP_SERVERS"]
+
+    @property
+    def mongodb_uri(self) -> str:
+        return self.endpoints["MONGODB_URI"]
+
+
+@contextmanager
+def servers() -> Iterator[Servers]:
+    """The external servers, or a fresh local stack for the duration of the block."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("MONGODB_URI"):
+        endpoints = {k: os.environ[k] for k in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")}
+        log.info("using the servers from the environment: %s", endpoints)
+        yield Servers(endpoints, started_here=False)
+        return
+    profile = stack.Profile(PROFILE)
+    stack.stop(profile)  # a previous run that did not finish
+    _wipe_stack_data(profile)
+    log.info("starting Kafka and the database (profile %s, data under %s)", PROFILE, profile.dir)
+    try:
+        yield Servers(stack.start(profile), started_here=True)
+    finally:
+        log.info("stopping the servers of profile %s", PROFILE)
+        stack.stop(profile)
+
+
+def _wipe_stack_data(profile: stack.Profile) -> None:
+    """Remove the previous run's broker and database files (and the ports it chose)."""
+    for name in ("kafka", "mongodb"):
+        shutil.rmtree(profile.dir / name, ignore_errors=True)
+    profile.state_file.unlink(missing_ok=True)
+
+
+@dataclass
+class RunNames:
+    """Topics, database, consumer group and signing key private to one run."""
+
+    suffix: str = field(default_factory=lambda: secrets.token_hex(4))
+    secret: str = field(default_factory=lambda: "bench-" + secrets.token_hex(24))
+
+    @property
+    def database(self) -> str:
+        return f"bench_{self.suffix}"
+
+    def env(self, endpoints: dict[str, str], role: str) -> dict[str, str]:
+        """The variables the services read (see tests/conftest.py Namespace.env)."""
+        return {
+            **endpoints,
+            "BAOCAO_REPORTS_TOPIC": f"bench-{role}-reports-{self.suffix}",
+            "BAOCAO_DEAD_LETTER_TOPIC": f"bench-{role}-dead-{self.suffix}",
+            "BAOCAO_TOTALS_TOPIC": f"bench-{role}-totals-{self.suffix}",
+            "MONGODB_DATABASE": self.database,
+            "BAOCAO_AGGREGATE_APP_ID": f"bench-aggregate-{self.suffix}",
+            "BAOCAO_AUTH_SECRET": self.secret,
+            "BAOCAO_LOG_LEVEL": "INFO",
+            "BAOCAO_PROVINCES": "",  # the whole country, whatever the caller's environment says
+        }
+
+    def reports_topic(self, role: str) -> str:
+        return f"bench-{role}-reports-{self.suffix}"
+
+    def topics(self) -> list[str]:
+        return [t for role in ROLES for t in topic_names(self.env({}, role))]
+
+    def token(self) -> str:
+        """A country-wide token with every scope, valid for an hour: mint one per phase."""
+        return mint(self.secret, COUNTRY, list(Scope), 3600)
+
+
+def create_run_topics(servers: Servers, names: RunNames, partitions: int) -> None:
+    for role in ROLES:
+        create_topics(servers.bootstrap, partitions, names.env(servers.endpoints, role))
+    log.info("created topics for run %s (%d partitions each)", names.suffix, partitions)
+
+
+def drop_run_data(servers: Servers, names: RunNames) -> None:
+    """Delete the run's topics and database (used on shared servers). Best effort."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    with suppress(KafkaError, OSError):
+        admin = KafkaAdminClient(bootstrap_servers=servers.bootstrap, client_id="baocao-bench")
+        try:
+            admin.delete_topics(names.topics())
+        finally:
+            admin.close()
+    with suppress(PyMongoError):
+        client: MongoClient = MongoClient(servers.mongodb_uri, serverSelectionTimeoutMS=5000)
+        try:
+            client.drop_database(names.database)
+        finally:
+            client.close()
+    log.info("deleted the topics and the database of run %s", names.suffix)
+
+
+class Services:
+    """The service processes of one run; every one started here is stopped by stop_all()."""
+
+    def __init__(self, servers: Servers, names: RunNames) -> None:
+        self.servers = servers
+        self.names = names
+        self.run_dir = stack.Profile(PROFILE).dir / "runs" / names.suffix
+        self.started: list[ServiceProcess] = []
+
+    def _env(self, role: str) -> dict[str, str]:
+        return service_env(self.servers.endpoints, self.names.env(self.servers.endpoints, role))
+
+    def http(self, kind: str, role: str) -> ServiceProcess:
+        """An ingest or api process for ``role``, started (call wait_ready before use)."""
+        proc = http_process(kind, self.run_dir / role, self._env(role))
+        self._start(proc)
+        return proc
+
+    def aggregator(self, role: str = "main") -> ServiceProcess:
+        proc = aggregate_process(self.run_dir / role, self._env(role))
+        self._start(proc)
+        return proc
+
+    def _start(self, proc: ServiceProcess) -> None:
+        proc.start()
+        self.started.append(proc)
+        log.info("started %s (pid %s, %s, log %s)", proc.name, proc.pid, proc.url, proc.log_path)
+
+    def stop(self, proc: ServiceProcess) -> None:
+        proc.stop()
+        log.info("stopped %s (pid %s)", proc.name, proc.pid)
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            if proc.alive():
+                self.stop(proc)
+
+    @property
+    def logs(self) -> Path:
+        return self.run_dir

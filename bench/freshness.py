@@ -1,0 +1,217 @@
+"""Freshness: from ingest's acknowledgement of a report to the change being visible in its
+province's total through the read API, at a steady rate of reports.
+
+Reports go to ingest in small batches on a fixed schedule (open loop: the schedule does not wait
+for answers). Every n-th report is a *probe*. Probes are grouped, up to GROUP_SIZE to a group,
+and each group owns a (province, month) that no other report touches; each probe of a group sets
+study_session.delegates to its own power of two. One GET of the province's total for that month
+therefore tells exactly which of the group's probes are visible: the bits of the sum. A probe's
+freshness is the time of the first answer that shows it minus the time its batch was
+acknowledged, so it is measured to within one polling interval plus one API call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bench.clients import client, sleep_until
+from bench.stats import latency_summary
+from bench.workload import Report, Workload
+
+log = logging.getLogger(__name__)
+
+GROUP_SIZE = 20  # bits 0..19: the sum stays below study_session.delegates' maximum (10**7)
+TICK_S = 0.05  # one batch POST per tick at most
+POLL_S = 0.02
+MAX_IN_FLIGHT = 32  # batch POSTs awaiting an answer
+METRIC = "study_session.delegates"
+
+
+@dataclass
+class Probe:
+    group: int
+    bit: int
+    acked_at: float | None = None
+    visible_at: float | None = None
+
+    @property
+    def freshness_s(self) -> float | None:
+        if self.acked_at is None or self.visible_at is None:
+            return None
+        return max(0.0, self.visible_at - self.acked_at)
+
+
+class ProbeBoard:
+    """Hands out probes, records acknowledgements, and reads visibility off group totals."""
+
+    def __init__(self, workload: Workload) -> None:
+        self.workload = workload
+        self.probes: list[Probe] = []
+
+    def new_probe(self) -> tuple[Probe, Report]:
+        group, bit = divmod(len(self.probes), GROUP_SIZE)
+        probe = Probe(group, bit)
+        self.probes.append(probe)
+        return probe, self.workload.probe(group, bit)
+
+    def waiting(self) -> dict[int, list[Probe]]:
+        """Acknowledged probes not yet seen, by group."""
+        out: dict[int, list[Probe]] = {}
+        for p in self.probes:
+            if p.acked_at is not None and p.visible_at is None:
+                out.setdefault(p.group, []).append(p)
+        return out
+
+    def observe(self, group: int, value: int, at: float) -> None:
+        for p in self.probes[group * GROUP_SIZE : (group + 1) * GROUP_SIZE]:
+            if p.acked_at is not None and p.visible_at is None and value >> p.bit & 1:
+                p.visible_at = at
+
+    def freshness(self) -> list[float]:
+        return [f for p in self.probes if (f := p.freshness_s) is not None]
+
+
+@dataclass
+class Sending:
+    accepted: int = 0
+    posted: int = 0
+    failed_posts: int = 0
+    started: float = 0.0
+    last_ack: float = 0.0
+    ack_latencies_s: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        elapsed = self.last_ack - self.started
+        return self.accepted / elapsed if elapsed > 0 else 0.0
+
+
+async def send_at_rate(
+    ingest: httpx.AsyncClient, board: ProbeBoard, rate: float, seconds: float, probe_every: int
+) -> Sending:
+    """Send ``rate * seconds`` reports in batches on a fixed schedule; record probe acks."""
+    per_post = max(1, round(rate * TICK_S))
+    interval = per_post / rate
+    posts = math.ceil(rate * seconds / per_post)
+    sending = Sending(started=time.perf_counter())
+    gate = asyncio.Semaphore(MAX_IN_FLIGHT)
+    serial = 0
+
+    async def post(batch: list[Report], probes: dict[int, Probe]) -> None:
+        try:
+            sent = time.perf_counter()
+            response = await ingest.post("/v1/reports/batch", json=batch)
+            acked = time.perf_counter()
+            if response.status_code not in (200, 503):
+                sending.failed_posts += 1
+                return
+            results = response.json()["results"]
+            sending.accepted += sum(r["status"] == "accepted" for r in results)
+            sending.ack_latencies_s.append(acked - sent)
+            sending.last_ack = max(sending.last_ack, acked)
+            for index, probe in probes.items():
+                if results[index]["status"] == "accepted":
+                    probe.acked_at = acked
+        except httpx.HTTPError:
+            sending.failed_posts += 1
+        finally:
+            gate.release()
+
+    tasks = []
+    for k in range(posts):
+        await sleep_until(sending.started + k * interval)
+        batch: list[Report] = []
+        probes: dict[int, Probe] = {}
+        for _ in range(per_post):
+            serial += 1
+            if serial % probe_every == 0:
+                probe, report = board.new_probe()
+                probes[len(batch)] = probe
+            else:
+                report = board.workload.study_sessions(1, tag="fr")[0]
+            batch.append(report)
+        await gate.acquire()
+        sending.posted += len(batch)
+        tasks.append(asyncio.create_task(post(batch, probes)))
+    await asyncio.gather(*tasks)
+    return sending
+
+
+async def poll_visibility(
+    api: httpx.AsyncClient, board: ProbeBoard, sending_done: asyncio.Event, deadline: float
+) -> int:
+    """Poll the totals of every group with waiting probes until none wait after the sender has
+    finished, or the deadline. Returns the number of GETs made."""
+    gets = 0
+
+    async def check(group: int) -> None:
+        nonlocal gets
+        province, month = board.workload.probe_target(group)
+        response = await api.get(f"/v1/units/{province}/totals", params={"period": month})
+        gets += 1
+        seen = time.perf_counter()
+        if response.status_code == 200:
+            board.observe(group, int(response.json()["metrics"].get(METRIC) or 0), seen)
+
+    while time.perf_counter() < deadline:
+        waiting = board.waiting()
+        if not waiting and sending_done.is_set():
+            break
+        try:
+            await asyncio.gather(*(check(g) for g in waiting))
+        except httpx.HTTPError as exc:
+            log.warning("freshness poll failed: %r", exc)
+        await asyncio.sleep(POLL_S)
+    return gets
+
+
+async def measure(
+    ingest_url: str,
+    api_url: str,
+    token: str,
+    workload: Workload,
+    rate: float,
+    seconds: float,
+    probe_every: int,
+    drain_s: float,
+) -> dict[str, Any]:
+    """Run the sender and the poller together; return the figures and the detail."""
+    board = ProbeBoard(workload)
+    done = asyncio.Event()
+    async with (
+        client(ingest_url, token, MAX_IN_FLIGHT) as ingest,
+        client(api_url, token, 32) as api,
+    ):
+        deadline = time.perf_counter() + seconds + drain_s
+        poller = asyncio.create_task(poll_visibility(api, board, done, deadline))
+        try:
+            sending = await send_at_rate(ingest, board, rate, seconds, probe_every)
+        finally:
+            done.set()
+        gets = await poller
+    freshness = board.freshness()
+    unseen = sum(1 for p in board.probes if p.acked_at is not None and p.visible_at is None)
+    if unseen:
+        log.warning("%d acknowledged probes were never seen through the API", unseen)
+    return {
+        "target_rate": rate,
+        "seconds": seconds,
+        "sent": sending.posted,
+        "accepted": sending.accepted,
+        "failed_posts": sending.failed_posts,
+        "send_rate": sending.rate,
+        "batch_ack_latency": latency_summary(sending.ack_latencies_s),
+        "probes": len(board.probes),
+        "probes_acknowledged": sum(1 for p in board.probes if p.acked_at is not None),
+        "probes_unseen": unseen,
+        "api_polls": gets,
+        "poll_interval_ms": POLL_S * 1000,
+        "freshness": latency_summary(freshness),
+    }

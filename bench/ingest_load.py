@@ -1,0 +1,112 @@
+"""Ingest throughput: reports per second acknowledged, one report per POST or 1,000 per batch.
+
+A fixed number of client tasks share one queue of work and keep one request each in flight
+(a closed loop): the rate is what the service sustains, not a rate we chose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bench.clients import client
+from bench.stats import latency_summary
+from bench.workload import Report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadResult:
+    accepted: int = 0
+    requests: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    latencies_s: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    complete: bool = True
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "requests": self.requests,
+            "statuses": dict(self.statuses),
+            "seconds": round(self.seconds, 3),
+            "rate": round(self.rate, 1),
+            "complete": self.complete,
+            "request_latency": latency_summary(self.latencies_s),
+        }
+
+
+async def _run_workers(
+    work: deque[Any], concurrency: int, timeout_s: float, one: Any
+) -> LoadResult:
+    """Run ``concurrency`` tasks that pop items from ``work`` and await ``one(item, result)``
+    until the queue is empty or ``timeout_s`` has passed."""
+    result = LoadResult()
+    started = time.perf_counter()
+    deadline = started + timeout_s
+
+    async def worker() -> None:
+        while work and time.perf_counter() < deadline:
+            item = work.popleft()
+            sent = time.perf_counter()
+            await one(item, result)
+            result.latencies_s.append(time.perf_counter() - sent)
+            result.requests += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - started
+    result.complete = not work
+    if work:
+        log.warning("ingest load stopped at the time limit with %d items left", len(work))
+    return result
+
+
+async def single_reports(
+    url: str, token: str, reports: Sequence[Report], concurrency: int, timeout_s: float
+) -> LoadResult:
+    """POST /v1/reports once per report; acknowledged = 202 accepted."""
+    async with client(url, token, concurrency) as http:
+
+        async def one(report: Report, result: LoadResult) -> None:
+            try:
+                response = await http.post("/v1/reports", json=report)
+            except httpx.HTTPError as exc:
+                result.statuses[type(exc).__name__] += 1
+                return
+            result.statuses[str(response.status_code)] += 1
+            if response.status_code == 202:
+                result.accepted += 1
+
+        return await _run_workers(deque(reports), concurrency, timeout_s, one)
+
+
+async def batches(
+    url: str, token: str, reports: Sequence[Report], size: int, concurrency: int, timeout_s: float
+) -> LoadResult:
+    """POST /v1/reports/batch with ``size`` reports each; acknowledged = items accepted."""
+    chunks = deque(list(reports[i : i + size]) for i in range(0, len(reports), size))
+    async with client(url, token, concurrency) as http:
+
+        async def one(chunk: list[Report], result: LoadResult) -> None:
+            try:
+                response = await http.post("/v1/reports/batch", json=chunk, timeout=120.0)
+            except httpx.HTTPError as exc:
+                result.statuses[type(exc).__name__] += 1
+                return
+            result.statuses[str(response.status_code)] += 1
+            if response.status_code in (200, 503):  # 503: some items were not acknowledged
+                result.accepted += int(response.json().get("accepted", 0))
+
+        return await _run_workers(chunks, concurrency, timeout_s, one)

@@ -1,0 +1,343 @@
+"""One benchmark run: start what it needs, measure every figure once, write and print results.
+
+Phases, in order (each is logged with its duration; one failing does not stop the others, but
+fails the run):
+
+    services     ingest (twice: one for load, one feeding the aggregator) and the read API
+    limits       raw aiokafka produce, and consume + decode, of study_session reports
+    ingest       single-report POSTs, then batches of 1,000, to the load ingest
+    aggregation  a mixed backlog produced straight to Kafka, drained by one new aggregator;
+                 its peak RSS afterwards
+    freshness    reports through ingest at a steady rate, probes polled through the API
+    reads        the read API at a target request rate, two endpoints in turn
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import aggregation, api_reads, freshness, ingest_load, kafka_limits
+from bench.environment import (
+    RunNames,
+    Servers,
+    Services,
+    create_run_topics,
+    drop_run_data,
+    servers,
+)
+from bench.figures import Figures, table
+from bench.machine import machine, now, summary_line, versions
+from bench.promtext import bucket_change
+from bench.sizes import Sizes
+from bench.stats import histogram_quantile
+from bench.workload import Workload, kafka_message
+from deploy.processes import ServiceProcess
+from shared.hierarchy import load_vietnam
+
+log = logging.getLogger(__name__)
+
+INGEST_WARM_UP = 64  # single reports sent before the clock starts (connections, pools, caches)
+
+
+class PhaseSkipped(RuntimeError):
+    """A phase could not run because an earlier one did not leave what it needs."""
+
+
+@dataclass
+class Context:
+    sizes: Sizes
+    partitions: int
+    seed: int
+    servers: Servers
+    names: RunNames
+    services: Services
+    workload: Workload
+    figures: Figures
+    details: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    procs: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def proc(self, name: str) -> ServiceProcess:
+        proc = self.procs.get(name)
+        if proc is None or not proc.alive():
+            raise PhaseSkipped(f"the {name} process is not running")
+        return proc
+
+    def run_phase(self, name: str, phase: Callable[[Context], None]) -> None:
+        log.info("phase %s: start", name)
+        started = time.perf_counter()
+        try:
+            phase(self)
+        except Exception as exc:  # recorded and reported; it fails the run
+            log.exception("phase %s failed", name)
+            self.errors.append(f"{name}: {type(exc).__name__}: {exc}"[:2000])
+        elapsed = time.perf_counter() - started
+        self.details.setdefault("phase_seconds", {})[name] = round(elapsed, 2)
+        log.info("phase %s: done in %.1f s", name, elapsed)
+
+
+# ---------------------------------------------------------------- phases
+
+
+def phase_services(ctx: Context) -> None:
+    """Start the HTTP services together (they boot in parallel), then wait for each."""
+    ctx.procs["ingest-load"] = ctx.services.http("ingest", "load")
+    ctx.procs["ingest"] = ctx.services.http("ingest", "main")
+    ctx.procs["api"] = ctx.services.http("api", "main")
+    for proc in ctx.procs.values():
+        proc.wait_ready(ctx.sizes.phase_timeout_s)
+
+
+def phase_limits(ctx: Context) -> None:
+    sizes, bootstrap = ctx.sizes, ctx.servers.bootstrap
+    topic = ctx.names.reports_topic("limits")
+    messages = [kafka_message(r) for r in ctx.workload.study_sessions(sizes.limit_reports, "lim")]
+    produced = asyncio.run(kafka_limits.produce(bootstrap, topic, messages, sizes.phase_timeout_s))
+    log.info("raw produce: %d reports in %.2f s", produced.count, produced.seconds)
+    consumed = asyncio.run(
+        kafka_limits.consume_and_decode(bootstrap, topic, len(messages), sizes.phase_timeout_s)
+    )
+    log.info("raw consume+decode: %d reports in %.2f s", consumed.count, consumed.seconds)
+    if consumed.failures:
+        raise RuntimeError(f"{consumed.failures} messages did not decode")
+    ctx.figures.set("kafka_produce_rate", produced.rate)
+    ctx.figures.set("kafka_consume_decode_rate", consumed.rate if consumed.count else None)
+    ctx.details["limits"] = {
+        "message_bytes_mean": sum(len(v) for _, v in messages) / len(messages),
+        "produce": produced.as_dict(),
+        "consume_decode": consumed.as_dict(),
+    }
+
+
+def phase_ingest(ctx: Context) -> None:
+    sizes, workload = ctx.sizes, ctx.workload
+    url, token = ctx.proc("ingest-load").url, ctx.names.token()
+    warm = workload.study_sessions(INGEST_WARM_UP, "warm")
+    asyncio.run(ingest_load.single_reports(url, token, warm, sizes.single_concurrency, 60))
+    single = asyncio.run(
+        ingest_load.single_reports(
+            url,
+            token,
+            workload.study_sessions(sizes.single_reports, "one"),
+            sizes.single_concurrency,
+            sizes.phase_timeout_s,
+        )
+    )
+    log.info("ingest, single: %d accepted in %.2f s", single.accepted, single.seconds)
+    batched = asyncio.run(
+        ingest_load.batches(
+            url,
+            token,
+            workload.study_sessions(sizes.batches * sizes.batch_size, "bat"),
+            sizes.batch_size,
+            sizes.batch_concurrency,
+            sizes.phase_timeout_s,
+        )
+    )
+    log.info("ingest, batches: %d accepted in %.2f s", batched.accepted, batched.seconds)
+    ctx.figures.set("ingest_single_rate", single.rate or None)
+    ctx.figures.set("ingest_batch_rate", batched.rate or None)
+    ctx.details["ingest"] = {
+        "single": {**single.as_dict(), "concurrency": sizes.single_concurrency},
+        "batches": {**batched.as_dict(), "concurrency": sizes.batch_concurrency},
+    }
+    ctx.services.stop(ctx.procs.pop("ingest-load"))  # idle from here on: give its memory back
+
+
+def phase_aggregation(ctx: Context) -> None:
+    sizes, bootstrap = ctx.sizes, ctx.servers.bootstrap
+    topic = ctx.names.reports_topic("main")
+    log.info("producing a backlog of %d mixed reports to %s", sizes.backlog, topic)
+    backlog = (kafka_message(r) for r in ctx.workload.mixed(sizes.backlog, "mx"))
+    loaded = asyncio.run(kafka_limits.produce(bootstrap, topic, backlog, sizes.drain_timeout_s))
+    log.info(
+        "backlog of %d produced in %.1f s; starting the aggregator", loaded.count, loaded.seconds
+    )
+
+    proc = ctx.services.aggregator("main")
+    ctx.procs["aggregate"] = proc
+    started = time.perf_counter()
+    interval = 0.1 if sizes.backlog <= 20_000 else 0.25
+    drain = asyncio.run(
+        aggregation.watch_drain(
+            proc.url, proc.alive, sizes.backlog, started, sizes.drain_timeout_s, interval
+        )
+    )
+    memory = aggregation.memory_kb(proc.pid or 0)
+    log.info(
+        "aggregator: %d applied, rate %s/s, peak RSS %.0f MB",
+        drain.applied,
+        f"{drain.rate:,.0f}" if drain.rate else "n/a",
+        memory["peak_rss_kb"] / 1024,
+    )
+    group = ctx.names.env({}, "main")["BAOCAO_AGGREGATE_APP_ID"]
+    lag, waited = aggregation.wait_lag_zero(bootstrap, group, topic, timeout_s=30)
+    dead = drain.outcomes.get("dead_letter", 0)
+    if dead:
+        log.warning("%d backlog messages went to the dead-letter topic", dead)
+    ctx.figures.set("aggregate_rate", drain.rate)
+    if drain.done:
+        ctx.figures.set("aggregate_peak_rss_mb", memory["peak_rss_kb"] / 1024)
+    ctx.details["aggregation"] = {
+        "backlog": sizes.backlog,
+        "backlog_produce": loaded.as_dict(),
+        "drain": drain.as_dict(),
+        "consumer_lag_after": lag,
+        "lag_zero_wait_s": round(waited, 2),
+        "memory_after_drain": memory,
+    }
+    if not drain.done:
+        raise RuntimeError(f"backlog not drained: {drain.applied:.0f} of {sizes.backlog}")
+
+
+def phase_freshness(ctx: Context) -> None:
+    sizes = ctx.sizes
+    agg, ingest, api = ctx.proc("aggregate"), ctx.proc("ingest"), ctx.proc("api")
+    before = asyncio.run(aggregation.metrics_now(agg.url))
+    result = asyncio.run(
+        freshness.measure(
+            ingest.url,
+            api.url,
+            ctx.names.token(),
+            ctx.workload,
+            rate=sizes.freshness_rate,
+            seconds=sizes.freshness_seconds,
+            probe_every=sizes.probe_every,
+            drain_s=sizes.phase_timeout_s,
+        )
+    )
+    expected = before.total(aggregation.APPLIED) + result["accepted"]
+    after = asyncio.run(aggregation.wait_applied(agg.url, expected, sizes.phase_timeout_s))
+    buckets = bucket_change(before, after, aggregation.FRESHNESS)
+    p50, p99 = (histogram_quantile(q, buckets) for q in (0.5, 0.99))
+    ctx.figures.set("freshness_send_rate", result["send_rate"] or None)
+    if not result["probes_unseen"]:
+        ctx.figures.set("freshness_p50_ms", result["freshness"]["p50_ms"])
+        ctx.figures.set("freshness_p99_ms", result["freshness"]["p99_ms"])
+    ctx.figures.set("aggregate_freshness_p50_ms", None if p50 is None else p50 * 1000)
+    ctx.figures.set("aggregate_freshness_p99_ms", None if p99 is None else p99 * 1000)
+    ctx.details["freshness"] = {**result, "aggregator_histogram_change": buckets}
+    ctx.details["memory_at_end"] = aggregation.memory_kb(agg.pid or 0)
+    if result["probes_unseen"]:
+        raise RuntimeError(f"{result['probes_unseen']} probes never became visible")
+
+
+def phase_reads(ctx: Context) -> None:
+    sizes, workload = ctx.sizes, ctx.workload
+    api, token = ctx.proc("api"), ctx.names.token()
+    n = max(1, round(sizes.api_rate * sizes.api_seconds))
+    out = {}
+    for name, paths in (
+        ("totals", api_reads.totals_paths(workload, n, ctx.seed)),
+        ("children", api_reads.children_paths(workload, n, ctx.seed)),
+    ):
+        result = asyncio.run(api_reads.read_at_rate(api.url, token, paths, sizes.api_rate))
+        log.info(
+            "read API %s: %.0f req/s, p50 %.1f ms, p99 %.1f ms",
+            name,
+            result["rate"],
+            result["p50_ms"] or 0,
+            result["p99_ms"] or 0,
+        )
+        ctx.figures.set(f"api_{name}_rate", result["rate"] or None)
+        ctx.figures.set(f"api_{name}_p50_ms", result["p50_ms"])
+        ctx.figures.set(f"api_{name}_p99_ms", result["p99_ms"])
+        out[name] = result
+    ctx.details["reads"] = out
+
+
+PHASES: list[tuple[str, Callable[[Context], None]]] = [
+    ("services", phase_services),
+    ("limits", phase_limits),
+    ("ingest", phase_ingest),
+    ("aggregation", phase_aggregation),
+    ("freshness", phase_freshness),
+    ("reads", phase_reads),
+]
+
+
+# ---------------------------------------------------------------- the run
+
+
+def measure(sizes: Sizes, partitions: int, seed: int) -> tuple[Figures, dict[str, Any]]:
+    """Run every phase against the servers; return the figures and the run's details."""
+    figures = Figures(sizes.backlog)
+    with servers() as srv:
+        names = RunNames()
+        ctx = Context(
+            sizes=sizes,
+            partitions=partitions,
+            seed=seed,
+            servers=srv,
+            names=names,
+            services=Services(srv, names),
+            workload=Workload(load_vietnam(), names.suffix, seed),
+            figures=figures,
+        )
+        ctx.details["run_id"] = names.suffix
+        ctx.details["servers"] = {**srv.endpoints, "started_here": srv.started_here}
+        ctx.details["service_logs"] = str(ctx.services.logs)
+        try:
+            create_run_topics(srv, names, partitions)
+            for name, phase in PHASES:
+                ctx.run_phase(name, phase)
+        finally:
+            ctx.services.stop_all()
+            if not srv.started_here:
+                drop_run_data(srv, names)
+    figures.apply_limits(sizes.freshness_rate, sizes.api_rate)
+    ctx.details["errors"] = ctx.errors
+    return figures, ctx.details
+
+
+def write_results(directory: Path, results: dict[str, Any], stamp: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stamp}.json"
+    for n in range(2, 100):  # two runs in the same second keep both files
+        if not path.exists():
+            break
+        path = directory / f"{stamp}-{n}.json"
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return path
+
+
+def run(sizes: Sizes, partitions: int, seed: int, results_dir: Path) -> int:
+    """The whole benchmark; prints the table and the results path. 0 when every figure was
+    measured and no phase failed."""
+    started = now()
+    info = {"machine": machine(), "versions": versions()}
+    log.info("benchmark %s: %s", sizes.mode, summary_line(info))
+    figures, details = measure(sizes, partitions, seed)
+    finished = now()
+    missing = figures.missing()
+    results = {
+        "schema": 1,
+        "mode": sizes.mode,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "duration_s": round((finished - started).total_seconds(), 1),
+        **info,
+        "settings": {**sizes.as_dict(), "partitions": partitions, "seed": seed},
+        "figures": figures.as_dict(),
+        "missing_figures": missing,
+        "details": details,
+    }
+    path = write_results(results_dir, results, started.strftime("%Y%m%dT%H%M%SZ"))
+    print(
+        f"baocao benchmark, {sizes.mode}, {started:%Y-%m-%d %H:%M} UTC, backlog {sizes.backlog:,}"
+    )
+    print(summary_line(info))
+    print(table(figures))
+    print(f"results: {path}")
+    if missing:
+        log.error("figures not measured: %s", ", ".join(missing))
+    for error in details["errors"]:
+        log.error("%s", error)
+    return 0 if not missing and not details["errors"] else 1

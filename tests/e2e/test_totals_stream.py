@@ -1,0 +1,63 @@
+"""The rolled-up stream: a mirror built only from the compacted totals topic equals the totals."""
+
+import json
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+
+from shared.hierarchy import load_vietnam
+from shared.totals_stream import SCHEMA_PATH
+from tests.conftest import wait_until
+from tools import demo
+from tools.mirror import mirror, read_mirror
+
+from .system import start_system
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def system(namespace):
+    system = start_system(namespace)
+    yield system
+    system.stop()
+
+
+def test_a_province_mirror_from_the_stream_equals_the_stored_totals(system, tmp_path: Path):
+    tree = load_vietnam()
+    reports = [r for r in demo.seed_000_study_sessions(tree) if r["unit"] != demo.BA_THUOC]
+    corrections = [{**r, "revision": 2, "body": {**r["body"], "members_attended": r["body"]["members_attended"] - 1}} for r in reports[:5]]
+    with system.client(system.ingest.url) as http:
+        assert http.post("/v1/reports/batch", json=reports).json()["accepted"] == 21
+        assert http.post("/v1/reports/batch", json=corrections).json()["accepted"] == 5
+    system.wait_for_metric("38", "2020-12", "study_session.members_attended", 5962 - 5)
+
+    env = system.namespace.env
+    db = str(tmp_path / "mirror.sqlite")
+
+    def stored_totals():
+        mongo: MongoClient = MongoClient(env["MONGODB_URI"])
+        try:
+            return {d["_id"]: d for d in mongo[system.namespace.database]["totals"].find({"parents": "38"})}
+        finally:
+            mongo.close()
+
+    def mirrored_matches():
+        mirror(env["KAFKA_BOOTSTRAP_SERVERS"], env["BAOCAO_TOTALS_TOPIC"], "38", db)
+        got, stored = read_mirror(db), stored_totals()
+        return set(got) == set(stored) and all(
+            (got[i]["sums"], got[i]["reports"], got[i]["units_reported"], got[i]["version"])
+            == (stored[i].get("sums", {}), stored[i].get("reports", 0), stored[i].get("units_reported", 0), stored[i]["version"])
+            for i in stored
+        )
+
+    wait_until(mirrored_matches, timeout=60, interval=1, what="the mirror to equal the stored totals")
+    got = read_mirror(db)
+    assert got["38|study_session|2020-12"]["sums"]["members_attended"] == 5957
+    assert got["386|study_session|2020-Q4"]["units_reported"] == 21
+    api = system.totals("38", "2020-12")["metrics"]
+    assert api["study_session.members_attended"] == got["38|study_session|2020-12"]["sums"]["members_attended"]
+    schema = json.loads(SCHEMA_PATH.read_text())
+    message = got["38|study_session|2020-12"]
+    assert set(schema["required"]) <= set(message) and set(message) <= set(schema["properties"])

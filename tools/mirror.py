@@ -1,0 +1,96 @@
+"""Example consumer of the rolled-up stream: mirror one province's totals into SQLite.
+
+    python -m tools.mirror --province 38 --db mirror.sqlite [--follow]
+
+Reads the compacted totals topic from the beginning (kafka-python, no consumer group: the
+mirror's state is the SQLite file) and keeps, per document id, the message with the highest
+version. Without --follow it stops once it has read everything present when it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sqlite3
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS totals (
+    id TEXT PRIMARY KEY,
+    unit TEXT NOT NULL,
+    series TEXT NOT NULL,
+    period TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    message TEXT NOT NULL
+)
+"""
+
+
+def apply(db: sqlite3.Connection, message: dict[str, Any]) -> None:
+    db.execute(
+        """INSERT INTO totals (id, unit, series, period, version, message) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT(id) DO UPDATE SET version = excluded.version, message = excluded.message
+           WHERE excluded.version > totals.version""",
+        (message["id"], message["unit"], message["series"], message["period"], message["version"], json.dumps(message)),
+    )
+
+
+def mirror(bootstrap: str, topic: str, province: str, db_path: str, follow: bool = False) -> int:
+    """Returns how many messages of the province it applied."""
+    db = sqlite3.connect(db_path)
+    db.execute(SCHEMA)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    applied = 0
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        end = consumer.end_offsets(parts)
+        while follow or any(consumer.position(tp) < end[tp] for tp in parts):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    message = json.loads(record.value)
+                    if province in message["parents"]:
+                        apply(db, message)
+                        applied += 1
+            db.commit()
+    finally:
+        consumer.close()
+        db.commit()
+        db.close()
+    return applied
+
+
+def read_mirror(db_path: str) -> dict[str, dict[str, Any]]:
+    db = sqlite3.connect(db_path)
+    try:
+        return {row[0]: json.loads(row[1]) for row in db.execute("SELECT id, message FROM totals")}
+    finally:
+        db.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--province", required=True)
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--follow", action="store_true")
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    parser.add_argument("--topic", default=os.environ.get("BAOCAO_TOTALS_TOPIC", "totals"))
+    args = parser.parse_args(argv)
+    if not args.bootstrap:
+        parser.error("set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap")
+    n = mirror(args.bootstrap, args.topic, args.province, args.db, args.follow)
+    log.info("applied %d messages for province %s into %s", n, args.province, args.db)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
