@@ -43,10 +43,13 @@ class ServiceProcess:
         return self.proc.pid if self.proc else None
 
     def start(self) -> None:
+        self.start_command([sys.executable, "-m", self.module, *self.args])
+
+    def start_command(self, argv: list[str]) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module, *self.args],
+                argv,
                 cwd=ROOT,
                 env={**os.environ, **self.env},
                 stdout=log,

@@ -21,11 +21,18 @@ import sys
 from pathlib import Path
 
 from deploy import stack
-from deploy.processes import ServiceNotReady, aggregate_process, http_process, service_env, stop_recorded
+from deploy.processes import (
+    ServiceNotReady,
+    ServiceProcess,
+    aggregate_process,
+    http_process,
+    service_env,
+    stop_recorded,
+)
 
 log = logging.getLogger("baocao.run")
 
-DEFAULT_PORTS = {"ingest": 8001, "api": 8002, "aggregate": 6066}
+DEFAULT_PORTS = {"ingest": 8001, "api": 8002, "aggregate": 6066, "prometheus": 9090}
 
 
 def port_for(name: str) -> int:
@@ -111,9 +118,44 @@ def up(profile: stack.Profile, demo: bool) -> int:
     return 0
 
 
-def _start_prometheus(profile: stack.Profile, services: list) -> str | None:
-    """Hook for the local Prometheus server (deploy/prometheus); None when not installed."""
-    return None
+PROMETHEUS_DIR = stack.ROOT / "deploy" / "prometheus"
+
+
+def prometheus_config(ingest: str, api: str, aggregate: str) -> str:
+    template = (PROMETHEUS_DIR / "prometheus.local.yml.tmpl").read_text()
+    for key, value in {"INGEST": ingest, "API": api, "AGGREGATE": aggregate, "RULES": str(PROMETHEUS_DIR / "alerts.yml")}.items():
+        template = template.replace("{{" + key + "}}", value)
+    return template
+
+
+def _start_prometheus(profile: stack.Profile, services: list[ServiceProcess]) -> str | None:
+    """A local Prometheus (Debian's package) scraping the three services; None if not installed."""
+    import shutil
+
+    binary = shutil.which("prometheus") or str(stack.CACHE / "bin" / "prometheus")
+    if not Path(binary).exists():
+        log.warning("prometheus is not installed; skipping the local Prometheus server")
+        return None
+    hosts = {s.name: s.url.removeprefix("http://") for s in services}
+    pdir = profile.dir / "prometheus"
+    pdir.mkdir(parents=True, exist_ok=True)
+    config = pdir / "prometheus.yml"
+    config.write_text(prometheus_config(hosts["ingest"], hosts["api"], hosts["aggregate"]))
+    port = port_for("prometheus")
+    proc = ServiceProcess("prometheus", "", port, {}, profile.dir / "logs" / "prometheus.log")
+    proc.start_command([
+        binary, f"--config.file={config}", f"--storage.tsdb.path={pdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ])
+    state = profile.load()
+    state.setdefault("services", {})["prometheus"] = {"pid": proc.pid, "url": proc.url}
+    profile.save(state)
+    try:
+        proc.wait_ready(30, path="/-/ready")
+    except ServiceNotReady as exc:
+        log.warning("%s", exc)
+        return None
+    return proc.url
 
 
 def down(profile: stack.Profile) -> int:
