@@ -1,17 +1,19 @@
 """The read API: `create_app(settings)` is its composition root. Routes only translate."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.api.repository import MongoTotalsReader, TotalsReader
 from services.api.settings import ApiSettings
+from services.api.stream import TotalsBroadcaster
 from services.api.views import (
     ChildrenTotalsOut,
     MissingOut,
@@ -40,6 +42,7 @@ class ApiMetrics:
             "baocao_api_requests_total", "HTTP requests by route template and status code", ["route", "code"],
             registry=self.registry,
         )
+        self.sse_clients = Gauge("baocao_api_sse_clients", "Open server-sent event streams", registry=self.registry)
         self.request_seconds = Histogram(
             "baocao_api_request_duration_seconds", "HTTP request latency by route template", ["route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
@@ -106,10 +109,15 @@ def create_app(
             refresher = asyncio.create_task(reg.refresh_forever())
             revoked = revoked or MongoRevocations(mongo, settings.mongodb_database)
         auth = Authenticator(settings.auth_secret.get_secret_value(), revoked or InMemoryRevocations())
+        broadcaster = TotalsBroadcaster(settings.kafka_bootstrap_servers, settings.totals_topic)
+        follower = asyncio.create_task(broadcaster.run()) if reader is None else None
+        state["broadcaster"] = broadcaster
         state.update(reader=rd, tree=reg.tree if reg else org, mongo=mongo, registry=reg, auth=auth)
         try:
             yield
         finally:
+            if follower:
+                follower.cancel()
             if refresher:
                 refresher.cancel()
             if mongo is not None:
@@ -183,6 +191,33 @@ def create_app(
                 detail=[{"loc": ["query", "series"], "msg": f"unknown series; one of {sorted(catalog.series)}", "type": "series"}],
             )
         return await missing_units(reader, catalog, tree, code, series, _period(period))
+
+    @app.get(
+        "/v1/units/{code}/stream",
+        summary="Server-sent events: every change of a total in the unit's subtree (stream scope)",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}, "description": "event: total, data: a totals message (schema v1)"}},
+    )
+    async def stream_totals(code: Code, tree: Tree, principal: CurrentPrincipal) -> StreamingResponse:
+        authorize(principal, Scope.STREAM, tree, known(tree, code))
+        broadcaster: TotalsBroadcaster = state["broadcaster"]
+
+        async def events() -> AsyncIterator[str]:
+            metrics.sse_clients.inc()
+            try:
+                async with broadcaster.subscribe(code) as sub:
+                    yield ": connected\n\n"
+                    while True:
+                        try:
+                            message = await asyncio.wait_for(sub.queue.get(), timeout=15)
+                        except TimeoutError:
+                            yield ": keep-alive\n\n"
+                            continue
+                        yield f"event: total\nid: {message['id']}:{message['version']}\ndata: {json.dumps(message, ensure_ascii=False)}\n\n"
+            finally:
+                metrics.sse_clients.dec()
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
     @app.post(
         "/v1/admin/agencies",

@@ -61,3 +61,35 @@ def test_a_province_mirror_from_the_stream_equals_the_stored_totals(system, tmp_
     schema = json.loads(SCHEMA_PATH.read_text())
     message = got["38|study_session|2020-12"]
     assert set(schema["required"]) <= set(message) and set(message) <= set(schema["properties"])
+
+
+def test_server_sent_events_carry_changes_of_the_subtree_only(system):
+    import threading
+
+    import httpx
+
+    received: list[str] = []
+    token = system.token("386", "stream")
+
+    def listen():
+        with httpx.Client(base_url=system.api.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+            with http.stream("GET", "/v1/units/386/stream") as r:
+                for line in r.iter_lines():
+                    if line.startswith("data: "):
+                        received.append(line[6:])
+                    if len(received) >= 5:
+                        return
+
+    with system.client(system.api.url, token) as http:
+        assert http.get("/v1/units/388/stream").status_code == 403
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    wait_until(lambda: "baocao_api_sse_clients 1.0" in httpx.get(system.api.url + "/metrics").text, timeout=30, what="the SSE client")
+    reports = [r for r in demo.seed_000_study_sessions(load_vietnam()) if r["unit"] != demo.BA_THUOC][:1]
+    other = {**reports[0], "report_id": "lc-1", "unit": "15031"}  # a commune of Lang Chánh (388)
+    with system.client(system.ingest.url) as http:
+        assert http.post("/v1/reports/batch", json=[other, *reports]).json()["accepted"] == 2
+    wait_until(lambda: len(received) >= 5, timeout=60, what="five change events")
+    messages = [json.loads(m) for m in received]
+    assert all("386" in m["parents"] for m in messages)
+    assert any(m["id"] == "386|study_session|2020-12" for m in messages)

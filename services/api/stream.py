@@ -1,0 +1,70 @@
+"""Server-sent events of total changes: the API follows the compacted totals topic and fans each
+change out to the subscribers whose unit is among the changed document's parents."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+log = logging.getLogger(__name__)
+QUEUE_SIZE = 1000
+
+
+@dataclass(eq=False)
+class Subscription:
+    unit: str
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    dropped: int = 0
+
+
+class TotalsBroadcaster:
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.subscriptions: set[Subscription] = set()
+        self.ready = asyncio.Event()
+
+    def publish(self, message: dict[str, Any]) -> None:
+        parents = set(message.get("parents", ()))
+        for sub in self.subscriptions:
+            if sub.unit in parents or sub.unit == "VN":
+                try:
+                    sub.queue.put_nowait(message)
+                except asyncio.QueueFull:
+                    sub.dropped += 1  # a slow client loses events, never the server's memory
+
+    @asynccontextmanager
+    async def subscribe(self, unit: str) -> AsyncIterator[Subscription]:
+        sub = Subscription(unit)
+        self.subscriptions.add(sub)
+        try:
+            yield sub
+        finally:
+            self.subscriptions.discard(sub)
+
+    async def run(self) -> None:
+        """Follow the topic from its end, reconnecting while Kafka is away."""
+        while True:
+            consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, auto_offset_reset="latest", enable_auto_commit=False)
+            try:
+                await consumer.start()
+                self.ready.set()
+                async for record in consumer:
+                    try:
+                        self.publish(json.loads(record.value))
+                    except (ValueError, TypeError):
+                        log.warning("undecodable totals message", extra={"offset": record.offset})
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - Kafka away: try again shortly
+                log.warning("totals stream consumer failed; retrying", exc_info=True)
+                await asyncio.sleep(2)
+            finally:
+                await consumer.stop()
