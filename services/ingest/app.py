@@ -5,6 +5,7 @@ Routes only translate: parse the body, call IngestService, map the outcome to a 
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -15,13 +16,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from services.ingest.metrics import IngestMetrics
+from services.ingest.ratelimit import RateLimiter
 from services.ingest.publisher import KafkaPublisher, Publisher, PublishFailed
 from services.ingest.service import ConflictError, IngestService, Outcome, Status, UnknownUnitError
 from services.ingest.settings import IngestSettings
 from services.ingest.submissions import MongoSubmissionLog, SubmissionLog
 from shared.catalog import load_catalog
 from shared.hierarchy import OrgTree, load_vietnam
-from shared.auth import Scope
+from shared.auth import Principal, Scope
 from shared.http import Authenticator, BodySizeLimit, CurrentPrincipal, add_request_metrics, authorize, probes_router
 from shared.mongo import make_client, ping
 from shared.registry import AgencyRegistry
@@ -75,6 +77,17 @@ def create_app(
     """Real adapters are opened in the lifespan unless fakes are passed in (unit tests)."""
     metrics = IngestMetrics()
     catalog = load_catalog()
+    limiter = RateLimiter(settings.rate_limit_per_second, max(settings.rate_limit_burst, settings.max_batch))
+
+    def rate_limited(principal: Principal, cost: int) -> JSONResponse | None:
+        wait = limiter.acquire(principal.token_id, cost)
+        if not wait:
+            return None
+        metrics.reports.labels("rate_limited").inc(cost)
+        retry = "3600" if math.isinf(wait) else str(max(1, math.ceil(wait)))
+        return JSONResponse(
+            {"detail": f"too many reports for this token; retry after {retry} s"}, status_code=429, headers={"Retry-After": retry}
+        )
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -144,11 +157,14 @@ def create_app(
         responses={
             200: {"model": ReportAccepted, "description": "This revision was already accepted (duplicate)"},
             409: {"description": "Conflicts with an earlier revision"},
+            429: {"description": "Too many reports for this token; see Retry-After"},
             422: {"description": "Invalid report; errors name each field"},
             503: {"description": "Kafka did not acknowledge; the report is not accepted, retry"},
         },
     )
     async def submit_report(report: Annotated[ReportIn, Body()], service: Service, principal: CurrentPrincipal) -> Any:
+        if (limited := rate_limited(principal, 1)) is not None:
+            return limited
         # Unknown units are answered 422 by the service; known ones must be in the token's subtree.
         known = await service.known(report.unit)
         authorize(principal, Scope.SUBMIT, state["tree"], report.unit if known else None)
@@ -175,6 +191,7 @@ def create_app(
         summary="Submit up to max_batch reports; one result per item, in order",
         responses={
             413: {"description": "Too many items or too large a body"},
+            429: {"description": "Too many reports for this token; see Retry-After"},
             503: {"description": "Kafka did not acknowledge some items (status 'unavailable'); retry those"},
         },
     )
@@ -190,6 +207,8 @@ def create_app(
                 {"detail": f"a batch holds at most {settings.max_batch} reports; this one has {len(items)}"},
                 status_code=413,
             )
+        if (limited := rate_limited(principal, len(items))) is not None:
+            return limited
         gate = asyncio.Semaphore(BATCH_CONCURRENCY)
 
         async def one(index: int, raw: dict[str, Any]) -> BatchItemOut:

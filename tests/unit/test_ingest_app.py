@@ -171,3 +171,28 @@ def test_probes_and_metrics_answer(world):
     text = client.get("/metrics").text
     assert 'baocao_ingest_reports_total{outcome="accepted"} 1.0' in text
     assert 'baocao_ingest_requests_total{code="202",route="/v1/reports"} 1.0' in text
+
+
+def test_a_token_over_its_rate_gets_429_with_retry_after():
+    settings = IngestSettings(kafka_bootstrap_servers="unused:9092", mongodb_uri="mongodb://unused", auth_secret=TEST_SECRET, rate_limit_per_second=1, rate_limit_burst=3, max_batch=3)
+    app = create_app(settings, publisher=InMemoryPublisher(), submissions=InMemorySubmissionLog(), tree=TREE, revocations=InMemoryRevocations())
+    with TestClient(app) as client:
+        headers = auth()
+        codes = [client.post("/v1/reports", json=report(rid=f"r{i}"), headers=headers).status_code for i in range(4)]
+        assert codes == [202, 202, 202, 429]
+        r = client.post("/v1/reports", json=report(rid="late"), headers=headers)
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+        # another token is not affected
+        assert client.post("/v1/reports", json=report(rid="other"), headers=auth("386")).status_code == 202
+
+
+def test_the_limiter_refills_at_its_rate():
+    from services.ingest.ratelimit import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(rate_per_s=10, burst=5, clock=lambda: now[0])
+    assert limiter.acquire("t", 5) == 0
+    assert limiter.acquire("t", 1) == pytest.approx(0.1)
+    now[0] = 0.5
+    assert limiter.acquire("t", 5) == 0
+    assert limiter.acquire("t", 6) == float("inf")

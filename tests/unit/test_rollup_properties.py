@@ -1,0 +1,84 @@
+"""Properties of the roll-up, checked by hypothesis against the independent oracle."""
+
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.catalog import load_catalog
+from shared.hierarchy import load_vietnam
+from shared.rollup import UnitLedger, apply_report, merge_deltas, report_from_input
+from tests.e2e.oracle import expected_totals
+
+CATALOG = load_catalog()
+TREE = load_vietnam(["38"])
+UNITS = ["14923", "14926", "15031", "386"]
+MONTHS = ["2026-07", "2026-08", "2026-12"]
+AT = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+@st.composite
+def messages(draw):
+    out = []
+    for i in range(draw(st.integers(1, 12))):
+        unit = draw(st.sampled_from(UNITS))
+        kind = "beds" if unit == "386" else "study"
+        for rev in range(1, draw(st.integers(1, 3)) + 1):
+            month = draw(st.sampled_from(MONTHS))
+            if kind == "beds":
+                body = {"indicator": "hospital_beds", "value": draw(st.integers(0, 500))}
+            else:
+                total = draw(st.integers(0, 1000))
+                body = {"resolution": "NQ", "held_on": f"{month}-05", "format": "online", "bridge_points": draw(st.integers(0, 9)), "delegates": 0, "members_attended": draw(st.integers(0, total)), "members_total": total}
+            msg = {"report_id": f"p{i}", "revision": rev, "unit": unit, "kind": "indicator" if kind == "beds" else "study_session", "period": month, "submitted_at": AT.isoformat(), "body": body}
+            if draw(st.booleans()) and draw(st.booleans()):
+                msg["withdrawn"] = True
+            out.append(msg)
+            if draw(st.integers(0, 5)) == 0:
+                out.append(msg)  # duplicate
+    return draw(st.permutations(out))
+
+
+def roll_up(sent):
+    ledgers, totals = {}, {}
+    for m in sent:
+        report = report_from_input(m, AT, CATALOG)
+        merge_deltas(totals, apply_report(ledgers.setdefault(m["unit"], UnitLedger(m["unit"])), report, CATALOG, TREE).deltas)
+    flat = {}
+    for key, inc in totals.items():
+        fields = {k: v for k, v in inc.items() if v and k not in ("units_on_time", "own_on_time")}
+        if fields:
+            flat[key.id] = fields
+    return flat
+
+
+def without_timeliness(expected):
+    out = {}
+    for doc_id, fields in expected.items():
+        kept = {k: v for k, v in fields.items() if k not in ("units_on_time", "own_on_time")}
+        if kept:
+            out[doc_id] = kept
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(messages())
+def test_totals_equal_the_hand_computed_oracle_whatever_the_arrival_order(sent):
+    assert roll_up(sent) == without_timeliness(expected_totals(sent, TREE, set()))
+
+
+@settings(max_examples=80, deadline=None)
+@given(messages(), st.randoms())
+def test_totals_do_not_depend_on_arrival_order(sent, rnd):
+    shuffled = list(sent)
+    rnd.shuffle(shuffled)
+    assert roll_up(sent) == roll_up(shuffled)
+
+
+@settings(max_examples=80, deadline=None)
+@given(messages())
+def test_rates_never_exceed_one_where_parts_allow_it(sent):
+    totals = roll_up(sent)
+    for doc_id, fields in totals.items():
+        if "|study_session|" in doc_id:
+            assert fields.get("sums.members_attended", 0) <= fields.get("sums.members_total", 0)
