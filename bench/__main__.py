@@ -27,6 +27,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--reports", type=int, metavar="N", help="backlog size for aggregation and memory"
     )
     parser.add_argument(
+        "--drain-timeout", type=float, metavar="S", help="seconds the aggregator gets to drain"
+    )
+    parser.add_argument(
         "--partitions", type=int, default=8, help="partitions of each topic (default 8)"
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated reports")
@@ -44,14 +47,15 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("kafka", "aiokafka", "httpx", "httpcore"):
+    for noisy in ("aiokafka", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.ERROR)  # kafka-python warns on every admin call
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
-    sizes = (SMOKE if args.smoke else FULL).with_backlog(args.reports)
+    sizes = (SMOKE if args.smoke else FULL).adjusted(args.reports, args.drain_timeout)
     return run(sizes, args.partitions, args.seed, args.results_dir)
 
 

@@ -52,25 +52,30 @@ class Drain:
 
     @property
     def window(self) -> tuple[float, float] | None:
-        """(last sample at zero, first sample at the whole backlog), in seconds since start."""
+        """(last sample at zero, first sample at the whole backlog), in seconds since start; when
+        the backlog was not drained in time, the window ends at the last sample instead."""
+        if not self.samples:
+            return None
         end = self._first_at_least(self.expected)
         if end is None:
-            return None
+            end = self.samples[-1][0]
         start = max((t for t, c in self.samples if c <= 0 and t < end), default=0.0)
         return start, end
 
     @property
     def rate(self) -> float | None:
+        """Messages applied per second over the window (a partial drain gives a partial rate)."""
         window = self.window
-        if window is None or window[1] <= window[0]:
+        applied = min(self.applied, self.expected)
+        if window is None or window[1] <= window[0] or applied <= 0:
             return None
-        return self.expected / (window[1] - window[0])
+        return applied / (window[1] - window[0])
 
     def half_rates(self) -> tuple[float | None, float | None]:
         """Rates over the first and the second half of the backlog: a drop shows a slowdown as
         the ledgers and totals grow."""
         window, middle = self.window, self._first_at_least(self.expected / 2)
-        if window is None or middle is None:
+        if window is None or middle is None or not self.done:
             return None, None
         first = (self.expected / 2) / (middle - window[0]) if middle > window[0] else None
         second = (self.expected / 2) / (window[1] - middle) if window[1] > middle else None
@@ -82,6 +87,7 @@ class Drain:
         return {
             "expected": self.expected,
             "applied": self.applied,
+            "drained": self.done,
             "window_s": [round(w, 3) for w in window] if window else None,
             "rate": self.rate,
             "rate_first_half": first,

@@ -1,6 +1,11 @@
-"""Read API latency at a target request rate (open loop: requests start on a fixed schedule,
-whatever the answers do; at most MAX_IN_FLIGHT wait at once, beyond that the schedule slips and
-the achieved rate shows it). Latency runs from sending a request to having its whole answer."""
+"""Read API latency at a target request rate.
+
+Open loop: the k-th request is due at start + k / rate, whatever the answers do. At most
+MAX_IN_FLIGHT wait at once; beyond that the schedule slips, and the achieved rate shows it.
+Latency runs from sending a request to having its whole answer, so it includes the client's own
+work; the API's histogram baocao_api_request_duration_seconds (server side, bucketed) is kept in
+the details next to it.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +19,17 @@ from typing import Any
 
 import httpx
 
-from bench.clients import client, sleep_until
-from bench.stats import latency_summary
+from bench.clients import ClientPool, sleep_until
+from bench.promtext import bucket_change, scrape
+from bench.stats import histogram_quantile, latency_summary
 from bench.workload import READ_PERIODS, Workload
 
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 64
-WARM_UP = 20
+WARM_UP = 64
+SERVER_HISTOGRAM = "baocao_api_request_duration_seconds"
+ROUTES = {"totals": "/v1/units/{code}/totals", "children": "/v1/units/{code}/children/totals"}
 
 
 def totals_paths(workload: Workload, n: int, seed: int) -> list[str]:
@@ -36,52 +44,59 @@ def children_paths(workload: Workload, n: int, seed: int) -> list[str]:
     """Drill-down rows of provinces (a row per district) and districts (a row per commune)."""
     rng = random.Random(seed)
     pools = [workload.provinces, workload.districts]
-    return [
-        f"/v1/units/{rng.choice(rng.choice(pools))}/children/totals?period={rng.choice(READ_PERIODS)}"
-        for _ in range(n)
-    ]
+    codes = [rng.choice(rng.choice(pools)) for _ in range(n)]
+    return [f"/v1/units/{code}/children/totals?period={rng.choice(READ_PERIODS)}" for code in codes]
 
 
-async def read_at_rate(url: str, token: str, paths: Sequence[str], rate: float) -> dict[str, Any]:
-    """GET every path, the k-th at start + k / rate; return latency percentiles and the rate of
-    successful answers."""
+async def read_at_rate(
+    url: str, token: str, paths: Sequence[str], rate: float, route: str
+) -> dict[str, Any]:
+    """GET every path on schedule; latency percentiles, achieved rate of 200 answers, and the
+    server-side percentiles of ``route`` over the same requests."""
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
-    gate = asyncio.Semaphore(MAX_IN_FLIGHT)
-    async with client(url, token, MAX_IN_FLIGHT) as http:
-        for path in paths[:WARM_UP]:  # open the connections before the clock starts
-            await http.get(path)
+    async with ClientPool(url, token, MAX_IN_FLIGHT) as pool, httpx.AsyncClient() as plain:
+        await asyncio.gather(*(pool.request("GET", p) for p in paths[:WARM_UP]))
+        before = await scrape(plain, url)
 
-        async def one(path: str) -> None:
+        async def one(borrowed: httpx.AsyncClient, path: str) -> None:
             try:
                 sent = time.perf_counter()
-                response = await http.get(path)
+                response = await borrowed.get(path)
                 if response.status_code == 200:
                     latencies.append(time.perf_counter() - sent)
                 statuses[str(response.status_code)] += 1
             except httpx.HTTPError as exc:
                 statuses[type(exc).__name__] += 1
             finally:
-                gate.release()
+                pool.give_back(borrowed)
 
+        cpu = time.process_time()
         started = time.perf_counter()
         tasks = []
         for k, path in enumerate(paths):
             await sleep_until(started + k / rate)
-            await gate.acquire()
-            tasks.append(asyncio.create_task(one(path)))
+            tasks.append(asyncio.create_task(one(await pool.borrow(), path)))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        after = await scrape(plain, url)
     ok = statuses.get("200", 0)
     if ok < len(paths):
-        log.warning(
-            "read API: %d of %d requests failed: %s", len(paths) - ok, len(paths), dict(statuses)
-        )
+        log.warning("read API: %d of %d failed: %s", len(paths) - ok, len(paths), dict(statuses))
+    server = bucket_change(before, after, SERVER_HISTOGRAM, route=route)
     return {
         "target_rate": rate,
         "requests": len(paths),
         "statuses": dict(statuses),
         "seconds": elapsed,
+        "client_cpu_s": cpu,
         "rate": ok / elapsed if elapsed > 0 else 0.0,
         **latency_summary(latencies),
+        "server_p50_ms": _ms(histogram_quantile(0.5, server)),
+        "server_p99_ms": _ms(histogram_quantile(0.99, server)),
     }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000

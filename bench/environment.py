@@ -25,11 +25,13 @@ from tools.topics import create_topics, topic_names
 log = logging.getLogger(__name__)
 
 PROFILE = "bench"
-# Each role has its own topics so that phases never see each other's messages:
+# Each role has its own topics, database and consumer group, so that phases never see each
+# other's messages or documents:
 #   limits  raw aiokafka produce / consume, no service
 #   load    the ingest process measured for throughput (nothing consumes its topic)
-#   main    backlog, aggregator, freshness and reads
-ROLES = ("limits", "load", "main")
+#   main    the backlog, the aggregator that drains it, and the read API over the result
+#   fresh   ingest -> aggregator -> read API at a steady rate, from an empty database
+ROLES = ("limits", "load", "main", "fresh")
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,11 @@ class RunNames:
     suffix: str = field(default_factory=lambda: secrets.token_hex(4))
     secret: str = field(default_factory=lambda: "bench-" + secrets.token_hex(24))
 
-    @property
-    def database(self) -> str:
-        return f"bench_{self.suffix}"
+    def database(self, role: str) -> str:
+        return f"bench_{self.suffix}_{role}"
+
+    def consumer_group(self, role: str) -> str:
+        return f"bench-aggregate-{role}-{self.suffix}"
 
     def env(self, endpoints: dict[str, str], role: str) -> dict[str, str]:
         """The variables the services read (see tests/conftest.py Namespace.env)."""
@@ -90,8 +94,8 @@ class RunNames:
             "BAOCAO_REPORTS_TOPIC": f"bench-{role}-reports-{self.suffix}",
             "BAOCAO_DEAD_LETTER_TOPIC": f"bench-{role}-dead-{self.suffix}",
             "BAOCAO_TOTALS_TOPIC": f"bench-{role}-totals-{self.suffix}",
-            "MONGODB_DATABASE": self.database,
-            "BAOCAO_AGGREGATE_APP_ID": f"bench-aggregate-{self.suffix}",
+            "MONGODB_DATABASE": self.database(role),
+            "BAOCAO_AGGREGATE_APP_ID": self.consumer_group(role),
             "BAOCAO_AUTH_SECRET": self.secret,
             "BAOCAO_LOG_LEVEL": "INFO",
             "BAOCAO_PROVINCES": "",  # the whole country, whatever the caller's environment says
@@ -130,7 +134,8 @@ def drop_run_data(servers: Servers, names: RunNames) -> None:
     with suppress(PyMongoError):
         client: MongoClient = MongoClient(servers.mongodb_uri, serverSelectionTimeoutMS=5000)
         try:
-            client.drop_database(names.database)
+            for role in ROLES:
+                client.drop_database(names.database(role))
         finally:
             client.close()
     log.info("deleted the topics and the database of run %s", names.suffix)
@@ -154,7 +159,7 @@ class Services:
         self._start(proc)
         return proc
 
-    def aggregator(self, role: str = "main") -> ServiceProcess:
+    def aggregator(self, role: str) -> ServiceProcess:
         proc = aggregate_process(self.run_dir / role, self._env(role))
         self._start(proc)
         return proc

@@ -42,6 +42,7 @@ class Figure:
     value: float | None = None
     limit: float | None = None
     limit_source: str = ""  # what the limit is: a measured limit or a target
+    note: str = ""  # how to read this value, when it is not the plain measurement
 
     @property
     def ratio(self) -> float | None:
@@ -58,6 +59,7 @@ class Figure:
             "limit_source": self.limit_source,
             "ratio": self.ratio,
             "better": self.better,
+            "note": self.note,
         }
 
 
@@ -72,6 +74,9 @@ class Figures:
 
     def set(self, key: str, value: float | None) -> None:
         self.items[key].value = None if value is None else float(value)
+
+    def annotate(self, key: str, note: str) -> None:
+        self.items[key].note = note
 
     def value(self, key: str) -> float | None:
         return self.items[key].value
@@ -120,7 +125,7 @@ def table(figures: Figures) -> str:
     header = ("figure", "value", "unit", "limit / target", "ratio")
     rows = [
         (
-            f.title,
+            f.title + (" *" if f.note else ""),
             _number(f.value, f.unit),
             f.unit,
             _limit(f),
@@ -135,4 +140,5 @@ def table(figures: Figures) -> str:
         return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths, strict=True))
 
     rule = "-" * len(line(header))
-    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+    notes = [f"* {f.title}: {f.note}" for f in figures.items.values() if f.note]
+    return "\n".join([line(header), rule, *(line(r) for r in rows), *notes])

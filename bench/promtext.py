@@ -26,24 +26,29 @@ class Scrape:
         """Sum of a sample over all its label values (e.g. a counter over outcomes)."""
         return sum(v for (n, _), v in self.samples.items() if n == name)
 
-    def by_label(self, name: str, label: str) -> dict[str, float]:
+    def by_label(self, name: str, label: str, **where: str) -> dict[str, float]:
+        """Values of sample ``name`` summed per value of ``label``, over the samples whose other
+        labels match ``where``."""
         out: dict[str, float] = {}
-        for (n, labels), v in self.samples.items():
-            if n == name:
-                key = dict(labels).get(label, "")
+        for (n, items), v in self.samples.items():
+            labels = dict(items)
+            if n == name and all(labels.get(k) == w for k, w in where.items()):
+                key = labels.get(label, "")
                 out[key] = out.get(key, 0.0) + v
         return out
 
-    def buckets(self, histogram: str) -> list[tuple[float, float]]:
-        """Cumulative buckets [(le, count), ...] of an unlabelled histogram, sorted by le."""
-        raw = self.by_label(f"{histogram}_bucket", "le")
+    def buckets(self, histogram: str, **where: str) -> list[tuple[float, float]]:
+        """Cumulative buckets [(le, count), ...] of a histogram, sorted by le."""
+        raw = self.by_label(f"{histogram}_bucket", "le", **where)
         return sorted(((float(le), count) for le, count in raw.items()), key=lambda b: b[0])
 
 
-def bucket_change(before: Scrape, after: Scrape, histogram: str) -> list[tuple[float, float]]:
+def bucket_change(
+    before: Scrape, after: Scrape, histogram: str, **where: str
+) -> list[tuple[float, float]]:
     """The histogram of what was observed between two scrapes of the same process."""
-    earlier = dict(before.buckets(histogram))
-    return [(le, count - earlier.get(le, 0.0)) for le, count in after.buckets(histogram)]
+    earlier = dict(before.buckets(histogram, **where))
+    return [(le, n - earlier.get(le, 0.0)) for le, n in after.buckets(histogram, **where)]
 
 
 async def scrape(client: httpx.AsyncClient, url: str) -> Scrape:

@@ -17,26 +17,27 @@ class Sizes:
 
     mode: str
     limit_reports: int  # study_session messages for the raw Kafka produce / consume limits
-    single_reports: int  # single-report POSTs to ingest
+    single_seconds: float  # single-report POSTs to ingest for this long ...
+    single_reports: int  # ... or until this many were sent
     single_concurrency: int
-    batches: int  # POST /v1/reports/batch calls ...
-    batch_size: int  # ... of this many reports each
+    batch_seconds: float  # POST /v1/reports/batch for this long ...
+    batches: int  # ... or until this many batches ...
+    batch_size: int  # ... of this many reports each were sent
     batch_concurrency: int
     backlog: int  # mixed reports pre-produced for one aggregator to drain
+    drain_timeout_s: float  # the aggregator gets this long; a partial drain gives a partial rate
     freshness_rate: float  # reports/s sent through ingest while probing freshness
     freshness_seconds: float
+    settle_s: float  # after sending, how long probes may take to become visible
     probe_every: int  # every n-th report sent in the freshness phase is a probe
     api_rate: float  # requests/s per read endpoint
     api_seconds: float
-    phase_timeout_s: float  # no single wait of a phase lasts longer than this
+    phase_timeout_s: float  # bound on other waits: services starting, Kafka round trips
 
-    def with_backlog(self, reports: int | None) -> Sizes:
-        return self if reports is None else replace(self, backlog=reports)
-
-    @property
-    def drain_timeout_s(self) -> float:
-        """Upper bound for one aggregator to drain the backlog (it should need far less)."""
-        return self.phase_timeout_s + self.backlog / 100
+    def adjusted(self, reports: int | None = None, drain_timeout_s: float | None = None) -> Sizes:
+        """These sizes with the backlog and the drain time limit overridden where given."""
+        out = self if reports is None else replace(self, backlog=reports)
+        return out if drain_timeout_s is None else replace(out, drain_timeout_s=drain_timeout_s)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,14 +46,18 @@ class Sizes:
 SMOKE = Sizes(
     mode="smoke",
     limit_reports=2_000,
-    single_reports=300,
+    single_seconds=3.0,
+    single_reports=2_000,
     single_concurrency=64,
+    batch_seconds=5.0,
     batches=2,
     batch_size=1_000,
     batch_concurrency=2,
     backlog=2_000,
+    drain_timeout_s=60.0,
     freshness_rate=50.0,
     freshness_seconds=3.0,
+    settle_s=30.0,
     probe_every=20,
     api_rate=50.0,
     api_seconds=2.0,
@@ -62,14 +67,18 @@ SMOKE = Sizes(
 FULL = Sizes(
     mode="full",
     limit_reports=100_000,
-    single_reports=20_000,
+    single_seconds=20.0,
+    single_reports=100_000,
     single_concurrency=64,
-    batches=50,
+    batch_seconds=30.0,
+    batches=100,
     batch_size=1_000,
     batch_concurrency=4,
     backlog=200_000,
+    drain_timeout_s=600.0,
     freshness_rate=1_000.0,
     freshness_seconds=60.0,
+    settle_s=60.0,
     probe_every=20,
     api_rate=500.0,
     api_seconds=15.0,

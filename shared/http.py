@@ -18,6 +18,16 @@ from shared.hierarchy import OrgTree
 from shared.revocations import Revocations
 
 
+# Answers any route may give, declared once for the OpenAPI schema.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not parseable JSON"},
+    401: {"description": "Missing, malformed, expired or revoked token"},
+    403: {"description": "The token lacks the scope, or the unit is outside its subtree"},
+    413: {"description": "Request body too large"},
+    422: {"description": "Invalid input; each error names the field"},
+}
+
+
 class BodyTooLarge(Exception):
     pass
 

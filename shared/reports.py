@@ -160,6 +160,8 @@ def _make_report_model(kind: KindSpec, body: type[BaseModel]) -> type[ReportInBa
         if self.body is None:
             if not self.withdrawn:
                 raise ValueError("body is required unless the report is withdrawn")
+            if kind.name == INDICATOR_KIND:
+                raise ValueError("body is required: an indicator report names body.indicator, also when withdrawn")
             return self
         for f in kind.fields:
             if f.within_period:

@@ -27,7 +27,7 @@ from services.api.views import (
 from shared.catalog import load_catalog
 from shared.hierarchy import HierarchyError, OrgTree, UnknownUnit, load_vietnam
 from shared.auth import Scope
-from shared.http import Authenticator, CurrentPrincipal, add_request_metrics, authorize, probes_router
+from shared.http import COMMON_RESPONSES, Authenticator, CurrentPrincipal, add_request_metrics, authorize, probes_router
 from shared.mongo import make_client, ping
 from shared.periods import ACCEPTED_FORMS, PeriodError, parse_period
 from shared.registry import AgencyRegistry
@@ -128,6 +128,7 @@ def create_app(
         version="1",
         description="Totals of every unit's subtree, drill-down by child, and who has not reported.",
         lifespan=lifespan,
+        responses={**COMMON_RESPONSES, 404: {"description": "No such unit"}},
     )
 
     def known(tree: OrgTree, code: str) -> str:

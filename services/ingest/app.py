@@ -24,7 +24,7 @@ from services.ingest.submissions import MongoSubmissionLog, SubmissionLog
 from shared.catalog import load_catalog
 from shared.hierarchy import OrgTree, load_vietnam
 from shared.auth import Principal, Scope
-from shared.http import Authenticator, BodySizeLimit, CurrentPrincipal, add_request_metrics, authorize, probes_router
+from shared.http import COMMON_RESPONSES, Authenticator, BodySizeLimit, CurrentPrincipal, add_request_metrics, authorize, probes_router
 from shared.mongo import make_client, ping
 from shared.registry import AgencyRegistry
 from shared.revocations import InMemoryRevocations, MongoRevocations, Revocations
@@ -130,6 +130,7 @@ def create_app(
         description="Local units submit reports here. Each is validated, published to Kafka and "
         "acknowledged only after the broker has it.",
         lifespan=lifespan,
+        responses=COMMON_RESPONSES,
     )
 
     async def ready() -> dict[str, bool]:
