@@ -20,18 +20,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--smoke", action="store_true", help="seconds-long sizes (a check, not a measurement)"
-    )
-    parser.add_argument(
-        "--reports", type=int, metavar="N", help="backlog size for aggregation and memory"
-    )
-    parser.add_argument(
-        "--drain-timeout", type=float, metavar="S", help="seconds the aggregator gets to drain"
-    )
-    parser.add_argument(
-        "--partitions", type=int, default=8, help="partitions of each topic (default 8)"
-    )
+    parser.add_argument("--smoke", action="store_true", help="seconds-long sizes (a check, not a measurement)")
+    parser.add_argument("--reports", type=int, metavar="N", help="backlog size for aggregation and memory")
+    parser.add_argument("--drain-timeout", type=float, metavar="S", help="seconds the aggregator gets to drain")
+    parser.add_argument("--partitions", type=int, default=8, help="partitions of each topic (default 8)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated reports")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help=f"default {RESULTS}")
     parser.add_argument("--log-level", default="INFO")

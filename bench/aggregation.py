@@ -93,9 +93,7 @@ class Drain:
             "rate_first_half": first,
             "rate_second_half": second,
             "outcomes": self.outcomes,
-            "samples": [
-                (round(t, 2), c) for t, c in self.samples[:: max(1, len(self.samples) // 200)]
-            ],
+            "samples": [(round(t, 2), c) for t, c in self.samples[:: max(1, len(self.samples) // 200)]],
         }
 
 
@@ -126,9 +124,7 @@ async def watch_drain(
                 last_log = now
             await asyncio.sleep(interval_s)
     if not drain.done:
-        log.warning(
-            "the backlog was not drained in %.0f s (%d of %d)", timeout_s, drain.applied, expected
-        )
+        log.warning("the backlog was not drained in %.0f s (%d of %d)", timeout_s, drain.applied, expected)
     return drain
 
 

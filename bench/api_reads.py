@@ -48,9 +48,7 @@ def children_paths(workload: Workload, n: int, seed: int) -> list[str]:
     return [f"/v1/units/{code}/children/totals?period={rng.choice(READ_PERIODS)}" for code in codes]
 
 
-async def read_at_rate(
-    url: str, token: str, paths: Sequence[str], rate: float, route: str
-) -> dict[str, Any]:
+async def read_at_rate(url: str, token: str, paths: Sequence[str], rate: float, route: str) -> dict[str, Any]:
     """GET every path on schedule; latency percentiles, achieved rate of 200 answers, and the
     server-side percentiles of ``route`` over the same requests."""
     latencies: list[float] = []

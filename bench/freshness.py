@@ -100,9 +100,7 @@ class Sending:
         return self.accepted / elapsed if elapsed > 0 else 0.0
 
 
-async def send_at_rate(
-    ingest: ClientPool, board: ProbeBoard, rate: float, seconds: float, probe_every: int
-) -> Sending:
+async def send_at_rate(ingest: ClientPool, board: ProbeBoard, rate: float, seconds: float, probe_every: int) -> Sending:
     """Send ``rate * seconds`` reports in batches on a fixed schedule; record probe acks."""
     per_post = max(1, round(rate * TICK_S))
     interval = per_post / rate
@@ -110,9 +108,7 @@ async def send_at_rate(
     sending = Sending(started=time.perf_counter())
     serial = 0
 
-    async def post(
-        borrowed: httpx.AsyncClient, batch: list[Report], probes: dict[int, Probe]
-    ) -> None:
+    async def post(borrowed: httpx.AsyncClient, batch: list[Report], probes: dict[int, Probe]) -> None:
         try:
             sent = time.perf_counter()
             response = await borrowed.post("/v1/reports/batch", json=batch)
@@ -152,9 +148,7 @@ async def send_at_rate(
     return sending
 
 
-async def poll_visibility(
-    api: ClientPool, board: ProbeBoard, sending_done: asyncio.Event, deadline: float
-) -> int:
+async def poll_visibility(api: ClientPool, board: ProbeBoard, sending_done: asyncio.Event, deadline: float) -> int:
     """Poll the totals of every group with waiting probes until none wait after the sender has
     finished, or the deadline. Returns the number of GETs made."""
     gets = 0

@@ -51,9 +51,7 @@ class LoadResult:
         }
 
 
-async def _run_workers(
-    work: deque[Any], concurrency: int, timeout_s: float, one: Any
-) -> LoadResult:
+async def _run_workers(work: deque[Any], concurrency: int, timeout_s: float, one: Any) -> LoadResult:
     """Run ``concurrency`` tasks that pop items from ``work`` and await ``one(item, result)``
     until the queue is empty or ``timeout_s`` has passed (requests then in flight finish and
     count)."""
@@ -105,9 +103,7 @@ async def batches(
 
         async def one(chunk: list[Report], result: LoadResult) -> None:
             try:
-                response = await http.request(
-                    "POST", "/v1/reports/batch", json=chunk, timeout=120.0
-                )
+                response = await http.request("POST", "/v1/reports/batch", json=chunk, timeout=120.0)
             except httpx.HTTPError as exc:
                 result.statuses[type(exc).__name__] += 1
                 return

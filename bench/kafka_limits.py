@@ -46,9 +46,7 @@ class Timed:
         }
 
 
-async def produce(
-    bootstrap: str, topic: str, messages: Iterable[tuple[bytes, bytes]], timeout_s: float
-) -> Timed:
+async def produce(bootstrap: str, topic: str, messages: Iterable[tuple[bytes, bytes]], timeout_s: float) -> Timed:
     """Send (key, value) pairs with acks=all; the time runs from the first send to the last ack
     (and includes making the messages when ``messages`` is a generator)."""
     producer = AIOKafkaProducer(
@@ -68,9 +66,7 @@ async def produce(
         await producer.stop()
 
 
-async def _send_windows(
-    producer: AIOKafkaProducer, topic: str, messages: Iterable[tuple[bytes, bytes]]
-) -> int:
+async def _send_windows(producer: AIOKafkaProducer, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> int:
     """Send in windows of SEND_WINDOW, waiting for every ack of a window; return the count."""
     source = iter(messages)
     count = 0

@@ -32,9 +32,7 @@ def _package(name: str) -> str | None:
 
 def _java() -> str | None:
     try:
-        out = subprocess.run(
-            [os.environ.get("JAVA", "java"), "-version"], capture_output=True, text=True, timeout=20
-        )
+        out = subprocess.run([os.environ.get("JAVA", "java"), "-version"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return None
     first = (out.stderr or out.stdout).splitlines()

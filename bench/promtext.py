@@ -43,9 +43,7 @@ class Scrape:
         return sorted(((float(le), count) for le, count in raw.items()), key=lambda b: b[0])
 
 
-def bucket_change(
-    before: Scrape, after: Scrape, histogram: str, **where: str
-) -> list[tuple[float, float]]:
+def bucket_change(before: Scrape, after: Scrape, histogram: str, **where: str) -> list[tuple[float, float]]:
     """The histogram of what was observed between two scrapes of the same process."""
     earlier = dict(before.buckets(histogram, **where))
     return [(le, n - earlier.get(le, 0.0)) for le, n in after.buckets(histogram, **where)]

@@ -105,9 +105,7 @@ def phase_limits(ctx: Context) -> None:
     messages = [kafka_message(r) for r in ctx.workload.study_sessions(sizes.limit_reports, "lim")]
     produced = asyncio.run(kafka_limits.produce(bootstrap, topic, messages, sizes.phase_timeout_s))
     log.info("raw produce: %d reports in %.2f s", produced.count, produced.seconds)
-    consumed = asyncio.run(
-        kafka_limits.consume_and_decode(bootstrap, topic, len(messages), sizes.phase_timeout_s)
-    )
+    consumed = asyncio.run(kafka_limits.consume_and_decode(bootstrap, topic, len(messages), sizes.phase_timeout_s))
     log.info("raw consume+decode: %d reports in %.2f s", consumed.count, consumed.seconds)
     if consumed.failures:
         raise RuntimeError(f"{consumed.failures} messages did not decode")
@@ -162,17 +160,13 @@ def phase_aggregation(ctx: Context) -> None:
     backlog = (kafka_message(r) for r in ctx.workload.mixed(sizes.backlog, "mx"))
     produce_limit = sizes.phase_timeout_s + sizes.backlog / 1000
     loaded = asyncio.run(kafka_limits.produce(bootstrap, topic, backlog, produce_limit))
-    log.info(
-        "backlog of %d produced in %.1f s; starting the aggregator", loaded.count, loaded.seconds
-    )
+    log.info("backlog of %d produced in %.1f s; starting the aggregator", loaded.count, loaded.seconds)
 
     proc = ctx.services.aggregator("main")
     started = time.perf_counter()
     interval = 0.1 if sizes.backlog <= 20_000 else 0.25
     drain = asyncio.run(
-        aggregation.watch_drain(
-            proc.url, proc.alive, sizes.backlog, started, sizes.drain_timeout_s, interval
-        )
+        aggregation.watch_drain(proc.url, proc.alive, sizes.backlog, started, sizes.drain_timeout_s, interval)
     )
     memory = aggregation.memory_kb(proc.pid or 0)
     log.info(
@@ -190,8 +184,7 @@ def phase_aggregation(ctx: Context) -> None:
     ctx.figures.set("aggregate_peak_rss_mb", memory["peak_rss_kb"] / 1024 or None)
     if not drain.done:
         note = (
-            f"partial: {drain.applied:,.0f} of {sizes.backlog:,} applied within the"
-            f" {sizes.drain_timeout_s:.0f} s limit"
+            f"partial: {drain.applied:,.0f} of {sizes.backlog:,} applied within the {sizes.drain_timeout_s:.0f} s limit"
         )
         log.warning("backlog %s", note)
         ctx.figures.annotate("aggregate_rate", note)
@@ -262,9 +255,7 @@ def phase_reads(ctx: Context) -> None:
         ("totals", api_reads.totals_paths(workload, n, ctx.seed)),
         ("children", api_reads.children_paths(workload, n, ctx.seed)),
     ):
-        result = asyncio.run(
-            api_reads.read_at_rate(api.url, token, paths, sizes.api_rate, api_reads.ROUTES[name])
-        )
+        result = asyncio.run(api_reads.read_at_rate(api.url, token, paths, sizes.api_rate, api_reads.ROUTES[name]))
         log.info(
             "read API %s: %.0f req/s, p50 %.1f ms, p99 %.1f ms",
             name,
@@ -356,9 +347,7 @@ def run(sizes: Sizes, partitions: int, seed: int, results_dir: Path) -> int:
         "details": details,
     }
     path = write_results(results_dir, results, started.strftime("%Y%m%dT%H%M%SZ"))
-    print(
-        f"baocao benchmark, {sizes.mode}, {started:%Y-%m-%d %H:%M} UTC, backlog {sizes.backlog:,}"
-    )
+    print(f"baocao benchmark, {sizes.mode}, {started:%Y-%m-%d %H:%M} UTC, backlog {sizes.backlog:,}")
     print(summary_line(info))
     print(table(figures))
     print(f"results: {path}")

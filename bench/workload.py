@@ -228,13 +228,9 @@ class Workload:
         group's province, in the group's reserved month."""
         province, month = self.probe_target(group)
         if province not in self._probe_communes:
-            self._probe_communes[province] = [
-                u.code for u in self.tree.subtree(province) if u.level == Level.COMMUNE
-            ]
+            self._probe_communes[province] = [u.code for u in self.tree.subtree(province) if u.level == Level.COMMUNE]
         commune = self._probe_communes[province][bit]
-        return self._base(
-            f"p{group}", commune, "study_session", month, self.study_body(month, delegates=2**bit)
-        )
+        return self._base(f"p{group}", commune, "study_session", month, self.study_body(month, delegates=2**bit))
 
 
 def _codes(tree: OrgTree, province: str) -> list[str]:

@@ -105,7 +105,9 @@ def service_env(endpoints: dict[str, str], extra: dict[str, str] | None = None) 
     return {**endpoints, "PYTHONUNBUFFERED": "1", **(extra or {})}
 
 
-def aggregate_process(run_dir: Path, env: dict[str, str], name: str = "aggregate", port: int | None = None) -> ServiceProcess:
+def aggregate_process(
+    run_dir: Path, env: dict[str, str], name: str = "aggregate", port: int | None = None
+) -> ServiceProcess:
     port = port or free_port()
     return ServiceProcess(
         name=name,

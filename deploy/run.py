@@ -12,7 +12,6 @@ stops exactly those. The token signing key is generated once into .run/<profile>
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import secrets
@@ -111,7 +110,8 @@ def up(profile: stack.Profile, demo: bool) -> int:
         f"  export BAOCAO_TOKEN=$(cat {token_path})",
         f"  curl -H \"Authorization: Bearer $BAOCAO_TOKEN\" '{api}/v1/units/386/totals?period=2020-12'",
         "Mint a token for one unit:",
-        f"  BAOCAO_AUTH_SECRET=$(cat {run_dir}/auth_secret) .venv/bin/baocao token mint --unit 14923 --scopes submit,read",
+        f"  BAOCAO_AUTH_SECRET=$(cat {run_dir}/auth_secret) \\",
+        "    .venv/bin/baocao token mint --unit 14923 --scopes submit,read",
         "Stop everything: make down",
     ]
     print("\n".join(lines))  # the command's output for the person who ran it
@@ -123,7 +123,12 @@ PROMETHEUS_DIR = stack.ROOT / "deploy" / "prometheus"
 
 def prometheus_config(ingest: str, api: str, aggregate: str) -> str:
     template = (PROMETHEUS_DIR / "prometheus.local.yml.tmpl").read_text()
-    for key, value in {"INGEST": ingest, "API": api, "AGGREGATE": aggregate, "RULES": str(PROMETHEUS_DIR / "alerts.yml")}.items():
+    for key, value in {
+        "INGEST": ingest,
+        "API": api,
+        "AGGREGATE": aggregate,
+        "RULES": str(PROMETHEUS_DIR / "alerts.yml"),
+    }.items():
         template = template.replace("{{" + key + "}}", value)
     return template
 
@@ -143,10 +148,14 @@ def _start_prometheus(profile: stack.Profile, services: list[ServiceProcess]) ->
     config.write_text(prometheus_config(hosts["ingest"], hosts["api"], hosts["aggregate"]))
     port = port_for("prometheus")
     proc = ServiceProcess("prometheus", "", port, {}, profile.dir / "logs" / "prometheus.log")
-    proc.start_command([
-        binary, f"--config.file={config}", f"--storage.tsdb.path={pdir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ])
+    proc.start_command(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={pdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
+    )
     state = profile.load()
     state.setdefault("services", {})["prometheus"] = {"pid": proc.pid, "url": proc.url}
     profile.save(state)

@@ -137,6 +137,8 @@ def _indicator(code: str, raw: dict[str, Any]) -> IndicatorSpec:
     over_time = OverTime(raw["over_time"])
     lo, hi = int(raw.get("min", 0)), int(raw["max"])
     key = f"{INDICATOR_KIND}.{code}"
+    fields: tuple[FieldSpec, ...]
+    rates: tuple[RateSpec, ...]
     if raw["combine"] == "ratio":
         fields = (
             FieldSpec("numerator", "int", lo, hi, combine=Combine.SUM, over_time=over_time),
@@ -186,9 +188,7 @@ def parse_catalog(raw: dict[str, Any]) -> Catalog:
             series=spec,
         )
         series[name] = spec
-    indicators = {
-        code: _indicator(code, i) for code, i in raw.get("indicators", {}).items() if code != "_doc"
-    }
+    indicators = {code: _indicator(code, i) for code, i in raw.get("indicators", {}).items() if code != "_doc"}
     for ind in indicators.values():
         series[ind.series.key] = ind.series
     indicator_fields = (

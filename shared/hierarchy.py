@@ -128,9 +128,7 @@ def _division_name(raw: dict) -> str:
 
 @cache
 def _nested_divisions() -> list[dict]:
-    text = resources.files("vietnam_provinces").joinpath("data/nested-divisions.json").read_text(
-        encoding="utf-8"
-    )
+    text = resources.files("vietnam_provinces").joinpath("data/nested-divisions.json").read_text(encoding="utf-8")
     return json.loads(text)  # type: ignore[no-any-return]
 
 

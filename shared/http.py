@@ -17,7 +17,6 @@ from shared.auth import Scope as TokenScope
 from shared.hierarchy import OrgTree
 from shared.revocations import Revocations
 
-
 # Answers any route may give, declared once for the OpenAPI schema.
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body is not parseable JSON"},
@@ -65,9 +64,7 @@ class BodySizeLimit:
             await self._reject(scope, receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"request body larger than {self.limit} bytes"}, status_code=413
-        )
+        response = JSONResponse({"detail": f"request body larger than {self.limit} bytes"}, status_code=413)
         await response(scope, receive, send)
 
 

@@ -28,7 +28,9 @@ TERM_YEARS = 5
 FIRST_TERM_START = 2000  # provincial and district congresses: …, 2015, 2020, 2025, …
 MIN_YEAR, MAX_YEAR = 2000, 2100
 
-ACCEPTED_FORMS = "YYYY-MM (month), YYYY-Qn (quarter), YYYY-Hn (half-year), YYYY (year), YYYY-YYYY (congress term, e.g. 2020-2025)"
+ACCEPTED_FORMS = (
+    "YYYY-MM (month), YYYY-Qn (quarter), YYYY-Hn (half-year), YYYY (year), YYYY-YYYY (congress term, e.g. 2020-2025)"
+)
 
 _PATTERNS = [
     (re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$"), "month"),
@@ -100,14 +102,10 @@ def parse_period(text: str) -> Period:
             return Period(date(year, month, 1), _month_end(year, month), Granularity.MONTH, text)
         if kind == "quarter":
             q = int(m.group(2))
-            return Period(
-                date(year, 3 * q - 2, 1), _month_end(year, 3 * q), Granularity.QUARTER, text
-            )
+            return Period(date(year, 3 * q - 2, 1), _month_end(year, 3 * q), Granularity.QUARTER, text)
         if kind == "half":
             h = int(m.group(2))
-            return Period(
-                date(year, 6 * h - 5, 1), _month_end(year, 6 * h), Granularity.HALF, text
-            )
+            return Period(date(year, 6 * h - 5, 1), _month_end(year, 6 * h), Granularity.HALF, text)
         if kind == "year":
             return Period(date(year, 1, 1), date(year, 12, 31), Granularity.YEAR, text)
         end_year = int(m.group(2))
@@ -152,6 +150,4 @@ def deadline(period: Period, closing_day: int = 14, grace_days: int = 0) -> date
     """
     last_month = period.end
     day = date(last_month.year, last_month.month, min(closing_day, last_month.day))
-    return datetime(day.year, day.month, day.day, 23, 59, 59, 999999, VIETNAM_TZ) + timedelta(
-        days=grace_days
-    )
+    return datetime(day.year, day.month, day.day, 23, 59, 59, 999999, VIETNAM_TZ) + timedelta(days=grace_days)

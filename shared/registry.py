@@ -67,5 +67,5 @@ class AgencyRegistry:
             await asyncio.sleep(every_s)
             try:
                 await self.refresh()
-            except Exception:  # noqa: BLE001 - retried on the next tick
+            except Exception:
                 log.warning("registry refresh failed", exc_info=True)

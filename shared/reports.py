@@ -61,7 +61,9 @@ class ReportInBase(BaseModel):
         description="Chosen by the sender, the same for every revision of this report.",
         examples=["38-386-14923-ss-2020-12"],
     )
-    revision: StrictInt = Field(ge=1, le=MAX_REVISION, description="1 for the first version; a correction sends a higher one.")
+    revision: StrictInt = Field(
+        ge=1, le=MAX_REVISION, description="1 for the first version; a correction sends a higher one."
+    )
     unit: str = Field(pattern=UNIT_CODE_PATTERN, description="Code of the reporting unit.", examples=["14923"])
     period: str = Field(description="2025-03, 2025-Q1, 2025-H1, 2025 or 2020-2025.", examples=["2020-12"])
     submitted_at: Annotated[AwareDatetime, AfterValidator(_not_in_future)] = Field(
@@ -100,9 +102,7 @@ def _make_body_model(kind: KindSpec) -> type[BaseModel]:
         for rule in kind.rules:
             low, high = getattr(self, rule.field), getattr(self, rule.at_most)
             if low is not None and high is not None and low > high:
-                raise ValueError(
-                    f"{rule.field} ({low}) must not exceed {rule.at_most} ({high})"
-                )
+                raise ValueError(f"{rule.field} ({low}) must not exceed {rule.at_most} ({high})")
         return self
 
     model = create_model(  # type: ignore[call-overload]
@@ -167,9 +167,7 @@ def _make_report_model(kind: KindSpec, body: type[BaseModel]) -> type[ReportInBa
             if f.within_period:
                 day = getattr(self.body, f.name)
                 if not p.contains(day):
-                    raise ValueError(
-                        f"body.{f.name} {day} is outside period {self.period} ({p.start} to {p.end})"
-                    )
+                    raise ValueError(f"body.{f.name} {day} is outside period {self.period} ({p.start} to {p.end})")
         return self
 
     model = create_model(  # type: ignore[call-overload]

@@ -149,9 +149,7 @@ def _recency(entry_id: str, entry: LedgerEntry) -> tuple[Any, ...]:
 def contribution(ledger: UnitLedger, spec: SeriesSpec, bucket: str) -> dict[str, int]:
     """What the unit's own reports put into one (series, period): summed fields and counters."""
     active = [
-        (rid, e)
-        for rid, e in ledger.entries.items()
-        if e.series == spec.key and not e.withdrawn and _covers(e, bucket)
+        (rid, e) for rid, e in ledger.entries.items() if e.series == spec.key and not e.withdrawn and _covers(e, bucket)
     ]
     out: dict[str, int] = {}
     if not active:
@@ -288,4 +286,3 @@ def round_rate(numerator: int, denominator: int, places: int = 4) -> float | Non
 
     q = Decimal(numerator) / Decimal(denominator)
     return float(q.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
-

@@ -32,9 +32,7 @@ class ServiceSettings(BaseSettings):
         default="reports.dead-letter",
         validation_alias=AliasChoices("BAOCAO_DEAD_LETTER_TOPIC", "dead_letter_topic"),
     )
-    totals_topic: str = Field(
-        default="totals", validation_alias=AliasChoices("BAOCAO_TOTALS_TOPIC", "totals_topic")
-    )
+    totals_topic: str = Field(default="totals", validation_alias=AliasChoices("BAOCAO_TOTALS_TOPIC", "totals_topic"))
     provinces: str = Field(
         default="",
         validation_alias=AliasChoices("BAOCAO_PROVINCES", "provinces"),

@@ -23,7 +23,9 @@ T = TypeVar("T")
 TEST_SECRET = "test-secret-" + "x" * 40
 
 
-def wait_until(check: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.25, what: str = "condition") -> T:
+def wait_until(
+    check: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.25, what: str = "condition"
+) -> T:
     """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -38,7 +40,10 @@ def wait_until(check: Callable[[], T | None], timeout: float = 60.0, interval: f
 @pytest.fixture(scope="session")
 def infra() -> Iterator[dict[str, str]]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("MONGODB_URI"):
-        yield {"KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"], "MONGODB_URI": os.environ["MONGODB_URI"]}
+        yield {
+            "KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+            "MONGODB_URI": os.environ["MONGODB_URI"],
+        }
         return
     from deploy import stack
 

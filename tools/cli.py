@@ -173,10 +173,23 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
                     headers = {k: v.decode(errors="replace") for k, v in msg.headers or []}
                     if producer is not None:
                         source = f"{msg.topic}/{msg.partition}/{msg.offset}".encode()
-                        producer.send(reports_topic, key=msg.key, value=msg.value, headers=[("baocao-replayed-from", source)]).get(timeout=30)
+                        producer.send(
+                            reports_topic, key=msg.key, value=msg.value, headers=[("baocao-replayed-from", source)]
+                        ).get(timeout=30)
                     else:
                         value = (msg.value or b"")[:300].decode(errors="replace")
-                        print(json.dumps({"offset": msg.offset, "reason": headers.get("baocao-reason"), "detail": headers.get("baocao-detail"), "source": headers.get("baocao-source"), "value": value}, ensure_ascii=False))
+                        print(
+                            json.dumps(
+                                {
+                                    "offset": msg.offset,
+                                    "reason": headers.get("baocao-reason"),
+                                    "detail": headers.get("baocao-detail"),
+                                    "source": headers.get("baocao-source"),
+                                    "value": value,
+                                },
+                                ensure_ascii=False,
+                            )
+                        )
                     n += 1
         if replay:
             consumer.commit({tp: _offset_meta(end[tp]) for tp in parts})
@@ -244,7 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    if getattr(args, "token", "x") is None and args.command in ("agency", "submit", "demo") and not getattr(args, "kafka", False):
+    if (
+        getattr(args, "token", "x") is None
+        and args.command in ("agency", "submit", "demo")
+        and not getattr(args, "kafka", False)
+    ):
         sys.stderr.write("baocao: set BAOCAO_TOKEN or pass --token\n")
         return 2
     return int(args.func(args))

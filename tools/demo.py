@@ -89,7 +89,11 @@ def agencies() -> list[dict[str, str]]:
     43 grassroots units = 21 communes + 22 agencies)."""
     out = [{"code": "38-bvdk", "name": "Đảng bộ Bệnh viện Đa khoa tỉnh Thanh Hóa", "parent": "38"}]
     out += [
-        {"code": f"{BA_THUOC}-cq{i:02d}", "name": f"Đảng bộ, chi bộ cơ quan, doanh nghiệp số {i} huyện Bá Thước", "parent": BA_THUOC}
+        {
+            "code": f"{BA_THUOC}-cq{i:02d}",
+            "name": f"Đảng bộ, chi bộ cơ quan, doanh nghiệp số {i} huyện Bá Thước",
+            "parent": BA_THUOC,
+        }
         for i in range(1, 23)
     ]
     return out
@@ -157,7 +161,13 @@ def seed_003_action_programs(tree: OrgTree) -> list[dict[str, Any]]:
                 "kind": "action_program",
                 "period": period,
                 "submitted_at": _stamp(day),
-                "body": {"resolution": "Nghị quyết Đại hội Đảng bộ huyện nhiệm kỳ 2020-2025", "adopted_on": day.isoformat(), "key_programs": key, "breakthroughs": brk, "indicators": ind},
+                "body": {
+                    "resolution": "Nghị quyết Đại hội Đảng bộ huyện nhiệm kỳ 2020-2025",
+                    "adopted_on": day.isoformat(),
+                    "key_programs": key,
+                    "breakthroughs": brk,
+                    "indicators": ind,
+                },
             }
         )
     return reports
@@ -179,16 +189,26 @@ def seed_002_004_indicators(tree: OrgTree) -> list[dict[str, Any]]:
     """Lang Chánh collected 136% of its budget plan (seed 002); Đakrông's targets (seed 004):
     120 hospital beds and 9.96 doctors per 10,000 people by 2025, new party members each year,
     communes meeting the new-rural standard, schools meeting the national standard."""
-    reports = [_indicator(LANG_CHANH, "budget_revenue_vs_plan", "2023", date(2024, 1, 10), numerator=136_000, denominator=100_000)]
+    reports = [
+        _indicator(
+            LANG_CHANH, "budget_revenue_vs_plan", "2023", date(2024, 1, 10), numerator=136_000, denominator=100_000
+        )
+    ]
     for year, beds, doctors in [(2021, 100, 36), (2022, 105, 38), (2023, 112, 41), (2024, 118, 43)]:
         reports.append(_indicator(DAKRONG, "hospital_beds", str(year), date(year, 12, 10), value=beds))
-        reports.append(_indicator(DAKRONG, "doctors_per_10k", str(year), date(year, 12, 10), numerator=doctors, denominator=43_500))
+        reports.append(
+            _indicator(DAKRONG, "doctors_per_10k", str(year), date(year, 12, 10), numerator=doctors, denominator=43_500)
+        )
     communes = communes_of(tree, DAKRONG)
     for i, code in enumerate(communes):
         for year in (2021, 2022, 2023, 2024):
-            reports.append(_indicator(code, "new_party_members", str(year), date(year, 12, 5), value=6 + (i + year) % 5))
+            reports.append(
+                _indicator(code, "new_party_members", str(year), date(year, 12, 5), value=6 + (i + year) % 5)
+            )
         reports.append(_indicator(code, "new_rural_communes", "2024", date(2024, 12, 5), value=1 if i < 3 else 0))
-        reports.append(_indicator(code, "schools_national_standard", "2024", date(2024, 12, 5), numerator=2 + i % 2, denominator=4))
+        reports.append(
+            _indicator(code, "schools_national_standard", "2024", date(2024, 12, 5), numerator=2 + i % 2, denominator=4)
+        )
     return reports
 
 
@@ -207,7 +227,12 @@ def member_ratings(tree: OrgTree) -> list[dict[str, Any]]:
                 "kind": "member_rating",
                 "period": "2023",
                 "submitted_at": _stamp(date(2024, 1, 5), 0),
-                "body": {"excellent": excellent, "good": good, "completed": total - excellent - good - not_completed, "not_completed": not_completed},
+                "body": {
+                    "excellent": excellent,
+                    "good": good,
+                    "completed": total - excellent - good - not_completed,
+                    "not_completed": not_completed,
+                },
             }
         )
     return reports

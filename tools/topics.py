@@ -1,6 +1,6 @@
 """Create baocao's Kafka topics (kafka-python admin). Idempotent.
 
-    python -m tools.topics [--partitions 8]
+python -m tools.topics [--partitions 8]
 """
 
 from __future__ import annotations

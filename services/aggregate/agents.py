@@ -20,7 +20,7 @@ def register_agents(app: faust.App, reports: faust.TopicT, runtime: Runtime) -> 
         worker = await runtime.start()
         # take_events yields lists of events; faust acknowledges them (and so may commit their
         # offsets) only after this loop body returns, i.e. after the batch is written.
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_within):
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within):  # type: ignore[attr-defined]
             await worker.handle(
                 [
                     RawMessage(

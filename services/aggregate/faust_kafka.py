@@ -22,7 +22,11 @@ from faust.types import TP
 class RewindingConsumer(faust_aiokafka.Consumer):
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()
-        fresh = [aiokafka.TopicPartition(tp.topic, tp.partition) for tp, offset in committed.items() if not offset or offset <= 0]
+        fresh = [
+            aiokafka.TopicPartition(tp.topic, tp.partition)
+            for tp, offset in committed.items()
+            if not offset or offset <= 0
+        ]
         if fresh:
             await self._thread.seek_to_beginning(*fresh)
         return committed

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from pymongo.errors import PyMongoError
@@ -118,11 +119,15 @@ class BatchWorker:
         docs = await self._retrying("publish", lambda: store.read_totals(ids))
         for _ in range(MAX_PUBLISH_ROUNDS):
             messages = [encode(totals_message(d)) for d in docs.values()]
-            await self._retrying("publish", lambda: asyncio.gather(*(self.publish_total(k, v) for k, v in messages)))
-            again = await self._retrying("publish", lambda: store.read_totals(list(docs)))
+            await self._retrying("publish", partial(self._send_all, messages))
+            again = await self._retrying("publish", partial(store.read_totals, list(docs)))
             docs = {i: d for i, d in again.items() if d.get("version") != docs[i].get("version")}
             if not docs:
                 return
+
+    async def _send_all(self, messages: list[tuple[bytes, bytes]]) -> None:
+        assert self.publish_total is not None
+        await asyncio.gather(*(self.publish_total(k, v) for k, v in messages))
 
     async def _retrying(self, cause: str, op: Callable[[], Awaitable[Any]]) -> Any:
         attempt = 0
@@ -131,7 +136,7 @@ class BatchWorker:
                 return await op()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - Kafka or the database away: wait, retry
+            except Exception as exc:
                 attempt += 1
                 self.metrics.retries.labels(cause).inc()
                 log.warning("%s failed, retrying", cause, extra={"attempt": attempt, "error": repr(exc)[:300]})
@@ -147,7 +152,7 @@ class BatchWorker:
                 break
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - see below
+            except Exception as exc:
                 # Never let an error escape: faust acknowledges a batch even when the agent
                 # raises, and an acknowledged batch that was not applied is lost. The database
                 # being away (restart, failover) is the usual cause; the writes are idempotent,
@@ -180,4 +185,3 @@ class BatchWorker:
         for p in good:
             self.metrics.freshness.observe(max(0.0, (now - p.report.received_at).total_seconds()))
         self.last_applied[partition] = messages[-1].offset
-

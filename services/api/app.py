@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.api.repository import MongoTotalsReader, TotalsReader
 from services.api.settings import ApiSettings
@@ -24,27 +24,31 @@ from services.api.views import (
     unit_out,
     unit_totals,
 )
+from shared.auth import Scope
 from shared.catalog import load_catalog
 from shared.hierarchy import HierarchyError, OrgTree, UnknownUnit, load_vietnam
-from shared.auth import Scope
 from shared.http import COMMON_RESPONSES, Authenticator, CurrentPrincipal, add_request_metrics, authorize, probes_router
 from shared.mongo import make_client, ping
 from shared.periods import ACCEPTED_FORMS, PeriodError, parse_period
 from shared.registry import AgencyRegistry
-from shared.revocations import InMemoryRevocations, MongoRevocations, Revocations
 from shared.reports import UNIT_CODE_PATTERN, NfcText
+from shared.revocations import InMemoryRevocations, MongoRevocations, Revocations
 
 
 class ApiMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "baocao_api_requests_total", "HTTP requests by route template and status code", ["route", "code"],
+            "baocao_api_requests_total",
+            "HTTP requests by route template and status code",
+            ["route", "code"],
             registry=self.registry,
         )
         self.sse_clients = Gauge("baocao_api_sse_clients", "Open server-sent event streams", registry=self.registry)
         self.request_seconds = Histogram(
-            "baocao_api_request_duration_seconds", "HTTP request latency by route template", ["route"],
+            "baocao_api_request_duration_seconds",
+            "HTTP request latency by route template",
+            ["route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
@@ -78,7 +82,9 @@ class AgencyIn(BaseModel):
     """An agency, hospital, school or enterprise party unit, registered under an existing unit."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    code: str = Field(pattern=r"^[0-9]{2,5}-[a-z0-9][a-z0-9_]{0,39}$", examples=["38-bvdk"], description="<parent>-<slug>")
+    code: str = Field(
+        pattern=r"^[0-9]{2,5}-[a-z0-9][a-z0-9_]{0,39}$", examples=["38-bvdk"], description="<parent>-<slug>"
+    )
     name: NfcText = Field(min_length=1, max_length=200, examples=["Đảng bộ Bệnh viện Đa khoa tỉnh"])
     parent: str = Field(pattern=r"^[0-9]{2,5}$", examples=["38"], description="a commune, district or province")
 
@@ -142,7 +148,7 @@ def create_app(
         try:
             await ping(state["mongo"])
             return {"mongodb": True}
-        except Exception:  # noqa: BLE001 - readiness reports, it does not raise
+        except Exception:
             return {"mongodb": False}
 
     @app.get("/v1/units/{code}", response_model=UnitOut, summary="A unit: name, level, parent, children")
@@ -189,7 +195,13 @@ def create_app(
         if series not in catalog.series:
             raise HTTPException(
                 422,
-                detail=[{"loc": ["query", "series"], "msg": f"unknown series; one of {sorted(catalog.series)}", "type": "series"}],
+                detail=[
+                    {
+                        "loc": ["query", "series"],
+                        "msg": f"unknown series; one of {sorted(catalog.series)}",
+                        "type": "series",
+                    }
+                ],
             )
         return await missing_units(reader, catalog, tree, code, series, _period(period))
 
@@ -197,7 +209,12 @@ def create_app(
         "/v1/units/{code}/stream",
         summary="Server-sent events: every change of a total in the unit's subtree (stream scope)",
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}, "description": "event: total, data: a totals message (schema v1)"}},
+        responses={
+            200: {
+                "content": {"text/event-stream": {}},
+                "description": "event: total, data: a totals message (schema v1)",
+            }
+        },
     )
     async def stream_totals(code: Code, tree: Tree, principal: CurrentPrincipal) -> StreamingResponse:
         authorize(principal, Scope.STREAM, tree, known(tree, code))
@@ -214,7 +231,9 @@ def create_app(
                         except TimeoutError:
                             yield ": keep-alive\n\n"
                             continue
-                        yield f"event: total\nid: {message['id']}:{message['version']}\ndata: {json.dumps(message, ensure_ascii=False)}\n\n"
+                        event_id = f"{message['id']}:{message['version']}"
+                        data = json.dumps(message, ensure_ascii=False)
+                        yield f"event: total\nid: {event_id}\ndata: {data}\n\n"
             finally:
                 metrics.sse_clients.dec()
 
@@ -225,7 +244,10 @@ def create_app(
         status_code=201,
         response_model=UnitOut,
         summary="Register an agency under a commune, district or province (admin scope)",
-        responses={200: {"model": UnitOut, "description": "already registered, identically"}, 409: {"description": "conflicts with a registered unit"}},
+        responses={
+            200: {"model": UnitOut, "description": "already registered, identically"},
+            409: {"description": "conflicts with a registered unit"},
+        },
     )
     async def register_agency(agency: AgencyIn, tree: Tree, principal: CurrentPrincipal) -> Any:
         authorize(principal, Scope.ADMIN, tree, known(tree, agency.parent))

@@ -52,7 +52,9 @@ class TotalsBroadcaster:
     async def run(self) -> None:
         """Follow the topic from its end, reconnecting while Kafka is away."""
         while True:
-            consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, auto_offset_reset="latest", enable_auto_commit=False)
+            consumer = AIOKafkaConsumer(
+                self.topic, bootstrap_servers=self.bootstrap, auto_offset_reset="latest", enable_auto_commit=False
+            )
             try:
                 await consumer.start()
                 self.ready.set()
@@ -63,7 +65,7 @@ class TotalsBroadcaster:
                         log.warning("undecodable totals message", extra={"offset": record.offset})
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - Kafka away: try again shortly
+            except Exception:
                 log.warning("totals stream consumer failed; retrying", exc_info=True)
                 await asyncio.sleep(2)
             finally:

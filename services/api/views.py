@@ -115,7 +115,9 @@ def totals_from_docs(
                 metrics[f"{key}.{name}"] = r["value"]
                 rate_out[f"{key}.{name}"] = RateOut(**r)
         comp[key] = completeness(spec, tree, code, doc)
-    return UnitTotalsOut(unit=unit_ref(tree.get(code)), period=period, metrics=metrics, rates=rate_out, completeness=comp)
+    return UnitTotalsOut(
+        unit=unit_ref(tree.get(code)), period=period, metrics=metrics, rates=rate_out, completeness=comp
+    )
 
 
 async def unit_totals(reader: TotalsReader, catalog: Catalog, tree: OrgTree, code: str, period: str) -> UnitTotalsOut:

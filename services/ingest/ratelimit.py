@@ -20,7 +20,9 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000) -> None:
+    def __init__(
+        self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000
+    ) -> None:
         self.rate = rate_per_s
         self.burst = burst
         self.clock = clock

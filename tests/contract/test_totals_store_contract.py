@@ -55,7 +55,7 @@ async def test_ledgers_only_move_forward(store):
     (await store.write_ledgers(0, [LedgerWrite("14923", 10, {"r1": entry})]))
     older = LedgerEntry(1, "study_session", "study_session", "2020-12", {"members_attended": 9}, False, True)
     (await store.write_ledgers(0, [LedgerWrite("14923", 4, {"r1": older})]))
-    stored = (await store.load_ledgers(["14923", "14926"], 0))
+    stored = await store.load_ledgers(["14923", "14926"], 0)
     assert stored["14923"].watermark == 10
     assert stored["14923"].ledger.entries["r1"] == entry
     assert stored["14926"].watermark is None and stored["14926"].ledger.entries == {}

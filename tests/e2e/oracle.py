@@ -14,7 +14,11 @@ from typing import Any
 from shared.hierarchy import OrgTree
 
 STOCK_SERIES = {"indicator.hospital_beds"}
-EXPECTED_LEVELS = {"study_session": {"commune", "agency"}, "reflection": {"commune", "agency"}, "indicator.hospital_beds": {"district"}}
+EXPECTED_LEVELS = {
+    "study_session": {"commune", "agency"},
+    "reflection": {"commune", "agency"},
+    "indicator.hospital_beds": {"district"},
+}
 
 
 def buckets(month: str) -> list[str]:
@@ -38,7 +42,9 @@ def expected_totals(sent: list[dict[str, Any]], tree: OrgTree, on_time_periods: 
         if r["report_id"] not in final or r["revision"] > final[r["report_id"]]["revision"]:
             final[r["report_id"]] = r
     # unit -> series -> bucket -> list of effective reports
-    by_unit: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    by_unit: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
     for r in final.values():
         if r.get("withdrawn"):
             continue

@@ -55,13 +55,31 @@ def make_workload(seed: int, n_reports: int) -> list[dict[str, Any]]:
         for rev in range(1, rng.choice([1, 1, 2, 3]) + 1):
             if kind == "study_session":
                 total = rng.randint(20, 400)
-                body = {"resolution": "NQ", "held_on": f"{month}-05", "format": "online", "bridge_points": rng.randint(0, 5), "delegates": rng.randint(0, 50), "members_attended": rng.randint(0, total), "members_total": total}
+                body = {
+                    "resolution": "NQ",
+                    "held_on": f"{month}-05",
+                    "format": "online",
+                    "bridge_points": rng.randint(0, 5),
+                    "delegates": rng.randint(0, 50),
+                    "members_attended": rng.randint(0, total),
+                    "members_total": total,
+                }
             elif kind == "reflection":
                 req = rng.randint(10, 300)
                 body = {"members_submitted": rng.randint(0, req), "members_required": req}
             else:
                 body = {"indicator": "hospital_beds", "value": rng.randint(50, 200)}
-            revisions.append({"report_id": rid, "revision": rev, "unit": unit, "kind": "indicator" if kind == "beds" else kind, "period": month, "submitted_at": now, "body": body})
+            revisions.append(
+                {
+                    "report_id": rid,
+                    "revision": rev,
+                    "unit": unit,
+                    "kind": "indicator" if kind == "beds" else kind,
+                    "period": month,
+                    "submitted_at": now,
+                    "body": body,
+                }
+            )
         if rng.random() < 0.1:
             revisions.append({**revisions[-1], "revision": len(revisions) + 1, "withdrawn": True})
         if len(revisions) > 1 and rng.random() < 0.3:
@@ -119,7 +137,12 @@ def run_chaos(system: System, seed: int, victims: int) -> dict[str, int]:
     assert not feeder.is_alive(), "producer did not finish"
 
     group = ns.env["BAOCAO_AGGREGATE_APP_ID"]
-    wait_until(lambda: consumer_lag(bootstrap, group, ns.reports_topic) == 0, timeout=240, interval=1, what="the aggregators to drain the topic")
+    wait_until(
+        lambda: consumer_lag(bootstrap, group, ns.reports_topic) == 0,
+        timeout=240,
+        interval=1,
+        what="the aggregators to drain the topic",
+    )
     tree = load_vietnam()
     expected = expected_totals(messages, tree, ON_TIME)
     mongo: MongoClient[dict[str, Any]] = MongoClient(ns.env["MONGODB_URI"])
@@ -128,8 +151,16 @@ def run_chaos(system: System, seed: int, victims: int) -> dict[str, int]:
     finally:
         mongo.close()
     stored = {k: v for k, v in stored.items() if v}
-    wrong = {k: (stored.get(k), expected.get(k)) for k in set(stored) | set(expected) if stored.get(k) != expected.get(k)}
-    summary = {"messages": len(messages), "reports": SCALE["reports"], "kills": kills, "documents_checked": len(expected), "figures_checked": sum(len(v) for v in expected.values())}
+    wrong = {
+        k: (stored.get(k), expected.get(k)) for k in set(stored) | set(expected) if stored.get(k) != expected.get(k)
+    }
+    summary = {
+        "messages": len(messages),
+        "reports": SCALE["reports"],
+        "kills": kills,
+        "documents_checked": len(expected),
+        "figures_checked": sum(len(v) for v in expected.values()),
+    }
     print(f"chaos summary: {summary}")  # the long run prints what it checked (make chaos runs with -s)
     assert not wrong, f"{len(wrong)} totals differ from the oracle, e.g. {list(wrong.items())[:3]}"
     return summary

@@ -24,9 +24,21 @@ def system(namespace):
 
 def good(rid, unit, attended=10, rev=1):
     return {
-        "report_id": rid, "revision": rev, "unit": unit, "kind": "study_session", "period": "2021-11",
+        "report_id": rid,
+        "revision": rev,
+        "unit": unit,
+        "kind": "study_session",
+        "period": "2021-11",
         "submitted_at": "2021-11-06T09:00:00+07:00",
-        "body": {"resolution": "NQ", "held_on": "2021-11-05", "format": "online", "bridge_points": 1, "delegates": 2, "members_attended": attended, "members_total": 50},
+        "body": {
+            "resolution": "NQ",
+            "held_on": "2021-11-05",
+            "format": "online",
+            "bridge_points": 1,
+            "delegates": 2,
+            "members_attended": attended,
+            "members_total": 50,
+        },
     }
 
 
@@ -59,7 +71,12 @@ def test_bad_messages_are_dead_lettered_with_reason_and_source_and_the_stream_go
 
     system.wait_for_metric("38", "2021-11", "study_session.members_attended", 7)
     headers = read_dead_letters(system, 4)
-    assert sorted(h["baocao-reason"] for h in headers) == ["invalid_json", "invalid_report", "too_large", "unknown_unit"]
+    assert sorted(h["baocao-reason"] for h in headers) == [
+        "invalid_json",
+        "invalid_report",
+        "too_large",
+        "unknown_unit",
+    ]
     assert all(h["baocao-source"].startswith(topic + "/") for h in headers)
 
     with system.client(system.aggregators[0].url) as http:
@@ -70,9 +87,13 @@ def test_bad_messages_are_dead_lettered_with_reason_and_source_and_the_stream_go
     # The CLI lists them; after the agency for unit 99999 cannot exist, replay sends them back
     # and the aggregator dead-letters them again (replay is idempotent for the totals).
     cli = [sys.executable, "-m", "tools.cli", "dead-letters"]
-    listed = subprocess.run([*cli, "list"], env={**env, "PATH": ""}, capture_output=True, text=True, check=True, timeout=60)
+    listed = subprocess.run(
+        [*cli, "list"], env={**env, "PATH": ""}, capture_output=True, text=True, check=True, timeout=60
+    )
     assert listed.stdout.count('"reason"') == 4
-    replayed = subprocess.run([*cli, "replay"], env={**env, "PATH": ""}, capture_output=True, text=True, check=True, timeout=60)
+    replayed = subprocess.run(
+        [*cli, "replay"], env={**env, "PATH": ""}, capture_output=True, text=True, check=True, timeout=60
+    )
     assert "4 dead letters replayed" in replayed.stderr
     read_dead_letters(system, 8)
     assert system.totals("38", "2021-11")["metrics"]["study_session.members_attended"] == 7
@@ -80,13 +101,26 @@ def test_bad_messages_are_dead_lettered_with_reason_and_source_and_the_stream_go
 
 def test_an_agency_registered_at_runtime_rolls_up_to_its_province(system):
     with system.client(system.api.url) as api:
-        r = api.post("/v1/admin/agencies", json={"code": "38-bvdk", "name": "Đảng bộ Bệnh viện Đa khoa tỉnh", "parent": "38"})
+        r = api.post(
+            "/v1/admin/agencies", json={"code": "38-bvdk", "name": "Đảng bộ Bệnh viện Đa khoa tỉnh", "parent": "38"}
+        )
         assert r.status_code == 201
-        assert api.post("/v1/admin/agencies", json={"code": "38-bvdk", "name": "Đảng bộ Bệnh viện Đa khoa tỉnh", "parent": "38"}).status_code == 200
-        assert api.post("/v1/admin/agencies", json={"code": "38-bvdk", "name": "Another", "parent": "38"}).status_code == 409
+        assert (
+            api.post(
+                "/v1/admin/agencies", json={"code": "38-bvdk", "name": "Đảng bộ Bệnh viện Đa khoa tỉnh", "parent": "38"}
+            ).status_code
+            == 200
+        )
+        assert (
+            api.post("/v1/admin/agencies", json={"code": "38-bvdk", "name": "Another", "parent": "38"}).status_code
+            == 409
+        )
         district_admin = system.token("386", *("admin",))
         with system.client(system.api.url, district_admin) as limited:
-            assert limited.post("/v1/admin/agencies", json={"code": "38-x", "name": "X", "parent": "38"}).status_code == 403
+            assert (
+                limited.post("/v1/admin/agencies", json={"code": "38-x", "name": "X", "parent": "38"}).status_code
+                == 403
+            )
     hospital = system.token("38-bvdk", "submit", "read")
     with system.client(system.ingest.url, hospital) as http:
         r = http.post("/v1/reports", json=good("bvdk-1", "38-bvdk", attended=40))
@@ -94,5 +128,10 @@ def test_an_agency_registered_at_runtime_rolls_up_to_its_province(system):
         assert http.post("/v1/reports", json=good("x", "14923")).status_code == 403
     system.wait_for_metric("38", "2021-11", "study_session.members_attended", 40)
     with system.client(system.api.url, hospital) as http:
-        assert http.get("/v1/units/38-bvdk/totals", params={"period": "2021"}).json()["metrics"]["study_session.members_attended"] == 40
+        assert (
+            http.get("/v1/units/38-bvdk/totals", params={"period": "2021"}).json()["metrics"][
+                "study_session.members_attended"
+            ]
+            == 40
+        )
         assert http.get("/v1/units/38/totals", params={"period": "2021"}).status_code == 403

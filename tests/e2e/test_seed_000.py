@@ -43,7 +43,11 @@ def test_ba_thuoc_conference_adds_up_to_5962_of_6600_members(system):
     assert (again.status_code, again.json()["status"]) == (200, "duplicate")
 
     # A correction from one commune moves every level by exactly the difference.
-    corrected = {**reports[0], "revision": 2, "body": {**reports[0]["body"], "members_attended": reports[0]["body"]["members_attended"] - 10}}
+    corrected = {
+        **reports[0],
+        "revision": 2,
+        "body": {**reports[0]["body"], "members_attended": reports[0]["body"]["members_attended"] - 10},
+    }
     with system.client(system.ingest.url) as http:
         assert http.post("/v1/reports", json=corrected).status_code == 202
     system.wait_for_metric("38", "2020-12", "study_session.members_attended", 5952)

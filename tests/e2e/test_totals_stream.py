@@ -27,7 +27,10 @@ def system(namespace):
 def test_a_province_mirror_from_the_stream_equals_the_stored_totals(system, tmp_path: Path):
     tree = load_vietnam()
     reports = [r for r in demo.seed_000_study_sessions(tree) if r["unit"] != demo.BA_THUOC]
-    corrections = [{**r, "revision": 2, "body": {**r["body"], "members_attended": r["body"]["members_attended"] - 1}} for r in reports[:5]]
+    corrections = [
+        {**r, "revision": 2, "body": {**r["body"], "members_attended": r["body"]["members_attended"] - 1}}
+        for r in reports[:5]
+    ]
     with system.client(system.ingest.url) as http:
         assert http.post("/v1/reports/batch", json=reports).json()["accepted"] == 21
         assert http.post("/v1/reports/batch", json=corrections).json()["accepted"] == 5
@@ -48,7 +51,12 @@ def test_a_province_mirror_from_the_stream_equals_the_stored_totals(system, tmp_
         got, stored = read_mirror(db), stored_totals()
         return set(got) == set(stored) and all(
             (got[i]["sums"], got[i]["reports"], got[i]["units_reported"], got[i]["version"])
-            == (stored[i].get("sums", {}), stored[i].get("reports", 0), stored[i].get("units_reported", 0), stored[i]["version"])
+            == (
+                stored[i].get("sums", {}),
+                stored[i].get("reports", 0),
+                stored[i].get("units_reported", 0),
+                stored[i]["version"],
+            )
             for i in stored
         )
 
@@ -84,12 +92,20 @@ def test_server_sent_events_carry_changes_of_the_subtree_only(system):
         assert http.get("/v1/units/388/stream").status_code == 403
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
-    wait_until(lambda: "baocao_api_sse_clients 1.0" in httpx.get(system.api.url + "/metrics").text, timeout=30, what="the SSE client")
+    wait_until(
+        lambda: "baocao_api_sse_clients 1.0" in httpx.get(system.api.url + "/metrics").text,
+        timeout=30,
+        what="the SSE client",
+    )
     reports = [r for r in demo.seed_000_study_sessions(load_vietnam()) if r["unit"] != demo.BA_THUOC][:1]
     other = {**reports[0], "report_id": "lc-1", "unit": "15031"}  # a commune of Lang Chánh (388)
     with system.client(system.ingest.url) as http:
         assert http.post("/v1/reports/batch", json=[other, *reports]).json()["accepted"] == 2
-    wait_until(lambda: any('"386|study_session|2020-12"' in m for m in received), timeout=60, what="the district's change event")
+    wait_until(
+        lambda: any('"386|study_session|2020-12"' in m for m in received),
+        timeout=60,
+        what="the district's change event",
+    )
     messages = [json.loads(m) for m in received]
     assert all("386" in m["parents"] for m in messages)
     assert any(m["id"] == "386|study_session|2020-12" for m in messages)

@@ -4,10 +4,14 @@ response matches the schema it declares. Runs in-process against the apps with i
 
 import pytest
 import schemathesis
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from services.api.app import create_app as create_api
 from services.api.repository import InMemoryTotalsReader
@@ -24,7 +28,9 @@ TREE = load_vietnam(["38"])
 COMMON = {"kafka_bootstrap_servers": "unused:9092", "mongodb_uri": "mongodb://unused", "auth_secret": TEST_SECRET}
 AUTH = {"Authorization": f"Bearer {mint(TEST_SECRET, COUNTRY, list(Scope), 86400)}"}
 
-ingest_app = create_ingest(IngestSettings(**COMMON), publisher=InMemoryPublisher(), submissions=InMemorySubmissionLog(), tree=TREE)
+ingest_app = create_ingest(
+    IngestSettings(**COMMON), publisher=InMemoryPublisher(), submissions=InMemorySubmissionLog(), tree=TREE
+)
 api_app = create_api(ApiSettings(**COMMON), reader=InMemoryTotalsReader({}), tree=TREE)
 # Run the lifespans once so the apps hold their components while schemathesis calls them.
 for _app in (ingest_app, api_app):

@@ -19,9 +19,21 @@ TREE = load_vietnam(["38"])
 
 def report(unit="14923", rid="r-1", rev=1, attended=280):
     return {
-        "report_id": rid, "revision": rev, "unit": unit, "kind": "study_session", "period": "2020-12",
+        "report_id": rid,
+        "revision": rev,
+        "unit": unit,
+        "kind": "study_session",
+        "period": "2020-12",
         "submitted_at": "2020-12-26T09:00:00+07:00",
-        "body": {"resolution": "NQ", "held_on": "2020-12-25", "format": "online", "bridge_points": 1, "delegates": 0, "members_attended": attended, "members_total": 300},
+        "body": {
+            "resolution": "NQ",
+            "held_on": "2020-12-25",
+            "format": "online",
+            "bridge_points": 1,
+            "delegates": 0,
+            "members_attended": attended,
+            "members_total": 300,
+        },
     }
 
 
@@ -29,8 +41,16 @@ def report(unit="14923", rid="r-1", rev=1, attended=280):
 def world():
     publisher = InMemoryPublisher()
     revocations = InMemoryRevocations()
-    settings = IngestSettings(kafka_bootstrap_servers="unused:9092", mongodb_uri="mongodb://unused", auth_secret=TEST_SECRET, max_body_bytes=200_000, max_batch=50)
-    app = create_app(settings, publisher=publisher, submissions=InMemorySubmissionLog(), tree=TREE, revocations=revocations)
+    settings = IngestSettings(
+        kafka_bootstrap_servers="unused:9092",
+        mongodb_uri="mongodb://unused",
+        auth_secret=TEST_SECRET,
+        max_body_bytes=200_000,
+        max_batch=50,
+    )
+    app = create_app(
+        settings, publisher=publisher, submissions=InMemorySubmissionLog(), tree=TREE, revocations=revocations
+    )
     with TestClient(app) as client:
         yield client, publisher, revocations
 
@@ -98,7 +118,9 @@ def test_when_kafka_does_not_acknowledge_the_answer_is_503_never_202(world):
     assert client.post("/v1/reports", json=report(), headers=auth()).status_code == 202
 
 
-@pytest.mark.parametrize(("token_unit", "status"), [("14926", 403), ("14923", 202), ("386", 202), ("388", 403), ("38", 202)])
+@pytest.mark.parametrize(
+    ("token_unit", "status"), [("14926", 403), ("14923", 202), ("386", 202), ("388", 403), ("38", 202)]
+)
 def test_a_token_submits_only_inside_its_own_subtree(world, token_unit, status):
     client, _, _ = world
     assert client.post("/v1/reports", json=report(), headers=auth(token_unit)).status_code == status
@@ -139,7 +161,10 @@ def test_a_batch_answers_each_item_and_loses_none(world):
 
 def test_oversized_batches_and_bodies_get_413(world):
     client, _, _ = world
-    assert client.post("/v1/reports/batch", json=[report(rid=f"x{i}") for i in range(51)], headers=auth()).status_code == 413
+    assert (
+        client.post("/v1/reports/batch", json=[report(rid=f"x{i}") for i in range(51)], headers=auth()).status_code
+        == 413
+    )
     big = report()
     big["body"]["resolution"] = "x" * 300_000
     assert client.post("/v1/reports", json=big, headers=auth()).status_code == 413
@@ -174,8 +199,21 @@ def test_probes_and_metrics_answer(world):
 
 
 def test_a_token_over_its_rate_gets_429_with_retry_after():
-    settings = IngestSettings(kafka_bootstrap_servers="unused:9092", mongodb_uri="mongodb://unused", auth_secret=TEST_SECRET, rate_limit_per_second=1, rate_limit_burst=3, max_batch=3)
-    app = create_app(settings, publisher=InMemoryPublisher(), submissions=InMemorySubmissionLog(), tree=TREE, revocations=InMemoryRevocations())
+    settings = IngestSettings(
+        kafka_bootstrap_servers="unused:9092",
+        mongodb_uri="mongodb://unused",
+        auth_secret=TEST_SECRET,
+        rate_limit_per_second=1,
+        rate_limit_burst=3,
+        max_batch=3,
+    )
+    app = create_app(
+        settings,
+        publisher=InMemoryPublisher(),
+        submissions=InMemorySubmissionLog(),
+        tree=TREE,
+        revocations=InMemoryRevocations(),
+    )
     with TestClient(app) as client:
         headers = auth()
         codes = [client.post("/v1/reports", json=report(rid=f"r{i}"), headers=headers).status_code for i in range(4)]

@@ -52,12 +52,15 @@ def test_alert_rules_are_valid_and_their_unit_tests_pass():
 
 def test_metric_names_follow_prometheus_conventions():
     settings = IngestSettings(kafka_bootstrap_servers="x:1", mongodb_uri="mongodb://x", auth_secret=TEST_SECRET)
-    app = create_app(settings, publisher=InMemoryPublisher(), submissions=InMemorySubmissionLog(), tree=load_vietnam(["38"]))
+    app = create_app(
+        settings, publisher=InMemoryPublisher(), submissions=InMemorySubmissionLog(), tree=load_vietnam(["38"])
+    )
     with TestClient(app) as client:
         client.get("/healthz")
         text = client.get("/metrics").text
-    from services.aggregate.metrics import AggregateMetrics
     from prometheus_client import generate_latest
+
+    from services.aggregate.metrics import AggregateMetrics
 
     for exposition in (text, generate_latest(AggregateMetrics().registry).decode()):
         r = run("check", "metrics", stdin=exposition)

@@ -21,7 +21,9 @@ def test_each_period_form_parses_to_its_calendar_span(label, granularity, start,
     assert (p.granularity, p.start, p.end) == (granularity, start, end)
 
 
-@pytest.mark.parametrize("bad", ["2025-13", "2025-Q5", "2025-H3", "25", "2020-2024", "2021-2026", "2025/03", "", "1900"])
+@pytest.mark.parametrize(
+    "bad", ["2025-13", "2025-Q5", "2025-H3", "25", "2020-2024", "2021-2026", "2025/03", "", "1900"]
+)
 def test_invalid_periods_are_refused_with_the_accepted_forms(bad):
     with pytest.raises(PeriodError) as err:
         parse_period(bad)
@@ -29,8 +31,20 @@ def test_invalid_periods_are_refused_with_the_accepted_forms(bad):
 
 
 def test_a_month_counts_in_its_quarter_half_year_year_and_term():
-    assert [p.label for p in parse_period("2025-03").enclosing] == ["2025-03", "2025-Q1", "2025-H1", "2025", "2025-2030"]
-    assert [p.label for p in parse_period("2020-12").enclosing] == ["2020-12", "2020-Q4", "2020-H2", "2020", "2020-2025"]
+    assert [p.label for p in parse_period("2025-03").enclosing] == [
+        "2025-03",
+        "2025-Q1",
+        "2025-H1",
+        "2025",
+        "2025-2030",
+    ]
+    assert [p.label for p in parse_period("2020-12").enclosing] == [
+        "2020-12",
+        "2020-Q4",
+        "2020-H2",
+        "2020",
+        "2020-2025",
+    ]
     assert [p.label for p in parse_period("2020-2025").enclosing] == ["2020-2025"]
 
 

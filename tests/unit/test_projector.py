@@ -15,8 +15,14 @@ AT = datetime(2020, 12, 26, tzinfo=UTC)
 
 
 def msg(offset, rid, attended, rev=1, unit="14923", withdrawn=False):
-    values = {} if withdrawn else {"bridge_points": 0, "delegates": 0, "members_attended": attended, "members_total": attended}
-    return Positioned(offset, Report(rid, rev, unit, "study_session", "study_session", "2020-12", values, withdrawn, AT))
+    values = (
+        {}
+        if withdrawn
+        else {"bridge_points": 0, "delegates": 0, "members_attended": attended, "members_total": attended}
+    )
+    return Positioned(
+        offset, Report(rid, rev, unit, "study_session", "study_session", "2020-12", values, withdrawn, AT)
+    )
 
 
 STREAM = [

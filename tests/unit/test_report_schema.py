@@ -90,7 +90,11 @@ def test_text_is_normalized_to_nfc():
 
 def test_member_ratings_are_yearly():
     payload = {
-        "report_id": "r-2", "revision": 1, "unit": "14923", "kind": "member_rating", "period": "2023-05",
+        "report_id": "r-2",
+        "revision": 1,
+        "unit": "14923",
+        "kind": "member_rating",
+        "period": "2023-05",
         "submitted_at": "2024-01-05T09:00:00+07:00",
         "body": {"excellent": 1, "good": 2, "completed": 3, "not_completed": 0},
     }
@@ -108,8 +112,13 @@ def test_member_ratings_are_yearly():
 )
 def test_indicator_bodies_match_their_catalog_entry(body, problem):
     payload = {
-        "report_id": "r-3", "revision": 1, "unit": "467", "kind": "indicator", "period": "2024",
-        "submitted_at": "2024-12-10T09:00:00+07:00", "body": body,
+        "report_id": "r-3",
+        "revision": 1,
+        "unit": "467",
+        "kind": "indicator",
+        "period": "2024",
+        "submitted_at": "2024-12-10T09:00:00+07:00",
+        "body": body,
     }
     assert any(problem in m for m in error_locs(payload).values())
 

@@ -15,7 +15,9 @@ LATE = datetime(2021, 2, 1, tzinfo=UTC)
 
 
 def session(rid="r1", rev=1, unit="14923", period="2020-12", attended=280, total=300, withdrawn=False, at=EARLY):
-    values = {} if withdrawn else {"bridge_points": 1, "delegates": 0, "members_attended": attended, "members_total": total}
+    values = (
+        {} if withdrawn else {"bridge_points": 1, "delegates": 0, "members_attended": attended, "members_total": total}
+    )
     return Report(rid, rev, unit, "study_session", "study_session", period, values, withdrawn, at)
 
 
@@ -81,7 +83,9 @@ def test_a_correction_that_moves_the_period_leaves_the_old_month():
 
 
 def test_flows_sum_over_time():
-    totals, _ = apply_all([session("a", period="2020-10", attended=10, total=10), session("b", period="2020-11", attended=20, total=20)])
+    totals, _ = apply_all(
+        [session("a", period="2020-10", attended=10, total=10), session("b", period="2020-11", attended=20, total=20)]
+    )
     assert total(totals, "38", "study_session", "2020-Q4", "sums.members_attended") == 30
 
 
@@ -127,7 +131,17 @@ def test_on_time_is_decided_by_the_first_arrival_and_a_late_correction_keeps_it(
 
 
 def test_the_kind_of_a_report_cannot_change_between_revisions():
-    other = Report("r1", 2, "14923", "reflection", "reflection", "2020-12", {"members_submitted": 1, "members_required": 2}, False, EARLY)
+    other = Report(
+        "r1",
+        2,
+        "14923",
+        "reflection",
+        "reflection",
+        "2020-12",
+        {"members_submitted": 1, "members_required": 2},
+        False,
+        EARLY,
+    )
     totals, outcomes = apply_all([session(), other])
     assert outcomes[1] == Outcome.REJECTED
     assert total(totals, "38", "reflection", "2020-12", "reports") == 0
@@ -139,6 +153,8 @@ def test_rates_are_ratios_of_sums_never_averages():
     assert rates(spec, {"members_attended": 100, "members_total": 201})["participation_rate"]["value"] == 0.4975
 
 
-@pytest.mark.parametrize(("num", "den", "expected"), [(5962, 6600, 0.9033), (1, 3, 0.3333), (2, 3, 0.6667), (0, 0, None), (1, 8, 0.125)])
+@pytest.mark.parametrize(
+    ("num", "den", "expected"), [(5962, 6600, 0.9033), (1, 3, 0.3333), (2, 3, 0.6667), (0, 0, None), (1, 8, 0.125)]
+)
 def test_rates_round_half_up_to_four_places(num, den, expected):
     assert round_rate(num, den) == expected

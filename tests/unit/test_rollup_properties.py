@@ -29,8 +29,24 @@ def messages(draw):
                 body = {"indicator": "hospital_beds", "value": draw(st.integers(0, 500))}
             else:
                 total = draw(st.integers(0, 1000))
-                body = {"resolution": "NQ", "held_on": f"{month}-05", "format": "online", "bridge_points": draw(st.integers(0, 9)), "delegates": 0, "members_attended": draw(st.integers(0, total)), "members_total": total}
-            msg = {"report_id": f"p{i}", "revision": rev, "unit": unit, "kind": "indicator" if kind == "beds" else "study_session", "period": month, "submitted_at": AT.isoformat(), "body": body}
+                body = {
+                    "resolution": "NQ",
+                    "held_on": f"{month}-05",
+                    "format": "online",
+                    "bridge_points": draw(st.integers(0, 9)),
+                    "delegates": 0,
+                    "members_attended": draw(st.integers(0, total)),
+                    "members_total": total,
+                }
+            msg = {
+                "report_id": f"p{i}",
+                "revision": rev,
+                "unit": unit,
+                "kind": "indicator" if kind == "beds" else "study_session",
+                "period": month,
+                "submitted_at": AT.isoformat(),
+                "body": body,
+            }
             if draw(st.booleans()) and draw(st.booleans()):
                 msg["withdrawn"] = True
             out.append(msg)
@@ -43,7 +59,9 @@ def roll_up(sent):
     ledgers, totals = {}, {}
     for m in sent:
         report = report_from_input(m, AT, CATALOG)
-        merge_deltas(totals, apply_report(ledgers.setdefault(m["unit"], UnitLedger(m["unit"])), report, CATALOG, TREE).deltas)
+        merge_deltas(
+            totals, apply_report(ledgers.setdefault(m["unit"], UnitLedger(m["unit"])), report, CATALOG, TREE).deltas
+        )
     flat = {}
     for key, inc in totals.items():
         fields = {k: v for k, v in inc.items() if v and k not in ("units_on_time", "own_on_time")}
