@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench.run import run
 from bench.sizes import FULL, SMOKE
+from deploy.stack import StackError
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -48,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
     sizes = (SMOKE if args.smoke else FULL).adjusted(args.reports, args.drain_timeout)
-    return run(sizes, args.partitions, args.seed, args.results_dir)
+    try:
+        return run(sizes, args.partitions, args.seed, args.results_dir)
+    except StackError as exc:
+        logging.getLogger("bench").error("could not start the servers: %s", exc)
+        return 1
 
 
 if __name__ == "__main__":

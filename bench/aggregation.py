@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -133,7 +132,7 @@ async def metrics_now(url: str) -> Scrape:
         return await scrape(http, url)
 
 
-# ---------------------------------------------------------------- consumer lag and memory
+# ---------------------------------------------------------------- consumer lag
 
 
 def consumer_lag(bootstrap: str, group: str, topic: str) -> int:
@@ -160,40 +159,6 @@ def wait_lag_zero(bootstrap: str, group: str, topic: str, timeout_s: float) -> t
         time.sleep(0.5)
         lag = consumer_lag(bootstrap, group, topic)
     return lag, time.perf_counter() - started
-
-
-def _status_kb(pid: int, field_name: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    stack = [pid]
-    while stack and len(found) < 1000:
-        current = stack.pop()
-        found.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*/children"):
-            try:
-                stack.extend(int(c) for c in task.read_text().split())
-            except OSError:
-                continue
-    return found
-
-
-def memory_kb(pid: int) -> dict[str, int]:
-    """Peak (VmHWM) and current (VmRSS) resident memory of a process and its children, in kB."""
-    pids = _descendants(pid)
-    return {
-        "processes": len(pids),
-        "peak_rss_kb": sum(_status_kb(p, "VmHWM") for p in pids),
-        "rss_kb": sum(_status_kb(p, "VmRSS") for p in pids),
-    }
 
 
 async def wait_applied(url: str, expected: float, timeout_s: float) -> Scrape:

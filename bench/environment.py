@@ -38,6 +38,7 @@ ROLES = ("limits", "load", "main", "fresh")
 class Servers:
     endpoints: dict[str, str]
     started_here: bool
+    pids: dict[str, int] = field(default_factory=dict)  # of the servers started here
 
     @property
     def bootstrap(self) -> str:
@@ -57,14 +58,31 @@ def servers() -> Iterator[Servers]:
         yield Servers(endpoints, started_here=False)
         return
     profile = stack.Profile(PROFILE)
-    stack.stop(profile)  # a previous run that did not finish
-    _wipe_stack_data(profile)
     log.info("starting Kafka and the database (profile %s, data under %s)", PROFILE, profile.dir)
     try:
-        yield Servers(stack.start(profile), started_here=True)
+        endpoints = _fresh_start(profile)
+        state = profile.load()
+        pids = {name: int(state[name]["pid"]) for name in ("kafka", "mongodb") if name in state}
+        yield Servers(endpoints, started_here=True, pids=pids)
     finally:
         log.info("stopping the servers of profile %s", PROFILE)
         stack.stop(profile)
+
+
+def _fresh_start(profile: stack.Profile, attempts: int = 2) -> dict[str, str]:
+    """Start the profile's servers on empty data. A failed start is tried once more from
+    scratch: deploy.stack can draw a Kafka cluster id that starts with '-', which Kafka's
+    storage tool then reads as an option (about one start in 64)."""
+    for attempt in range(1, attempts + 1):
+        stack.stop(profile)  # what a previous run or attempt left running
+        _wipe_stack_data(profile)
+        try:
+            return stack.start(profile)
+        except stack.StackError as exc:
+            if attempt == attempts:
+                raise
+            log.warning("starting the servers failed, trying once more: %s", str(exc)[:300])
+    raise AssertionError("unreachable")
 
 
 def _wipe_stack_data(profile: stack.Profile) -> None:

@@ -37,6 +37,7 @@ from bench.environment import (
 )
 from bench.figures import Figures, table
 from bench.machine import machine, now, summary_line, versions
+from bench.procs import CpuWatch, memory_kb
 from bench.promtext import bucket_change
 from bench.sizes import Sizes
 from bench.stats import histogram_quantile
@@ -72,6 +73,11 @@ class Context:
         if proc is None or not proc.alive():
             raise PhaseSkipped(f"the {name} process is not running")
         return proc
+
+    def watch(self) -> CpuWatch:
+        """CPU use from now on of the servers started here, the live services and the bench."""
+        pids = {name: proc.pid or 0 for name, proc in self.procs.items() if proc.alive()}
+        return CpuWatch({**self.servers.pids, **pids}).start()
 
     def run_phase(self, name: str, phase: Callable[[Context], None]) -> None:
         log.info("phase %s: start", name)
@@ -123,6 +129,7 @@ def phase_ingest(ctx: Context) -> None:
     url, token = ctx.proc("ingest-load").url, ctx.names.token()
     warm = workload.study_sessions(INGEST_WARM_UP, "warm")
     asyncio.run(ingest_load.single_reports(url, token, warm, sizes.single_concurrency, 60))
+    watch = ctx.watch()
     single = asyncio.run(
         ingest_load.single_reports(
             url,
@@ -133,6 +140,8 @@ def phase_ingest(ctx: Context) -> None:
         )
     )
     log.info("ingest, single: %d accepted in %.2f s", single.accepted, single.seconds)
+    single_cpu = watch.stop()
+    watch = ctx.watch()
     batched = asyncio.run(
         ingest_load.batches(
             url,
@@ -147,8 +156,8 @@ def phase_ingest(ctx: Context) -> None:
     ctx.figures.set("ingest_single_rate", single.rate or None)
     ctx.figures.set("ingest_batch_rate", batched.rate or None)
     ctx.details["ingest"] = {
-        "single": {**single.as_dict(), "concurrency": sizes.single_concurrency},
-        "batches": {**batched.as_dict(), "concurrency": sizes.batch_concurrency},
+        "single": {**single.as_dict(), "concurrency": sizes.single_concurrency, "cpu": single_cpu},
+        "batches": {**batched.as_dict(), "concurrency": sizes.batch_concurrency, "cpu": watch.stop()},
     }
     ctx.services.stop(ctx.procs.pop("ingest-load"))  # idle from here on
 
@@ -163,12 +172,15 @@ def phase_aggregation(ctx: Context) -> None:
     log.info("backlog of %d produced in %.1f s; starting the aggregator", loaded.count, loaded.seconds)
 
     proc = ctx.services.aggregator("main")
+    ctx.procs["aggregate-main"] = proc
+    watch = ctx.watch()
     started = time.perf_counter()
     interval = 0.1 if sizes.backlog <= 20_000 else 0.25
     drain = asyncio.run(
         aggregation.watch_drain(proc.url, proc.alive, sizes.backlog, started, sizes.drain_timeout_s, interval)
     )
-    memory = aggregation.memory_kb(proc.pid or 0)
+    memory = memory_kb(proc.pid or 0)
+    drain_cpu = watch.stop()
     log.info(
         "aggregator: %d of %d applied, %s reports/s, peak RSS %.0f MB",
         drain.applied,
@@ -179,7 +191,7 @@ def phase_aggregation(ctx: Context) -> None:
     lag, waited = aggregation.wait_lag_zero(
         bootstrap, ctx.names.consumer_group("main"), topic, timeout_s=30 if drain.done else 0
     )
-    ctx.services.stop(proc)  # the reads that follow see a settled database
+    ctx.services.stop(ctx.procs.pop("aggregate-main"))  # the reads then see a settled database
     ctx.figures.set("aggregate_rate", drain.rate)
     ctx.figures.set("aggregate_peak_rss_mb", memory["peak_rss_kb"] / 1024 or None)
     if not drain.done:
@@ -198,6 +210,7 @@ def phase_aggregation(ctx: Context) -> None:
         "consumer_lag_after": lag,
         "lag_zero_wait_s": round(waited, 2),
         "memory_after_drain": memory,
+        "cpu": drain_cpu,
     }
 
 
@@ -208,6 +221,7 @@ def phase_freshness(ctx: Context) -> None:
     ctx.procs["aggregate-fresh"] = agg
     agg.wait_ready(sizes.phase_timeout_s)
     before = asyncio.run(aggregation.metrics_now(agg.url))
+    watch = ctx.watch()
     result = asyncio.run(
         freshness.measure(
             ingest.url,
@@ -220,9 +234,10 @@ def phase_freshness(ctx: Context) -> None:
             drain_s=sizes.settle_s,
         )
     )
+    cpu = watch.stop()
     expected = before.total(aggregation.APPLIED) + result["accepted"]
     after = asyncio.run(aggregation.wait_applied(agg.url, expected, timeout_s=5))
-    ctx.details["memory_fresh_aggregator"] = aggregation.memory_kb(agg.pid or 0)
+    ctx.details["memory_fresh_aggregator"] = memory_kb(agg.pid or 0)
     ctx.services.stop(ctx.procs.pop("aggregate-fresh"))
     buckets = bucket_change(before, after, aggregation.FRESHNESS)
     p50, p99 = (histogram_quantile(q, buckets) for q in (0.5, 0.99))
@@ -243,7 +258,7 @@ def phase_freshness(ctx: Context) -> None:
         note = f"only the {written:,.0f} of {result['accepted']:,} reports written in time"
         ctx.figures.annotate("aggregate_freshness_p50_ms", note)
         ctx.figures.annotate("aggregate_freshness_p99_ms", note)
-    ctx.details["freshness"] = {**result, "aggregator_histogram_change": buckets}
+    ctx.details["freshness"] = {**result, "cpu": cpu, "aggregator_histogram_change": buckets}
 
 
 def phase_reads(ctx: Context) -> None:
@@ -255,7 +270,9 @@ def phase_reads(ctx: Context) -> None:
         ("totals", api_reads.totals_paths(workload, n, ctx.seed)),
         ("children", api_reads.children_paths(workload, n, ctx.seed)),
     ):
+        watch = ctx.watch()
         result = asyncio.run(api_reads.read_at_rate(api.url, token, paths, sizes.api_rate, api_reads.ROUTES[name]))
+        result["cpu"] = watch.stop()
         log.info(
             "read API %s: %.0f req/s, p50 %.1f ms, p99 %.1f ms",
             name,

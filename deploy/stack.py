@@ -335,6 +335,17 @@ def stop_pid(pid: int, timeout_s: float = 30.0) -> None:
         pass
 
 
+def _reap(pid: int) -> None:
+    """Collect the exit status of a child we started, so it does not linger as a zombie."""
+    for proc in list(_STARTED):
+        if proc.pid == pid:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                continue
+            _STARTED.remove(proc)
+
+
 def stop(profile: Profile, only: str | None = None) -> None:
     state = profile.load()
     for name in ("mongodb", "kafka"):
@@ -343,6 +354,7 @@ def stop(profile: Profile, only: str | None = None) -> None:
         entry = state.get(name)
         if entry and entry.get("pid"):
             stop_pid(int(entry["pid"]))
+            _reap(int(entry["pid"]))
             entry.pop("pid", None)
     profile.save(state)
 

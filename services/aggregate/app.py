@@ -83,7 +83,7 @@ class Runtime:
             return False
         try:
             await ping(self.mongo)
-        except Exception:
+        except Exception:  # noqa: BLE001 - readiness reports, it does not raise
             return False
         return True
 

@@ -136,7 +136,7 @@ class BatchWorker:
                 return await op()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - Kafka or the database away: wait, retry
                 attempt += 1
                 self.metrics.retries.labels(cause).inc()
                 log.warning("%s failed, retrying", cause, extra={"attempt": attempt, "error": repr(exc)[:300]})

@@ -148,7 +148,7 @@ def create_app(
         try:
             await ping(state["mongo"])
             return {"mongodb": True}
-        except Exception:
+        except Exception:  # noqa: BLE001 - readiness reports, it does not raise
             return {"mongodb": False}
 
     @app.get("/v1/units/{code}", response_model=UnitOut, summary="A unit: name, level, parent, children")

@@ -154,7 +154,7 @@ def create_app(
             try:
                 await ping(state["mongo"])
                 checks["mongodb"] = True
-            except Exception:
+            except Exception:  # noqa: BLE001 - readiness reports, it does not raise
                 checks["mongodb"] = False
         return checks
 

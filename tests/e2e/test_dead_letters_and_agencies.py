@@ -135,3 +135,25 @@ def test_an_agency_registered_at_runtime_rolls_up_to_its_province(system):
             == 40
         )
         assert http.get("/v1/units/38/totals", params={"period": "2021"}).status_code == 403
+
+
+def test_tokens_minted_and_revoked_with_the_cli(system):
+    env = {**system.namespace.env, "PATH": ""}
+    cli = [sys.executable, "-m", "tools.cli", "token"]
+    token = subprocess.run(
+        [*cli, "mint", "--unit", "386", "--scopes", "read", "--ttl-days", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    with system.client(system.api.url, token) as http:
+        assert http.get("/v1/units/386").status_code == 200
+        assert http.get("/v1/units/388").status_code == 403
+        subprocess.run(
+            [*cli, "revoke", token, "--reason", "test"], env=env, capture_output=True, text=True, check=True, timeout=60
+        )
+        wait_until(
+            lambda: http.get("/v1/units/386").status_code == 401, timeout=30, what="the revocation to take effect"
+        )

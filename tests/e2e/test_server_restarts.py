@@ -1,0 +1,100 @@
+"""Restarting the database and then the broker mid-stream loses nothing acknowledged and counts
+nothing twice: reports go in over HTTP while the servers go down and come back; the totals then
+equal the oracle computed from the reports ingest acknowledged (202/duplicate)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from deploy import stack
+from shared.hierarchy import load_vietnam
+from tests.conftest import wait_until
+
+from .oracle import expected_totals, flatten
+from .system import start_system
+from .test_chaos import ON_TIME, consumer_lag, make_workload
+
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
+
+
+@pytest.fixture
+def system(namespace):
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        pytest.skip("the servers are external; this test restarts the local ones")
+    system = start_system(namespace)
+    yield system
+    system.stop()
+
+
+def feed(system, messages: list[dict[str, Any]], acknowledged: list[dict[str, Any]], stop: threading.Event) -> None:
+    """Send in batches as a unit's software would: whatever was not acknowledged (503, a lost
+    answer) is sent again until it is. A lost answer may hide a report that did get through;
+    the resend is then a duplicate, which is the point."""
+    with system.client(system.ingest.url) as http:
+        for i in range(0, len(messages), 25):
+            pending = messages[i : i + 25]
+            deadline = time.monotonic() + 120
+            while pending and not stop.is_set() and time.monotonic() < deadline:
+                try:
+                    results = http.post("/v1/reports/batch", json=pending).json()["results"]
+                except Exception:  # noqa: BLE001 - the service may be slow while a server restarts
+                    time.sleep(0.5)
+                    continue
+                done = {item["index"] for item in results if item["status"] in ("accepted", "duplicate")}
+                acknowledged.extend(pending[k] for k in sorted(done))
+                pending = [m for k, m in enumerate(pending) if k not in done]
+                if pending:
+                    time.sleep(0.5)
+            time.sleep(0.05)
+
+
+def test_database_and_broker_restarts_lose_nothing_acknowledged(system):
+    profile = stack.Profile("test")
+    messages = make_workload(seed=5, n_reports=400)
+    acknowledged: list[dict[str, Any]] = []
+    stop = threading.Event()
+    feeder = threading.Thread(target=feed, args=(system, messages, acknowledged, stop), daemon=True)
+    feeder.start()
+    try:
+        time.sleep(2)
+        stack.stop(profile, only="mongodb")
+        time.sleep(3)
+        stack.start(profile)
+        time.sleep(3)
+        stack.stop(profile, only="kafka")
+        time.sleep(3)
+        stack.start(profile)
+        feeder.join(timeout=300)
+    finally:
+        stop.set()
+        stack.start(profile)  # leave the servers up for the other tests whatever happened
+    assert not feeder.is_alive()
+    assert len(acknowledged) == len(messages), "some reports were never acknowledged"
+
+    ns = system.namespace
+    wait_until(
+        lambda: (
+            consumer_lag(ns.env["KAFKA_BOOTSTRAP_SERVERS"], ns.env["BAOCAO_AGGREGATE_APP_ID"], ns.reports_topic) == 0
+        ),
+        timeout=240,
+        interval=1,
+        what="the aggregator to drain the topic after the restarts",
+    )
+    expected = expected_totals(acknowledged, load_vietnam(), ON_TIME)
+    mongo: MongoClient[dict[str, Any]] = MongoClient(ns.env["MONGODB_URI"])
+    try:
+        stored = {d["_id"]: flatten(d) for d in mongo[ns.database]["totals"].find({})}
+    finally:
+        mongo.close()
+    stored = {k: v for k, v in stored.items() if v}
+    wrong = {k for k in set(stored) | set(expected) if stored.get(k) != expected.get(k)}
+    print(f"restarts: {len(acknowledged)} of {len(messages)} messages acknowledged, {len(expected)} documents checked")
+    assert not wrong, (
+        f"{len(wrong)} totals differ, e.g. {[(k, stored.get(k), expected.get(k)) for k in list(wrong)[:3]]}"
+    )
