@@ -88,3 +88,18 @@ def flatten(doc: dict[str, Any]) -> dict[str, int]:
     for k in ("reports", "units_reported", "units_on_time", "own", "own_on_time"):
         out[k] = doc.get(k, 0)
     return {k: v for k, v in out.items() if v}
+
+
+def differences(mongodb_uri: str, database: str, expected: dict[str, dict[str, int]]) -> dict[str, tuple[Any, Any]]:
+    """Stored totals documents that differ from the oracle: id -> (stored, expected)."""
+    from pymongo import MongoClient
+
+    mongo: MongoClient[dict[str, Any]] = MongoClient(mongodb_uri)
+    try:
+        stored = {d["_id"]: flatten(d) for d in mongo[database]["totals"].find({})}
+    finally:
+        mongo.close()
+    stored = {k: v for k, v in stored.items() if v}
+    return {
+        k: (stored.get(k), expected.get(k)) for k in set(stored) | set(expected) if stored.get(k) != expected.get(k)
+    }

@@ -19,12 +19,11 @@ from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from pymongo import MongoClient
 
 from shared.hierarchy import load_vietnam
 from tests.conftest import wait_until
 
-from .oracle import expected_totals, flatten
+from .oracle import differences, expected_totals
 from .system import System, start_system
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
@@ -145,15 +144,7 @@ def run_chaos(system: System, seed: int, victims: int) -> dict[str, int]:
     )
     tree = load_vietnam()
     expected = expected_totals(messages, tree, ON_TIME)
-    mongo: MongoClient[dict[str, Any]] = MongoClient(ns.env["MONGODB_URI"])
-    try:
-        stored = {d["_id"]: flatten(d) for d in mongo[ns.database]["totals"].find({})}
-    finally:
-        mongo.close()
-    stored = {k: v for k, v in stored.items() if v}
-    wrong = {
-        k: (stored.get(k), expected.get(k)) for k in set(stored) | set(expected) if stored.get(k) != expected.get(k)
-    }
+    wrong = differences(ns.env["MONGODB_URI"], ns.database, expected)
     summary = {
         "messages": len(messages),
         "reports": SCALE["reports"],

@@ -10,16 +10,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from tests.conftest import wait_until
 
-from .system import start_system
-
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def system(namespace):
-    system = start_system(namespace)
-    yield system
-    system.stop()
 
 
 def good(rid, unit, attended=10, rev=1):

@@ -6,16 +6,7 @@ import pytest
 from shared.hierarchy import load_vietnam
 from tools import demo
 
-from .system import start_system
-
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def system(namespace):
-    system = start_system(namespace)
-    yield system
-    system.stop()
 
 
 def test_ba_thuoc_conference_adds_up_to_5962_of_6600_members(system):

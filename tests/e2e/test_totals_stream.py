@@ -12,16 +12,7 @@ from tests.conftest import wait_until
 from tools import demo
 from tools.mirror import mirror, read_mirror
 
-from .system import start_system
-
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def system(namespace):
-    system = start_system(namespace)
-    yield system
-    system.stop()
 
 
 def test_a_province_mirror_from_the_stream_equals_the_stored_totals(system, tmp_path: Path):
