@@ -148,3 +148,24 @@ def test_tokens_minted_and_revoked_with_the_cli(system):
         wait_until(
             lambda: http.get("/v1/units/386").status_code == 401, timeout=30, what="the revocation to take effect"
         )
+
+
+def test_a_unit_submits_a_report_file_with_the_cli_over_http_and_straight_to_kafka(system, tmp_path):
+    env = {
+        **system.namespace.env,
+        "PATH": "",
+        "BAOCAO_INGEST_URL": system.ingest.url,
+        "BAOCAO_TOKEN": system.token("14923", "submit"),
+    }
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(good("cli-http", "14923", attended=3)))
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps([good("cli-kafka", "14923", attended=4)]))
+    cli = [sys.executable, "-m", "tools.cli", "submit"]
+    http = subprocess.run([*cli, str(one)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert http.returncode == 0 and '"accepted": 1' in http.stdout, http.stderr
+    kafka = subprocess.run(
+        [*cli, str(many), "--kafka"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert kafka.returncode == 0 and "1 reports produced" in kafka.stdout, kafka.stderr
+    system.wait_for_metric("38", "2021-11", "study_session.members_attended", 7)
