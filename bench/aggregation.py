@@ -1,10 +1,11 @@
-"""Aggregation throughput and memory: one aggregator worker drains a pre-produced backlog.
+"""Aggregation throughput: one aggregator worker drains a pre-produced backlog.
 
 The worker's own counter baocao_aggregate_reports_total (summed over outcomes) says how many
 messages it has applied; it is sampled from /metrics while the backlog drains. The rate is the
 backlog divided by the time from the last sample showing nothing applied to the first showing
-everything applied, so the worker's start-up (imports, tree, rebalance) is left out. Kafka's
-committed offsets (consumer-group lag) are checked afterwards.
+everything applied, so the worker's start-up (imports, tree, rebalance) is left out. A backlog
+not drained within the time limit gives the rate over what was applied. Kafka's committed
+offsets (consumer-group lag) are checked afterwards.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +24,6 @@ from bench.promtext import Scrape, scrape
 log = logging.getLogger(__name__)
 
 APPLIED = "baocao_aggregate_reports_total"
-DEAD_LETTERS = "baocao_aggregate_dead_letters_total"
 FRESHNESS = "baocao_aggregate_freshness_seconds"
 
 
@@ -97,7 +98,7 @@ class Drain:
 
 
 async def watch_drain(
-    url: str, alive: Any, expected: int, started: float, timeout_s: float, interval_s: float
+    url: str, alive: Callable[[], bool], expected: int, started: float, timeout_s: float, interval_s: float
 ) -> Drain:
     """Sample the worker's applied counter until it reaches ``expected`` or time runs out.
 

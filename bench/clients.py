@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 import httpx
+
+Token = str | Callable[[], str]  # one bearer token, or a function that mints one per client
 
 
 def client(url: str, token: str | None = None, connections: int = 1) -> httpx.AsyncClient:
@@ -26,11 +29,15 @@ def client(url: str, token: str | None = None, connections: int = 1) -> httpx.As
 
 class ClientPool:
     """``size`` one-connection clients; each request borrows one, so at most ``size`` requests
-    are in flight and a caller waits for a free client beyond that."""
+    are in flight and a caller waits for a free client beyond that.
 
-    def __init__(self, url: str, token: str, size: int) -> None:
+    ``token`` is one bearer token for all, or a function called once per client: many clients
+    with a token each, as many units submitting at once are (ingest limits each token's rate).
+    """
+
+    def __init__(self, url: str, token: Token, size: int) -> None:
         self.size = size
-        self._clients = [client(url, token) for _ in range(size)]
+        self._clients = [client(url, token if isinstance(token, str) else token()) for _ in range(size)]
         self._free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
         for c in self._clients:
             self._free.put_nowait(c)

@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ PROFILE = "bench"
 #   main    the backlog, the aggregator that drains it, and the read API over the result
 #   fresh   ingest -> aggregator -> read API at a steady rate, from an empty database
 ROLES = ("limits", "load", "main", "fresh")
+INGEST_RATE_LIMIT = 1_000_000  # reports/s per token
 
 
 @dataclass(frozen=True)
@@ -117,16 +119,20 @@ class RunNames:
             "BAOCAO_AUTH_SECRET": self.secret,
             "BAOCAO_LOG_LEVEL": "INFO",
             "BAOCAO_PROVINCES": "",  # the whole country, whatever the caller's environment says
+            # Ingest's per-token rate limit guards against runaway clients; lifted here so that
+            # the figures show what ingest can do, not the guard's setting.
+            "BAOCAO_INGEST_RATE_LIMIT_PER_SECOND": str(INGEST_RATE_LIMIT),
         }
 
     def reports_topic(self, role: str) -> str:
-        return f"bench-{role}-reports-{self.suffix}"
+        return self.env({}, role)["BAOCAO_REPORTS_TOPIC"]
 
     def topics(self) -> list[str]:
         return [t for role in ROLES for t in topic_names(self.env({}, role))]
 
     def token(self) -> str:
-        """A country-wide token with every scope, valid for an hour: mint one per phase."""
+        """A country-wide token with every scope, valid for an hour: minted per phase or per
+        client (ingest rate-limits each token on its own)."""
         return mint(self.secret, COUNTRY, list(Scope), 3600)
 
 
@@ -157,6 +163,36 @@ def drop_run_data(servers: Servers, names: RunNames) -> None:
         finally:
             client.close()
     log.info("deleted the topics and the database of run %s", names.suffix)
+
+
+def wait_database_idle(uri: str, timeout_s: float, fast_s: float = 0.05, in_a_row: int = 3) -> float:
+    """Wait until the database answers ``in_a_row`` pings in a row within ``fast_s`` each, or
+    ``timeout_s`` passes; return the seconds waited.
+
+    A server that runs one command at a time (mongo-java-server) keeps executing a long bulk
+    write after its client is gone; a phase that starts then measures that write, not itself.
+    """
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    started = time.perf_counter()
+    client: MongoClient = MongoClient(uri, serverSelectionTimeoutMS=5000, socketTimeoutMS=30000)
+    try:
+        fast = 0
+        while fast < in_a_row and time.perf_counter() - started < timeout_s:
+            sent = time.perf_counter()
+            try:
+                client.admin.command("ping")
+                fast = fast + 1 if time.perf_counter() - sent <= fast_s else 0
+            except PyMongoError:
+                fast = 0
+            time.sleep(0.1)
+    finally:
+        client.close()
+    waited = time.perf_counter() - started
+    if waited > 1:
+        log.info("the database was busy for %.1f s before it answered promptly again", waited)
+    return waited
 
 
 class Services:

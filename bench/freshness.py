@@ -16,12 +16,13 @@ import asyncio
 import logging
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from bench.clients import ClientPool, sleep_until
+from bench.clients import ClientPool, Token, sleep_until
 from bench.stats import latency_summary
 from bench.workload import Report, Workload
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 GROUP_SIZE = 20  # bits 0..19: the sum stays below study_session.delegates' maximum (10**7)
 TICK_S = 0.05  # one batch POST per tick at most
 POLL_S = 0.02
+POLL_TIMEOUT_S = 5.0  # a slow answer must not hold up the polls of the other groups for long
 MAX_IN_FLIGHT = 32  # batch POSTs awaiting an answer
 POLLERS = 16  # GETs of group totals in flight at most
 METRIC = "study_session.delegates"
@@ -89,7 +91,7 @@ class ProbeBoard:
 class Sending:
     accepted: int = 0
     posted: int = 0
-    failed_posts: int = 0
+    failed_posts: Counter[str] = field(default_factory=Counter)  # by status code or exception
     started: float = 0.0
     last_ack: float = 0.0
     ack_latencies_s: list[float] = field(default_factory=list)
@@ -101,7 +103,8 @@ class Sending:
 
 
 async def send_at_rate(ingest: ClientPool, board: ProbeBoard, rate: float, seconds: float, probe_every: int) -> Sending:
-    """Send ``rate * seconds`` reports in batches on a fixed schedule; record probe acks."""
+    """Send ``rate * seconds`` reports in batches on a fixed schedule, for ``seconds`` at most
+    (when ingest cannot keep up, fewer are sent); record when each probe was acknowledged."""
     per_post = max(1, round(rate * TICK_S))
     interval = per_post / rate
     posts = math.ceil(rate * seconds / per_post)
@@ -114,7 +117,7 @@ async def send_at_rate(ingest: ClientPool, board: ProbeBoard, rate: float, secon
             response = await borrowed.post("/v1/reports/batch", json=batch)
             acked = time.perf_counter()
             if response.status_code not in (200, 503):
-                sending.failed_posts += 1
+                sending.failed_posts[str(response.status_code)] += 1
                 return
             results = response.json()["results"]
             sending.accepted += sum(r["status"] == "accepted" for r in results)
@@ -123,14 +126,18 @@ async def send_at_rate(ingest: ClientPool, board: ProbeBoard, rate: float, secon
             for index, probe in probes.items():
                 if results[index]["status"] == "accepted":
                     probe.acked_at = acked
-        except httpx.HTTPError:
-            sending.failed_posts += 1
+        except httpx.HTTPError as exc:
+            sending.failed_posts[type(exc).__name__] += 1
         finally:
             ingest.give_back(borrowed)
 
     tasks = []
     for k in range(posts):
         await sleep_until(sending.started + k * interval)
+        borrowed = await ingest.borrow()  # waits while MAX_IN_FLIGHT posts are unanswered
+        if time.perf_counter() - sending.started > seconds:
+            ingest.give_back(borrowed)  # ingest fell behind the schedule: the time is up anyway
+            break
         batch: list[Report] = []
         probes: dict[int, Probe] = {}
         for _ in range(per_post):
@@ -141,7 +148,6 @@ async def send_at_rate(ingest: ClientPool, board: ProbeBoard, rate: float, secon
             else:
                 report = board.workload.study_sessions(1, tag="fr")[0]
             batch.append(report)
-        borrowed = await ingest.borrow()  # waits when MAX_IN_FLIGHT posts are unanswered
         sending.posted += len(batch)
         tasks.append(asyncio.create_task(post(borrowed, batch, probes)))
     await asyncio.gather(*tasks)
@@ -157,7 +163,7 @@ async def poll_visibility(api: ClientPool, board: ProbeBoard, sending_done: asyn
         nonlocal gets
         province, month = board.workload.probe_target(group)
         path = f"/v1/units/{province}/totals"
-        response = await api.request("GET", path, params={"period": month})
+        response = await api.request("GET", path, params={"period": month}, timeout=POLL_TIMEOUT_S)
         gets += 1
         seen = time.perf_counter()
         if response.status_code == 200:
@@ -178,7 +184,7 @@ async def poll_visibility(api: ClientPool, board: ProbeBoard, sending_done: asyn
 async def measure(
     ingest_url: str,
     api_url: str,
-    token: str,
+    token: Token,
     workload: Workload,
     rate: float,
     seconds: float,
@@ -212,7 +218,8 @@ async def measure(
         "seconds": seconds,
         "sent": sending.posted,
         "accepted": sending.accepted,
-        "failed_posts": sending.failed_posts,
+        "failed_posts": dict(sending.failed_posts),
+        "load_started": sending.started,  # time.perf_counter() of the first post
         "send_rate": sending.rate,
         "batch_ack_latency": latency_summary(sending.ack_latencies_s),
         "probes": len(board.probes),

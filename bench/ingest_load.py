@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from bench.clients import ClientPool
+from bench.clients import ClientPool, Token
 from bench.stats import latency_summary
 from bench.workload import Report
 
@@ -72,11 +72,14 @@ async def _run_workers(work: deque[Any], concurrency: int, timeout_s: float, one
     result.seconds = time.perf_counter() - started
     result.client_cpu_s = time.process_time() - cpu
     result.complete = not work
+    failed = {status: n for status, n in result.statuses.items() if status not in ("200", "202")}
+    if failed:
+        log.warning("ingest answered %d of %d requests with %s", sum(failed.values()), result.requests, failed)
     return result
 
 
 async def single_reports(
-    url: str, token: str, reports: Sequence[Report], concurrency: int, timeout_s: float
+    url: str, token: Token, reports: Sequence[Report], concurrency: int, timeout_s: float
 ) -> LoadResult:
     """POST /v1/reports once per report; acknowledged = 202 accepted."""
     async with ClientPool(url, token, concurrency) as http:
@@ -95,7 +98,7 @@ async def single_reports(
 
 
 async def batches(
-    url: str, token: str, reports: Sequence[Report], size: int, concurrency: int, timeout_s: float
+    url: str, token: Token, reports: Sequence[Report], size: int, concurrency: int, timeout_s: float
 ) -> LoadResult:
     """POST /v1/reports/batch with ``size`` reports each; acknowledged = items accepted."""
     chunks = deque(list(reports[i : i + size]) for i in range(0, len(reports), size))

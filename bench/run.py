@@ -28,19 +28,21 @@ from typing import Any
 
 from bench import aggregation, api_reads, freshness, ingest_load, kafka_limits
 from bench.environment import (
+    INGEST_RATE_LIMIT,
     RunNames,
     Servers,
     Services,
     create_run_topics,
     drop_run_data,
     servers,
+    wait_database_idle,
 )
 from bench.figures import Figures, table
 from bench.machine import machine, now, summary_line, versions
 from bench.procs import CpuWatch, memory_kb
 from bench.promtext import bucket_change
 from bench.sizes import Sizes
-from bench.stats import histogram_quantile
+from bench.stats import histogram_bound
 from bench.workload import Workload, kafka_message
 from deploy.processes import ServiceProcess
 from shared.hierarchy import load_vietnam
@@ -78,6 +80,11 @@ class Context:
         """CPU use from now on of the servers started here, the live services and the bench."""
         pids = {name: proc.pid or 0 for name, proc in self.procs.items() if proc.alive()}
         return CpuWatch({**self.servers.pids, **pids}).start()
+
+    def settle(self, before: str) -> None:
+        """Let the database finish what earlier phases left it doing (see wait_database_idle)."""
+        waited = wait_database_idle(self.servers.mongodb_uri, self.sizes.idle_timeout_s)
+        self.details.setdefault("database_busy_s", {})[before] = round(waited, 2)
 
     def run_phase(self, name: str, phase: Callable[[Context], None]) -> None:
         log.info("phase %s: start", name)
@@ -126,7 +133,8 @@ def phase_limits(ctx: Context) -> None:
 
 def phase_ingest(ctx: Context) -> None:
     sizes, workload = ctx.sizes, ctx.workload
-    url, token = ctx.proc("ingest-load").url, ctx.names.token()
+    url, token = ctx.proc("ingest-load").url, ctx.names.token  # a token per client
+    ctx.settle("ingest")
     warm = workload.study_sessions(INGEST_WARM_UP, "warm")
     asyncio.run(ingest_load.single_reports(url, token, warm, sizes.single_concurrency, 60))
     watch = ctx.watch()
@@ -163,35 +171,54 @@ def phase_ingest(ctx: Context) -> None:
 
 
 def phase_aggregation(ctx: Context) -> None:
-    sizes, bootstrap = ctx.sizes, ctx.servers.bootstrap
-    topic = ctx.names.reports_topic("main")
-    log.info("producing a backlog of %d mixed reports to %s", sizes.backlog, topic)
-    backlog = (kafka_message(r) for r in ctx.workload.mixed(sizes.backlog, "mx"))
-    produce_limit = sizes.phase_timeout_s + sizes.backlog / 1000
-    loaded = asyncio.run(kafka_limits.produce(bootstrap, topic, backlog, produce_limit))
-    log.info("backlog of %d produced in %.1f s; starting the aggregator", loaded.count, loaded.seconds)
-
+    loaded = _produce_backlog(ctx)
+    ctx.settle("aggregation")
     proc = ctx.services.aggregator("main")
     ctx.procs["aggregate-main"] = proc
     watch = ctx.watch()
-    started = time.perf_counter()
+    drain = _watch_drain(ctx, proc)
+    memory = memory_kb(proc.pid or 0)
+    cpu = watch.stop()
+    timeout = 30 if drain.done else 0  # committed offsets trail the applied counter by ~1 s
+    topic, group = ctx.names.reports_topic("main"), ctx.names.consumer_group("main")
+    lag, waited = aggregation.wait_lag_zero(ctx.servers.bootstrap, group, topic, timeout)
+    ctx.services.stop(ctx.procs.pop("aggregate-main"))  # the reads then see a settled database
+    _record_drain(ctx, drain, memory)
+    ctx.details["aggregation"] = {
+        "backlog": ctx.sizes.backlog,
+        "backlog_produce": loaded.as_dict(),
+        "drain": drain.as_dict(),
+        "consumer_lag_after": lag,
+        "lag_zero_wait_s": round(waited, 2),
+        "memory_after_drain": memory,
+        "cpu": cpu,
+    }
+
+
+def _produce_backlog(ctx: Context) -> kafka_limits.Timed:
+    sizes, topic = ctx.sizes, ctx.names.reports_topic("main")
+    log.info("producing a backlog of %d mixed reports to %s", sizes.backlog, topic)
+    backlog = (kafka_message(r) for r in ctx.workload.mixed(sizes.backlog, "mx"))
+    time_limit = sizes.phase_timeout_s + sizes.backlog / 1000
+    loaded = asyncio.run(kafka_limits.produce(ctx.servers.bootstrap, topic, backlog, time_limit))
+    log.info("backlog of %d produced in %.1f s", loaded.count, loaded.seconds)
+    return loaded
+
+
+def _watch_drain(ctx: Context, proc: ServiceProcess) -> aggregation.Drain:
+    sizes = ctx.sizes
     interval = 0.1 if sizes.backlog <= 20_000 else 0.25
+    started = time.perf_counter()
     drain = asyncio.run(
         aggregation.watch_drain(proc.url, proc.alive, sizes.backlog, started, sizes.drain_timeout_s, interval)
     )
-    memory = memory_kb(proc.pid or 0)
-    drain_cpu = watch.stop()
-    log.info(
-        "aggregator: %d of %d applied, %s reports/s, peak RSS %.0f MB",
-        drain.applied,
-        sizes.backlog,
-        f"{drain.rate:,.0f}" if drain.rate else "n/a",
-        memory["peak_rss_kb"] / 1024,
-    )
-    lag, waited = aggregation.wait_lag_zero(
-        bootstrap, ctx.names.consumer_group("main"), topic, timeout_s=30 if drain.done else 0
-    )
-    ctx.services.stop(ctx.procs.pop("aggregate-main"))  # the reads then see a settled database
+    rate = f"{drain.rate:,.0f}" if drain.rate else "n/a"
+    log.info("aggregator: %d of %d applied, %s reports/s", drain.applied, sizes.backlog, rate)
+    return drain
+
+
+def _record_drain(ctx: Context, drain: aggregation.Drain, memory: dict[str, int]) -> None:
+    sizes = ctx.sizes
     ctx.figures.set("aggregate_rate", drain.rate)
     ctx.figures.set("aggregate_peak_rss_mb", memory["peak_rss_kb"] / 1024 or None)
     if not drain.done:
@@ -203,20 +230,12 @@ def phase_aggregation(ctx: Context) -> None:
         ctx.figures.annotate("aggregate_peak_rss_mb", note)
     if dead := drain.outcomes.get("dead_letter", 0):
         log.warning("%d backlog messages went to the dead-letter topic", dead)
-    ctx.details["aggregation"] = {
-        "backlog": sizes.backlog,
-        "backlog_produce": loaded.as_dict(),
-        "drain": drain.as_dict(),
-        "consumer_lag_after": lag,
-        "lag_zero_wait_s": round(waited, 2),
-        "memory_after_drain": memory,
-        "cpu": drain_cpu,
-    }
 
 
 def phase_freshness(ctx: Context) -> None:
     sizes = ctx.sizes
     ingest, api = ctx.proc("ingest-fresh"), ctx.proc("api-fresh")
+    ctx.settle("freshness")
     agg = ctx.services.aggregator("fresh")
     ctx.procs["aggregate-fresh"] = agg
     agg.wait_ready(sizes.phase_timeout_s)
@@ -226,39 +245,57 @@ def phase_freshness(ctx: Context) -> None:
         freshness.measure(
             ingest.url,
             api.url,
-            ctx.names.token(),
+            ctx.names.token,  # a token per client
             ctx.workload,
             rate=sizes.freshness_rate,
             seconds=sizes.freshness_seconds,
             probe_every=sizes.probe_every,
-            drain_s=sizes.settle_s,
+            drain_s=sizes.visible_within_s,
         )
     )
     cpu = watch.stop()
     expected = before.total(aggregation.APPLIED) + result["accepted"]
     after = asyncio.run(aggregation.wait_applied(agg.url, expected, timeout_s=5))
+    horizon_s = time.perf_counter() - result.pop("load_started")  # no report is older than this
     ctx.details["memory_fresh_aggregator"] = memory_kb(agg.pid or 0)
     ctx.services.stop(ctx.procs.pop("aggregate-fresh"))
     buckets = bucket_change(before, after, aggregation.FRESHNESS)
-    p50, p99 = (histogram_quantile(q, buckets) for q in (0.5, 0.99))
-    ctx.figures.set("freshness_send_rate", result["send_rate"] or None)
-    ctx.figures.set("freshness_p50_ms", result["freshness"]["p50_ms"])
-    ctx.figures.set("freshness_p99_ms", result["freshness"]["p99_ms"])
-    ctx.figures.set("aggregate_freshness_p50_ms", None if p50 is None else p50 * 1000)
-    ctx.figures.set("aggregate_freshness_p99_ms", None if p99 is None else p99 * 1000)
+    _record_freshness(ctx, result, buckets, horizon_s)
+    ctx.details["freshness"] = {**result, "cpu": cpu, "aggregator_histogram_change": buckets}
+
+
+def _record_freshness(
+    ctx: Context, result: dict[str, Any], buckets: list[tuple[float, float]], horizon_s: float
+) -> None:
+    """Figures from the probes (ack -> visible through the API) and from the aggregator's
+    histogram (receipt at ingest -> totals written), with a note where they are bounds. A
+    histogram quantile is the upper bound of its bucket, or ``horizon_s`` (the time since the
+    load began, which no report's freshness can exceed) when that is smaller."""
+    figures = ctx.figures
+    figures.set("freshness_send_rate", result["send_rate"] or None)
+    figures.set("freshness_p50_ms", result["freshness"]["p50_ms"])
+    figures.set("freshness_p99_ms", result["freshness"]["p99_ms"])
+    for q, key in ((0.5, "aggregate_freshness_p50_ms"), (0.99, "aggregate_freshness_p99_ms")):
+        bound = histogram_bound(q, buckets)
+        if bound is None:
+            continue
+        upper, beyond = bound
+        if beyond or upper > horizon_s:
+            upper = horizon_s
+            figures.annotate(key, f"at most the {horizon_s:.0f} s since the load began (coarse buckets)")
+        figures.set(key, upper * 1000)
     if result["lower_bound"]:
         note = (
             f"lower bound: {result['probes_unseen']} of {result['probes_acknowledged']} probes"
-            f" not visible {sizes.settle_s:.0f} s after the load ended"
+            f" not visible {ctx.sizes.visible_within_s:.0f} s after the load ended"
         )
-        ctx.figures.annotate("freshness_p50_ms", note)
-        ctx.figures.annotate("freshness_p99_ms", note)
+        figures.annotate("freshness_p50_ms", note)
+        figures.annotate("freshness_p99_ms", note)
     written = buckets[-1][1] if buckets else 0
     if written < result["accepted"]:
         note = f"only the {written:,.0f} of {result['accepted']:,} reports written in time"
-        ctx.figures.annotate("aggregate_freshness_p50_ms", note)
-        ctx.figures.annotate("aggregate_freshness_p99_ms", note)
-    ctx.details["freshness"] = {**result, "cpu": cpu, "aggregator_histogram_change": buckets}
+        for key in ("aggregate_freshness_p50_ms", "aggregate_freshness_p99_ms"):
+            figures.annotate(key, "; ".join(filter(None, [figures.items[key].note, note])))
 
 
 def phase_reads(ctx: Context) -> None:
@@ -270,8 +307,10 @@ def phase_reads(ctx: Context) -> None:
         ("totals", api_reads.totals_paths(workload, n, ctx.seed)),
         ("children", api_reads.children_paths(workload, n, ctx.seed)),
     ):
+        ctx.settle(f"reads-{name}")
         watch = ctx.watch()
-        result = asyncio.run(api_reads.read_at_rate(api.url, token, paths, sizes.api_rate, api_reads.ROUTES[name]))
+        route = api_reads.ROUTES[name]
+        result = asyncio.run(api_reads.read_at_rate(api.url, token, paths, sizes.api_rate, sizes.api_seconds, route))
         result["cpu"] = watch.stop()
         log.info(
             "read API %s: %.0f req/s, p50 %.1f ms, p99 %.1f ms",
@@ -358,7 +397,13 @@ def run(sizes: Sizes, partitions: int, seed: int, results_dir: Path) -> int:
         "finished_at": finished.isoformat(),
         "duration_s": round((finished - started).total_seconds(), 1),
         **info,
-        "settings": {**sizes.as_dict(), "partitions": partitions, "seed": seed},
+        "settings": {
+            **sizes.as_dict(),
+            "partitions": partitions,
+            "seed": seed,
+            "ingest_rate_limit_per_token": INGEST_RATE_LIMIT,
+            "ingest_tokens": "one per client connection",
+        },
         "figures": figures.as_dict(),
         "missing_figures": missing,
         "details": details,

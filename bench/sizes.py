@@ -28,10 +28,11 @@ class Sizes:
     drain_timeout_s: float  # the aggregator gets this long; a partial drain gives a partial rate
     freshness_rate: float  # reports/s sent through ingest while probing freshness
     freshness_seconds: float
-    settle_s: float  # after sending, how long probes may take to become visible
+    visible_within_s: float  # after sending, how long probes may take to become visible
     probe_every: int  # every n-th report sent in the freshness phase is a probe
     api_rate: float  # requests/s per read endpoint
     api_seconds: float
+    idle_timeout_s: float  # how long a phase waits for the database to finish earlier work
     phase_timeout_s: float  # bound on other waits: services starting, Kafka round trips
 
     def adjusted(self, reports: int | None = None, drain_timeout_s: float | None = None) -> Sizes:
@@ -57,10 +58,11 @@ SMOKE = Sizes(
     drain_timeout_s=60.0,
     freshness_rate=50.0,
     freshness_seconds=3.0,
-    settle_s=30.0,
+    visible_within_s=30.0,
     probe_every=20,
     api_rate=50.0,
     api_seconds=2.0,
+    idle_timeout_s=30.0,
     phase_timeout_s=60.0,
 )
 
@@ -78,9 +80,10 @@ FULL = Sizes(
     drain_timeout_s=600.0,
     freshness_rate=1_000.0,
     freshness_seconds=60.0,
-    settle_s=60.0,
+    visible_within_s=45.0,
     probe_every=20,
     api_rate=500.0,
     api_seconds=15.0,
+    idle_timeout_s=120.0,
     phase_timeout_s=180.0,
 )

@@ -1,4 +1,4 @@
-"""Statistics helpers: percentiles of samples, rates, quantiles of Prometheus histograms."""
+"""Statistics helpers: percentiles of samples, quantile bounds of Prometheus histograms."""
 
 from __future__ import annotations
 
@@ -18,13 +18,6 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return float(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
 
 
-def rate(count: float, seconds: float) -> float | None:
-    """count / seconds, or None when nothing happened or no time passed."""
-    if count <= 0 or seconds <= 0:
-        return None
-    return count / seconds
-
-
 def latency_summary(seconds: Sequence[float]) -> dict[str, float | int | None]:
     """p50 / p90 / p99 / max in milliseconds, plus the sample count."""
     ms = [s * 1000.0 for s in seconds]
@@ -37,21 +30,18 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float | int | None]:
     }
 
 
-def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
-    """Quantile ``q`` (0..1) of a cumulative histogram [(upper bound, count), ...] sorted by bound,
-    the last bound being +Inf, interpolated linearly inside the bucket as Prometheus'
-    histogram_quantile() does. None when the histogram is empty."""
+def histogram_bound(q: float, buckets: Sequence[tuple[float, float]]) -> tuple[float, bool] | None:
+    """Upper bound of the bucket that holds quantile ``q`` (0..1) of a cumulative histogram
+    [(upper bound, count), ...]: the quantile is at most that. When it falls in the +Inf bucket,
+    the last finite bound and True (the quantile is above it). None when the histogram is empty.
+    Coarse, but never better than the truth, unlike interpolating inside a wide bucket."""
     if not buckets or buckets[-1][1] <= 0:
         return None
-    total = buckets[-1][1]
-    wanted = q * total
-    lower_bound, lower_count = 0.0, 0.0
+    wanted = q * buckets[-1][1]
+    finite = [b for b, _ in buckets if not math.isinf(b)]
     for bound, count in buckets:
         if count >= wanted:
             if math.isinf(bound):
-                return lower_bound  # beyond the last finite bucket: its bound is all we know
-            inside = count - lower_count
-            share = (wanted - lower_count) / inside if inside > 0 else 1.0
-            return lower_bound + (bound - lower_bound) * share
-        lower_bound, lower_count = bound, count
-    return lower_bound
+                return (finite[-1] if finite else 0.0), True
+            return bound, False
+    return (finite[-1] if finite else 0.0), True

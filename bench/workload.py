@@ -58,7 +58,7 @@ class Workload:
         self.tree = tree
         self.run_id = run_id
         self.rng = random.Random(seed)
-        units = [tree.get(code) for p in tree.provinces() for code in _codes(tree, p.code)]
+        units = [u for p in tree.provinces() for u in tree.subtree(p.code)]
         self.communes = [u.code for u in units if u.level == Level.COMMUNE]
         self.districts = [u.code for u in units if u.level == Level.DISTRICT]
         self.provinces = [p.code for p in tree.provinces()]
@@ -139,6 +139,8 @@ class Workload:
         return self.rng.choice(self.communes), period, self._kind_body(kind, period)
 
     def _indicator_body(self, month: str) -> tuple[str, str, dict[str, Any]]:
+        """(unit, period, body) of an indicator report: new members or schools (a ratio) from a
+        commune, hospital beds from a district."""
         rng = self.rng
         which = rng.random()
         if which < 0.5:
@@ -231,10 +233,6 @@ class Workload:
             self._probe_communes[province] = [u.code for u in self.tree.subtree(province) if u.level == Level.COMMUNE]
         commune = self._probe_communes[province][bit]
         return self._base(f"p{group}", commune, "study_session", month, self.study_body(month, delegates=2**bit))
-
-
-def _codes(tree: OrgTree, province: str) -> list[str]:
-    return [u.code for u in tree.subtree(province)]
 
 
 def _nudged_indicator(body: dict[str, Any]) -> dict[str, Any]:
