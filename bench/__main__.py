@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bench.run import run
+from bench.run import PHASES, run
 from bench.sizes import FULL, SMOKE
 from deploy.stack import StackError
 
@@ -27,10 +27,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=8, help="partitions of each topic (default 8)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated reports")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help=f"default {RESULTS}")
+    parser.add_argument(
+        "--only",
+        metavar="PHASE[,PHASE]",
+        help="run only these phases (limits, ingest, aggregation, freshness, reads); for profiling one part",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     if args.reports is not None and args.reports < 1:
         parser.error("--reports must be at least 1")
+    if args.only is not None:
+        known = {name for name, _ in PHASES}
+        args.only = frozenset(p.strip() for p in args.only.split(",") if p.strip())
+        if unknown := args.only - known:
+            parser.error(f"--only: unknown phase(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
     return args
 
 
@@ -50,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level)
     sizes = (SMOKE if args.smoke else FULL).adjusted(args.reports, args.drain_timeout)
     try:
-        return run(sizes, args.partitions, args.seed, args.results_dir)
+        return run(sizes, args.partitions, args.seed, args.results_dir, args.only)
     except StackError as exc:
         logging.getLogger("bench").error("could not start the servers: %s", exc)
         return 1

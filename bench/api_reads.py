@@ -17,9 +17,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import aiohttp
 import httpx
 
-from bench.clients import ClientPool, sleep_until
+from bench.clients import LeanPool, sleep_until
 from bench.promtext import bucket_change, scrape
 from bench.stats import histogram_bound, latency_summary
 from bench.workload import READ_PERIODS, Workload
@@ -56,18 +57,18 @@ async def read_at_rate(
     server-side percentiles of ``route`` over the same requests."""
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
-    async with ClientPool(url, token, MAX_IN_FLIGHT) as pool, httpx.AsyncClient() as plain:
+    async with LeanPool(url, token, MAX_IN_FLIGHT) as pool, httpx.AsyncClient() as plain:
         await asyncio.gather(*(pool.request("GET", p) for p in paths[:WARM_UP]))
         before = await scrape(plain, url)
 
-        async def one(borrowed: httpx.AsyncClient, path: str) -> None:
+        async def one(borrowed: aiohttp.ClientSession, path: str) -> None:
             try:
                 sent = time.perf_counter()
-                response = await borrowed.get(path)
-                if response.status_code == 200:
+                status = await pool.send(borrowed, "GET", path)
+                if status == 200:
                     latencies.append(time.perf_counter() - sent)
-                statuses[str(response.status_code)] += 1
-            except httpx.HTTPError as exc:
+                statuses[str(status)] += 1
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 statuses[type(exc).__name__] += 1
             finally:
                 pool.give_back(borrowed)

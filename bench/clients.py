@@ -15,6 +15,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+import aiohttp
 import httpx
 
 Token = str | Callable[[], str]  # one bearer token, or a function that mints one per client
@@ -63,6 +64,57 @@ class ClientPool:
             return await borrowed.request(method, path, **kwargs)
         finally:
             self.give_back(borrowed)
+
+
+class LeanPool:
+    """``size`` one-connection aiohttp sessions, each with its own token, lent out like
+    ClientPool's. For the hot loops of the load generators: httpx cost about 2.5 ms of client
+    CPU per request here, aiohttp a fraction of that, and the client shares the two cores with
+    the services it measures."""
+
+    def __init__(self, url: str, token: Token, size: int) -> None:
+        self.size = size
+        self._sessions = [
+            aiohttp.ClientSession(
+                base_url=url,
+                connector=aiohttp.TCPConnector(limit=1),
+                headers={"Authorization": f"Bearer {token if isinstance(token, str) else token()}"},
+                timeout=aiohttp.ClientTimeout(total=30),
+            )
+            for _ in range(size)
+        ]
+        self._free: asyncio.Queue[aiohttp.ClientSession] = asyncio.Queue()
+        for session in self._sessions:
+            self._free.put_nowait(session)
+
+    async def __aenter__(self) -> LeanPool:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.gather(*(s.close() for s in self._sessions))
+
+    async def borrow(self) -> aiohttp.ClientSession:
+        return await self._free.get()
+
+    def give_back(self, borrowed: aiohttp.ClientSession) -> None:
+        self._free.put_nowait(borrowed)
+
+    @staticmethod
+    async def send(session: aiohttp.ClientSession, method: str, path: str, body: bytes | None = None) -> int:
+        """One request on a borrowed session; the status (the body is read and dropped)."""
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        async with session.request(method, path, data=body, headers=headers) as response:
+            await response.read()
+            return response.status
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> int:
+        session = await self.borrow()
+        try:
+            return await self.send(session, method, path, body)
+        finally:
+            self.give_back(session)
 
 
 async def sleep_until(moment: float) -> None:

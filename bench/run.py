@@ -339,8 +339,11 @@ PHASES: list[tuple[str, Callable[[Context], None]]] = [
 # ---------------------------------------------------------------- the run
 
 
-def measure(sizes: Sizes, partitions: int, seed: int) -> tuple[Figures, dict[str, Any]]:
-    """Run every phase against the servers; return the figures and the run's details."""
+def measure(
+    sizes: Sizes, partitions: int, seed: int, only: frozenset[str] | None = None
+) -> tuple[Figures, dict[str, Any]]:
+    """Run every phase (or those in ``only``, with the services they need) against the servers;
+    return the figures and the run's details."""
     figures = Figures(sizes.backlog)
     with servers() as srv:
         names = RunNames()
@@ -359,8 +362,12 @@ def measure(sizes: Sizes, partitions: int, seed: int) -> tuple[Figures, dict[str
         ctx.details["service_logs"] = str(ctx.services.logs)
         try:
             create_run_topics(srv, names, partitions)
+            wanted = only
+            if wanted is not None and wanted & {"ingest", "freshness", "reads"}:
+                wanted = wanted | {"services"}
             for name, phase in PHASES:
-                ctx.run_phase(name, phase)
+                if wanted is None or name in wanted:
+                    ctx.run_phase(name, phase)
         finally:
             ctx.services.stop_all()
             if not srv.started_here:
@@ -381,18 +388,19 @@ def write_results(directory: Path, results: dict[str, Any], stamp: str) -> Path:
     return path
 
 
-def run(sizes: Sizes, partitions: int, seed: int, results_dir: Path) -> int:
-    """The whole benchmark; prints the table and the results path. 0 when every figure was
-    measured and no phase failed."""
+def run(sizes: Sizes, partitions: int, seed: int, results_dir: Path, only: frozenset[str] | None = None) -> int:
+    """The whole benchmark (or the phases in ``only``); prints the table and the results path.
+    0 when every figure was measured (of a whole run) and no phase failed."""
     started = now()
     info = {"machine": machine(), "versions": versions()}
     log.info("benchmark %s: %s", sizes.mode, summary_line(info))
-    figures, details = measure(sizes, partitions, seed)
+    figures, details = measure(sizes, partitions, seed, only)
     finished = now()
-    missing = figures.missing()
+    missing = figures.missing() if only is None else []
     results = {
         "schema": 1,
         "mode": sizes.mode,
+        "phases": sorted(only) if only is not None else [name for name, _ in PHASES],
         "started_at": started.isoformat(),
         "finished_at": finished.isoformat(),
         "duration_s": round((finished - started).total_seconds(), 1),

@@ -30,7 +30,7 @@ fi
 
 mjs=deploy/mongo-java-server
 if [ ! -f .cache/mongo-java-server/.installed ] || [ "$mjs/pom.xml" -nt .cache/mongo-java-server/.installed ] \
-   || [ "$mjs/src/main/java/baocao/Server.java" -nt .cache/mongo-java-server/.installed ]; then
+   || [ -n "$(find "$mjs/src" -newer .cache/mongo-java-server/.installed -print -quit)" ]; then
   echo "install: mongo-java-server from Maven Central -> .cache/mongo-java-server/lib"
   rm -rf .cache/mongo-java-server/lib
   mvn -q -B -f "$mjs/pom.xml" package dependency:copy-dependencies \

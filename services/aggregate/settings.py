@@ -16,6 +16,9 @@ class AggregateSettings(ServiceSettings):
     port: int = 6066
     batch_max: int = Field(default=2000, ge=1, description="reports per flush at most")
     batch_within: float = Field(default=0.2, gt=0, description="seconds to wait to fill a flush")
+    cache_documents: int = Field(
+        default=50_000, ge=0, description="ledgers and totals documents each kept in memory between batches"
+    )
     data_dir: str = ".run/aggregate"
     registry_refresh_seconds: float = 10.0
     session_timeout_seconds: float = Field(

@@ -2,14 +2,16 @@
 
 Idempotency lives here, in the shape of the writes. Every totals document and every ledger
 records, per Kafka partition, the offset of the last message whose effect it holds (``wm.<p>``,
-a watermark). A write is conditional on the watermark the writer read, so:
+a watermark), and every totals document carries a ``version`` that each write increments:
 
+* a totals write is conditional on the version the writer last saw (compare-and-set). If any
+  other write came in between, it matches nothing and the writer re-reads that document;
 * a redelivered message whose offset is at or below a document's watermark is not added again;
-* two workers that briefly both think they own a partition (a rebalance, a worker killed with
-  SIGKILL and replaced) cannot both add the same delta: the second write finds a watermark it did
-  not read, matches nothing, and its batch is recomputed from fresh reads.
+* so two workers that briefly both think they own a partition (a rebalance, a worker killed
+  with SIGKILL and replaced) cannot both add the same delta.
 
-Both adapters pass tests/contract/test_totals_store_contract.py.
+Every write and read names documents by ``_id``, the one thing every MongoDB-compatible server
+indexes. Both adapters pass tests/contract/test_totals_store_contract.py.
 """
 
 from __future__ import annotations
@@ -38,14 +40,15 @@ class StoredLedger:
 class TotalWrite:
     key: TotalKey
     parents: tuple[str, ...]  # the unit and its ancestors, for subtree queries
-    expected_watermark: int | None  # what the writer read; None: no document or no mark yet
-    new_watermark: int
+    expected_version: int | None  # the version the writer last saw; None: no document yet
+    watermarks: dict[int, int]  # partition -> offset of the last message whose delta is in inc
     inc: dict[str, int]
 
 
 @dataclass(frozen=True)
 class LedgerWrite:
     unit: str
+    partition: int
     new_watermark: int
     entries: dict[str, LedgerEntry] = field(default_factory=dict)
 
@@ -53,18 +56,19 @@ class LedgerWrite:
 class TotalsStore(Protocol):
     async def load_ledgers(self, units: Iterable[str], partition: int) -> dict[str, StoredLedger]: ...
 
-    async def load_watermarks(self, ids: Iterable[str], partition: int) -> dict[str, int | None]: ...
-
-    async def write_totals(self, partition: int, writes: list[TotalWrite]) -> int:
-        """Apply the writes whose document still has the expected watermark; return how many did
-        not (conflicts). Those that matched are applied whatever happens to the others."""
+    async def write_totals(self, writes: list[TotalWrite]) -> set[str]:
+        """Apply the writes whose document still has the expected version; return the ids of
+        those that did not (conflicts). Those that matched are applied whatever happens to the
+        others."""
         ...
 
-    async def write_ledgers(self, partition: int, writes: list[LedgerWrite]) -> None:
+    async def write_ledgers(self, writes: list[LedgerWrite]) -> None:
         """Store ledger entries unless the ledger already holds a later offset."""
         ...
 
     async def read_totals(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]: ...
+
+    async def read_versions(self, ids: Iterable[str]) -> dict[str, int]: ...
 
 
 def _ledger_from_doc(unit: str, doc: dict[str, Any] | None, partition: int) -> StoredLedger:
@@ -86,30 +90,21 @@ class MongoTotalsStore:
         found = {d["_id"]: d async for d in self._ledgers.find({"_id": {"$in": wanted}})}
         return {u: _ledger_from_doc(u, found.get(u), partition) for u in wanted}
 
-    async def load_watermarks(self, ids: Iterable[str], partition: int) -> dict[str, int | None]:
-        key = f"wm.{partition}"
-        out: dict[str, int | None] = {}
-        async for d in self._totals.find({"_id": {"$in": list(ids)}}, projection={key: 1}):
-            wm = (d.get("wm") or {}).get(str(partition))
-            out[d["_id"]] = None if wm is None else int(wm)
-        return out
-
-    async def write_totals(self, partition: int, writes: list[TotalWrite]) -> int:
+    async def write_totals(self, writes: list[TotalWrite]) -> set[str]:
         if not writes:
-            return 0
-        key = f"wm.{partition}"
+            return set()
         ops = []
         for w in writes:
-            guard: dict[str, Any] = (
-                {key: {"$exists": False}} if w.expected_watermark is None else {key: w.expected_watermark}
-            )
+            guard: dict[str, Any] = {"version": w.expected_version}
+            if w.expected_version is None:
+                guard = {"version": {"$exists": False}}
             ops.append(
                 UpdateOne(
                     {"_id": w.key.id, **guard},
                     {
                         # version: bumped by every write, so stream consumers can order changes
                         "$inc": {**w.inc, "version": 1},
-                        "$set": {key: w.new_watermark},
+                        "$set": {f"wm.{p}": offset for p, offset in w.watermarks.items()},
                         "$setOnInsert": {
                             "unit": w.key.unit,
                             "series": w.key.series,
@@ -124,25 +119,34 @@ class MongoTotalsStore:
             result = await self._totals.bulk_write(ops, ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
-            other = [e for e in errors if e.get("code") != DUPLICATE_KEY]
-            if other:
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
-            return len(errors)
-        return len(writes) - (result.matched_count + result.upserted_count)
+            conflicts = {writes[e["index"]].key.id for e in errors}
+            result_details = exc.details
+            matched = result_details.get("nMatched", 0) + len(result_details.get("upserted", []))
+        else:
+            conflicts = set()
+            matched = result.matched_count + result.upserted_count
+        if matched + len(conflicts) == len(writes):
+            return conflicts
+        # Not every write is accounted for (a server that reports a failed guard differently):
+        # ask for the versions. A write taken for a conflict by mistake is only re-read and
+        # skipped by its watermark.
+        versions = await self.read_versions([w.key.id for w in writes])
+        return conflicts | {w.key.id for w in writes if versions.get(w.key.id) != (w.expected_version or 0) + 1}
 
-    async def write_ledgers(self, partition: int, writes: list[LedgerWrite]) -> None:
+    async def write_ledgers(self, writes: list[LedgerWrite]) -> None:
         if not writes:
             return
-        key = f"wm.{partition}"
         ops = [
             UpdateOne(
                 {
                     "_id": w.unit,
-                    "$or": [{key: {"$exists": False}}, {key: {"$lt": w.new_watermark}}],
+                    "$or": [{f"wm.{w.partition}": {"$exists": False}}, {f"wm.{w.partition}": {"$lt": w.new_watermark}}],
                 },
                 {
                     "$set": {
-                        key: w.new_watermark,
+                        f"wm.{w.partition}": w.new_watermark,
                         **{f"reports.{rid}": e.to_doc() for rid, e in w.entries.items()},
                     }
                 },
@@ -160,6 +164,10 @@ class MongoTotalsStore:
     async def read_totals(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         return {d["_id"]: d async for d in self._totals.find({"_id": {"$in": list(ids)}})}
 
+    async def read_versions(self, ids: Iterable[str]) -> dict[str, int]:
+        found = self._totals.find({"_id": {"$in": list(ids)}}, projection={"version": 1})
+        return {d["_id"]: int(d.get("version", 0)) async for d in found}
+
 
 class InMemoryTotalsStore:
     """The fake: dictionaries with the same conditional-write semantics as MongoTotalsStore."""
@@ -172,21 +180,13 @@ class InMemoryTotalsStore:
         wanted = list(dict.fromkeys(units))
         return {u: _ledger_from_doc(u, copy.deepcopy(self.ledgers.get(u)), partition) for u in wanted}
 
-    async def load_watermarks(self, ids: Iterable[str], partition: int) -> dict[str, int | None]:
-        out: dict[str, int | None] = {}
-        for i in ids:
-            if i in self.totals:
-                out[i] = self.totals[i].get("wm", {}).get(str(partition))
-        return out
-
-    async def write_totals(self, partition: int, writes: list[TotalWrite]) -> int:
-        conflicts = 0
-        p = str(partition)
+    async def write_totals(self, writes: list[TotalWrite]) -> set[str]:
+        conflicts = set()
         for w in writes:
             doc = self.totals.get(w.key.id)
-            current = None if doc is None else doc.get("wm", {}).get(p)
-            if current != w.expected_watermark:
-                conflicts += 1
+            current = None if doc is None else doc.get("version")
+            if current != w.expected_version:
+                conflicts.add(w.key.id)
                 continue
             if doc is None:
                 doc = self.totals[w.key.id] = {
@@ -202,12 +202,13 @@ class InMemoryTotalsStore:
                 for part in path:
                     target = target.setdefault(part, {})
                 target[leaf] = target.get(leaf, 0) + value
-            doc.setdefault("wm", {})[p] = w.new_watermark
+            for partition, offset in w.watermarks.items():
+                doc.setdefault("wm", {})[str(partition)] = offset
         return conflicts
 
-    async def write_ledgers(self, partition: int, writes: list[LedgerWrite]) -> None:
-        p = str(partition)
+    async def write_ledgers(self, writes: list[LedgerWrite]) -> None:
         for w in writes:
+            p = str(w.partition)
             doc = self.ledgers.setdefault(w.unit, {"_id": w.unit})
             current = doc.get("wm", {}).get(p)
             if current is not None and current >= w.new_watermark:
@@ -219,3 +220,6 @@ class InMemoryTotalsStore:
 
     async def read_totals(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         return {i: copy.deepcopy(self.totals[i]) for i in ids if i in self.totals}
+
+    async def read_versions(self, ids: Iterable[str]) -> dict[str, int]:
+        return {i: int(self.totals[i].get("version", 0)) for i in ids if i in self.totals}

@@ -39,8 +39,8 @@ class RawMessage:
 
 # (key, value, headers) -> awaitable that completes once the broker has the dead letter
 DeadLetterSink = Callable[[bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[Any]]
-# (key, value) -> awaitable that completes once the broker has the totals message
-TotalsSink = Callable[[bytes, bytes], Awaitable[Any]]
+# [(key, value), ...] -> awaitable that completes once the broker has every totals message
+TotalsSink = Callable[[list[tuple[bytes, bytes]]], Awaitable[Any]]
 MAX_PUBLISH_ROUNDS = 5
 RegistryRefresh = Callable[[], Awaitable[int]]
 
@@ -67,13 +67,9 @@ class BatchWorker:
         self.publish_total = publish_total
         self.last_applied: dict[int, int] = {}
 
-    async def handle(self, messages: Sequence[RawMessage]) -> None:
-        by_partition: dict[int, list[RawMessage]] = {}
-        for m in messages:
-            by_partition.setdefault(m.partition, []).append(m)
-        await asyncio.gather(*(self._handle_partition(p, ms) for p, ms in by_partition.items()))
-
-    async def _decode(self, messages: list[RawMessage]) -> tuple[list[Positioned], list[tuple[RawMessage, Rejected]]]:
+    async def _decode(
+        self, messages: Sequence[RawMessage]
+    ) -> tuple[list[Positioned], list[tuple[RawMessage, Rejected]]]:
         good: list[Positioned] = []
         bad: list[tuple[RawMessage, Rejected]] = []
         refreshed = False
@@ -87,7 +83,7 @@ class BatchWorker:
             if isinstance(out, Rejected):
                 bad.append((m, out))
             else:
-                good.append(Positioned(m.offset, out))
+                good.append(Positioned(m.partition, m.offset, out))
         return good, bad
 
     async def _send_dead_letters(self, rejected: list[tuple[RawMessage, Rejected]]) -> None:
@@ -105,29 +101,25 @@ class BatchWorker:
                 extra={"reason": why.reason, "detail": why.detail[:300], "source": f"{m.partition}/{m.offset}"},
             )
 
-    async def _publish_totals(self, ids: list[str]) -> None:
+    async def _publish_totals(self, docs: dict[str, dict[str, Any]]) -> None:
         """Publish the current state of the documents a batch touched, on the compacted stream.
 
-        Another worker may change a document between our read and our send, and its message may
-        land before ours: so after sending we read again and resend what moved, until what we
-        last sent is what is stored. Whoever writes last therefore also publishes last, and the
-        newest message per key is the current state (the version field orders the rest).
+        Another worker may change a document between our write and our send, and its message
+        may land before ours: so after sending we compare versions and resend what moved, until
+        what we last sent is what is stored. Whoever writes last therefore also publishes last,
+        and the newest message per key is the current state (the version field orders the rest).
         """
-        if self.publish_total is None or not ids:
+        if self.publish_total is None or not docs:
             return
         store = self.projector.store
-        docs = await self._retrying("publish", lambda: store.read_totals(ids))
         for _ in range(MAX_PUBLISH_ROUNDS):
             messages = [encode(totals_message(d)) for d in docs.values()]
-            await self._retrying("publish", partial(self._send_all, messages))
-            again = await self._retrying("publish", partial(store.read_totals, list(docs)))
-            docs = {i: d for i, d in again.items() if d.get("version") != docs[i].get("version")}
-            if not docs:
+            await self._retrying("publish", partial(self.publish_total, messages))
+            versions = await self._retrying("publish", partial(store.read_versions, list(docs)))
+            moved = [i for i, d in docs.items() if versions.get(i) != d.get("version")]
+            if not moved:
                 return
-
-    async def _send_all(self, messages: list[tuple[bytes, bytes]]) -> None:
-        assert self.publish_total is not None
-        await asyncio.gather(*(self.publish_total(k, v) for k, v in messages))
+            docs = await self._retrying("publish", partial(store.read_totals, moved))
 
     async def _retrying(self, cause: str, op: Callable[[], Awaitable[Any]]) -> Any:
         attempt = 0
@@ -142,13 +134,15 @@ class BatchWorker:
                 log.warning("%s failed, retrying", cause, extra={"attempt": attempt, "error": repr(exc)[:300]})
                 await asyncio.sleep(min(self.retry_pause * attempt, 5.0))
 
-    async def _handle_partition(self, partition: int, messages: list[RawMessage]) -> None:
+    async def handle(self, messages: Sequence[RawMessage]) -> None:
+        """Apply one batch (messages of any of this worker's partitions), then dead-letter what
+        was refused and publish the documents that changed. Returns only when all of it is done."""
         good, bad = await self._decode(messages)
         started = time.perf_counter()
         attempt = 0
         while True:
             try:
-                result = await self.projector.apply(partition, good)
+                result = await self.projector.apply(good)
                 break
             except asyncio.CancelledError:
                 raise
@@ -157,22 +151,22 @@ class BatchWorker:
                 # raises, and an acknowledged batch that was not applied is lost. The database
                 # being away (restart, failover) is the usual cause; the writes are idempotent,
                 # so the same batch is simply tried again. Anything else is a bug that stops this
-                # partition, loudly, rather than skipping reports.
+                # worker's progress, loudly, rather than skipping reports.
                 attempt += 1
                 cause = "database" if isinstance(exc, PyMongoError) else "unexpected"
                 self.metrics.retries.labels(cause).inc()
                 log.warning(
                     "batch failed, retrying",
-                    extra={"partition": partition, "attempt": attempt, "error": repr(exc)[:300]},
+                    extra={"attempt": attempt, "error": repr(exc)[:300]},
                     exc_info=cause == "unexpected",
                 )
                 await asyncio.sleep(min(self.retry_pause * attempt, 5.0))
+        source = {(m.partition, m.offset): m for m in messages}
         domain_rejects = [
-            (next(m for m in messages if m.offset == p.offset), Rejected("rejected", reason))
-            for p, reason in result.rejected
+            (source[(p.partition, p.offset)], Rejected("rejected", reason)) for p, reason in result.rejected
         ]
         await self._send_dead_letters(bad + domain_rejects)
-        await self._publish_totals([k.id for k in result.touched])
+        await self._publish_totals(result.touched)
         elapsed = time.perf_counter() - started
         self.metrics.flush_seconds.observe(elapsed)
         self.metrics.flush_size.observe(len(result.written))
@@ -184,4 +178,5 @@ class BatchWorker:
         now = datetime.now(UTC)
         for p in good:
             self.metrics.freshness.observe(max(0.0, (now - p.report.received_at).total_seconds()))
-        self.last_applied[partition] = messages[-1].offset
+        for m in messages:
+            self.last_applied[m.partition] = max(m.offset, self.last_applied.get(m.partition, m.offset))

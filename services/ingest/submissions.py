@@ -6,10 +6,12 @@ own ledger makes every redelivery harmless.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, UpdateOne
 
 from shared.mongo import SUBMISSIONS
 
@@ -28,24 +30,102 @@ class SubmissionLog(Protocol):
     async def record(self, report_id: str, unit: str, series: str, revision: int, digest: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class Record:
+    report_id: str
+    unit: str
+    series: str
+    revision: int
+    digest: str
+
+
 class MongoSubmissionLog:
+    """Concurrent calls are coalesced: all the lookups (and all the records) that arrive while
+    one round trip is under way go together in the next one, as one ``$in`` query (one unordered
+    bulk write). A thousand concurrent submissions cost a handful of round trips, not two
+    thousand, and a lone submission is not delayed."""
+
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         self._col = client[database][SUBMISSIONS]
+        self._gets = _Coalescer[str, Submission | None](self._get_many)
+        self._records = _Coalescer[Record, None](self._record_many)
 
     async def get(self, report_id: str) -> Submission | None:
-        doc = await self._col.find_one({"_id": report_id})
-        if doc is None:
-            return None
-        return Submission(
-            report_id, doc["unit"], doc["series"], {int(k): v for k, v in (doc.get("revisions") or {}).items()}
-        )
+        return await self._gets.call(report_id)
 
     async def record(self, report_id: str, unit: str, series: str, revision: int, digest: str) -> None:
-        await self._col.update_one(
-            {"_id": report_id},
-            {"$set": {f"revisions.{revision}": digest}, "$setOnInsert": {"unit": unit, "series": series}},
-            upsert=True,
+        await self._records.call(Record(report_id, unit, series, revision, digest))
+
+    async def _get_many(self, report_ids: list[str]) -> list[Submission | None]:
+        found = {d["_id"]: d async for d in self._col.find({"_id": {"$in": list(dict.fromkeys(report_ids))}})}
+        out: list[Submission | None] = []
+        for rid in report_ids:
+            doc = found.get(rid)
+            out.append(
+                None
+                if doc is None
+                else Submission(
+                    rid, doc["unit"], doc["series"], {int(k): v for k, v in (doc.get("revisions") or {}).items()}
+                )
+            )
+        return out
+
+    async def _record_many(self, records: list[Record]) -> list[None]:
+        await self._col.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": r.report_id},
+                    {
+                        "$set": {f"revisions.{r.revision}": r.digest},
+                        "$setOnInsert": {"unit": r.unit, "series": r.series},
+                    },
+                    upsert=True,
+                )
+                for r in records
+            ],
+            ordered=False,
         )
+        return [None] * len(records)
+
+
+K = TypeVar("K")
+R = TypeVar("R")
+
+
+class _Coalescer(Generic[K, R]):
+    """Runs ``many(keys)`` for the keys of every call made while the previous run was under
+    way; each call gets its own result (or the run's exception)."""
+
+    def __init__(self, many: Callable[[list[K]], Awaitable[list[R]]]) -> None:
+        self._many = many
+        self._pending: list[tuple[K, asyncio.Future[R]]] = []
+        self._running = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def call(self, key: K) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((key, future))
+        if not self._running:
+            self._running = True
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    results = await self._many([k for k, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._running = False
 
 
 class InMemorySubmissionLog:

@@ -14,14 +14,14 @@ TREE = load_vietnam(["38"])
 AT = datetime(2020, 12, 26, tzinfo=UTC)
 
 
-def msg(offset, rid, attended, rev=1, unit="14923", withdrawn=False):
+def msg(offset, rid, attended, rev=1, unit="14923", withdrawn=False, partition=0):
     values = (
         {}
         if withdrawn
         else {"bridge_points": 0, "delegates": 0, "members_attended": attended, "members_total": attended}
     )
     return Positioned(
-        offset, Report(rid, rev, unit, "study_session", "study_session", "2020-12", values, withdrawn, AT)
+        partition, offset, Report(rid, rev, unit, "study_session", "study_session", "2020-12", values, withdrawn, AT)
     )
 
 
@@ -47,7 +47,7 @@ def run(coro):
 
 def test_applying_a_stream_gives_the_hand_computed_total():
     store = InMemoryTotalsStore()
-    run(Projector(store, TREE, CATALOG).apply(0, STREAM))
+    run(Projector(store, TREE, CATALOG).apply(STREAM))
     assert province(store) == EXPECTED_PROVINCE
     assert store.totals["38|study_session|2020-12"]["units_reported"] == 2
 
@@ -55,10 +55,10 @@ def test_applying_a_stream_gives_the_hand_computed_total():
 def test_redelivering_everything_in_other_batch_sizes_changes_nothing():
     store = InMemoryTotalsStore()
     projector = Projector(store, TREE, CATALOG)
-    run(projector.apply(0, STREAM))
+    run(projector.apply(STREAM))
     for size in (1, 2, 3):
         for i in range(0, len(STREAM), size):
-            run(projector.apply(0, STREAM[i : i + size]))
+            run(projector.apply(STREAM[i : i + size]))
     assert province(store) == EXPECTED_PROVINCE
 
 
@@ -67,23 +67,23 @@ class CrashAfterTotals(InMemoryTotalsStore):
 
     crash = True
 
-    async def write_ledgers(self, partition, writes):
+    async def write_ledgers(self, writes):
         if self.crash:
             raise RuntimeError("killed")
-        await super().write_ledgers(partition, writes)
+        await super().write_ledgers(writes)
 
 
 def test_a_crash_between_totals_and_ledgers_is_repaired_by_replay():
     store = CrashAfterTotals()
     projector = Projector(store, TREE, CATALOG)
     try:
-        run(projector.apply(0, STREAM[:4]))
+        run(projector.apply(STREAM[:4]))
     except RuntimeError:
         pass
     store.crash = False
     # Kafka redelivers from the last committed offset, possibly in different batches.
-    run(projector.apply(0, STREAM[:2]))
-    run(projector.apply(0, STREAM[2:]))
+    run(projector.apply(STREAM[:2]))
+    run(projector.apply(STREAM[2:]))
     assert province(store) == EXPECTED_PROVINCE
 
 
@@ -93,7 +93,7 @@ def test_two_workers_racing_on_one_partition_do_not_count_twice():
 
     async def in_batches(projector, size):
         for i in range(0, len(STREAM), size):
-            await projector.apply(0, STREAM[i : i + size])
+            await projector.apply(STREAM[i : i + size])
 
     async def race():
         await asyncio.gather(in_batches(first, 7), in_batches(second, 3))
@@ -105,7 +105,62 @@ def test_two_workers_racing_on_one_partition_do_not_count_twice():
 def test_partitions_write_the_same_province_document_independently():
     store = InMemoryTotalsStore()
     projector = Projector(store, TREE, CATALOG)
-    run(projector.apply(0, [msg(0, "a", 10)]))
-    run(projector.apply(1, [msg(0, "b", 20, unit="14926")]))
-    run(projector.apply(1, [msg(0, "b", 20, unit="14926")]))  # redelivered on partition 1
+    run(projector.apply([msg(0, "a", 10)]))
+    run(projector.apply([msg(0, "b", 20, unit="14926", partition=1)]))
+    run(projector.apply([msg(0, "b", 20, unit="14926", partition=1)]))  # redelivered on partition 1
     assert province(store) == 30
+
+
+def test_a_steady_stream_reads_each_document_once():
+    store = InMemoryTotalsStore()
+    projector = Projector(store, TREE, CATALOG)
+    first = run(projector.apply(STREAM[:3]))
+    assert first.reads > 0
+    again = run(projector.apply([msg(7, "e", 3), msg(8, "a", 16, rev=3)]))
+    assert again.reads == 0  # the unit's ledger and its documents were cached by the first batch
+    assert province(store) == 20 + 16 + 3  # b, then a corrected to 16, and e
+
+
+def test_a_document_changed_behind_the_cache_is_a_conflict_then_a_reread_not_a_wrong_sum():
+    store = InMemoryTotalsStore()
+    mine, other = Projector(store, TREE, CATALOG), Projector(store, TREE, CATALOG)
+    run(mine.apply([msg(0, "a", 10)]))
+    run(other.apply([msg(0, "b", 20, unit="14926", partition=1)]))  # same province document, other partition
+    result = run(mine.apply([msg(1, "d", 7)]))
+    assert result.attempts == 2
+    assert province(store) == 37
+    assert store.totals["38|study_session|2020-12"]["version"] == 3
+
+
+def test_after_a_partition_comes_back_the_worker_forgets_what_it_cached():
+    store = InMemoryTotalsStore()
+    first, second = Projector(store, TREE, CATALOG), Projector(store, TREE, CATALOG)
+    run(first.apply(STREAM[:3]))
+    run(second.apply(STREAM[3:5]))  # the partition moved to another worker for a while
+    first.forget()  # what the rebalance hook does when it comes back
+    run(first.apply(STREAM[5:]))
+    assert province(store) == EXPECTED_PROVINCE
+    assert first.cached[0] > 0
+
+
+def test_a_failed_write_forgets_the_cache():
+    store = CrashAfterTotals()
+    projector = Projector(store, TREE, CATALOG)
+    try:
+        run(projector.apply(STREAM[:4]))
+    except RuntimeError:
+        pass
+    assert projector.cached == (0, 0)
+
+
+def test_one_batch_of_several_partitions_writes_each_document_once_with_each_watermark():
+    store = InMemoryTotalsStore()
+    batch = [msg(0, "a", 10), msg(0, "b", 20, unit="14926", partition=1), msg(1, "d", 7)]
+    result = run(Projector(store, TREE, CATALOG).apply(batch))
+    doc = store.totals["38|study_session|2020-12"]
+    assert province(store) == 37 and doc["version"] == 1 and doc["wm"] == {"0": 1, "1": 0}
+    assert "38|study_session|2020-12" in result.touched
+    # redelivered in other groupings: nothing changes
+    run(Projector(store, TREE, CATALOG).apply([batch[1]]))
+    run(Projector(store, TREE, CATALOG).apply([batch[0], batch[2]]))
+    assert province(store) == 37 and store.totals["38|study_session|2020-12"]["version"] == 1

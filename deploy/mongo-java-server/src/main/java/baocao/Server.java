@@ -4,7 +4,7 @@ import java.util.List;
 
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
-import de.bwaldvogel.mongo.backend.h2.H2Backend;
+import de.bwaldvogel.mongo.backend.h2.IdFirstH2Backend;
 
 /**
  * Serves the MongoDB wire protocol on host:port, storing data in one H2 MVStore file.
@@ -36,7 +36,7 @@ public final class Server {
             System.err.println("usage: baocao.Server HOST PORT FILE");
             System.exit(2);
         }
-        MongoServer server = new MongoServer(new H2Backend(args[2]).version(ANNOUNCED));
+        MongoServer server = new MongoServer(new IdFirstH2Backend(args[2]).version(ANNOUNCED));
         server.bind(args[0], Integer.parseInt(args[1]));
         Runtime.getRuntime().addShutdownHook(new Thread(server::shutdown));
         System.out.println("mongo-java-server listening on " + args[0] + ":" + args[1]);

@@ -1,0 +1,115 @@
+package de.bwaldvogel.mongo.backend.h2;
+
+import java.lang.reflect.Field;
+
+import org.h2.mvstore.MVMap;
+import org.h2.mvstore.MVStore;
+
+import de.bwaldvogel.mongo.MongoCollection;
+import de.bwaldvogel.mongo.MongoDatabase;
+import de.bwaldvogel.mongo.backend.CollectionOptions;
+import de.bwaldvogel.mongo.backend.CursorRegistry;
+import de.bwaldvogel.mongo.backend.Index;
+import de.bwaldvogel.mongo.backend.QueryResult;
+import de.bwaldvogel.mongo.bson.Document;
+
+/**
+ * mongo-java-server's H2 backend with one change to query planning: a query that pins {@code _id}
+ * (a value, or {@code $in} of values) is answered from the {@code _id} index even when it has
+ * other conditions too.
+ *
+ * <p>Stock mongo-java-server uses an index only when the query's keys are exactly the index's
+ * keys, so {@code {_id: x, "wm.3": 17}} (a conditional update: "only if the watermark is still
+ * what I read") scanned the whole collection: 10 ms per update at 30,000 documents instead of
+ * 0.3 ms. It also re-checked every document found through {@code _id: {$in: [...]}} against the
+ * whole list, quadratic in the list's length. Here the index finds the candidates and only the
+ * other conditions are checked on them, which is what MongoDB itself does.
+ */
+public class IdFirstH2Backend extends H2Backend {
+
+    public IdFirstH2Backend(String fileName) {
+        super(fileName);
+    }
+
+    @Override
+    protected MongoDatabase openOrCreateDatabase(String databaseName) {
+        return new IdFirstDatabase(databaseName, getMvStore(), getCursorRegistry());
+    }
+
+    static final class IdFirstDatabase extends H2Database {
+
+        IdFirstDatabase(String databaseName, MVStore mvStore, CursorRegistry cursorRegistry) {
+            super(databaseName, mvStore, cursorRegistry);
+        }
+
+        /** H2Database keeps its store private and opens collections from its own constructor. */
+        private MVStore store() {
+            try {
+                Field field = H2Database.class.getDeclaredField("mvStore");
+                field.setAccessible(true);
+                return (MVStore) field.get(this);
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException("unexpected mongo-java-server version", e);
+            }
+        }
+
+        @Override
+        protected MongoCollection<Object> openOrCreateCollection(String collectionName, CollectionOptions options) {
+            String fullName = getFullCollectionNamespace(collectionName);
+            MVMap<Object, Document> dataMap = store().openMap(DATABASES_PREFIX + fullName);
+            MVMap<String, Object> metaMap = store().openMap("meta." + fullName);
+            return new IdFirstCollection(this, collectionName, options, dataMap, metaMap, cursorRegistry);
+        }
+    }
+
+    static final class IdFirstCollection extends H2Collection {
+
+        IdFirstCollection(MongoDatabase database, String collectionName, CollectionOptions options,
+                          MVMap<Object, Document> dataMap, MVMap<String, Object> metaMap,
+                          CursorRegistry cursorRegistry) {
+            super(database, collectionName, options, dataMap, metaMap, cursorRegistry);
+        }
+
+        @Override
+        protected QueryResult queryDocuments(Document query, Document orderBy, int numberToSkip, int limit,
+                                             int batchSize, Document fieldSelector) {
+            String idField = getIdField();
+            Object id = idField == null ? null : query.get(idField);
+            if (id != null && isIndexableIdCondition(id)) {
+                Document idQuery = new Document(idField, id);
+                for (Index<Object> index : getIndexes()) {
+                    if (index.canHandle(idQuery)) {
+                        Document rest = new Document(query);
+                        rest.remove(idField);
+                        return matchDocuments(rest, index.getPositions(idQuery), orderBy, numberToSkip, limit,
+                            batchSize, fieldSelector);
+                    }
+                }
+            }
+            return super.queryDocuments(query, orderBy, numberToSkip, limit, batchSize, fieldSelector);
+        }
+
+        /** A plain value, or {$in: [plain values]}: conditions the unique index answers exactly. */
+        private static boolean isIndexableIdCondition(Object id) {
+            if (!(id instanceof Document)) {
+                return !(id instanceof java.util.regex.Pattern)
+                    && !de.bwaldvogel.mongo.bson.BsonRegularExpression.isRegularExpression(id);
+            }
+            Document condition = (Document) id;
+            if (condition.size() != 1 || !condition.containsKey("$in")) {
+                return false;
+            }
+            Object values = condition.get("$in");
+            if (!(values instanceof java.util.Collection)) {
+                return false;
+            }
+            for (Object value : (java.util.Collection<?>) values) {
+                if (value instanceof Document || value == null
+                    || de.bwaldvogel.mongo.bson.BsonRegularExpression.isRegularExpression(value)) {
+                    return false;
+                }
+            }
+            return true;
+        }
+    }
+}
