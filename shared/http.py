@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.auth import Forbidden, InvalidToken, Principal, check_secret, verify
 from shared.auth import Scope as TokenScope
 from shared.hierarchy import OrgTree
-from shared.revocations import Revocations
+from shared.revocations import Revocations, RevocationsUnavailable
 
 # Answers any route may give, declared once for the OpenAPI schema.
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -139,7 +139,11 @@ class Authenticator:
             principal = verify(self.secret, token.strip())
         except InvalidToken as exc:
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
-        if await self.revocations.is_revoked(principal.token_id):
+        try:
+            revoked = await self.revocations.is_revoked(principal.token_id)
+        except RevocationsUnavailable as exc:
+            raise HTTPException(503, f"{exc}; retry shortly", headers={"Retry-After": "5"}) from None
+        if revoked:
             raise HTTPException(401, "token revoked", headers={"WWW-Authenticate": "Bearer"})
         return principal
 

@@ -1,17 +1,29 @@
 """Revoked token ids, in MongoDB (``revoked_tokens``), with an in-memory fake.
 
 Checked on every authenticated request through a short cache, so a revocation takes effect
-within ``ttl_s`` seconds in every service.
+within ``ttl_s`` seconds in every service. One refresh at a time (concurrent requests wait for
+it). When the database does not answer, the last list keeps serving for ``stale_s`` seconds;
+after that requests fail closed with RevocationsUnavailable (the services answer 503), never
+open and never 500.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+
+log = logging.getLogger(__name__)
 
 REVOKED = "revoked_tokens"
+
+
+class RevocationsUnavailable(RuntimeError):
+    """The list of revoked tokens could not be read and the last one is too old to trust."""
 
 
 class Revocations(Protocol):
@@ -21,17 +33,34 @@ class Revocations(Protocol):
 
 
 class MongoRevocations:
-    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str, ttl_s: float = 5.0) -> None:
+    def __init__(
+        self, client: AsyncMongoClient[dict[str, Any]], database: str, ttl_s: float = 5.0, stale_s: float = 60.0
+    ) -> None:
         self._col = client[database][REVOKED]
         self._ttl = ttl_s
+        self._stale = stale_s
         self._cache: set[str] = set()
         self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
 
     async def is_revoked(self, token_id: str) -> bool:
         if time.monotonic() - self._loaded_at > self._ttl:
-            self._cache = {d["_id"] async for d in self._col.find({}, projection={"_id": 1})}
-            self._loaded_at = time.monotonic()
+            async with self._lock:
+                if time.monotonic() - self._loaded_at > self._ttl:  # nobody refreshed meanwhile
+                    await self._refresh()
         return token_id in self._cache
+
+    async def _refresh(self) -> None:
+        try:
+            found = {d["_id"] async for d in self._col.find({}, projection={"_id": 1}, max_time_ms=2000)}
+        except PyMongoError as exc:
+            age = time.monotonic() - self._loaded_at
+            if age > self._stale:
+                raise RevocationsUnavailable(f"revoked tokens unreadable: {type(exc).__name__}") from exc
+            log.warning("revoked tokens unreadable, using the list from %.0f s ago", age)
+            return
+        self._cache = found
+        self._loaded_at = time.monotonic()
 
     async def revoke(self, token_id: str, reason: str) -> None:
         await self._col.update_one({"_id": token_id}, {"$set": {"reason": reason, "at": time.time()}}, upsert=True)

@@ -12,13 +12,14 @@ from typing import Any, Protocol
 from pymongo import AsyncMongoClient
 
 from shared.mongo import TOTALS
+from shared.rollup import TotalKey
 
 
 class TotalsReader(Protocol):
     async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]: ...
 
-    async def reporting_units(self, ancestor: str, series: str, period: str) -> set[str]:
-        """Units in the subtree of ``ancestor`` that themselves have an active report."""
+    async def reporting_units(self, units: Iterable[str], series: str, period: str) -> set[str]:
+        """Those of ``units`` that themselves have an active report in (series, period)."""
         ...
 
 
@@ -29,11 +30,10 @@ class MongoTotalsReader:
     async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         return {d["_id"]: d async for d in self._col.find({"_id": {"$in": list(ids)}}, projection={"wm": 0})}
 
-    async def reporting_units(self, ancestor: str, series: str, period: str) -> set[str]:
-        cursor = self._col.find(
-            {"parents": ancestor, "series": series, "period": period, "own": {"$gt": 0}},
-            projection={"unit": 1},
-        )
+    async def reporting_units(self, units: Iterable[str], series: str, period: str) -> set[str]:
+        # by _id, the one index every MongoDB-compatible server has: no scan of the collection
+        ids = [TotalKey(u, series, period).id for u in units]
+        cursor = self._col.find({"_id": {"$in": ids}, "own": {"$gt": 0}}, projection={"unit": 1})
         return {d["unit"] async for d in cursor}
 
 
@@ -50,12 +50,10 @@ class InMemoryTotalsReader:
                 out[i] = doc
         return out
 
-    async def reporting_units(self, ancestor: str, series: str, period: str) -> set[str]:
-        return {
-            d["unit"]
-            for d in self.docs.values()
-            if ancestor in d.get("parents", ())
-            and d["series"] == series
-            and d["period"] == period
-            and d.get("own", 0) > 0
-        }
+    async def reporting_units(self, units: Iterable[str], series: str, period: str) -> set[str]:
+        out = set()
+        for u in units:
+            doc = self.docs.get(TotalKey(u, series, period).id)
+            if doc is not None and doc.get("own", 0) > 0:
+                out.add(u)
+        return out

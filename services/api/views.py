@@ -143,9 +143,10 @@ async def missing_units(
 ) -> MissingOut:
     spec = catalog.series[series]
     docs = await reader.get_many([TotalKey(code, series, period).id])
-    reported = await reader.reporting_units(code, series, period)
     levels = {Level(x) for x in spec.expected_levels}
-    missing = [unit_ref(u) for u in tree.subtree(code) if u.level in levels and u.code not in reported]
+    expected = [u for u in tree.subtree(code) if u.level in levels]
+    reported = await reader.reporting_units([u.code for u in expected], series, period)
+    missing = [unit_ref(u) for u in expected if u.code not in reported]
     return MissingOut(
         unit=unit_ref(tree.get(code)),
         series=series,

@@ -234,3 +234,29 @@ def test_the_limiter_refills_at_its_rate():
     now[0] = 0.5
     assert limiter.acquire("t", 5) == 0
     assert limiter.acquire("t", 6) == float("inf")
+
+
+class UnreadableRevocations(InMemoryRevocations):
+    async def is_revoked(self, token_id):
+        from shared.revocations import RevocationsUnavailable
+
+        raise RevocationsUnavailable("revoked tokens unreadable: ServerSelectionTimeoutError")
+
+
+def test_an_unreadable_revocation_list_is_503_with_retry_after_never_500_nor_open():
+    settings = IngestSettings(
+        kafka_bootstrap_servers="unused:9092", mongodb_uri="mongodb://unused", auth_secret=TEST_SECRET
+    )
+    publisher = InMemoryPublisher()
+    app = create_app(
+        settings,
+        publisher=publisher,
+        submissions=InMemorySubmissionLog(),
+        tree=TREE,
+        revocations=UnreadableRevocations(),
+    )
+    with TestClient(app) as client:
+        response = client.post("/v1/reports", json=report(), headers=auth())
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert "revoked tokens unreadable" in response.json()["detail"]
+    assert all(not p for p in publisher.partitions)  # nothing was accepted

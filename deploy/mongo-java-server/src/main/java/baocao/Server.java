@@ -36,7 +36,7 @@ public final class Server {
             System.err.println("usage: baocao.Server HOST PORT FILE");
             System.exit(2);
         }
-        MongoServer server = new MongoServer(new IdFirstH2Backend(args[2]).version(ANNOUNCED));
+        MongoServer server = new MongoServer(new IdFirstH2Backend(args[2], Integer.getInteger("baocao.cacheMb", 256)).version(ANNOUNCED));
         server.bind(args[0], Integer.parseInt(args[1]));
         Runtime.getRuntime().addShutdownHook(new Thread(server::shutdown));
         System.out.println("mongo-java-server listening on " + args[0] + ":" + args[1]);

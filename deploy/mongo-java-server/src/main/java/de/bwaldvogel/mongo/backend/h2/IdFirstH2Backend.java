@@ -1,6 +1,7 @@
 package de.bwaldvogel.mongo.backend.h2;
 
 import java.lang.reflect.Field;
+import java.util.List;
 
 import org.h2.mvstore.MVMap;
 import org.h2.mvstore.MVStore;
@@ -10,6 +11,8 @@ import de.bwaldvogel.mongo.MongoDatabase;
 import de.bwaldvogel.mongo.backend.CollectionOptions;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
 import de.bwaldvogel.mongo.backend.Index;
+import de.bwaldvogel.mongo.backend.IndexKey;
+import de.bwaldvogel.mongo.backend.KeyValue;
 import de.bwaldvogel.mongo.backend.QueryResult;
 import de.bwaldvogel.mongo.bson.Document;
 
@@ -24,11 +27,36 @@ import de.bwaldvogel.mongo.bson.Document;
  * 0.3 ms. It also re-checked every document found through {@code _id: {$in: [...]}} against the
  * whole list, quadratic in the list's length. Here the index finds the candidates and only the
  * other conditions are checked on them, which is what MongoDB itself does.
+ *
+ * <p>Documents and index keys are stored as BSON rather than with Java serialization (see
+ * BsonDataTypes), and the store's page cache is configurable (see the constructor).
  */
 public class IdFirstH2Backend extends H2Backend {
 
-    public IdFirstH2Backend(String fileName) {
-        super(fileName);
+    /**
+     * @param cacheMb the MVStore page cache. H2's default, 16 MB, holds a few ten thousand
+     *                documents; beyond that every update first deserializes pages from the file.
+     */
+    public IdFirstH2Backend(String fileName, int cacheMb) {
+        super(openStore(fileName, cacheMb));
+    }
+
+    static final String FORMAT_MAP = "baocao.format";
+    static final String FORMAT = "bson-1";
+
+    /** Documents and index keys are stored as BSON (BsonDataTypes), which stock files are not. */
+    private static MVStore openStore(String fileName, int cacheMb) {
+        MVStore store = new MVStore.Builder().fileName(fileName).cacheSize(cacheMb).open();
+        MVMap<String, String> format = store.openMap(FORMAT_MAP);
+        boolean hasData = store.getMapNames().stream().anyMatch(n -> n.startsWith(H2Database.DATABASES_PREFIX));
+        if (hasData && !FORMAT.equals(format.get("format"))) {
+            store.close();
+            throw new IllegalStateException(fileName + " was written in another storage format ("
+                + format.get("format") + ", expected " + FORMAT + "); move it away or delete it (make clean)");
+        }
+        format.put("format", FORMAT);
+        store.commit();
+        return store;
     }
 
     @Override
@@ -54,9 +82,19 @@ public class IdFirstH2Backend extends H2Backend {
         }
 
         @Override
+        protected Index<Object> openOrCreateUniqueIndex(String collectionName, String indexName,
+                                                        List<IndexKey> keys, boolean sparse) {
+            String name = getFullCollectionNamespace(collectionName) + "._index_" + indexName;
+            MVMap<KeyValue, Object> map = store().openMap(name,
+                new MVMap.Builder<KeyValue, Object>().keyType(BsonDataTypes.KeyValueType.INSTANCE));
+            return new H2UniqueIndex(map, indexName, keys, sparse);
+        }
+
+        @Override
         protected MongoCollection<Object> openOrCreateCollection(String collectionName, CollectionOptions options) {
             String fullName = getFullCollectionNamespace(collectionName);
-            MVMap<Object, Document> dataMap = store().openMap(DATABASES_PREFIX + fullName);
+            MVMap<Object, Document> dataMap = store().openMap(DATABASES_PREFIX + fullName,
+                new MVMap.Builder<Object, Document>().valueType(BsonDataTypes.DocumentType.INSTANCE));
             MVMap<String, Object> metaMap = store().openMap("meta." + fullName);
             return new IdFirstCollection(this, collectionName, options, dataMap, metaMap, cursorRegistry);
         }

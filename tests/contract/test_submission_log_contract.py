@@ -1,0 +1,46 @@
+"""One contract, two adapters: ingest's submission log, in memory and in MongoDB (whose adapter
+coalesces concurrent calls into shared round trips)."""
+
+import asyncio
+import uuid
+
+import pytest
+
+from services.ingest.submissions import InMemorySubmissionLog, MongoSubmissionLog
+from shared.mongo import make_client
+
+
+@pytest.fixture(params=["memory", pytest.param("mongodb", marks=pytest.mark.integration)])
+async def log(request):
+    if request.param == "memory":
+        yield InMemorySubmissionLog()
+        return
+    infra = request.getfixturevalue("infra")
+    client = make_client(infra["MONGODB_URI"], "contract-test")
+    yield MongoSubmissionLog(client, f"contract_{uuid.uuid4().hex[:8]}")
+    await client.close()
+
+
+async def test_an_unknown_report_is_none(log):
+    assert await log.get("r-unknown") is None
+
+
+async def test_revisions_accumulate_under_one_unit_and_series(log):
+    await log.record("r1", "14923", "study_session", 1, "d1")
+    await log.record("r1", "14923", "study_session", 2, "d2")
+    got = await log.get("r1")
+    assert (got.report_id, got.unit, got.series, got.revisions) == ("r1", "14923", "study_session", {1: "d1", 2: "d2"})
+
+
+async def test_concurrent_calls_each_get_their_own_answer(log):
+    ids = [f"c{i}" for i in range(300)]
+    await asyncio.gather(*(log.record(r, f"{i:05d}", "study_session", 1, f"d{i}") for i, r in enumerate(ids)))
+    got = await asyncio.gather(*(log.get(r) for r in [*ids, "missing", ids[7]]))
+    assert [g.unit for g in got[:300]] == [f"{i:05d}" for i in range(300)]
+    assert got[300] is None and got[301].revisions == {1: "d7"}
+
+
+async def test_the_same_report_looked_up_twice_at_once(log):
+    await log.record("twice", "14923", "study_session", 1, "d")
+    a, b = await asyncio.gather(log.get("twice"), log.get("twice"))
+    assert a.revisions == b.revisions == {1: "d"}

@@ -1,0 +1,49 @@
+"""One contract, two adapters: the read API's view of the totals, in memory and in MongoDB."""
+
+import uuid
+
+import pytest
+
+from services.api.repository import InMemoryTotalsReader, MongoTotalsReader
+from shared.mongo import TOTALS, make_client
+
+DOCS = [
+    {"_id": "38|study_session|2020-12", "unit": "38", "series": "study_session", "period": "2020-12",
+     "parents": ["38"], "sums": {"members_attended": 35}, "reports": 2, "units_reported": 2, "wm": {"0": 4}},
+    {"_id": "14923|study_session|2020-12", "unit": "14923", "series": "study_session", "period": "2020-12",
+     "parents": ["14923", "389", "38"], "sums": {"members_attended": 15}, "reports": 1, "own": 1},
+    {"_id": "14926|study_session|2020-12", "unit": "14926", "series": "study_session", "period": "2020-12",
+     "parents": ["14926", "389", "38"], "sums": {"members_attended": 20}, "reports": 1, "own": 1},
+    {"_id": "14929|study_session|2020-12", "unit": "14929", "series": "study_session", "period": "2020-12",
+     "parents": ["14929", "389", "38"], "sums": {}, "reports": 0, "own": 0},  # withdrawn
+    {"_id": "14923|study_session|2021-01", "unit": "14923", "series": "study_session", "period": "2021-01",
+     "parents": ["14923", "389", "38"], "sums": {"members_attended": 9}, "reports": 1, "own": 1},
+]  # fmt: skip
+
+
+@pytest.fixture(params=["memory", pytest.param("mongodb", marks=pytest.mark.integration)])
+async def reader(request):
+    if request.param == "memory":
+        yield InMemoryTotalsReader({d["_id"]: dict(d) for d in DOCS})
+        return
+    infra = request.getfixturevalue("infra")
+    client = make_client(infra["MONGODB_URI"], "contract-test")
+    database = f"contract_{uuid.uuid4().hex[:8]}"
+    await client[database][TOTALS].insert_many([dict(d) for d in DOCS])
+    yield MongoTotalsReader(client, database)
+    await client.close()
+
+
+async def test_documents_by_id_without_watermarks(reader):
+    got = await reader.get_many(["38|study_session|2020-12", "nope|study_session|2020-12"])
+    assert list(got) == ["38|study_session|2020-12"]
+    assert got["38|study_session|2020-12"]["sums"] == {"members_attended": 35}
+    assert "wm" not in got["38|study_session|2020-12"]
+
+
+async def test_reporting_units_are_those_asked_about_with_their_own_active_report(reader):
+    communes = ["14923", "14926", "14929", "14932"]
+    assert await reader.reporting_units(communes, "study_session", "2020-12") == {"14923", "14926"}
+    assert await reader.reporting_units(communes, "study_session", "2021-01") == {"14923"}
+    assert await reader.reporting_units(["14929"], "study_session", "2020-12") == set()
+    assert await reader.reporting_units([], "study_session", "2020-12") == set()
