@@ -6,7 +6,7 @@ was tried first and dropped: with concurrent writers it lost $inc updates and st
 
 There is no Docker engine on the development and CI machines, so the project runs its own
 servers from what deploy/install.sh put under .cache/. Each *profile* ("dev" for `make run`,
-"test" for the test suite) has its own folder under .run/ with data, logs, pids and the ports
+"test-<pid>" for a test session) has its own folder under .run/ with data, logs, pids and the ports
 it chose, so a test run never touches the demo data.
 
     python -m deploy.stack start  [--profile dev]   # start what is not running, wait until ready

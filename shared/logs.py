@@ -37,3 +37,19 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     for noisy in ("kafka", "aiokafka", "pymongo", "faust", "mode", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     logging.getLogger("baocao").info("starting", extra={"service": service})
+
+
+def dict_config(level: str = "INFO") -> dict[str, Any]:
+    """The same set-up as configure_logging, as a logging.config dictionary: for frameworks that
+    install their own logging when they start (faust's worker does)."""
+    quiet = max(logging.WARNING, logging.getLevelName(level.upper()))
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+        "loggers": {
+            name: {"level": quiet} for name in ("kafka", "aiokafka", "pymongo", "faust", "mode", "uvicorn.access")
+        },
+    }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -21,33 +20,38 @@ class AgencyRegistry:
         self._col = client[database][AGENCIES]
         self.tree = tree
         self._lock = asyncio.Lock()
-        self._refreshed_at = float("-inf")
 
-    async def lookup(self, code: str, min_interval_s: float = 1.0) -> bool:
-        """Is ``code`` known? When not, refresh once (at most every ``min_interval_s``, shared by
-        concurrent callers) in case it was registered through another service a moment ago."""
+    async def lookup(self, code: str) -> bool:
+        """Is ``code`` known? When not, look for it in the registry by ``_id`` (one indexed read),
+        in case it was registered through another service a moment ago. A time-based refresh
+        here once answered "unknown" for an agency registered half a second earlier."""
         if code in self.tree:
             return True
-        async with self._lock:
-            if code not in self.tree and time.monotonic() - self._refreshed_at >= min_interval_s:
-                await self.refresh()
+        doc = await self._col.find_one({"_id": code})
+        if doc is None:
+            return False
+        async with self._lock:  # two lookups of the same new agency add it once
+            if code not in self.tree:
+                self._add(doc)
         return code in self.tree
 
     async def refresh(self) -> int:
         """Add agencies registered since the last refresh (by any service). Returns how many."""
-        self._refreshed_at = time.monotonic()
         added = 0
         # Parents first: an agency's parent is never an agency, so one pass suffices.
         async for doc in self._col.find({}, sort=[("_id", 1)]):
-            if doc["_id"] in self.tree:
-                continue
-            try:
-                self.tree.add_agency(doc["_id"], doc["name"], doc["parent"])
-                added += 1
-            except (HierarchyError, UnknownUnit) as exc:
-                # A registry from another tree version or another province set: skip, say so.
-                log.warning("agency not loaded", extra={"agency": doc["_id"], "reason": str(exc)})
+            if doc["_id"] not in self.tree:
+                added += self._add(doc)
         return added
+
+    def _add(self, doc: dict[str, Any]) -> bool:
+        try:
+            self.tree.add_agency(doc["_id"], doc["name"], doc["parent"])
+            return True
+        except (HierarchyError, UnknownUnit) as exc:
+            # A registry from another tree version or another province set: skip, say so.
+            log.warning("agency not loaded", extra={"agency": doc["_id"], "reason": str(exc)})
+            return False
 
     async def register(self, code: str, name: str, parent: str) -> bool:
         """Register an agency; False when it was already registered identically."""

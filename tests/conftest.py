@@ -2,8 +2,8 @@
 
 Unit tests need nothing. Integration and end-to-end tests get real servers: the ones named by
 KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI when set, otherwise a fresh local Kafka and
-mongo-java-server started here (profile "test", data under .run/test, wiped first) and stopped
-at the end. Each test gets its own topics, database and consumer group, so tests never see each
+mongo-java-server started here (profile "test-<pid>", data under .run/test-<pid>, removed at
+the end) and stopped at the end. Each test gets its own topics, database and consumer group, so tests never see each
 other's data.
 """
 
@@ -21,6 +21,8 @@ import pytest
 
 T = TypeVar("T")
 TEST_SECRET = "test-secret-" + "x" * 40
+# one stack profile per pytest process, so two sessions on one machine never share servers
+TEST_PROFILE = f"test-{os.getpid()}"
 
 
 def wait_until(
@@ -47,7 +49,7 @@ def infra() -> Iterator[dict[str, str]]:
         return
     from deploy import stack
 
-    profile = stack.Profile("test")
+    profile = stack.Profile(TEST_PROFILE)
     stack.stop(profile)
     shutil.rmtree(profile.dir, ignore_errors=True)
     endpoints = stack.start(profile)
@@ -55,6 +57,7 @@ def infra() -> Iterator[dict[str, str]]:
         yield endpoints
     finally:
         stack.stop(profile)
+        shutil.rmtree(profile.dir, ignore_errors=True)
 
 
 @dataclass

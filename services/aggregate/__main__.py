@@ -7,7 +7,7 @@ import sys
 from pydantic import ValidationError
 
 from services.aggregate.settings import AggregateSettings
-from shared.logs import configure_logging
+from shared.logs import configure_logging, dict_config
 from shared.settings import describe_missing
 
 
@@ -23,7 +23,8 @@ def main() -> int:
     from services.aggregate.app import create_app
 
     app = create_app(settings)
-    worker = Worker(app, loglevel=settings.log_level, quiet=True)
+    # faust's worker sets up logging again when it starts: the same JSON lines, not its colours
+    worker = Worker(app, loglevel=settings.log_level, quiet=True, logging_config=dict_config(settings.log_level))
     worker.execute_from_commandline()
     return 0
 

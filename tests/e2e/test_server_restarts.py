@@ -13,7 +13,7 @@ import pytest
 
 from deploy import stack
 from shared.hierarchy import load_vietnam
-from tests.conftest import wait_until
+from tests.conftest import TEST_PROFILE, wait_until
 
 from .oracle import differences, expected_totals
 from .system import start_system
@@ -54,7 +54,7 @@ def feed(system, messages: list[dict[str, Any]], acknowledged: list[dict[str, An
 
 
 def test_database_and_broker_restarts_lose_nothing_acknowledged(system):
-    profile = stack.Profile("test")
+    profile = stack.Profile(TEST_PROFILE)
     messages = make_workload(seed=5, n_reports=400)
     acknowledged: list[dict[str, Any]] = []
     stop = threading.Event()
