@@ -53,7 +53,7 @@ class OrgTree:
 
     def __init__(self) -> None:
         self._units: dict[str, Unit] = {}
-        self._counts: dict[str, dict[Level, int]] = {}
+        self._counts: dict[str, dict[str, int]] = {}  # keys are Level values
         self.version = 0
 
     def __contains__(self, code: object) -> bool:
@@ -115,8 +115,12 @@ class OrgTree:
             stack.extend(reversed(unit.children))
 
     def count(self, code: str, levels: Iterable[Level | str]) -> int:
-        counts = self._counts[self.get(code).code]
-        return sum(counts.get(Level(level), 0) for level in levels)
+        try:
+            counts = self._counts[code]
+        except KeyError:
+            raise UnknownUnit(code) from None
+        # Level is a StrEnum: "commune" and Level.COMMUNE are the same key
+        return sum(counts.get(level, 0) for level in levels)
 
     def provinces(self) -> list[Unit]:
         return [u for u in self._units.values() if u.parent is None]

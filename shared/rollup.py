@@ -278,11 +278,15 @@ def rates(spec: SeriesSpec, sums: Mapping[str, int]) -> dict[str, dict[str, Any]
 
 
 def round_rate(numerator: int, denominator: int, places: int = 4) -> float | None:
-    """numerator/denominator rounded half-up to ``places`` decimals, exactly (no float error
-    before rounding): 5962/6600 -> 0.9033."""
+    """numerator/denominator rounded half-up (away from zero) to ``places`` decimals, exactly:
+    5962/6600 -> 0.9033. Integer arithmetic only, so no float error before rounding; the last
+    division (an integer by a power of ten) is correctly rounded by Python, giving the same float
+    as the decimal text "0.9033". The same result as Decimal's ROUND_HALF_UP, at a tenth of its
+    cost (the drill-down computes thousands of these per request)."""
     if denominator == 0:
         return None
-    from decimal import ROUND_HALF_UP, Decimal
-
-    q = Decimal(numerator) / Decimal(denominator)
-    return float(q.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+    scale = 10**places
+    magnitude = (2 * abs(numerator) * scale + abs(denominator)) // (2 * abs(denominator))
+    if (numerator < 0) != (denominator < 0):
+        magnitude = -magnitude
+    return magnitude / scale

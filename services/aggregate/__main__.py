@@ -18,6 +18,9 @@ def main() -> int:
         sys.stderr.write(describe_missing(exc) + "\n")
         return 2
     configure_logging("aggregate", settings.log_level)
+    import mode.loop
+
+    mode.loop.use("uvloop")  # libuv's event loop, as the HTTP services get from uvicorn
     from faust import Worker
 
     from services.aggregate.app import create_app

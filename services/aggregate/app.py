@@ -26,6 +26,7 @@ from shared.catalog import load_catalog
 from shared.hierarchy import load_vietnam
 from shared.mongo import ensure_indexes, make_client, ping
 from shared.registry import AgencyRegistry
+from shared.startup import freeze_startup_objects
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class Runtime:
                 publish_total=send_totals,
             )
             self._refresher = asyncio.create_task(registry.refresh_forever(self.settings.registry_refresh_seconds))
+            freeze_startup_objects()
             log.info("aggregate runtime ready", extra={"units": len(tree)})
             return self.worker
 

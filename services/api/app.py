@@ -33,6 +33,7 @@ from shared.periods import ACCEPTED_FORMS, PeriodError, parse_period
 from shared.registry import AgencyRegistry
 from shared.reports import UNIT_CODE_PATTERN, NfcText
 from shared.revocations import InMemoryRevocations, MongoRevocations, Revocations
+from shared.startup import freeze_startup_objects
 
 
 class ApiMetrics:
@@ -119,6 +120,8 @@ def create_app(
         follower = asyncio.create_task(broadcaster.run()) if reader is None else None
         state["broadcaster"] = broadcaster
         state.update(reader=rd, tree=reg.tree if reg else org, mongo=mongo, registry=reg, auth=auth)
+        if mongo is not None:  # a real deployment, not an app built by a test
+            freeze_startup_objects()
         try:
             yield
         finally:

@@ -37,6 +37,7 @@ from shared.mongo import make_client, ping
 from shared.registry import AgencyRegistry
 from shared.reports import REPORT_ADAPTER, ReportIn
 from shared.revocations import InMemoryRevocations, MongoRevocations, Revocations
+from shared.startup import freeze_startup_objects
 
 log = logging.getLogger(__name__)
 BATCH_CONCURRENCY = 200
@@ -129,6 +130,8 @@ def create_app(
         state["service"] = IngestService(pub, subs, org, catalog, metrics, registry.lookup if registry else None)
         state["publisher"] = pub
         state["mongo"] = mongo
+        if mongo is not None:  # a real deployment, not an app built by a test
+            freeze_startup_objects()
         try:
             yield
         finally:

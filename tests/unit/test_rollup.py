@@ -3,6 +3,8 @@
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.catalog import load_catalog
 from shared.hierarchy import load_vietnam
@@ -157,4 +159,18 @@ def test_rates_are_ratios_of_sums_never_averages():
     ("num", "den", "expected"), [(5962, 6600, 0.9033), (1, 3, 0.3333), (2, 3, 0.6667), (0, 0, None), (1, 8, 0.125)]
 )
 def test_rates_round_half_up_to_four_places(num, den, expected):
+    assert round_rate(num, den) == expected
+
+
+@given(st.integers(-(10**12), 10**12), st.integers(-(10**9), 10**9).filter(bool), st.integers(0, 6))
+def test_round_rate_is_decimal_half_up(num, den, places):
+    from decimal import ROUND_HALF_UP, Decimal, localcontext
+
+    with localcontext(prec=60):  # enough digits that the division itself never rounds a tie
+        exact = (Decimal(num) / Decimal(den)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    assert round_rate(num, den, places) == float(exact)
+
+
+@pytest.mark.parametrize(("num", "den", "expected"), [(1, 20000, 0.0001), (-1, 20000, -0.0001), (-5962, 6600, -0.9033)])
+def test_round_rate_halves_round_away_from_zero(num, den, expected):
     assert round_rate(num, den) == expected
