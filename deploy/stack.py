@@ -250,6 +250,7 @@ def start_mongo(profile: Profile, state: dict) -> str:
             "-Xms128m",
             os.environ.get("BAOCAO_MONGODB_HEAP", "-Xmx2g"),
             *os.environ.get("BAOCAO_MONGODB_GC", "-XX:+UseG1GC -XX:MaxGCPauseMillis=10").split(),
+            f"-Dbaocao.cacheMb={int(os.environ.get('BAOCAO_MONGODB_CACHE_MB', 256))}",
             # pauses are what a request's tail latency sees: keep a record of them
             f"-Xlog:gc:file={mdir / 'gc.log'}:uptime,level:filecount=3,filesize=10m",
             "-cp",

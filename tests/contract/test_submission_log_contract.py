@@ -2,23 +2,20 @@
 coalesces concurrent calls into shared round trips)."""
 
 import asyncio
-import uuid
 
 import pytest
 
 from services.ingest.submissions import InMemorySubmissionLog, MongoSubmissionLog
-from shared.mongo import make_client
+from tests.contract.conftest import MEMORY_AND_MONGODB, fresh_database
 
 
-@pytest.fixture(params=["memory", pytest.param("mongodb", marks=pytest.mark.integration)])
+@pytest.fixture(params=MEMORY_AND_MONGODB)
 async def log(request):
     if request.param == "memory":
         yield InMemorySubmissionLog()
         return
-    infra = request.getfixturevalue("infra")
-    client = make_client(infra["MONGODB_URI"], "contract-test")
-    yield MongoSubmissionLog(client, f"contract_{uuid.uuid4().hex[:8]}")
-    await client.close()
+    async with fresh_database(request) as (client, database):
+        yield MongoSubmissionLog(client, database)
 
 
 async def test_an_unknown_report_is_none(log):

@@ -1,11 +1,10 @@
 """One contract, two adapters: the read API's view of the totals, in memory and in MongoDB."""
 
-import uuid
-
 import pytest
 
 from services.api.repository import InMemoryTotalsReader, MongoTotalsReader
-from shared.mongo import TOTALS, make_client
+from shared.mongo import TOTALS
+from tests.contract.conftest import MEMORY_AND_MONGODB, fresh_database
 
 DOCS = [
     {"_id": "38|study_session|2020-12", "unit": "38", "series": "study_session", "period": "2020-12",
@@ -21,17 +20,14 @@ DOCS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(params=["memory", pytest.param("mongodb", marks=pytest.mark.integration)])
+@pytest.fixture(params=MEMORY_AND_MONGODB)
 async def reader(request):
     if request.param == "memory":
         yield InMemoryTotalsReader({d["_id"]: dict(d) for d in DOCS})
         return
-    infra = request.getfixturevalue("infra")
-    client = make_client(infra["MONGODB_URI"], "contract-test")
-    database = f"contract_{uuid.uuid4().hex[:8]}"
-    await client[database][TOTALS].insert_many([dict(d) for d in DOCS])
-    yield MongoTotalsReader(client, database)
-    await client.close()
+    async with fresh_database(request) as (client, database):
+        await client[database][TOTALS].insert_many([dict(d) for d in DOCS])
+        yield MongoTotalsReader(client, database)
 
 
 async def test_documents_by_id_without_watermarks(reader):

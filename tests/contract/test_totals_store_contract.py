@@ -1,25 +1,21 @@
 """One contract, two adapters: the in-memory fake must behave like the MongoDB store."""
 
-import uuid
-
 import pytest
 
 from services.aggregate.store import InMemoryTotalsStore, LedgerWrite, MongoTotalsStore, TotalWrite
-from shared.mongo import make_client
 from shared.rollup import LedgerEntry, TotalKey
+from tests.contract.conftest import MEMORY_AND_MONGODB, fresh_database
 
 KEY = TotalKey("38", "study_session", "2020-12")
 
 
-@pytest.fixture(params=["memory", pytest.param("mongodb", marks=pytest.mark.integration)])
+@pytest.fixture(params=MEMORY_AND_MONGODB)
 async def store(request):
     if request.param == "memory":
         yield InMemoryTotalsStore()
         return
-    infra = request.getfixturevalue("infra")
-    client = make_client(infra["MONGODB_URI"], "contract-test")
-    yield MongoTotalsStore(client, f"contract_{uuid.uuid4().hex[:8]}")
-    await client.close()
+    async with fresh_database(request) as (client, database):
+        yield MongoTotalsStore(client, database)
 
 
 def write(expected, new, inc, partition=0):
