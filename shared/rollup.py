@@ -9,6 +9,7 @@ value) and flows (sums over time) all fall out of this one comparison; nothing i
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,7 +52,7 @@ class Report:
     received_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LedgerEntry:
     revision: int
     kind: str
@@ -74,12 +75,13 @@ class LedgerEntry:
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> LedgerEntry:
+        # interned: a ledger holds thousands of entries naming the same few kinds and periods
         return cls(
             revision=int(doc["rev"]),
-            kind=doc["kind"],
-            series=doc["series"],
-            period=doc["period"],
-            values=dict(doc["values"]),
+            kind=sys.intern(doc["kind"]),
+            series=sys.intern(doc["series"]),
+            period=sys.intern(doc["period"]),
+            values={sys.intern(k): v for k, v in doc["values"].items()},
             withdrawn=bool(doc["withdrawn"]),
             on_time=bool(doc["on_time"]),
         )
@@ -128,9 +130,9 @@ def report_from_input(payload: Mapping[str, Any], received_at: datetime, catalog
         report_id=payload["report_id"],
         revision=int(payload["revision"]),
         unit=payload["unit"],
-        kind=kind,
+        kind=sys.intern(kind),  # kept in ledgers: one string per kind and period, not per report
         series=series.key,
-        period=payload["period"],
+        period=sys.intern(payload["period"]),
         values=values,
         withdrawn=withdrawn,
         received_at=received_at,

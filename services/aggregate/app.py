@@ -75,7 +75,7 @@ class Runtime:
 
             store = MongoTotalsStore(self.mongo, self.settings.mongodb_database)
             self.worker = BatchWorker(
-                Projector(store, tree, catalog, self.settings.cache_documents),
+                Projector(store, tree, catalog, self.settings.cache_documents, self.settings.cache_ledger_entries),
                 catalog,
                 tree,
                 send_dead_letter,

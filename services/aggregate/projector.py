@@ -18,8 +18,9 @@ Order of writes, and why it makes redelivery harmless:
 Kafka offsets are committed after the batch (faust acks the events when the agent moves on);
 committing is only an optimisation: the watermarks, not the committed offset, decide.
 
-The projector keeps what it last read or wrote in two bounded caches (ledgers, totals), so a
-steady stream costs writes only, not a read before every write. A cached document is exactly
+The projector keeps what it last read or wrote in two bounded caches (ledgers, counted by their
+report entries; totals, by documents), so a steady stream costs writes only, not a read before
+every write. A cached document is exactly
 what the database held at some version: the version check in step 3 turns a stale one into a
 conflict and a re-read, never into a wrong sum. A cached ledger is the ledger after some offset
 of this partition; it is only valid while this worker owns the partition without a gap, so the
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -42,7 +43,11 @@ from shared.rollup import LedgerEntry, Outcome, Report, TotalKey, UnitLedger, ap
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20
-DEFAULT_CACHE_ENTRIES = 50_000
+DEFAULT_CACHE_DOCUMENTS = 50_000
+# A ledger holds one entry per report its unit ever sent, so the ledger cache is bounded by
+# entries, not ledgers: the worker's memory then follows this figure and the totals documents
+# (the hierarchy), not the number of reports. About 450 bytes an entry (bench/ measures it).
+DEFAULT_CACHE_LEDGER_ENTRIES = 200_000
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -53,29 +58,39 @@ class ConflictPersisted(RuntimeError):
 
 
 class Lru(Generic[K, V]):
-    """A dict that forgets its least recently used entries beyond ``capacity``."""
+    """A dict that forgets its least recently used entries once their total weight passes
+    ``capacity``. Each entry weighs ``weight(value)``, 1 unless told otherwise."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, weight: Callable[[V], int] | None = None) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[K, V] = OrderedDict()
+        self._weigh = weight or (lambda _: 1)
+        self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self.weight = 0
 
     def get(self, key: K) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
 
     def put(self, key: K, value: V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+        self.pop(key)
+        w = self._weigh(value)
+        self._items[key] = (value, w)
+        self.weight += w
+        while self.weight > self.capacity:
+            _, (_, evicted) = self._items.popitem(last=False)
+            self.weight -= evicted
 
     def pop(self, key: K) -> None:
-        self._items.pop(key, None)
+        item = self._items.pop(key, None)
+        if item is not None:
+            self.weight -= item[1]
 
     def clear(self) -> None:
         self._items.clear()
+        self.weight = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -132,13 +147,20 @@ def _after_write(doc: dict[str, Any], write: TotalWrite) -> dict[str, Any]:
 
 class Projector:
     def __init__(
-        self, store: TotalsStore, tree: OrgTree, catalog: Catalog, cache_entries: int = DEFAULT_CACHE_ENTRIES
+        self,
+        store: TotalsStore,
+        tree: OrgTree,
+        catalog: Catalog,
+        cache_documents: int = DEFAULT_CACHE_DOCUMENTS,
+        cache_ledger_entries: int = DEFAULT_CACHE_LEDGER_ENTRIES,
     ) -> None:
         self.store = store
         self.tree = tree
         self.catalog = catalog
-        self._totals: Lru[str, dict[str, Any]] = Lru(cache_entries)
-        self._ledgers: Lru[tuple[str, int], StoredLedger] = Lru(cache_entries)
+        self._totals: Lru[str, dict[str, Any]] = Lru(cache_documents)
+        self._ledgers: Lru[tuple[str, int], StoredLedger] = Lru(
+            cache_ledger_entries, weight=lambda s: 1 + len(s.ledger.entries)
+        )
         self._generation = 0
 
     def forget(self) -> None:

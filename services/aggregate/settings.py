@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.aggregate.projector import DEFAULT_CACHE_DOCUMENTS, DEFAULT_CACHE_LEDGER_ENTRIES
 from shared.settings import ServiceSettings
 
 
@@ -17,7 +18,12 @@ class AggregateSettings(ServiceSettings):
     batch_max: int = Field(default=2000, ge=1, description="reports per flush at most")
     batch_within: float = Field(default=0.2, gt=0, description="seconds to wait to fill a flush")
     cache_documents: int = Field(
-        default=50_000, ge=0, description="ledgers and totals documents each kept in memory between batches"
+        default=DEFAULT_CACHE_DOCUMENTS, ge=0, description="totals documents kept in memory between batches"
+    )
+    cache_ledger_entries: int = Field(
+        default=DEFAULT_CACHE_LEDGER_ENTRIES,
+        ge=0,
+        description="report entries of unit ledgers kept in memory between batches (about 450 bytes each)",
     )
     data_dir: str = ".run/aggregate"
     registry_refresh_seconds: float = 10.0

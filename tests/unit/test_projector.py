@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.aggregate.projector import Positioned, Projector
+from services.aggregate.projector import Lru, Positioned, Projector
 from services.aggregate.store import InMemoryTotalsStore
 from shared.catalog import load_catalog
 from shared.hierarchy import load_vietnam
@@ -162,3 +162,40 @@ def test_one_batch_of_several_partitions_writes_each_document_once_with_each_wat
     run(Projector(store, TREE, CATALOG).apply([batch[1]]))
     run(Projector(store, TREE, CATALOG).apply([batch[0], batch[2]]))
     assert province(store) == 37 and store.totals["38|study_session|2020-12"]["version"] == 1
+
+
+def test_the_lru_forgets_the_least_recently_used_by_weight():
+    lru: Lru[str, list[int]] = Lru(5, weight=len)
+    lru.put("a", [1, 2])
+    lru.put("b", [1, 2])
+    assert lru.get("a") == [1, 2]  # now b is the least recently used
+    lru.put("c", [1, 2])  # weight 6 > 5: b goes
+    assert lru.get("b") is None and lru.weight == 4 and len(lru) == 2
+    lru.put("a", [1, 2, 3, 4])  # replacing a value re-weighs it: 4 + 2 > 5, c goes
+    assert lru.get("c") is None and lru.weight == 4
+    lru.put("d", [1] * 6)  # heavier than the whole cache: not kept, and nothing else is either
+    assert len(lru) == 0 and lru.weight == 0
+    lru.put("e", [1])
+    lru.pop("e")
+    assert lru.weight == 0
+
+
+def test_the_ledger_cache_is_bounded_by_report_entries_and_the_sums_stay_exact():
+    """A ledger holds every report its unit sent: the cache counts those, so memory does not
+    grow with the number of reports, and a ledger pushed out is read back, not lost."""
+    units = ["14923", "14926", "14929"]
+    stream = [msg(i, f"r{i}", i % 7 + 1, unit=units[i % 3]) for i in range(60)]
+    stream += [msg(60 + i, f"r{i}", 100, rev=2, unit=units[i % 3]) for i in range(0, 60, 5)]  # corrections
+    expected = sum(100 if i % 5 == 0 else i % 7 + 1 for i in range(60))
+
+    bounded_store, unbounded_store = InMemoryTotalsStore(), InMemoryTotalsStore()
+    bounded = Projector(bounded_store, TREE, CATALOG, cache_ledger_entries=25)
+    unbounded = Projector(unbounded_store, TREE, CATALOG)
+    reads = {"bounded": 0, "unbounded": 0}
+    for start in range(0, len(stream), 4):
+        reads["bounded"] += run(bounded.apply(stream[start : start + 4])).reads
+        reads["unbounded"] += run(unbounded.apply(stream[start : start + 4])).reads
+        assert bounded._ledgers.weight <= 25
+    assert province(bounded_store) == province(unbounded_store) == expected
+    assert bounded_store.totals == unbounded_store.totals
+    assert reads["bounded"] > reads["unbounded"]  # evicted ledgers were read back
