@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
+import logging.config
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,21 +27,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
+# Client libraries are chatty at INFO (every connection, every rebalance step).
+NOISY_LOGGERS = ("kafka", "aiokafka", "pymongo", "faust", "mode", "uvicorn.access")
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # Client libraries are chatty at INFO (every connection, every rebalance step).
-    for noisy in ("kafka", "aiokafka", "pymongo", "faust", "mode", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    logging.config.dictConfig(dict_config(level))
     logging.getLogger("baocao").info("starting", extra={"service": service})
 
 
 def dict_config(level: str = "INFO") -> dict[str, Any]:
-    """The same set-up as configure_logging, as a logging.config dictionary: for frameworks that
-    install their own logging when they start (faust's worker does)."""
+    """JSON lines on stderr at ``level``, the noisy libraries at WARNING or above, as a
+    logging.config dictionary: also for frameworks that install their own logging when they
+    start (faust's worker does)."""
     quiet = max(logging.WARNING, logging.getLevelName(level.upper()))
     return {
         "version": 1,
@@ -49,7 +47,5 @@ def dict_config(level: str = "INFO") -> dict[str, Any]:
         "formatters": {"json": {"()": JsonFormatter}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
         "root": {"level": level.upper(), "handlers": ["stderr"]},
-        "loggers": {
-            name: {"level": quiet} for name in ("kafka", "aiokafka", "pymongo", "faust", "mode", "uvicorn.access")
-        },
+        "loggers": {name: {"level": quiet} for name in NOISY_LOGGERS},
     }

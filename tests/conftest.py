@@ -2,9 +2,9 @@
 
 Unit tests need nothing. Integration and end-to-end tests get real servers: the ones named by
 KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI when set, otherwise a fresh local Kafka and
-mongo-java-server started here (profile "test-<pid>", data under .run/test-<pid>, removed at
-the end) and stopped at the end. Each test gets its own topics, database and consumer group, so tests never see each
-other's data.
+mongo-java-server started here (profile "test-<pid>", data under .run/test-<pid>), stopped and
+removed at the end. Each test gets its own topics, database and consumer group, so tests never
+see each other's data.
 """
 
 from __future__ import annotations

@@ -20,11 +20,11 @@ committing is only an optimisation: the watermarks, not the committed offset, de
 
 The projector keeps what it last read or wrote in two bounded caches (ledgers, counted by their
 report entries; totals, by documents), so a steady stream costs writes only, not a read before
-every write. A cached document is exactly
-what the database held at some version: the version check in step 3 turns a stale one into a
-conflict and a re-read, never into a wrong sum. A cached ledger is the ledger after some offset
-of this partition; it is only valid while this worker owns the partition without a gap, so the
-worker calls ``forget()`` on every rebalance, and any failed write forgets everything.
+every write. A cached document is exactly what the database held at some version: the version
+check in step 3 turns a stale one into a conflict and a re-read, never into a wrong sum. A
+cached ledger is the ledger after some offset of this partition; it is only valid while this
+worker owns the partition without a gap, so the worker calls ``forget()`` on every rebalance,
+and any failed write forgets everything.
 """
 
 from __future__ import annotations
