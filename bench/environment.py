@@ -21,7 +21,7 @@ from pathlib import Path
 from deploy import stack
 from deploy.processes import ServiceProcess, aggregate_process, http_process, service_env
 from shared.auth import COUNTRY, Scope, mint
-from tools.topics import create_topics, topic_names
+from tools.topics import create_topics, routed_topic, state_topic, topic_names
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,11 @@ class RunNames:
         return self.env({}, role)["BAOCAO_REPORTS_TOPIC"]
 
     def topics(self) -> list[str]:
-        return [t for role in ROLES for t in topic_names(self.env({}, role))]
+        names = []
+        for role in ROLES:
+            reports, dead, totals = topic_names(self.env({}, role))
+            names += [reports, dead, totals, routed_topic(reports), state_topic(reports)]
+        return names
 
     def token(self) -> str:
         """A country-wide token with every scope, valid for an hour: minted per phase or per

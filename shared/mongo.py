@@ -6,8 +6,8 @@ single-document atomic updates ($inc, $set), bulk writes, no multi-document tran
 change streams.
 
 Collections:
-    totals       one document per (unit, series, period): summed fields and counters
-    ledgers      one document per reporting unit: the latest revision of each of its reports
+    totals       one document per (unit, series, span): per period, summed fields and counters
+                 (the serving view the aggregator writes; shared/totals_docs.py)
     submissions  one document per report_id: its unit, kind and the revisions ingest accepted
     agencies     agencies registered at runtime under a commune, a district or a province
 """
@@ -19,7 +19,6 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 TOTALS = "totals"
-LEDGERS = "ledgers"
 SUBMISSIONS = "submissions"
 AGENCIES = "agencies"
 
@@ -37,8 +36,8 @@ def make_client(uri: str, app_name: str) -> AsyncMongoClient[dict[str, Any]]:
 
 async def ensure_indexes(client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
     db = client[database]
-    await db[TOTALS].create_index([("parents", 1), ("series", 1), ("period", 1)])
-    await db[TOTALS].create_index([("unit", 1), ("period", 1)])
+    await db[TOTALS].create_index([("part", 1)])  # an aggregator compares its partition's documents on restore
+    await db[TOTALS].create_index([("parents", 1), ("series", 1), ("span", 1)])
     await db[AGENCIES].create_index([("parent", 1)])
 
 

@@ -151,3 +151,12 @@ def deadline(period: Period, closing_day: int = 14, grace_days: int = 0) -> date
     last_month = period.end
     day = date(last_month.year, last_month.month, min(closing_day, last_month.day))
     return datetime(day.year, day.month, day.day, 23, 59, 59, 999999, VIETNAM_TZ) + timedelta(days=grace_days)
+
+
+@lru_cache(maxsize=4096)
+def span_of(label: str) -> str:
+    """The stored document a period's totals live in: its calendar year for months, quarters,
+    half-years and the year itself; the term for a congress term. So a report touches two
+    documents per unit (its year's and its term's), however many periods enclose it."""
+    p = parse_period(label)
+    return p.label if p.granularity == Granularity.TERM else str(p.start.year)

@@ -1,31 +1,41 @@
 """The roll-up: how one report changes the totals of its unit and of every ancestor.
 
-Plain Python, no I/O. The aggregator keeps, for each reporting unit, a *ledger*: the latest
-revision of each of the unit's reports. Applying a report to the ledger and comparing the unit's
-contribution to each affected (series, period) before and after gives exact deltas, which are
-then added to the unit and to each of its ancestors. Corrections, withdrawals, stocks (latest
-value) and flows (sums over time) all fall out of this one comparison; nothing is ever averaged.
+Plain Python, no I/O. A :class:`Rollup` holds, for the provinces one aggregator owns:
+
+* ``entries``: the latest revision of every report, keyed by ``<unit>/<report_id>``. Merging a
+  revision into it keeps the highest revision, so duplicates, replays and late lower revisions
+  change nothing; this is the state the aggregator makes durable (its changelog);
+* ``own``: each unit's own contribution per (series, period), kept as running sums and counts,
+  so applying a report costs the same whatever its unit's history;
+* ``docs``: the totals of every unit and ancestor, one document per (unit, series, span), the
+  span being the period's year (months, quarters, halves, the year) or its congress term.
+
+``own`` and ``docs`` are derived: :meth:`Rollup.restore` rebuilds them from the entries alone.
+Applying a report compares the unit's contribution to each affected (series, period) before and
+after, and adds the difference to the unit and each ancestor. Corrections, withdrawals, stocks
+(latest value) and flows (sums over time) all fall out of that one comparison; rates are computed
+at read time from summed numerators and denominators, never averaged.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from shared.catalog import INDICATOR_KIND, Catalog, Combine, OverTime, SeriesSpec
-from shared.hierarchy import Level, OrgTree
-from shared.periods import Period, deadline, parse_period
+from shared.periods import deadline, parse_period, span_of
 
-# Counters kept in every totals document besides the summed fields.
+# Counters kept per period of a totals document besides the summed fields ("sums.<field>").
 REPORTS = "reports"  # active reports in the subtree
 UNITS_REPORTED = "units_reported"  # expected units of the subtree with at least one report
 UNITS_ON_TIME = "units_on_time"  # ... of which at least one arrived by the deadline
 OWN = "own"  # 1 when the unit itself has an active report (only on the unit's own document)
 OWN_ON_TIME = "own_on_time"
+COUNTERS = (REPORTS, UNITS_REPORTED, UNITS_ON_TIME, OWN, OWN_ON_TIME)
 
 
 class Outcome(StrEnum):
@@ -52,49 +62,10 @@ class Report:
     received_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    revision: int
-    kind: str
-    series: str
-    period: str
-    values: Mapping[str, int]
-    withdrawn: bool
-    on_time: bool  # decided by the first revision's arrival: a late correction is not a late report
-
-    def to_doc(self) -> dict[str, Any]:
-        return {
-            "rev": self.revision,
-            "kind": self.kind,
-            "series": self.series,
-            "period": self.period,
-            "values": dict(self.values),
-            "withdrawn": self.withdrawn,
-            "on_time": self.on_time,
-        }
-
-    @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> LedgerEntry:
-        # interned: a ledger holds thousands of entries naming the same few kinds and periods
-        return cls(
-            revision=int(doc["rev"]),
-            kind=sys.intern(doc["kind"]),
-            series=sys.intern(doc["series"]),
-            period=sys.intern(doc["period"]),
-            values={sys.intern(k): v for k, v in doc["values"].items()},
-            withdrawn=bool(doc["withdrawn"]),
-            on_time=bool(doc["on_time"]),
-        )
-
-
-@dataclass
-class UnitLedger:
-    unit: str
-    entries: dict[str, LedgerEntry] = field(default_factory=dict)
-
-
 @dataclass(frozen=True)
 class TotalKey:
+    """One (unit, series, period): what the read API and the totals stream call a total."""
+
     unit: str
     series: str
     period: str
@@ -103,17 +74,85 @@ class TotalKey:
     def id(self) -> str:
         return f"{self.unit}|{self.series}|{self.period}"
 
+    @property
+    def doc_id(self) -> str:
+        """The stored document holding this total (see :func:`doc_id`)."""
+        return doc_id(self.unit, self.series, span_of(self.period))
+
     @classmethod
-    def parse(cls, doc_id: str) -> TotalKey:
-        unit, series, period = doc_id.split("|")
+    def parse(cls, total_id: str) -> TotalKey:
+        unit, series, period = total_id.split("|")
         return cls(unit, series, period)
+
+
+def doc_id(unit: str, series: str, span: str) -> str:
+    return f"{unit}|{series}|{span}"
+
+
+def entry_key(unit: str, report_id: str) -> str:
+    return f"{unit}/{report_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """The latest revision of one report, with where it counts (its unit's path to the province,
+    and whether its unit is one that is expected to report this series)."""
+
+    revision: int
+    kind: str
+    series: str
+    period: str
+    values: Mapping[str, int]
+    withdrawn: bool
+    on_time: bool  # decided by the first revision's arrival: a late correction is not a late report
+    path: tuple[str, ...]
+    expected: bool
+
+    @property
+    def unit(self) -> str:
+        return self.path[0]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rev": self.revision,
+            "kind": self.kind,
+            "series": self.series,
+            "period": self.period,
+            "values": dict(self.values),
+            "withdrawn": self.withdrawn,
+            "on_time": self.on_time,
+            "path": list(self.path),
+            "expected": self.expected,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Entry:
+        # interned: millions of entries name the same few kinds, periods and paths
+        return cls(
+            revision=int(doc["rev"]),
+            kind=sys.intern(doc["kind"]),
+            series=sys.intern(doc["series"]),
+            period=sys.intern(doc["period"]),
+            values={sys.intern(k): int(v) for k, v in doc["values"].items()},
+            withdrawn=bool(doc["withdrawn"]),
+            on_time=bool(doc["on_time"]),
+            path=_intern_path(doc["path"]),
+            expected=bool(doc["expected"]),
+        )
+
+
+_PATHS: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _intern_path(path: Iterable[str]) -> tuple[str, ...]:
+    t = tuple(sys.intern(p) for p in path)
+    return _PATHS.setdefault(t, t)
 
 
 @dataclass(frozen=True)
 class Applied:
     outcome: Outcome
-    deltas: dict[TotalKey, dict[str, int]]
-    changed_entry: LedgerEntry | None = None
+    entry: Entry | None = None  # the new latest revision, when it changed
     reason: str = ""
 
 
@@ -130,7 +169,7 @@ def report_from_input(payload: Mapping[str, Any], received_at: datetime, catalog
         report_id=payload["report_id"],
         revision=int(payload["revision"]),
         unit=payload["unit"],
-        kind=sys.intern(kind),  # kept in ledgers: one string per kind and period, not per report
+        kind=sys.intern(kind),
         series=series.key,
         period=sys.intern(payload["period"]),
         values=values,
@@ -139,33 +178,70 @@ def report_from_input(payload: Mapping[str, Any], received_at: datetime, catalog
     )
 
 
-def _covers(entry: LedgerEntry, bucket: str) -> bool:
-    return any(p.label == bucket for p in parse_period(entry.period).enclosing)
+def is_on_time(report: Report, spec: SeriesSpec) -> bool:
+    due = deadline(parse_period(report.period), spec.closing_day, spec.grace_days)
+    return report.received_at <= due
 
 
-def _recency(entry_id: str, entry: LedgerEntry) -> tuple[Any, ...]:
-    p: Period = parse_period(entry.period)
-    return (p.end, p.start, entry_id)
+def _recency(key: str, period: str) -> tuple[Any, ...]:
+    p = parse_period(period)
+    return (p.end, p.start, key)
 
 
-def contribution(ledger: UnitLedger, spec: SeriesSpec, bucket: str) -> dict[str, int]:
-    """What the unit's own reports put into one (series, period): summed fields and counters."""
-    active = [
-        (rid, e) for rid, e in ledger.entries.items() if e.series == spec.key and not e.withdrawn and _covers(e, bucket)
-    ]
-    out: dict[str, int] = {}
-    if not active:
+class OwnCell:
+    """One unit's own reports in one (series, period), as running figures: flow fields summed,
+    active and on-time reports counted, and (for series with a stock field) the active reports
+    by recency, since a stock takes the latest report's value."""
+
+    __slots__ = ("active", "latest", "on_time", "sums")
+
+    def __init__(self) -> None:
+        self.sums: dict[str, int] = {}
+        self.active = 0
+        self.on_time = 0
+        self.latest: dict[str, tuple[tuple[Any, ...], Mapping[str, int]]] | None = None
+
+    def add(self, key: str, e: Entry, spec: SeriesSpec, sign: int) -> None:
+        self.active += sign
+        self.on_time += sign * int(e.on_time)
+        for f in spec.totalled_fields:
+            if f.over_time == OverTime.FLOW:
+                self.sums[f.name] = self.sums.get(f.name, 0) + sign * e.values.get(f.name, 0)
+        if _has_stock(spec):
+            if self.latest is None:
+                self.latest = {}
+            if sign > 0:
+                self.latest[key] = (_recency(key, e.period), e.values)
+            else:
+                self.latest.pop(key, None)
+
+    def contribution(self, spec: SeriesSpec) -> dict[str, int]:
+        """What the unit's own reports put into this (series, period): fields and counters."""
+        if self.active <= 0:
+            return {}
+        out: dict[str, int] = {}
+        latest: Mapping[str, int] | None = None
+        if self.latest:
+            latest = max(self.latest.values(), key=lambda item: item[0])[1]
+        for f in spec.totalled_fields:
+            if f.over_time == OverTime.FLOW:
+                out[f.name] = self.sums.get(f.name, 0)
+            else:
+                out[f.name] = latest.get(f.name, 0) if latest is not None else 0
+        out[REPORTS] = self.active
+        out[OWN] = 1
+        out[OWN_ON_TIME] = int(self.on_time > 0)
         return out
-    for f in spec.totalled_fields:
-        if f.over_time == OverTime.FLOW:
-            out[f.name] = sum(e.values.get(f.name, 0) for _, e in active)
-        else:
-            _, latest = max(active, key=lambda item: _recency(*item))
-            out[f.name] = latest.values.get(f.name, 0)
-    out[REPORTS] = len(active)
-    out[OWN] = 1
-    out[OWN_ON_TIME] = int(any(e.on_time for _, e in active))
-    return out
+
+
+_STOCK: dict[str, bool] = {}
+
+
+def _has_stock(spec: SeriesSpec) -> bool:
+    known = _STOCK.get(spec.key)
+    if known is None:
+        known = _STOCK[spec.key] = any(f.over_time == OverTime.STOCK for f in spec.totalled_fields)
+    return known
 
 
 def _diff(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
@@ -181,53 +257,138 @@ def _buckets(*periods: str) -> list[str]:
     return list(seen)
 
 
-def is_on_time(report: Report, spec: SeriesSpec) -> bool:
-    due = deadline(parse_period(report.period), spec.closing_day, spec.grace_days)
-    return report.received_at <= due
+def _covers(period: str, bucket: str) -> bool:
+    return any(p.label == bucket for p in parse_period(period).enclosing)
 
 
-def apply_report(ledger: UnitLedger, report: Report, catalog: Catalog, tree: OrgTree) -> Applied:
-    """Apply ``report`` to the unit's ledger (mutating it) and return the totals it changes."""
-    if report.unit != ledger.unit:
-        raise ValueError(f"report for {report.unit} applied to the ledger of {ledger.unit}")
-    spec = catalog.series[report.series]
-    previous = ledger.entries.get(report.report_id)
-    if previous is not None:
-        if report.revision == previous.revision:
-            return Applied(Outcome.DUPLICATE, {})
-        if report.revision < previous.revision:
-            return Applied(Outcome.STALE, {})
-        if (previous.kind, previous.series) != (report.kind, report.series):
-            return Applied(
-                Outcome.REJECTED,
-                {},
-                reason=(
-                    f"report {report.report_id} was {previous.series} and cannot become "
-                    f"{report.series} in a later revision"
-                ),
-            )
-    entry = LedgerEntry(
-        revision=report.revision,
-        kind=report.kind,
-        series=report.series,
-        period=report.period,
-        values=dict(report.values),
-        withdrawn=report.withdrawn,
-        on_time=previous.on_time if previous is not None else is_on_time(report, spec),
-    )
-    buckets = _buckets(report.period, *([previous.period] if previous else []))
-    before = {b: contribution(ledger, spec, b) for b in buckets}
-    ledger.entries[report.report_id] = entry
-    after = {b: contribution(ledger, spec, b) for b in buckets}
+class TotalsDoc:
+    """The totals of one (unit, series, span): per period, flat figures ("sums.x", counters)."""
 
-    deltas: dict[TotalKey, dict[str, int]] = {}
-    unit_level = tree.get(report.unit).level
-    expected = unit_level in {Level(x) for x in spec.expected_levels}
-    path = tree.path(report.unit)
-    for bucket in buckets:
-        own = _diff(before[bucket], after[bucket])
-        if not own:
-            continue
+    __slots__ = ("parents", "periods", "series", "span", "unit")
+
+    def __init__(self, unit: str, series: str, span: str, parents: tuple[str, ...]) -> None:
+        self.unit = unit
+        self.series = series
+        self.span = span
+        self.parents = parents  # the unit and its ancestors, for subtree queries
+        self.periods: dict[str, dict[str, int]] = {}
+
+    @property
+    def id(self) -> str:
+        return doc_id(self.unit, self.series, self.span)
+
+    @property
+    def province(self) -> str:
+        return self.parents[-1]
+
+    def add(self, period: str, inc: Mapping[str, int]) -> None:
+        figures = self.periods.setdefault(period, {})
+        for name, value in inc.items():
+            v = figures.get(name, 0) + value
+            if v:
+                figures[name] = v
+            else:
+                figures.pop(name, None)
+        if not figures:
+            del self.periods[period]
+
+
+class Rollup:
+    def __init__(self, catalog: Catalog, entries: MutableMapping[str, Entry] | None = None) -> None:
+        self.catalog = catalog
+        self.entries: MutableMapping[str, Entry] = entries if entries is not None else {}
+        self.own: dict[tuple[str, str, str], OwnCell] = {}
+        self.docs: dict[str, TotalsDoc] = {}
+        # what changed since the last take_changed(): document id -> periods
+        self.changed: dict[str, set[str]] = {}
+
+    # ------------------------------------------------------------------ reading
+
+    def total(self, unit: str, series: str, period: str) -> dict[str, int]:
+        doc = self.docs.get(doc_id(unit, series, span_of(period)))
+        return dict(doc.periods.get(period, {})) if doc else {}
+
+    def take_changed(self) -> dict[str, set[str]]:
+        changed, self.changed = self.changed, {}
+        return changed
+
+    # ------------------------------------------------------------------ writing
+
+    def apply(self, report: Report, path: Sequence[str], expected: bool) -> Applied:
+        """Merge ``report`` into the entries and update the totals it changes.
+
+        ``path`` is the report's unit and its ancestors up to the province; ``expected`` whether
+        the unit is of a level expected to report this series (it counts in units_reported)."""
+        if not path or path[0] != report.unit:
+            raise ValueError(f"path {list(path)!r} does not start with the report's unit {report.unit!r}")
+        key = entry_key(report.unit, report.report_id)
+        previous = self.entries.get(key)
+        if previous is not None:
+            if report.revision == previous.revision:
+                return Applied(Outcome.DUPLICATE)
+            if report.revision < previous.revision:
+                return Applied(Outcome.STALE)
+            if (previous.kind, previous.series) != (report.kind, report.series):
+                return Applied(
+                    Outcome.REJECTED,
+                    reason=(
+                        f"report {report.report_id} was {previous.series} and cannot become "
+                        f"{report.series} in a later revision"
+                    ),
+                )
+        spec = self.catalog.series[report.series]
+        entry = Entry(
+            revision=report.revision,
+            kind=report.kind,
+            series=report.series,
+            period=report.period,
+            values=dict(report.values),
+            withdrawn=report.withdrawn,
+            on_time=previous.on_time if previous is not None else is_on_time(report, spec),
+            path=_intern_path(path),
+            expected=expected,
+        )
+        self._replace(key, previous, entry, spec)
+        if previous is None:
+            outcome = Outcome.WITHDRAWN if report.withdrawn else Outcome.APPLIED
+        else:
+            outcome = Outcome.WITHDRAWN if report.withdrawn else Outcome.CORRECTED
+        return Applied(outcome, entry)
+
+    def restore(self, key: str, entry: Entry) -> bool:
+        """Merge an entry read back from the changelog: the higher revision wins, so a changelog
+        holding a key several times (before compaction, or from two writers) restores the same
+        state in any order. Returns whether it changed anything."""
+        previous = self.entries.get(key)
+        if previous is not None and previous.revision >= entry.revision:
+            return False
+        self._replace(key, previous, entry, self.catalog.series[entry.series])
+        return True
+
+    def _replace(self, key: str, previous: Entry | None, entry: Entry, spec: SeriesSpec) -> None:
+        self.entries[key] = entry
+        unit, series = entry.unit, entry.series
+        buckets = _buckets(entry.period, *([previous.period] if previous else []))
+        for bucket in buckets:
+            cell = self.own.get((unit, series, bucket))
+            if cell is None:
+                cell = self.own[(unit, series, bucket)] = OwnCell()
+            before = cell.contribution(spec)
+            if previous is not None and not previous.withdrawn and _covers(previous.period, bucket):
+                cell.add(key, previous, spec, -1)
+            if not entry.withdrawn and _covers(entry.period, bucket):
+                cell.add(key, entry, spec, +1)
+            after = cell.contribution(spec)
+            if cell.active == 0:
+                del self.own[(unit, series, bucket)]
+            own = _diff(before, after)
+            if own:
+                self._propagate(entry.path, series, bucket, own, spec, entry.expected)
+
+    def _propagate(
+        self, path: tuple[str, ...], series: str, bucket: str, own: dict[str, int], spec: SeriesSpec, expected: bool
+    ) -> None:
+        span = span_of(bucket)
         for depth, code in enumerate(path):
             inc: dict[str, int] = {}
             for f in spec.totalled_fields:
@@ -243,25 +404,14 @@ def apply_report(ledger: UnitLedger, report: Report, catalog: Catalog, tree: Org
                 for counter in (OWN, OWN_ON_TIME):
                     if counter in own:
                         inc[counter] = own[counter]
-            if inc:
-                deltas[TotalKey(code, report.series, bucket)] = inc
-
-    if previous is None:
-        outcome = Outcome.WITHDRAWN if report.withdrawn else Outcome.APPLIED
-    else:
-        outcome = Outcome.WITHDRAWN if report.withdrawn else Outcome.CORRECTED
-    return Applied(outcome, deltas, changed_entry=entry)
-
-
-def merge_deltas(target: dict[TotalKey, dict[str, int]], deltas: Mapping[TotalKey, Mapping[str, int]]) -> None:
-    for key, inc in deltas.items():
-        acc = target.setdefault(key, {})
-        for name, value in inc.items():
-            acc[name] = acc.get(name, 0) + value
-
-
-def without_zeros(inc: Mapping[str, int]) -> dict[str, int]:
-    return {k: v for k, v in inc.items() if v}
+            if not inc:
+                continue
+            did = doc_id(code, series, span)
+            doc = self.docs.get(did)
+            if doc is None:
+                doc = self.docs[did] = TotalsDoc(code, series, span, path[depth:])
+            doc.add(bucket, inc)
+            self.changed.setdefault(did, set()).add(bucket)
 
 
 def rates(spec: SeriesSpec, sums: Mapping[str, int]) -> dict[str, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The faust agent: thin. It buffers events and hands each batch to the BatchWorker."""
+"""The faust agents: thin. Each buffers events and hands each batch to its stage."""
 
 from __future__ import annotations
 
@@ -12,25 +12,35 @@ if TYPE_CHECKING:
     from services.aggregate.app import Runtime
 
 
-def register_agents(app: faust.App, reports: faust.TopicT, runtime: Runtime) -> None:
+def _raw(events: list[Any]) -> list[RawMessage]:
+    return [
+        RawMessage(
+            topic=e.message.topic,
+            partition=e.message.partition,
+            offset=e.message.offset,
+            key=e.message.key,
+            value=e.value,
+            timestamp_ms=int(e.message.timestamp * 1000) if e.message.timestamp else None,
+        )
+        for e in events
+    ]
+
+
+def register_agents(app: faust.App, reports: faust.TopicT, routed: faust.TopicT, runtime: Runtime) -> None:
     settings = runtime.settings
 
-    @app.agent(reports, name="apply_reports")
-    async def apply_reports(stream: faust.StreamT[Any]) -> None:
-        worker = await runtime.start()
-        # take_events yields lists of events; faust acknowledges them (and so may commit their
-        # offsets) only after this loop body returns, i.e. after the batch is written.
+    # take_events yields lists of events; faust acknowledges them (and so may commit their
+    # offsets) only after the loop body returns, i.e. after the stage's sends were acknowledged.
+    @app.agent(reports, name="route_reports")
+    async def route_reports(stream: faust.StreamT[Any]) -> None:
+        parts = await runtime.start()
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within):  # type: ignore[attr-defined]
-            await worker.handle(
-                [
-                    RawMessage(
-                        topic=e.message.topic,
-                        partition=e.message.partition,
-                        offset=e.message.offset,
-                        key=e.message.key,
-                        value=e.value,
-                        timestamp_ms=int(e.message.timestamp * 1000) if e.message.timestamp else None,
-                    )
-                    for e in events
-                ]
-            )
+            await parts.router.handle(_raw(events))
+
+    @app.agent(routed, name="apply_reports")
+    async def apply_reports(stream: faust.StreamT[Any]) -> None:
+        parts = await runtime.start()
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within):  # type: ignore[attr-defined]
+            await parts.aggregator.handle(_raw(events))
+            if parts.aggregator.pending >= settings.flush_documents:
+                await parts.aggregator.flush()

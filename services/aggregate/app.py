@@ -1,92 +1,152 @@
 """The faust app factory: the composition root of the aggregate worker.
 
-`create_app(settings)` builds the app, its topics, the agent and the web pages; nothing connects
-until the worker starts. The MongoDB client and the registry open when the agent starts and close
-when it stops.
+`create_app(settings)` builds the app, its topics, the two agents and the web pages; nothing
+connects until the worker starts. The MongoDB client, the registry and the producer open when the
+first agent starts.
+
+    reports ──route_reports (worker.py)──▶ reports.by-province ──apply_reports (aggregator.py)──▶
+        reports.state (changelog) · totals (stream) · MongoDB totals (view)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaProducer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.aggregate.agents import register_agents
+from services.aggregate.aggregator import Aggregator
 from services.aggregate.faust_kafka import AggregateApp
 from services.aggregate.metrics import AggregateMetrics
-from services.aggregate.projector import Projector
 from services.aggregate.settings import AggregateSettings
-from services.aggregate.store import MongoTotalsStore
-from services.aggregate.worker import BatchWorker
+from services.aggregate.state import KafkaChangelog
+from services.aggregate.view import MongoTotalsView
+from services.aggregate.worker import Router
 from shared.catalog import load_catalog
 from shared.hierarchy import load_vietnam
 from shared.mongo import ensure_indexes, make_client, ping
 from shared.registry import AgencyRegistry
 from shared.startup import freeze_startup_objects
+from tools.topics import routed_topic, state_topic
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Stages:
+    router: Router
+    aggregator: Aggregator
+
+
 class Runtime:
-    """Resources opened once per worker process, on first use by the agent."""
+    """Resources opened once per worker process, on first use by an agent."""
 
     def __init__(self, app: faust.App, settings: AggregateSettings, metrics: AggregateMetrics) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
-        self.worker: BatchWorker | None = None
+        self.stages: Stages | None = None
         self.mongo: Any = None
+        self.producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
-        self._refresher: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._assigned: set[int] = set()
 
-    async def start(self) -> BatchWorker:
+    @property
+    def routed_topic(self) -> str:
+        return routed_topic(self.settings.reports_topic)
+
+    async def start(self) -> Stages:
         async with self._lock:
-            if self.worker is not None:
-                return self.worker
+            if self.stages is not None:
+                return self.stages
+            settings = self.settings
             catalog = load_catalog()
-            tree = load_vietnam(self.settings.province_codes)
-            self.mongo = make_client(self.settings.mongodb_uri, "baocao-aggregate")
-            await ensure_indexes(self.mongo, self.settings.mongodb_database)
-            registry = AgencyRegistry(self.mongo, self.settings.mongodb_database, tree)
+            tree = load_vietnam(settings.province_codes)
+            self.mongo = make_client(settings.mongodb_uri, "baocao-aggregate")
+            await ensure_indexes(self.mongo, settings.mongodb_database)
+            registry = AgencyRegistry(self.mongo, settings.mongodb_database, tree)
             await registry.refresh()
-            dead_letters = self.app.topic(self.settings.dead_letter_topic, value_serializer="raw", key_serializer="raw")
+            # Our own producer for what must be acknowledged before a batch is: routed reports,
+            # changelog entries, totals, dead letters. Idempotent, so a retried send is not a
+            # second copy.
+            self.producer = AIOKafkaProducer(
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                max_batch_size=1024 * 1024,
+                max_request_size=4 * 1024 * 1024,
+            )
+            await self.producer.start()
+            producer = self.producer
+            partitions = len(await producer.partitions_for(self.routed_topic))
 
-            async def send_dead_letter(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> Any:
-                fut = await dead_letters.send(key=key, value=value, headers=headers)
-                return await fut  # wait for the broker before the source message is acknowledged
-
-            async def send_totals(messages: list[tuple[bytes, bytes]]) -> None:
-                # Straight to the producer (faust's topic and channel layers cost as much again
-                # per message), one after the other into its buffer, then wait for them all.
-                # Sending them concurrently instead makes every sender wake up each time a full
-                # batch drains: that cost more than half the worker's CPU.
-                producer = self.app.producer
-                topic = self.settings.totals_topic
-                pending = [await producer.send(topic, key, value, None, None, None) for key, value in messages]
-                # then wait for the buffer to drain and look at each result (asyncio.gather over
-                # tens of thousands of futures cost a tenth of the worker's CPU in callbacks)
+            async def send_all(topic: str, records: list[tuple[int | None, bytes | None, bytes | None]]) -> None:
+                # Into the producer's buffer one after the other, then wait for them all: sending
+                # them concurrently makes every sender wake up each time a batch drains, and
+                # asyncio.gather over tens of thousands of futures costs as much again.
+                pending = [await producer.send(topic, value, key=key, partition=p) for p, key, value in records]
                 await producer.flush()
                 for future in pending:
                     await future  # done by now: returns at once, or raises what the send raised
 
-            store = MongoTotalsStore(self.mongo, self.settings.mongodb_database)
-            self.worker = BatchWorker(
-                Projector(store, tree, catalog, self.settings.cache_documents, self.settings.cache_ledger_entries),
+            async def forward(records: list[tuple[int, bytes, bytes]]) -> None:
+                await send_all(self.routed_topic, list(records))
+
+            async def send_totals(messages: list[tuple[bytes, bytes]]) -> None:
+                await send_all(settings.totals_topic, [(None, k, v) for k, v in messages])
+
+            async def send_dead_letter(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> Any:
+                fut = await producer.send(settings.dead_letter_topic, value, key=key, headers=headers)
+                return await fut
+
+            router = Router(
+                catalog, tree, partitions, forward, send_dead_letter, self.metrics, refresh_registry=registry.refresh
+            )
+            aggregator = Aggregator(
                 catalog,
-                tree,
+                KafkaChangelog(settings.kafka_bootstrap_servers, state_topic(settings.reports_topic), producer),
+                MongoTotalsView(self.mongo, settings.mongodb_database),
+                send_totals,
                 send_dead_letter,
                 self.metrics,
-                refresh_registry=registry.refresh,
-                publish_total=send_totals,
             )
-            self._refresher = asyncio.create_task(registry.refresh_forever(self.settings.registry_refresh_seconds))
+            aggregator.assign(self._assigned)
+            self.stages = Stages(router, aggregator)
+            self._tasks = [
+                asyncio.create_task(registry.refresh_forever(settings.registry_refresh_seconds)),
+                asyncio.create_task(self._flush_forever(aggregator)),
+            ]
             freeze_startup_objects()
-            log.info("aggregate runtime ready", extra={"units": len(tree)})
-            return self.worker
+            log.info("aggregate runtime ready", extra={"units": len(tree), "partitions": partitions})
+            return self.stages
+
+    async def _flush_forever(self, aggregator: Aggregator) -> None:
+        while True:
+            await asyncio.sleep(self.settings.flush_interval)
+            try:
+                await aggregator.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug: say so, keep the worker going (flush retries I/O itself)
+                log.exception("flush failed")
+
+    def assigned(self, partitions: set[int]) -> None:
+        self._assigned = set(partitions)
+        if self.stages is not None:
+            self.stages.aggregator.assign(partitions)
+
+    def revoked(self, partitions: set[int]) -> None:
+        self._assigned -= partitions
+        if self.stages is not None:
+            self.stages.aggregator.revoke(partitions)
 
     async def ready(self) -> bool:
         if self.mongo is None:
@@ -98,8 +158,10 @@ class Runtime:
         return True
 
     async def close(self) -> None:
-        if self._refresher:
-            self._refresher.cancel()
+        for task in self._tasks:
+            task.cancel()
+        if self.producer is not None:
+            await self.producer.stop()
         if self.mongo is not None:
             await self.mongo.close()
 
@@ -129,16 +191,23 @@ def create_app(settings: AggregateSettings) -> faust.App:
     metrics = AggregateMetrics()
     runtime = Runtime(app, settings, metrics)
     reports = app.topic(settings.reports_topic, value_serializer="raw", key_serializer="raw")
-    register_agents(app, reports, runtime)
+    routed = app.topic(runtime.routed_topic, value_serializer="raw", key_serializer="raw")
+    register_agents(app, reports, routed, runtime)
 
-    def forget_cached(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        # A partition this worker gets back may have moved on elsewhere in between: what the
-        # projector cached about it is no longer known to be current.
-        if runtime.worker is not None:
-            runtime.worker.projector.forget()
+    def _routed(tps: Any) -> set[int]:
+        return {tp.partition for tp in tps if tp.topic == runtime.routed_topic}
 
-    app.on_partitions_revoked.connect(forget_cached)
-    app.on_partitions_assigned.connect(forget_cached)
+    def on_revoked(sender: Any, revoked: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Whoever owns a province's partition next restores it from the changelog.
+        runtime.revoked(_routed(revoked))
+
+    def on_assigned(sender: Any, assigned: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Restoring starts now, not with the first message: a partition with nothing new to read
+        # still gets its stored documents compared with its state (and repaired).
+        runtime.assigned(_routed(assigned))
+
+    app.on_partitions_revoked.connect(on_revoked)
+    app.on_partitions_assigned.connect(on_assigned)
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

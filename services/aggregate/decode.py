@@ -2,12 +2,15 @@
 
 Messages come from ingest (an envelope with the server's receipt time) or straight from a unit's
 or a province's own systems (a bare report; its receipt time is the broker's timestamp). Neither
-is trusted: both are validated against the same schema as at ingest.
+is trusted: both are validated against the same schema as at ingest, and whatever a message
+holds, decoding it returns a Report or a Rejected, never raises (a message of 100,000 "[" makes
+json.loads raise RecursionError, an integer of 5,000 digits ValueError).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,12 +22,14 @@ from shared.hierarchy import OrgTree
 from shared.reports import REPORT_ADAPTER, ReportEnvelope
 from shared.rollup import Report, report_from_input
 
+log = logging.getLogger(__name__)
+
 MAX_MESSAGE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
 class Rejected:
-    reason: str  # a short machine-readable class: invalid_json, invalid_report, unknown_unit, too_large
+    reason: str  # a short machine-readable class: invalid_json, invalid_report, unknown_unit, too_large, rejected
     detail: str
 
 
@@ -37,14 +42,22 @@ def _first_errors(exc: ValidationError, limit: int = 5) -> str:
 
 
 def decode(value: bytes | None, timestamp_ms: int | None, catalog: Catalog, tree: OrgTree) -> Report | Rejected:
+    try:
+        return _decode(value, timestamp_ms, catalog, tree)
+    except Exception as exc:  # noqa: BLE001 - whatever a producer sent, it is a dead letter, not a crash
+        log.warning("undecodable message", extra={"error": repr(exc)[:300]})
+        return Rejected("invalid_report", f"could not be decoded: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _decode(value: bytes | None, timestamp_ms: int | None, catalog: Catalog, tree: OrgTree) -> Report | Rejected:
     if value is None:
         return Rejected("invalid_json", "empty message")
     if len(value) > MAX_MESSAGE_BYTES:
         return Rejected("too_large", f"{len(value)} bytes, limit {MAX_MESSAGE_BYTES}")
     try:
         raw: Any = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return Rejected("invalid_json", str(exc)[:200])
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+        return Rejected("invalid_json", f"{type(exc).__name__}: {str(exc)[:200]}")
     if not isinstance(raw, dict):
         return Rejected("invalid_report", "a report is a JSON object")
     try:

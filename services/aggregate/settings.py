@@ -5,7 +5,6 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.aggregate.projector import DEFAULT_CACHE_DOCUMENTS, DEFAULT_CACHE_LEDGER_ENTRIES
 from shared.settings import ServiceSettings
 
 
@@ -15,15 +14,13 @@ class AggregateSettings(ServiceSettings):
     app_id: str = Field(default="baocao-aggregate", description="faust app id = Kafka consumer group")
     host: str = "127.0.0.1"
     port: int = 6066
-    batch_max: int = Field(default=2000, ge=1, description="reports per flush at most")
-    batch_within: float = Field(default=0.2, gt=0, description="seconds to wait to fill a flush")
-    cache_documents: int = Field(
-        default=DEFAULT_CACHE_DOCUMENTS, ge=0, description="totals documents kept in memory between batches"
+    batch_max: int = Field(default=2000, ge=1, description="messages per batch at most")
+    batch_within: float = Field(default=0.05, gt=0, description="seconds to wait to fill a batch")
+    flush_interval: float = Field(
+        default=0.1, gt=0, description="seconds between flushes of changed totals to MongoDB and the totals topic"
     )
-    cache_ledger_entries: int = Field(
-        default=DEFAULT_CACHE_LEDGER_ENTRIES,
-        ge=0,
-        description="report entries of unit ledgers kept in memory between batches (about 450 bytes each)",
+    flush_documents: int = Field(
+        default=5000, ge=1, description="flush at once when this many documents have changed (a backlog)"
     )
     data_dir: str = ".run/aggregate"
     registry_refresh_seconds: float = 10.0

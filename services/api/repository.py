@@ -1,6 +1,9 @@
 """The read API's port to the totals, with the MongoDB adapter and an in-memory fake.
 
-Both pass tests/contract/test_totals_reader_contract.py.
+The API asks for totals by their id, ``<unit>|<series>|<period>``; they are stored one document
+per (unit, series, span) (shared/totals_docs.py), so each adapter reads the documents holding the
+periods asked for and hands back each period's view. Both pass
+tests/contract/test_totals_reader_contract.py.
 """
 
 from __future__ import annotations
@@ -12,48 +15,60 @@ from typing import Any, Protocol
 from pymongo import AsyncMongoClient
 
 from shared.mongo import TOTALS
-from shared.rollup import TotalKey
+from shared.rollup import OWN, TotalKey
+from shared.totals_docs import period_view, stored_id
 
 
 class TotalsReader(Protocol):
-    async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]: ...
+    async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Totals by id (unit|series|period): ``sums`` and the counters; absent ids have none."""
+        ...
 
     async def reporting_units(self, units: Iterable[str], series: str, period: str) -> set[str]:
         """Those of ``units`` that themselves have an active report in (series, period)."""
         ...
 
 
+def _views(ids: list[str], stored: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for i in ids:
+        view = period_view(stored.get(stored_id(i)), TotalKey.parse(i).period)
+        if view is not None:
+            out[i] = view
+    return out
+
+
 class MongoTotalsReader:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         self._col = client[database][TOTALS]
 
+    async def _stored(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        doc_ids = list(dict.fromkeys(stored_id(i) for i in ids))
+        periods = {TotalKey.parse(i).period for i in ids}
+        # by _id, the one index every MongoDB-compatible server has; only the periods asked for
+        projection = {"unit": 1, "series": 1, "parents": 1, "version": 1, **{f"periods.{p}": 1 for p in periods}}
+        return {d["_id"]: d async for d in self._col.find({"_id": {"$in": doc_ids}}, projection=projection)}
+
     async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        return {d["_id"]: d async for d in self._col.find({"_id": {"$in": list(ids)}}, projection={"wm": 0})}
+        wanted = list(ids)
+        return _views(wanted, await self._stored(wanted))
 
     async def reporting_units(self, units: Iterable[str], series: str, period: str) -> set[str]:
-        # by _id, the one index every MongoDB-compatible server has: no scan of the collection
-        ids = [TotalKey(u, series, period).id for u in units]
-        cursor = self._col.find({"_id": {"$in": ids}, "own": {"$gt": 0}}, projection={"unit": 1})
-        return {d["unit"] async for d in cursor}
+        views = await self.get_many([TotalKey(u, series, period).id for u in units])
+        return {v["unit"] for v in views.values() if v.get(OWN, 0) > 0}
 
 
 class InMemoryTotalsReader:
+    """The fake: stored documents (as the aggregator writes them) in a dictionary."""
+
     def __init__(self, docs: dict[str, dict[str, Any]] | None = None) -> None:
         self.docs = docs if docs is not None else {}
 
     async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        out = {}
-        for i in ids:
-            if i in self.docs:
-                doc = copy.deepcopy(self.docs[i])
-                doc.pop("wm", None)
-                out[i] = doc
-        return out
+        wanted = list(ids)
+        stored = {stored_id(i): copy.deepcopy(self.docs[stored_id(i)]) for i in wanted if stored_id(i) in self.docs}
+        return _views(wanted, stored)
 
     async def reporting_units(self, units: Iterable[str], series: str, period: str) -> set[str]:
-        out = set()
-        for u in units:
-            doc = self.docs.get(TotalKey(u, series, period).id)
-            if doc is not None and doc.get("own", 0) > 0:
-                out.add(u)
-        return out
+        views = await self.get_many([TotalKey(u, series, period).id for u in units])
+        return {v["unit"] for v in views.values() if v.get(OWN, 0) > 0}

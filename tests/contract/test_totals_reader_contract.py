@@ -4,9 +4,10 @@ import pytest
 
 from services.api.repository import InMemoryTotalsReader, MongoTotalsReader
 from shared.mongo import TOTALS
+from shared.totals_docs import stored_from_views
 from tests.contract.conftest import MEMORY_AND_MONGODB, fresh_database
 
-DOCS = [
+VIEWS = [
     {"_id": "38|study_session|2020-12", "unit": "38", "series": "study_session", "period": "2020-12",
      "parents": ["38"], "sums": {"members_attended": 35}, "reports": 2, "units_reported": 2, "wm": {"0": 4}},
     {"_id": "14923|study_session|2020-12", "unit": "14923", "series": "study_session", "period": "2020-12",
@@ -18,6 +19,7 @@ DOCS = [
     {"_id": "14923|study_session|2021-01", "unit": "14923", "series": "study_session", "period": "2021-01",
      "parents": ["14923", "389", "38"], "sums": {"members_attended": 9}, "reports": 1, "own": 1},
 ]  # fmt: skip
+DOCS = list(stored_from_views(VIEWS).values())
 
 
 @pytest.fixture(params=MEMORY_AND_MONGODB)
@@ -30,11 +32,17 @@ async def reader(request):
         yield MongoTotalsReader(client, database)
 
 
-async def test_documents_by_id_without_watermarks(reader):
-    got = await reader.get_many(["38|study_session|2020-12", "nope|study_session|2020-12"])
+async def test_totals_by_id_are_one_period_of_their_stored_document(reader):
+    got = await reader.get_many(["38|study_session|2020-12", "nope|study_session|2020-12", "38|study_session|2020-11"])
     assert list(got) == ["38|study_session|2020-12"]
     assert got["38|study_session|2020-12"]["sums"] == {"members_attended": 35}
-    assert "wm" not in got["38|study_session|2020-12"]
+    assert got["38|study_session|2020-12"]["reports"] == 2
+    assert got["38|study_session|2020-12"]["period"] == "2020-12"
+    both = await reader.get_many(["14923|study_session|2020-12", "14923|study_session|2021-01"])
+    assert {k: v["sums"] for k, v in both.items()} == {
+        "14923|study_session|2020-12": {"members_attended": 15},
+        "14923|study_session|2021-01": {"members_attended": 9},
+    }
 
 
 async def test_reporting_units_are_those_asked_about_with_their_own_active_report(reader):

@@ -3,12 +3,17 @@
 Written apart from shared/rollup.py on purpose (it shares only the unit tree, which is data):
 for each report, the highest revision sent wins, whatever the order of arrival; withdrawn
 reports count nowhere; flows add up, stocks take each unit's latest month; a unit counts once
-per (series, period) however many reports it sent.
+per (series, period) however many reports it sent; a report is on time when its first message
+arrived by the end of the 14th of its period's last month, Vietnam time (the workloads here use
+kinds without grace days).
+
+Nothing here reads the clock: the caller says when the messages arrived.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from shared.hierarchy import OrgTree
@@ -35,12 +40,32 @@ def numbers(report: dict[str, Any]) -> dict[str, int]:
     return {k: v for k, v in report["body"].items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
-def expected_totals(sent: list[dict[str, Any]], tree: OrgTree, on_time_periods: set[str]) -> dict[str, dict[str, int]]:
-    """Document id -> non-zero fields ("sums.x", "reports", "units_reported", ...)."""
+def closes_at(period: str) -> datetime:
+    """When data for a period closes: 23:59:59.999999 on the 14th of its last month, UTC+7."""
+    if "-Q" in period:
+        year, month = int(period[:4]), 3 * int(period[-1])
+    elif "-H" in period:
+        year, month = int(period[:4]), 6 * int(period[-1])
+    elif len(period) == 4:
+        year, month = int(period), 12
+    elif len(period) == 9:  # a term A-B: its last year is B-1
+        year, month = int(period[5:]) - 1, 12
+    else:
+        year, month = int(period[:4]), int(period[5:])
+    ict = timezone(timedelta(hours=7))
+    return datetime(year, month, 14, 23, 59, 59, 999999, tzinfo=ict)
+
+
+def expected_totals(sent: list[dict[str, Any]], tree: OrgTree, arrived_at: datetime) -> dict[str, dict[str, int]]:
+    """Total id (unit|series|period) -> non-zero fields ("sums.x", "reports", "units_reported",
+    ...), for messages that all arrived at ``arrived_at``."""
     final: dict[str, dict[str, Any]] = {}
+    first: dict[str, dict[str, Any]] = {}
     for r in sent:
+        first.setdefault(r["report_id"], r)
         if r["report_id"] not in final or r["revision"] > final[r["report_id"]]["revision"]:
             final[r["report_id"]] = r
+    on_time_ids = {rid for rid, r in first.items() if arrived_at.astimezone(UTC) <= closes_at(r["period"])}
     # unit -> series -> bucket -> list of effective reports
     by_unit: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list))
@@ -67,7 +92,7 @@ def expected_totals(sent: list[dict[str, Any]], tree: OrgTree, on_time_periods: 
                         for k, v in numbers(r).items():
                             own[k] += v
                 expected = level in EXPECTED_LEVELS[series]
-                on_time = any(r["period"] in on_time_periods for r in reports)
+                on_time = any(r["report_id"] in on_time_ids for r in reports)
                 for depth, code in enumerate(path):
                     doc = out[f"{code}|{series}|{bucket}"]
                     for k, v in own.items():
@@ -82,12 +107,16 @@ def expected_totals(sent: list[dict[str, Any]], tree: OrgTree, on_time_periods: 
     return {k: {f: v for f, v in d.items() if v} for k, d in out.items()}
 
 
-def flatten(doc: dict[str, Any]) -> dict[str, int]:
-    """A stored totals document as the oracle writes it: counters and sums.x, zeros left out."""
-    out = {f"sums.{k}": v for k, v in (doc.get("sums") or {}).items()}
-    for k in ("reports", "units_reported", "units_on_time", "own", "own_on_time"):
-        out[k] = doc.get(k, 0)
-    return {k: v for k, v in out.items() if v}
+def flatten(doc: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """A stored document (one per unit, series and year or term, with its periods inside) as the
+    oracle writes totals: total id -> counters and sums.x, zeros left out."""
+    out = {}
+    for period, figures in (doc.get("periods") or {}).items():
+        flat = {f"sums.{k}": v for k, v in (figures.get("sums") or {}).items()}
+        for k in ("reports", "units_reported", "units_on_time", "own", "own_on_time"):
+            flat[k] = figures.get(k, 0)
+        out[f"{doc['unit']}|{doc['series']}|{period}"] = {k: v for k, v in flat.items() if v}
+    return out
 
 
 def differences(mongodb_uri: str, database: str, expected: dict[str, dict[str, int]]) -> dict[str, tuple[Any, Any]]:
@@ -96,7 +125,7 @@ def differences(mongodb_uri: str, database: str, expected: dict[str, dict[str, i
 
     mongo: MongoClient[dict[str, Any]] = MongoClient(mongodb_uri)
     try:
-        stored = {d["_id"]: flatten(d) for d in mongo[database]["totals"].find({})}
+        stored = {k: v for d in mongo[database]["totals"].find({}) for k, v in flatten(d).items()}
     finally:
         mongo.close()
     stored = {k: v for k, v in stored.items() if v}

@@ -8,9 +8,10 @@ from services.api.repository import InMemoryTotalsReader
 from services.api.settings import ApiSettings
 from shared.auth import Scope, mint
 from shared.hierarchy import load_vietnam
+from shared.totals_docs import stored_from_views
 from tests.conftest import TEST_SECRET
 
-DOCS = {
+VIEWS = {
     "386|study_session|2020-12": {
         "_id": "386|study_session|2020-12",
         "unit": "386",
@@ -34,6 +35,7 @@ DOCS = {
         "own": 1,
     },
 }
+DOCS = stored_from_views(list(VIEWS.values()))
 
 
 @pytest.fixture

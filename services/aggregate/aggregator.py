@@ -1,0 +1,229 @@
+"""Stage two: the province's worker applies routed reports to its state and keeps the view fresh.
+
+Per partition of the routed topic it holds a :class:`shared.rollup.Rollup` (every report's latest
+revision, each unit's own figures, the totals of every unit and ancestor), restored from the
+changelog when the partition is assigned (state.py says why that is exact).
+
+``handle`` applies a batch and returns once the changelog has the changed entries. ``flush``
+turns what changed since the last flush into whole documents: it publishes their changed
+periods on the totals topic, then replaces the documents in MongoDB, one bulk write, no reads.
+The faust app calls it on a timer (light load) and whenever enough has changed (a backlog).
+
+After a partition is restored, its stored documents are compared with the state once, and any
+that differ (a worker killed between its changelog append and its flush, or between publishing
+and writing) are published and written again. So a crash leaves neither the view nor the
+stream behind, and nothing is read from MongoDB after that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from services.aggregate.decode import Rejected
+from services.aggregate.metrics import AggregateMetrics
+from services.aggregate.routing import decode_routed
+from services.aggregate.state import Changelog, decode_entry, encode_entry
+from services.aggregate.view import TotalsView
+from services.aggregate.worker import DeadLetterSink, RawMessage, retrying, send_dead_letters
+from shared.catalog import Catalog
+from shared.rollup import Outcome, Rollup, TotalsDoc, entry_key
+from shared.totals_docs import empty_view, period_view, to_stored
+from shared.totals_stream import encode, totals_message
+
+log = logging.getLogger(__name__)
+
+# [(key, value), ...] -> awaitable that completes once the broker has every totals message
+TotalsSink = Callable[[list[tuple[bytes, bytes]]], Awaitable[Any]]
+
+
+@dataclass
+class PartitionState:
+    rollup: Rollup
+    versions: dict[str, int] = field(default_factory=dict)  # document id -> version last written
+
+
+def next_version(previous: int) -> int:
+    """Versions grow with every write of a document: the microseconds of the wall clock, or one
+    more than the last version when the clock has not moved past it (or went back)."""
+    return max(previous + 1, time.time_ns() // 1000)
+
+
+class Aggregator:
+    def __init__(
+        self,
+        catalog: Catalog,
+        changelog: Changelog,
+        view: TotalsView,
+        publish: TotalsSink,
+        dead_letter: DeadLetterSink,
+        metrics: AggregateMetrics,
+        retry_pause: float = 0.5,
+    ) -> None:
+        self.catalog = catalog
+        self.changelog = changelog
+        self.view = view
+        self.publish = publish
+        self.dead_letter = dead_letter
+        self.metrics = metrics
+        self.retry_pause = retry_pause
+        self.parts: dict[int, PartitionState] = {}
+        self._loading: dict[int, asyncio.Task[None]] = {}
+        self._flush_lock = asyncio.Lock()
+        self._received: list[datetime] = []  # receipt times of reports applied since the last flush
+        self.pending = 0  # documents changed since the last flush
+
+    # ------------------------------------------------------------------ partitions
+
+    def assign(self, partitions: Iterable[int]) -> None:
+        """Start restoring newly assigned partitions (``handle`` waits for them)."""
+        for p in partitions:
+            if p not in self.parts and p not in self._loading:
+                self._loading[p] = asyncio.ensure_future(self._load(p))
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        """Forget revoked partitions: whoever gets one next restores it from the changelog."""
+        for p in partitions:
+            self.parts.pop(p, None)
+            task = self._loading.pop(p, None)
+            if task is not None:
+                task.cancel()
+
+    async def ensure_loaded(self, partitions: Iterable[int]) -> None:
+        self.assign(partitions)
+        for p in set(partitions):
+            task = self._loading.get(p)
+            if task is not None:
+                await asyncio.wait({task})  # a load cancelled by a revocation is not our error
+
+    async def _load(self, partition: int) -> None:
+        started = time.perf_counter()
+        try:
+            rollup = await retrying(self.metrics, "restore", lambda: self._restore(partition), self.retry_pause)
+            stored = await retrying(self.metrics, "database", lambda: self.view.load_part(partition), self.retry_pause)
+            state = PartitionState(rollup)
+            self._reconcile(partition, state, stored)
+            self.parts[partition] = state
+            self.pending += len(rollup.changed)
+            log.info(
+                "partition restored",
+                extra={
+                    "partition": partition,
+                    "reports": len(rollup.entries),
+                    "documents": len(rollup.docs),
+                    "to_rewrite": len(rollup.changed),
+                    "seconds": round(time.perf_counter() - started, 3),
+                },
+            )
+        finally:
+            if self._loading.get(partition) is asyncio.current_task():
+                del self._loading[partition]
+
+    async def _restore(self, partition: int) -> Rollup:
+        rollup = Rollup(self.catalog)
+        async for _, key, value in self.changelog.read([partition]):
+            k, entry = decode_entry(key, value)
+            rollup.restore(k, entry)
+        rollup.take_changed()
+        return rollup
+
+    def _reconcile(self, partition: int, state: PartitionState, stored: dict[str, dict[str, Any]]) -> None:
+        """Mark for rewriting every document whose stored form differs from the state."""
+        rollup = state.rollup
+        now = datetime.now(UTC)
+        for doc_id, doc in rollup.docs.items():
+            want = to_stored(doc, 0, partition, now)
+            have = stored.get(doc_id)
+            if have is not None:
+                state.versions[doc_id] = int(have.get("version", 0))
+            have_periods = (have or {}).get("periods") or {}
+            differ = {
+                p for p in set(want["periods"]) | set(have_periods) if want["periods"].get(p) != have_periods.get(p)
+            }
+            if differ or have is None or have.get("parents") != want["parents"]:
+                rollup.changed.setdefault(doc_id, set()).update(differ or want["periods"])
+        for doc_id, have in stored.items():
+            if doc_id not in rollup.docs:  # its figures were all withdrawn before the last flush
+                state.versions[doc_id] = int(have.get("version", 0))
+                empty = TotalsDoc(have["unit"], have["series"], have["span"], tuple(have.get("parents", ())))
+                rollup.docs[doc_id] = empty
+                rollup.changed.setdefault(doc_id, set()).update((have.get("periods") or {}).keys())
+
+    # ------------------------------------------------------------------ applying
+
+    async def handle(self, messages: Sequence[RawMessage]) -> None:
+        await self.ensure_loaded({m.partition for m in messages})
+        records = []
+        rejected: list[tuple[RawMessage, Rejected]] = []
+        outcomes: dict[str, int] = {}
+        for m in messages:
+            state = self.parts.get(m.partition)
+            if state is None:  # revoked while we waited: its new owner applies it
+                continue
+            try:
+                routed = decode_routed(m.value or b"")
+            except Exception as exc:  # noqa: BLE001 - stage one wrote it; a bug, not a reason to stop
+                rejected.append((m, Rejected("invalid_routed", f"{type(exc).__name__}: {str(exc)[:200]}")))
+                continue
+            report = routed.report
+            before = len(state.rollup.changed)
+            applied = state.rollup.apply(report, routed.path, routed.expected)
+            self.pending += len(state.rollup.changed) - before
+            outcomes[applied.outcome.value] = outcomes.get(applied.outcome.value, 0) + 1
+            if applied.outcome == Outcome.REJECTED:
+                rejected.append((m, Rejected("rejected", f"{applied.reason} (from {routed.source})")))
+            elif applied.entry is not None:
+                records.append(encode_entry(m.partition, entry_key(report.unit, report.report_id), applied.entry))
+                self._received.append(report.received_at)
+        if records:
+            await retrying(self.metrics, "changelog", lambda: self.changelog.append(records), self.retry_pause)
+        await send_dead_letters(self.dead_letter, self.metrics, rejected, self.retry_pause)
+        for outcome, n in outcomes.items():
+            if outcome != Outcome.REJECTED:
+                self.metrics.reports.labels(outcome).inc(n)
+
+    # ------------------------------------------------------------------ flushing
+
+    async def flush(self) -> int:
+        """Publish and write what changed since the last flush; returns the documents written."""
+        async with self._flush_lock:
+            started = time.perf_counter()
+            now = datetime.now(UTC)
+            docs: list[dict[str, Any]] = []
+            deletes: list[tuple[str, int]] = []
+            messages: list[tuple[bytes, bytes]] = []
+            # Everything up to the first await happens at once: the snapshot is consistent.
+            for partition, state in list(self.parts.items()):
+                rollup = state.rollup
+                for doc_id, periods in rollup.take_changed().items():
+                    doc = rollup.docs[doc_id]
+                    version = next_version(state.versions.get(doc_id, 0))
+                    state.versions[doc_id] = version
+                    stored = to_stored(doc, version, partition, now)
+                    for period in sorted(periods):
+                        view = period_view(stored, period) or empty_view(stored, period)
+                        messages.append(encode(totals_message(view)))
+                    if doc.periods:
+                        docs.append(stored)
+                    else:
+                        deletes.append((doc_id, version))
+                        del rollup.docs[doc_id]
+            received, self._received = self._received, []
+            self.pending = 0
+            if not messages:
+                return 0
+            # stream first: a crash between the two leaves MongoDB behind, which the next owner's
+            # comparison after restoring sees and repairs (a stream behind MongoDB it could not)
+            await retrying(self.metrics, "publish", lambda: self.publish(messages), self.retry_pause)
+            await retrying(self.metrics, "database", lambda: self.view.write(docs, deletes), self.retry_pause)
+            self.metrics.flush_seconds.observe(time.perf_counter() - started)
+            self.metrics.flush_size.observe(len(docs) + len(deletes))
+            written = datetime.now(UTC)
+            for at in received:
+                self.metrics.freshness.observe(max(0.0, (written - at).total_seconds()))
+            return len(docs) + len(deletes)

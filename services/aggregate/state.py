@@ -1,0 +1,136 @@
+"""The aggregator's durable state: the latest revision of every report, on a compacted topic.
+
+Stage two (aggregator.py) keeps, per partition of the routed topic, a :class:`shared.rollup.Rollup`
+in memory. Every change of an entry (a new report, a correction, a withdrawal) is appended to the
+same partition of ``<reports>.state``, keyed by ``<unit>/<report_id>``, and the batch that caused
+it returns (so its offsets may be committed) only once the broker has the appends. So:
+
+* killed before the appends were acknowledged: the batch's offsets were not committed, it is
+  read again, and applied again from the state as the changelog has it;
+* killed after: the changelog holds the new entries; the batch is read again and every message
+  in it is a duplicate of what the restored state holds.
+
+Restoring merges by revision (the higher wins), so the order of the changelog's records, a
+record written twice, or by two workers that both believed they owned the partition for a
+moment, all restore the same state. The totals are derived from the entries, never stored on
+their own, so they cannot drift from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.rollup import Entry
+
+Record = tuple[int, bytes, bytes]  # (partition, key, value)
+
+
+def encode_entry(partition: int, key: str, entry: Entry) -> Record:
+    return partition, key.encode(), json.dumps(entry.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decode_entry(key: bytes, value: bytes) -> tuple[str, Entry]:
+    return key.decode(), Entry.from_json(json.loads(value))
+
+
+class Changelog(Protocol):
+    async def append(self, records: list[Record]) -> None:
+        """Returns once the broker has every record; raises if any could not be written."""
+        ...
+
+    def read(self, partitions: Iterable[int]) -> AsyncIterator[Record]:
+        """Every record of the partitions, from the beginning to the end as it is now."""
+        ...
+
+    async def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]: ...
+
+
+class KafkaChangelog:
+    def __init__(self, bootstrap: str, topic: str, producer: AIOKafkaProducer) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.producer = producer
+
+    async def append(self, records: list[Record]) -> None:
+        if not records:
+            return
+        # into the producer's buffer one after the other, then wait for them all (see app.py)
+        pending = [await self.producer.send(self.topic, value, key=key, partition=p) for p, key, value in records]
+        await self.producer.flush()
+        for future in pending:
+            await future
+
+    async def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(self.topic, p) for p in partitions]
+            ends = await consumer.end_offsets(tps)
+            return {tp.partition: int(o) for tp, o in ends.items()}
+        finally:
+            await consumer.stop()
+
+    async def read(self, partitions: Iterable[int]) -> AsyncIterator[Record]:
+        tps = [TopicPartition(self.topic, p) for p in partitions]
+        if not tps:
+            return
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+        )
+        await consumer.start()
+        try:
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            await consumer.seek_to_beginning(*tps)
+            remaining = {tp for tp in tps if ends[tp] > 0}
+            for tp in tps:
+                if tp in remaining and await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)  # compacted or deleted up to the end
+            while remaining:
+                batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
+                for tp, messages in batches.items():
+                    for m in messages:
+                        if m.offset < ends[tp] and m.key is not None and m.value is not None:
+                            yield tp.partition, m.key, m.value
+                    if messages and messages[-1].offset >= ends[tp] - 1:
+                        remaining.discard(tp)
+                for tp in list(remaining):
+                    if await consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+        finally:
+            await consumer.stop()
+
+
+class InMemoryChangelog:
+    """The fake: a list per partition. ``fail_next`` makes the next append raise after writing
+    ``written`` of its records (a broker that took some and then went away)."""
+
+    def __init__(self) -> None:
+        self.records: dict[int, list[tuple[bytes, bytes]]] = {}
+        self.fail_next: int | None = None
+
+    async def append(self, records: list[Record]) -> None:
+        limit = len(records) if self.fail_next is None else self.fail_next
+        for p, key, value in records[:limit]:
+            self.records.setdefault(p, []).append((key, value))
+        if self.fail_next is not None:
+            self.fail_next = None
+            raise ConnectionError("changelog append failed part-way")
+        await asyncio.sleep(0)
+
+    async def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
+        return {p: len(self.records.get(p, [])) for p in partitions}
+
+    async def read(self, partitions: Iterable[int]) -> AsyncIterator[Record]:
+        for p in list(partitions):
+            for key, value in list(self.records.get(p, [])):
+                yield p, key, value

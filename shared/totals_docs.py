@@ -1,0 +1,115 @@
+"""The stored shape of the totals: one MongoDB document per (unit, series, span).
+
+    {"_id": "38|study_session|2020", "unit": "38", "series": "study_session", "span": "2020",
+     "parents": ["38"], "province": "38", "part": 5, "version": 1764..., "updated_at": ...,
+     "periods": {"2020-12": {"sums": {"members_attended": 5962, ...}, "reports": 1,
+                             "units_reported": 1, "units_on_time": 1},
+                 "2020-Q4": {...}, "2020-H2": {...}, "2020": {...}}}
+
+The span is the period's year (months, quarters, half-years, the year) or its congress term, so
+a report touches two documents per unit and ancestor, not one per enclosing period. Every figure
+of every period is computed by the aggregator (a quarter's units_reported is not the sum of its
+months'). Zero figures and empty periods are left out. The read API and the totals stream see one
+period at a time: :func:`period_view`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from shared.periods import span_of
+from shared.rollup import COUNTERS, TotalKey, TotalsDoc, doc_id
+
+
+def to_stored(doc: TotalsDoc, version: int, part: int, updated_at: datetime) -> dict[str, Any]:
+    periods: dict[str, dict[str, Any]] = {}
+    for period, figures in doc.periods.items():
+        out: dict[str, Any] = {}
+        sums = {k[5:]: v for k, v in figures.items() if k.startswith("sums.")}
+        if sums:
+            out["sums"] = sums
+        for c in COUNTERS:
+            if figures.get(c):
+                out[c] = figures[c]
+        periods[period] = out
+    return {
+        "_id": doc.id,
+        "unit": doc.unit,
+        "series": doc.series,
+        "span": doc.span,
+        "parents": list(doc.parents),
+        "province": doc.province,
+        "part": part,
+        "version": version,
+        "updated_at": updated_at,
+        "periods": periods,
+    }
+
+
+def stored_id(total_id: str) -> str:
+    key = TotalKey.parse(total_id)
+    return doc_id(key.unit, key.series, span_of(key.period))
+
+
+def period_view(stored: dict[str, Any] | None, period: str) -> dict[str, Any] | None:
+    """One period of a stored document, in the shape of a totals message's figures: ``_id`` the
+    total's id (unit|series|period), ``sums`` and the counters. None when it has no figures."""
+    if not stored:
+        return None
+    figures = (stored.get("periods") or {}).get(period)
+    if not figures:
+        return None
+    return {
+        "_id": TotalKey(stored["unit"], stored["series"], period).id,
+        "unit": stored["unit"],
+        "series": stored["series"],
+        "period": period,
+        "parents": list(stored.get("parents", ())),
+        "version": int(stored.get("version", 0)),
+        "sums": dict(figures.get("sums") or {}),
+        **{c: int(figures.get(c, 0)) for c in COUNTERS},
+    }
+
+
+def empty_view(stored: dict[str, Any], period: str) -> dict[str, Any]:
+    """What a period that lost all its figures looks like on the stream: zeros, same id."""
+    return {
+        "_id": TotalKey(stored["unit"], stored["series"], period).id,
+        "unit": stored["unit"],
+        "series": stored["series"],
+        "period": period,
+        "parents": list(stored.get("parents", ())),
+        "version": int(stored.get("version", 0)),
+        "sums": {},
+        **{c: 0 for c in COUNTERS},
+    }
+
+
+def stored_from_views(views: list[dict[str, Any]], part: int = 0, version: int = 1) -> dict[str, dict[str, Any]]:
+    """Stored documents holding the given per-period figures (each with unit, series, period,
+    parents, sums and counters): how fixtures are written in the shape the aggregator stores."""
+    out: dict[str, dict[str, Any]] = {}
+    for v in views:
+        span = span_of(v["period"])
+        did = doc_id(v["unit"], v["series"], span)
+        doc = out.setdefault(
+            did,
+            {
+                "_id": did,
+                "unit": v["unit"],
+                "series": v["series"],
+                "span": span,
+                "parents": list(v["parents"]),
+                "province": v["parents"][-1],
+                "part": part,
+                "version": version,
+                "periods": {},
+            },
+        )
+        figures: dict[str, Any] = {c: v[c] for c in COUNTERS if v.get(c)}
+        if v.get("sums"):
+            figures["sums"] = dict(v["sums"])
+        if figures:
+            doc["periods"][v["period"]] = figures
+    return out

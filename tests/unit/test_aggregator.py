@@ -1,0 +1,235 @@
+"""Both stages of the aggregator with in-memory fakes: routing by province, exactly once in
+effect through crashes and restores, hostile messages, and the view repaired after a crash."""
+
+import json
+from datetime import UTC, datetime
+
+from services.aggregate.aggregator import Aggregator
+from services.aggregate.metrics import AggregateMetrics
+from services.aggregate.routing import partition_for
+from services.aggregate.state import InMemoryChangelog
+from services.aggregate.view import InMemoryTotalsView
+from services.aggregate.worker import RawMessage, Router
+from shared.catalog import load_catalog
+from shared.hierarchy import load_vietnam
+from tests.e2e.oracle import flatten
+
+CATALOG = load_catalog()
+TREE = load_vietnam(["38", "01"])
+AT = datetime(2020, 12, 26, tzinfo=UTC)
+PARTITIONS = 4
+
+
+def report(rid, attended, rev=1, unit="14923", withdrawn=False, period="2020-12", kind="study_session"):
+    body = (
+        {"members_submitted": attended, "members_required": attended}
+        if kind == "reflection"
+        else {
+            "resolution": "NQ",
+            "held_on": f"{period}-05",
+            "format": "online",
+            "bridge_points": 0,
+            "delegates": 0,
+            "members_attended": attended,
+            "members_total": attended,
+        }
+    )
+    r = {
+        "report_id": rid,
+        "revision": rev,
+        "unit": unit,
+        "kind": kind,
+        "period": period,
+        "submitted_at": AT.isoformat(),
+        "body": body,
+    }
+    if withdrawn:
+        r["withdrawn"] = True
+    return r
+
+
+class Pipeline:
+    """Stage one and stage two wired through lists standing in for the two topics."""
+
+    def __init__(self, changelog=None, view=None):
+        self.metrics = AggregateMetrics()
+        self.changelog = changelog or InMemoryChangelog()
+        self.view = view or InMemoryTotalsView()
+        self.routed: dict[int, list[bytes]] = {}
+        self.published: list[tuple[bytes, bytes]] = []
+        self.dead: list[tuple[bytes | None, dict[str, bytes]]] = []
+        self.source_offsets: dict[int, int] = {}
+        self.router = Router(CATALOG, TREE, PARTITIONS, self._forward, self._dead_letter, self.metrics, retry_pause=0)
+        self.aggregator = self.new_aggregator()
+        self.applied_upto: dict[int, int] = {}
+
+    def new_aggregator(self):
+        return Aggregator(
+            CATALOG, self.changelog, self.view, self._publish, self._dead_letter, self.metrics, retry_pause=0
+        )
+
+    async def _forward(self, records):
+        for p, _key, value in records:
+            self.routed.setdefault(p, []).append(value)
+
+    async def _publish(self, messages):
+        self.published.extend(messages)
+
+    async def _dead_letter(self, key, value, headers):
+        self.dead.append((value, dict(headers)))
+
+    def raw(self, value: bytes, partition=0, timestamp_ms=None):
+        offset = self.source_offsets.get(partition, 0)
+        self.source_offsets[partition] = offset + 1
+        return RawMessage("reports", partition, offset, b"k", value, timestamp_ms)
+
+    async def send(self, reports, partition=0):
+        """Reports through stage one, as one batch from one partition of ``reports``."""
+        await self.router.handle([self.raw(json.dumps(r).encode(), partition, 1_600_000_000_000) for r in reports])
+
+    async def apply(self, aggregator=None, from_start=False):
+        """Stage two over whatever stage one routed and this aggregator has not applied yet."""
+        aggregator = aggregator or self.aggregator
+        for p, values in sorted(self.routed.items()):
+            start = 0 if from_start else self.applied_upto.get(p, 0)
+            batch = [RawMessage("routed", p, o, None, v, None) for o, v in enumerate(values) if o >= start]
+            if batch:
+                await aggregator.handle(batch)
+            self.applied_upto[p] = len(values)
+        await aggregator.flush()
+
+    def stored(self):
+        return {k: v for d in self.view.docs.values() for k, v in flatten(d).items() if v}
+
+    def total(self, total_id, field="sums.members_total"):
+        return self.stored().get(total_id, {}).get(field, 0)
+
+    def streamed(self):
+        """The stream as a mirror keeps it: per key, the message with the highest version."""
+        latest: dict[str, dict] = {}
+        for key, value in self.published:
+            m = json.loads(value)
+            if key.decode() not in latest or m["version"] >= latest[key.decode()]["version"]:
+                latest[key.decode()] = m
+        return latest
+
+
+async def test_a_stream_of_corrections_duplicates_and_withdrawals_gives_the_hand_computed_totals():
+    p = Pipeline()
+    await p.send([report("a", 10), report("b", 20, unit="14926"), report("a", 15, rev=2)])
+    await p.send(
+        [report("c", 5, unit="14929"), report("b", 20, unit="14926"), report("c", 0, rev=2, unit="14929", withdrawn=True)]
+    )
+    await p.apply()
+    assert p.total("38|study_session|2020-12") == 15 + 20
+    assert p.total("38|study_session|2020-2025", "units_reported") == 2
+    assert p.total("14929|study_session|2020-12", "reports") == 0
+
+
+async def test_a_unit_whose_messages_come_on_two_partitions_is_counted_once():
+    """Issue 13: S rev 1 (5) over HTTP, R rev 1 (10) straight to Kafka on another partition,
+    R rev 2 (20) over HTTP: 25, not 35."""
+    p = Pipeline()
+    await p.send([report("S", 5)], partition=0)
+    await p.send([report("R", 10)], partition=3)
+    await p.send([report("R", 20, rev=2)], partition=0)
+    await p.apply()
+    for unit in ("14923", "386", "38"):
+        assert p.total(f"{unit}|study_session|2020-12") == 25
+    assert set(p.routed) == {partition_for("38", PARTITIONS)}
+
+
+async def test_undecodable_messages_are_dead_letters_and_the_rest_of_their_batch_counts():
+    p = Pipeline()
+    hostile = [b"[" * 100_000, b'{"report_id": ' + b"9" * 5000 + b"}", b"\xff\xfe", b"null", b""]
+    good = [p.raw(json.dumps(report(f"g{i}", 10)).encode(), 0, 1_600_000_000_000) for i in range(3)]
+    await p.router.handle([good[0], *(p.raw(v) for v in hostile), good[1], good[2]])
+    await p.apply()
+    assert p.total("38|study_session|2020-12") == 30
+    assert len(p.dead) == len(hostile)
+    assert all(h["baocao-reason"] in (b"invalid_json", b"invalid_report") for _, h in p.dead)
+
+
+async def test_a_worker_killed_after_its_changelog_but_before_its_flush_leaves_nothing_stale():
+    p = Pipeline()
+    await p.send([report("a", 10), report("b", 20, unit="14926")])
+    await p.apply()
+    await p.send([report("a", 15, rev=2), report("c", 7, unit="14929")])
+    for part, values in p.routed.items():  # applied and in the changelog, then SIGKILL: no flush
+        await p.aggregator.handle([RawMessage("routed", part, o, None, v, None) for o, v in enumerate(values)][2:])
+    assert p.total("38|study_session|2020-12") == 30  # the view is behind
+    restarted = p.new_aggregator()
+    await p.apply(restarted, from_start=True)  # offsets were not committed: all read again
+    assert p.total("38|study_session|2020-12") == 15 + 20 + 7
+    assert p.streamed()["38|study_session|2020-12"]["sums"]["members_total"] == 42
+    assert p.streamed()["38|study_session|2020-Q4"]["reports"] == 3
+
+
+async def test_a_restored_partition_with_nothing_new_to_read_still_repairs_the_view():
+    p = Pipeline()
+    await p.send([report("a", 10)])
+    for part, values in p.routed.items():
+        await p.aggregator.handle([RawMessage("routed", part, 0, None, values[0], None)])
+    assert p.stored() == {}  # killed before any flush
+    restarted = p.new_aggregator()
+    restarted.assign(p.routed)
+    await restarted.ensure_loaded(p.routed)
+    await restarted.flush()
+    assert p.total("38|study_session|2020-12") == 10
+    assert p.streamed()["14923|study_session|2020-12"]["own"] == 1
+
+
+async def test_a_withdrawal_the_view_missed_is_removed_after_a_restore():
+    p = Pipeline()
+    await p.send([report("a", 10)])
+    await p.apply()
+    await p.send([report("a", 0, rev=2, withdrawn=True)])
+    for part, values in p.routed.items():
+        await p.aggregator.handle([RawMessage("routed", part, 1, None, values[1], None)])
+    restarted = p.new_aggregator()
+    await p.apply(restarted, from_start=True)
+    assert p.view.docs == {}
+    assert p.streamed()["38|study_session|2020-12"]["reports"] == 0
+
+
+async def test_a_changelog_that_fails_part_way_is_retried_without_counting_twice():
+    p = Pipeline()
+    await p.send([report(f"r{i}", 1) for i in range(10)])
+    p.changelog.fail_next = 4
+    await p.apply()
+    assert p.total("38|study_session|2020-12") == 10
+    restarted = p.new_aggregator()
+    await p.apply(restarted, from_start=True)
+    assert p.total("38|study_session|2020-12") == 10
+
+
+async def test_two_workers_that_both_applied_a_partition_restore_the_same_state():
+    p = Pipeline()
+    other = p.new_aggregator()
+    await p.send([report("a", 10), report("a", 12, rev=2), report("b", 3, unit="14926")])
+    await p.apply()
+    await p.apply(other, from_start=True)  # a zombie that kept the partition a moment too long
+    restarted = p.new_aggregator()
+    await p.apply(restarted, from_start=True)
+    assert p.total("38|study_session|2020-12") == 15
+    assert p.total("38|study_session|2020-12", "reports") == 2
+
+
+async def test_a_report_cannot_change_kind_and_the_refused_revision_is_a_dead_letter():
+    p = Pipeline()
+    await p.send([report("a", 10), report("a", 4, rev=2, kind="reflection")])
+    await p.apply()
+    assert p.total("38|study_session|2020-12") == 10
+    assert p.total("38|reflection|2020-12", "reports") == 0
+    assert [h["baocao-reason"] for _, h in p.dead] == [b"rejected"]
+
+
+async def test_provinces_are_routed_to_their_own_partition_and_totals_stay_apart():
+    p = Pipeline()
+    hanoi_commune = next(u.code for u in TREE.subtree("01") if u.level.value == "commune")
+    await p.send([report("a", 10), report("h", 4, unit=hanoi_commune)])
+    await p.apply()
+    assert p.total("38|study_session|2020-12") == 10
+    assert p.total("01|study_session|2020-12") == 4
+    parts = {d["_id"].split("|")[0]: d["part"] for d in p.view.docs.values() if d["unit"] in ("01", "38")}
+    assert parts == {"38": partition_for("38", PARTITIONS), "01": partition_for("01", PARTITIONS)}
