@@ -197,14 +197,14 @@ def create_app(settings: AggregateSettings) -> faust.App:
     def _routed(tps: Any) -> set[int]:
         return {tp.partition for tp in tps if tp.topic == runtime.routed_topic}
 
-    def on_revoked(sender: Any, revoked: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Whoever owns a province's partition next restores it from the changelog.
-        runtime.revoked(_routed(revoked))
+        runtime.revoked(_routed(args[0] if args else kwargs.get("revoked", ())))
 
-    def on_assigned(sender: Any, assigned: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Restoring starts now, not with the first message: a partition with nothing new to read
         # still gets its stored documents compared with its state (and repaired).
-        runtime.assigned(_routed(assigned))
+        runtime.assigned(_routed(args[0] if args else kwargs.get("assigned", ())))
 
     app.on_partitions_revoked.connect(on_revoked)
     app.on_partitions_assigned.connect(on_assigned)
@@ -238,6 +238,6 @@ def _update_lag(app: faust.App, metrics: AggregateMetrics) -> None:
             if high is None:
                 continue
             behind = high - (position + 1 if position is not None else 0)
-            metrics.lag.labels(str(tp.partition)).set(max(0, behind))
+            metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, behind))
     except Exception:
         log.debug("lag not available", exc_info=True)

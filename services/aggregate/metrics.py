@@ -22,13 +22,13 @@ class AggregateMetrics:
         )
         self.flush_size = Histogram(
             "baocao_aggregate_flush_documents",
-            "Totals documents written per flush",
+            "Totals documents written (or deleted) per flush",
             buckets=(0, 1, 5, 10, 50, 100, 500, 1000, 5000, 20000),
             registry=self.registry,
         )
         self.flush_seconds = Histogram(
             "baocao_aggregate_flush_duration_seconds",
-            "Time to apply one batch of one partition to the database",
+            "Time to publish and write one flush of changed totals documents",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
@@ -40,13 +40,14 @@ class AggregateMetrics:
         )
         self.retries = Counter(
             "baocao_aggregate_write_retries_total",
-            "Batches retried after a database error or a write conflict",
+            "Operations retried after Kafka or the database failed, by what was retried",
             ["cause"],
             registry=self.registry,
         )
         self.lag = Gauge(
             "baocao_aggregate_consumer_lag_messages",
-            "Messages in the partition not yet applied (high watermark - next offset)",
-            ["partition"],
+            "Messages in the partition not yet handled (high watermark - next offset): reports by stage one, "
+            "the routed topic by stage two",
+            ["topic", "partition"],
             registry=self.registry,
         )

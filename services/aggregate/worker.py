@@ -13,6 +13,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka.errors import KafkaError
+from pymongo.errors import PyMongoError
+
 from services.aggregate.decode import Rejected, decode
 from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.routing import encode_routed, partition_for, route
@@ -56,8 +59,16 @@ async def retrying(metrics: AggregateMetrics, cause: str, op: Callable[[], Await
             raise
         except Exception as exc:  # noqa: BLE001 - see the docstring
             attempt += 1
-            metrics.retries.labels(cause).inc()
-            log.warning("%s failed, retrying", cause, extra={"attempt": attempt, "error": repr(exc)[:300]})
+            # Kafka or the database away is expected now and then; anything else is a bug that
+            # stops this worker's progress, loudly (alert BaocaoAggregateUnexpectedWriteErrors).
+            expected = isinstance(exc, KafkaError | PyMongoError | OSError | TimeoutError)
+            metrics.retries.labels(cause if expected else "unexpected").inc()
+            log.warning(
+                "%s failed, retrying",
+                cause,
+                extra={"attempt": attempt, "error": repr(exc)[:300]},
+                exc_info=not expected,
+            )
             await asyncio.sleep(min(pause * attempt, 5.0))
 
 

@@ -118,7 +118,11 @@ async def test_a_stream_of_corrections_duplicates_and_withdrawals_gives_the_hand
     p = Pipeline()
     await p.send([report("a", 10), report("b", 20, unit="14926"), report("a", 15, rev=2)])
     await p.send(
-        [report("c", 5, unit="14929"), report("b", 20, unit="14926"), report("c", 0, rev=2, unit="14929", withdrawn=True)]
+        [
+            report("c", 5, unit="14929"),
+            report("b", 20, unit="14926"),
+            report("c", 0, rev=2, unit="14929", withdrawn=True),
+        ]
     )
     await p.apply()
     assert p.total("38|study_session|2020-12") == 15 + 20
