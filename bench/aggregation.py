@@ -73,7 +73,7 @@ class Drain:
 
     def half_rates(self) -> tuple[float | None, float | None]:
         """Rates over the first and the second half of the backlog: a drop shows a slowdown as
-        the ledgers and totals grow."""
+        the state and the totals grow."""
         window, middle = self.window, self._first_at_least(self.expected / 2)
         if window is None or middle is None or not self.done:
             return None, None

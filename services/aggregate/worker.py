@@ -57,7 +57,7 @@ async def retrying(metrics: AggregateMetrics, cause: str, op: Callable[[], Await
             return await op()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - see the docstring
+        except Exception as exc:
             attempt += 1
             # Kafka or the database away is expected now and then; anything else is a bug that
             # stops this worker's progress, loudly (alert BaocaoAggregateUnexpectedWriteErrors).

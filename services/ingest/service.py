@@ -81,7 +81,7 @@ class IngestService:
         try:
             prior = await self.submissions.get(report.report_id)
         except PyMongoError:
-            # The duplicate check is a courtesy; the aggregator's ledger is the guarantee.
+            # The duplicate check is a courtesy; the aggregator's state (the latest revision per report) is the guarantee.
             log.warning("submission log unavailable; publishing without duplicate check")
             prior = None
         if prior is not None:

@@ -1,7 +1,7 @@
 """What ingest remembers of each report_id: its unit and series, and the revisions it accepted
 (with a digest of their content). It lets ingest answer a resubmission as a duplicate and refuse
 a revision that would change a report's unit or kind. The aggregator does not depend on it: its
-own ledger makes every redelivery harmless.
+own state (the latest revision of every report) makes every redelivery harmless.
 """
 
 from __future__ import annotations
