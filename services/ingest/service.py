@@ -81,7 +81,8 @@ class IngestService:
         try:
             prior = await self.submissions.get(report.report_id)
         except PyMongoError:
-            # The duplicate check is a courtesy; the aggregator's state (the latest revision per report) is the guarantee.
+            # The duplicate check is a courtesy; the aggregator's state (each report's latest
+            # revision) is the guarantee.
             log.warning("submission log unavailable; publishing without duplicate check")
             prior = None
         if prior is not None:
