@@ -5,6 +5,7 @@ Used by `make run` (deploy/run.py), the end-to-end and chaos tests, and the benc
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.stack import ROOT, free_port, pid_alive
+
+log = logging.getLogger("baocao.run")
 
 
 class ServiceNotReady(RuntimeError):
@@ -134,17 +137,57 @@ def http_process(kind: str, run_dir: Path, env: dict[str, str], port: int | None
     )
 
 
-def stop_recorded(pids: dict[str, int]) -> None:
-    """Stop processes recorded by pid in an earlier command (make down)."""
-    for pid in pids.values():
-        if pid_alive(pid):
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-    deadline = time.monotonic() + 20
-    for pid in pids.values():
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if pid_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _leads_its_group(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def stop_recorded(pids: dict[str, int], timeout_s: float = 20.0, kill_wait_s: float = 5.0) -> dict[str, int]:
+    """Stop processes recorded by pid in an earlier command (make down): SIGTERM to each one's
+    process group, SIGKILL to those still alive ``timeout_s`` later, then wait up to
+    ``kill_wait_s`` for them to go. Returns those still alive (none, unless a kill failed).
+
+    Every process we start leads its own session, so a recorded pid that does not lead its
+    process group is not ours any more (the pid was reused): it is left alone, with a warning.
+    """
+    targets: dict[str, int] = {}
+    for name, pid in pids.items():
+        if not pid_alive(pid):
+            continue
+        if not _leads_its_group(pid):
+            log.warning("pid %d (recorded for %s) is not a process we started; leaving it alone", pid, name)
+            continue
+        targets[name] = pid
+        _signal_group(pid, signal.SIGTERM)
+
+    def alive() -> dict[str, int]:
+        return {name: pid for name, pid in targets.items() if pid_alive(pid)}
+
+    deadline = time.monotonic() + timeout_s
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for name, pid in alive().items():
+        log.warning("%s (pid %d) still running %.0f s after SIGTERM; sending SIGKILL", name, pid, timeout_s)
+        _signal_group(pid, signal.SIGKILL)
+    deadline = time.monotonic() + kill_wait_s
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive()
+
+
+def answers_ready(url: str, path: str = "/readyz", timeout_s: float = 2.0) -> bool:
+    """Whether ``url + path`` answers 200 now (one try)."""
+    try:
+        with urllib.request.urlopen(url + path, timeout=timeout_s) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

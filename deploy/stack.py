@@ -94,6 +94,24 @@ class Profile:
     def state_file(self) -> Path:
         return self.dir / "stack.json"
 
+    @property
+    def urls_file(self) -> Path:
+        """Where `make run` writes the URLs its services listen on (shell syntax, KEY=value)."""
+        return self.dir / "urls.env"
+
+    def urls(self) -> dict[str, str]:
+        """The variables in urls.env ({} when there is none): BAOCAO_INGEST_URL, BAOCAO_API_URL..."""
+        try:
+            text = self.urls_file.read_text()
+        except OSError:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep and not key.startswith("#"):
+                out[key.strip()] = value.strip().strip("'\"")
+        return out
+
     def load(self) -> dict:
         if self.state_file.exists():
             return json.loads(self.state_file.read_text())

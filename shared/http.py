@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,12 +20,35 @@ from shared.revocations import Revocations, RevocationsUnavailable
 
 # Answers any route may give, declared once for the OpenAPI schema.
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The body is not parseable JSON"},
+    400: {"description": "The body is not valid JSON"},
     401: {"description": "Missing, malformed, expired or revoked token"},
     403: {"description": "The token lacks the scope, or the unit is outside its subtree"},
     413: {"description": "Request body too large"},
     422: {"description": "Invalid input; each error names the field"},
 }
+
+
+def invalid_json(exc: RequestValidationError) -> JSONResponse | None:
+    """400 with where parsing stopped, when the body is not valid JSON (FastAPI reports that as a
+    validation error, 422); None for any other validation error."""
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            loc = list(error.get("loc", ()))
+            where = f" at position {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
+            reason = str((error.get("ctx") or {}).get("error", "JSON decode error"))
+            return JSONResponse({"detail": f"invalid JSON{where}: {reason}"}, status_code=400)
+    return None
+
+
+def answer_invalid_json_with_400(app: FastAPI) -> None:
+    """A body that is not JSON gets 400 (as COMMON_RESPONSES says), other validation errors
+    FastAPI's 422."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return invalid_json(exc) or await request_validation_exception_handler(request, exc)
+
+    app.add_exception_handler(RequestValidationError, handler)
 
 
 class BodyTooLarge(Exception):

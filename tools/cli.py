@@ -7,7 +7,10 @@
     baocao demo load                                                  agencies and seed reports
     baocao dead-letters list | replay                                 needs KAFKA_BOOTSTRAP_SERVERS
 
-HTTP commands read BAOCAO_TOKEN, BAOCAO_INGEST_URL and BAOCAO_API_URL (or flags).
+HTTP commands read BAOCAO_TOKEN (or --token). They find ingest and the API, first found wins:
+--ingest-url/--api-url, then BAOCAO_INGEST_URL/BAOCAO_API_URL, then .run/<profile>/urls.env as
+written by `make run` (profile from --profile or BAOCAO_PROFILE, default dev), then
+http://127.0.0.1:8001 and :8002.
 """
 
 from __future__ import annotations
@@ -17,12 +20,30 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from deploy.stack import Profile
+
 log = logging.getLogger("baocao.cli")
+
+
+DEFAULT_URLS = {"BAOCAO_INGEST_URL": "http://127.0.0.1:8001", "BAOCAO_API_URL": "http://127.0.0.1:8002"}
+
+
+def resolve_url(variable: str, flag: str | None, profile: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """``variable`` (BAOCAO_INGEST_URL or BAOCAO_API_URL): the flag, the environment variable,
+    the profile's urls.env (written by `make run`), or the default port, in that order."""
+    env = os.environ if environ is None else environ
+    if flag:
+        return flag
+    if env.get(variable):
+        return env[variable]
+    written = Profile(profile or env.get("BAOCAO_PROFILE") or "dev").urls().get(variable)
+    return written or DEFAULT_URLS[variable]
 
 
 def _need(value: str | None, name: str) -> str:
@@ -213,8 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def http_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--token", default=os.environ.get("BAOCAO_TOKEN"))
-        p.add_argument("--api-url", default=os.environ.get("BAOCAO_API_URL", "http://127.0.0.1:8002"))
-        p.add_argument("--ingest-url", default=os.environ.get("BAOCAO_INGEST_URL", "http://127.0.0.1:8001"))
+        p.add_argument("--api-url", help="default: BAOCAO_API_URL, the profile's urls.env, :8002")
+        p.add_argument("--ingest-url", help="default: BAOCAO_INGEST_URL, the profile's urls.env, :8001")
+        p.add_argument("--profile", help="whose .run/<profile>/urls.env to read (BAOCAO_PROFILE, dev)")
 
     token = sub.add_parser("token", help="mint or revoke access tokens").add_subparsers(dest="action", required=True)
     m = token.add_parser("mint")
@@ -257,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
+    if hasattr(args, "api_url"):
+        args.api_url = resolve_url("BAOCAO_API_URL", args.api_url, args.profile)
+        args.ingest_url = resolve_url("BAOCAO_INGEST_URL", args.ingest_url, args.profile)
     if (
         getattr(args, "token", "x") is None
         and args.command in ("agency", "submit", "demo")

@@ -27,7 +27,15 @@ from services.api.views import (
 from shared.auth import Scope
 from shared.catalog import load_catalog
 from shared.hierarchy import HierarchyError, OrgTree, UnknownUnit, load_vietnam
-from shared.http import COMMON_RESPONSES, Authenticator, CurrentPrincipal, add_request_metrics, authorize, probes_router
+from shared.http import (
+    COMMON_RESPONSES,
+    Authenticator,
+    CurrentPrincipal,
+    add_request_metrics,
+    answer_invalid_json_with_400,
+    authorize,
+    probes_router,
+)
 from shared.mongo import make_client, ping
 from shared.periods import ACCEPTED_FORMS, PeriodError, parse_period
 from shared.registry import AgencyRegistry
@@ -265,5 +273,6 @@ def create_app(
 
     app.include_router(probes_router(metrics.registry, ready))
     add_request_metrics(app, metrics.requests, metrics.request_seconds)
+    answer_invalid_json_with_400(app)
     app.state.components = state
     return app

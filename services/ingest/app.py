@@ -6,11 +6,12 @@ Routes only translate: parse the body, call IngestService, map the outcome to a 
 import asyncio
 import logging
 import math
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
@@ -31,6 +32,7 @@ from shared.http import (
     CurrentPrincipal,
     add_request_metrics,
     authorize,
+    invalid_json,
     probes_router,
 )
 from shared.mongo import make_client, ping
@@ -73,6 +75,37 @@ class BatchOut(BaseModel):
 
 def _validation_reasons(errors: list[Any]) -> list[str]:
     return [str(e.get("type", "invalid")) for e in errors]
+
+
+_TOKEN = re.compile(r"bcv1\.[A-Za-z0-9_.=-]+")
+LOGGED_ERRORS = 20  # per rejected report
+LOGGED_CHARS = 200  # per message, report id or unit
+
+
+def _short(value: Any) -> str:
+    """Printable, bounded, and with anything that looks like a token blanked out."""
+    return _TOKEN.sub("bcv1.<redacted>", str(value))[:LOGGED_CHARS]
+
+
+def log_rejected(
+    route: str, reason: str, errors: list[dict[str, Any]], raw: Any = None, index: int | None = None
+) -> None:
+    """One JSON log line (WARNING) per rejected report: why, which fields, and its report_id and
+    unit when they can be read. Headers, and so tokens, are never logged."""
+    fields: dict[str, Any] = {"route": route, "reason": reason}
+    if index is not None:
+        fields["index"] = index
+    if isinstance(raw, dict):
+        for key in ("report_id", "unit"):
+            if isinstance(raw.get(key), str):
+                fields[key] = _short(raw[key])
+    fields["errors"] = [
+        {"loc": [_short(part) for part in e.get("loc", ())], "msg": _short(e.get("msg", ""))}
+        for e in errors[:LOGGED_ERRORS]
+    ]
+    if len(errors) > LOGGED_ERRORS:
+        fields["errors_not_logged"] = len(errors) - LOGGED_ERRORS
+    log.warning("rejected report", extra=fields)
 
 
 def create_app(
@@ -166,7 +199,13 @@ def create_app(
         for reason in _validation_reasons(list(exc.errors())):
             metrics.validation_failures.labels(reason).inc()
         metrics.reports.labels("invalid").inc()
-        return JSONResponse({"detail": _clean_errors(exc.errors())}, status_code=422)
+        errors = _clean_errors(exc.errors())
+        not_json = invalid_json(exc)
+        if not_json is not None:  # the body is not JSON at all: 400, and nothing of it is read
+            log_rejected(request.url.path, "invalid_json", errors)
+            return not_json
+        log_rejected(request.url.path, "invalid", errors, exc.body)
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.post(
         "/v1/reports",
@@ -190,17 +229,23 @@ def create_app(
             return limited
         # Unknown units are answered 422 by the service; known ones must be in the token's subtree.
         unit: str = report.unit  # type: ignore[attr-defined]  # every member of the union has it
+        ids = {"report_id": report.report_id, "unit": unit}  # type: ignore[attr-defined]
         known = await service.known(unit)
-        authorize(principal, Scope.SUBMIT, state["tree"], unit if known else None)
+        try:
+            authorize(principal, Scope.SUBMIT, state["tree"], unit if known else None)
+        except HTTPException as exc:
+            log_rejected("/v1/reports", "forbidden", [{"loc": ["body", "unit"], "msg": exc.detail}], ids)
+            raise
         try:
             outcome = await service.submit(report)
         except UnknownUnitError as exc:
             metrics.reports.labels("unknown_unit").inc()
-            return JSONResponse(
-                {"detail": [{"loc": ["body", "unit"], "msg": str(exc), "type": "unknown_unit"}]}, status_code=422
-            )
+            errors = [{"loc": ["body", "unit"], "msg": str(exc), "type": "unknown_unit"}]
+            log_rejected("/v1/reports", "unknown_unit", errors, ids)
+            return JSONResponse({"detail": errors}, status_code=422)
         except ConflictError as exc:
             metrics.reports.labels("conflict").inc()
+            log_rejected("/v1/reports", "conflict", [{"loc": [], "msg": str(exc)}], ids)
             return JSONResponse({"detail": str(exc)}, status_code=409)
         except PublishFailed as exc:
             metrics.reports.labels("unavailable").inc()
@@ -242,22 +287,27 @@ def create_app(
                 for reason in _validation_reasons(exc.errors()):
                     metrics.validation_failures.labels(reason).inc()
                 metrics.reports.labels("invalid").inc()
+                problems = _clean_errors(exc.errors())
+                log_rejected("/v1/reports/batch", "invalid", problems, raw, index)
                 return BatchItemOut(
                     index=index,
                     report_id=raw.get("report_id") if isinstance(raw.get("report_id"), str) else None,
                     status="invalid",
-                    errors=_clean_errors(exc.errors()),
+                    errors=problems,
                 )
+            ids = {"report_id": report.report_id, "unit": report.unit}
             if await service.known(report.unit) and not principal.covers(state["tree"], report.unit):
                 metrics.reports.labels("forbidden").inc()
+                problems = [
+                    {"loc": ["unit"], "msg": f"unit {report.unit} is outside this token's unit {principal.unit}"}
+                ]
+                log_rejected("/v1/reports/batch", "forbidden", problems, ids, index)
                 return BatchItemOut(
                     index=index,
                     report_id=report.report_id,
                     revision=report.revision,
                     status="forbidden",
-                    errors=[
-                        {"loc": ["unit"], "msg": f"unit {report.unit} is outside this token's unit {principal.unit}"}
-                    ],
+                    errors=problems,
                 )
             async with gate:
                 outcome: Outcome | None = None
@@ -272,6 +322,8 @@ def create_app(
                 except PublishFailed as exc:
                     status, errors = "unavailable", [{"loc": [], "msg": str(exc)}]
             metrics.reports.labels(status).inc()
+            if status in ("unknown_unit", "conflict"):
+                log_rejected("/v1/reports/batch", status, errors or [], ids, index)
             return BatchItemOut(
                 index=index, report_id=report.report_id, revision=report.revision, status=status, errors=errors
             )

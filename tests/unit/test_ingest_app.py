@@ -1,6 +1,7 @@
 """The ingest service over HTTP, with the in-memory publisher and submission log."""
 
 import json
+import logging
 
 import pytest
 from fastapi.testclient import TestClient
@@ -260,3 +261,54 @@ def test_an_unreadable_revocation_list_is_503_with_retry_after_never_500_nor_ope
     assert response.status_code == 503 and response.headers["retry-after"] == "5"
     assert "revoked tokens unreadable" in response.json()["detail"]
     assert all(not p for p in publisher.partitions)  # nothing was accepted
+
+
+def rejections(caplog):
+    """The 'rejected report' log lines, as the JSON objects the service writes."""
+    from shared.logs import JsonFormatter
+
+    formatter = JsonFormatter()
+    return [json.loads(formatter.format(r)) for r in caplog.records if r.getMessage() == "rejected report"]
+
+
+def test_a_rejected_report_is_logged_with_its_reason_and_fields_never_the_token(world, caplog):
+    client, _, _ = world
+    headers = auth()
+    token = headers["Authorization"].removeprefix("Bearer ")
+    long = {**report(rid="r" * 1000), "kind": "k" * 1000}  # an error message that echoes the input
+    with caplog.at_level(logging.WARNING, logger="services.ingest.app"):
+        assert client.post("/v1/reports", json=report(rid="r-bad", attended=400), headers=headers).status_code == 422
+        assert client.post("/v1/reports", json=long, headers=headers).status_code == 422
+    first, second = rejections(caplog)
+    assert first["level"] == "warning" and first["logger"] == "services.ingest.app"
+    assert (first["route"], first["reason"], first["report_id"], first["unit"]) == (
+        "/v1/reports",
+        "invalid",
+        "r-bad",
+        "14923",
+    )
+    assert any("members_attended (400) must not exceed members_total (300)" in e["msg"] for e in first["errors"])
+    assert all(set(e) == {"loc", "msg"} for e in first["errors"] + second["errors"])
+    assert second["errors"] and all(len(e["msg"]) <= 200 for e in second["errors"])
+    assert len(second["report_id"]) == 200 and "k" * 201 not in caplog.text
+    assert token not in caplog.text
+
+
+def test_rejected_items_of_a_batch_unknown_units_and_non_json_bodies_are_logged(world, caplog):
+    client, _, _ = world
+    items = [report(rid="a"), report(rid="b", attended=999), report(rid="d", unit="388"), {"report_id": 7}]
+    with caplog.at_level(logging.WARNING, logger="services.ingest.app"):
+        client.post("/v1/reports/batch", json=items, headers=auth("386"))
+        client.post("/v1/reports", json=report(rid="u", unit="99999"), headers=auth("VN"))
+        client.post("/v1/reports", content=b"{oops", headers={**auth(), "Content-Type": "application/json"})
+    got = [(x["route"], x["reason"], x.get("index"), x.get("report_id"), x.get("unit")) for x in rejections(caplog)]
+    assert sorted(got[:3], key=lambda g: g[2]) == [
+        ("/v1/reports/batch", "invalid", 1, "b", "14923"),
+        ("/v1/reports/batch", "forbidden", 2, "d", "388"),
+        ("/v1/reports/batch", "invalid", 3, None, None),
+    ]
+    assert got[3:] == [
+        ("/v1/reports", "unknown_unit", None, "u", "99999"),
+        ("/v1/reports", "invalid_json", None, None, None),
+    ]
+    assert "Bearer" not in caplog.text and "bcv1." not in caplog.text
