@@ -117,8 +117,9 @@ async def watch_drain(
                 await asyncio.sleep(interval_s)
                 continue
             now = time.perf_counter() - started
-            drain.samples.append((now, page.total(APPLIED)))
             drain.outcomes = page.by_label(APPLIED, "outcome")
+            # a report forwarded to its province's partition is counted again when applied there
+            drain.samples.append((now, page.total(APPLIED) - drain.outcomes.get("forwarded", 0.0)))
             if now - last_log >= 10:
                 log.info("aggregator: %d of %d applied after %.0f s", drain.applied, expected, now)
                 last_log = now

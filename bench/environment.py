@@ -21,7 +21,7 @@ from pathlib import Path
 from deploy import stack
 from deploy.processes import ServiceProcess, aggregate_process, http_process, service_env
 from shared.auth import COUNTRY, Scope, mint
-from tools.topics import create_topics, routed_topic, state_topic, topic_names
+from tools.topics import create_topics, state_topic, topic_names
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class RunNames:
         names = []
         for role in ROLES:
             reports, dead, totals = topic_names(self.env({}, role))
-            names += [reports, dead, totals, routed_topic(reports), state_topic(reports)]
+            names += [reports, dead, totals, state_topic(reports)]
         return names
 
     def token(self) -> str:

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import time
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
@@ -58,20 +59,26 @@ async def produce(bootstrap: str, topic: str, messages: Iterable[tuple[bytes, by
     )
     await producer.start()
     try:
-        await producer.partitions_for(topic)  # metadata before the clock starts
+        partitions = len(await producer.partitions_for(topic))  # metadata before the clock starts
         started = time.perf_counter()
-        count = await asyncio.wait_for(_send_windows(producer, topic, messages), timeout_s)
+        count = await asyncio.wait_for(_send_windows(producer, topic, messages, partitions), timeout_s)
         return Timed(count, time.perf_counter() - started)
     finally:
         await producer.stop()
 
 
-async def _send_windows(producer: AIOKafkaProducer, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> int:
-    """Send in windows of SEND_WINDOW, waiting for every ack of a window; return the count."""
+async def _send_windows(
+    producer: AIOKafkaProducer, topic: str, messages: Iterable[tuple[bytes, bytes]], partitions: int
+) -> int:
+    """Send in windows of SEND_WINDOW, waiting for every ack of a window; return the count. Each
+    message goes to partition CRC-32(key) mod ``partitions``, as ingest sends them."""
     source = iter(messages)
     count = 0
     while window := list(islice(source, SEND_WINDOW)):
-        acks = [await producer.send(topic, value=value, key=key) for key, value in window]
+        acks = [
+            await producer.send(topic, value=value, key=key, partition=zlib.crc32(key) % partitions)
+            for key, value in window
+        ]
         await asyncio.gather(*acks)
         count += len(window)
     return count

@@ -115,7 +115,7 @@ def phase_services(ctx: Context) -> None:
 def phase_limits(ctx: Context) -> None:
     sizes, bootstrap = ctx.sizes, ctx.servers.bootstrap
     topic = ctx.names.reports_topic("limits")
-    messages = [kafka_message(r) for r in ctx.workload.study_sessions(sizes.limit_reports, "lim")]
+    messages = [kafka_message(r, ctx.workload.tree) for r in ctx.workload.study_sessions(sizes.limit_reports, "lim")]
     produced = asyncio.run(kafka_limits.produce(bootstrap, topic, messages, sizes.phase_timeout_s))
     log.info("raw produce: %d reports in %.2f s", produced.count, produced.seconds)
     consumed = asyncio.run(kafka_limits.consume_and_decode(bootstrap, topic, len(messages), sizes.phase_timeout_s))
@@ -198,7 +198,7 @@ def phase_aggregation(ctx: Context) -> None:
 def _produce_backlog(ctx: Context) -> kafka_limits.Timed:
     sizes, topic = ctx.sizes, ctx.names.reports_topic("main")
     log.info("producing a backlog of %d mixed reports to %s", sizes.backlog, topic)
-    backlog = (kafka_message(r) for r in ctx.workload.mixed(sizes.backlog, "mx"))
+    backlog = (kafka_message(r, ctx.workload.tree) for r in ctx.workload.mixed(sizes.backlog, "mx"))
     time_limit = sizes.phase_timeout_s + sizes.backlog / 1000
     loaded = asyncio.run(kafka_limits.produce(ctx.servers.bootstrap, topic, backlog, time_limit))
     log.info("backlog of %d produced in %.1f s", loaded.count, loaded.seconds)

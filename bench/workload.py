@@ -46,9 +46,10 @@ def envelope(report: Report, received_at: str | None = None, source: str = "benc
     return json.dumps(doc, ensure_ascii=False).encode()
 
 
-def kafka_message(report: Report) -> tuple[bytes, bytes]:
-    """(key, value) as ingest produces them: keyed by unit code."""
-    return report["unit"].encode(), envelope(report)
+def kafka_message(report: Report, tree: OrgTree) -> tuple[bytes, bytes]:
+    """(key, value) as ingest produces them: keyed by province code (bench.kafka_limits sends
+    each to partition CRC-32(key) mod the partition count, as ingest does)."""
+    return tree.path(report["unit"])[-1].encode(), envelope(report)
 
 
 class Workload:

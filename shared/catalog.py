@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,9 @@ class SeriesSpec:
     closing_day: int = 14
     grace_days: int = 0
 
-    @property
+    @cached_property
     def totalled_fields(self) -> tuple[FieldSpec, ...]:
+        # cached: the aggregator asks for it several times per report
         return tuple(f for f in self.fields if f.totalled)
 
     @property

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
+from operator import add, mul, sub
 from typing import Any
 
 from shared.catalog import INDICATOR_KIND, Catalog, Combine, OverTime, SeriesSpec
@@ -188,6 +190,49 @@ def _recency(key: str, period: str) -> tuple[Any, ...]:
     return (p.end, p.start, key)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How one series' figures are laid out in a vector: its totalled fields first, then the
+    counters. Figures are kept as lists of ints and added with ``map``: a report changes about
+    five periods at three levels, and this is the aggregator's inner loop."""
+
+    names: tuple[str, ...]  # the vector's positions: "sums.<field>"..., then COUNTERS
+    flow: tuple[bool, ...]  # per field: summed over time (else a stock: the latest value)
+    up: tuple[int, ...]  # per position: 1 if it adds up to ancestors
+    has_stock: bool
+
+    @property
+    def fields(self) -> int:
+        return len(self.flow)
+
+
+_PLANS: dict[str, _Plan] = {}
+# positions of the counters after the fields
+_REPORTS, _UNITS_REPORTED, _UNITS_ON_TIME, _OWN, _OWN_ON_TIME = range(5)
+
+
+def _plan(spec: SeriesSpec) -> _Plan:
+    plan = _PLANS.get(spec.key)
+    if plan is None:
+        fields = spec.totalled_fields
+        plan = _PLANS[spec.key] = _Plan(
+            names=(*(f"sums.{f.name}" for f in fields), *COUNTERS),
+            flow=tuple(f.over_time == OverTime.FLOW for f in fields),
+            up=(*(int(f.combine == Combine.SUM) for f in fields), 1, 1, 1, 0, 0),
+            has_stock=any(f.over_time == OverTime.STOCK for f in fields),
+        )
+    return plan
+
+
+def figure_names(spec: SeriesSpec) -> tuple[str, ...]:
+    """The names of a series' figures vector: "sums.<field>"..., then the counters."""
+    return _plan(spec).names
+
+
+def _values(plan: _Plan, spec: SeriesSpec, values: Mapping[str, int]) -> tuple[int, ...]:
+    return tuple(values.get(f.name, 0) for f in spec.totalled_fields)
+
+
 class OwnCell:
     """One unit's own reports in one (series, period), as running figures: flow fields summed,
     active and on-time reports counted, and (for series with a stock field) the active reports
@@ -195,83 +240,64 @@ class OwnCell:
 
     __slots__ = ("active", "latest", "on_time", "sums")
 
-    def __init__(self) -> None:
-        self.sums: dict[str, int] = {}
+    def __init__(self, fields: int) -> None:
+        self.sums = [0] * fields
         self.active = 0
         self.on_time = 0
-        self.latest: dict[str, tuple[tuple[Any, ...], Mapping[str, int]]] | None = None
+        self.latest: dict[str, tuple[tuple[Any, ...], tuple[int, ...]]] | None = None
 
-    def add(self, key: str, e: Entry, spec: SeriesSpec, sign: int) -> None:
+    def add(self, key: str, e: Entry, values: tuple[int, ...], plan: _Plan, sign: int) -> None:
         self.active += sign
         self.on_time += sign * int(e.on_time)
-        for f in spec.totalled_fields:
-            if f.over_time == OverTime.FLOW:
-                self.sums[f.name] = self.sums.get(f.name, 0) + sign * e.values.get(f.name, 0)
-        if _has_stock(spec):
+        self.sums = list(map(add, self.sums, values) if sign > 0 else map(sub, self.sums, values))
+        if plan.has_stock:
             if self.latest is None:
                 self.latest = {}
             if sign > 0:
-                self.latest[key] = (_recency(key, e.period), e.values)
+                self.latest[key] = (_recency(key, e.period), values)
             else:
                 self.latest.pop(key, None)
 
-    def contribution(self, spec: SeriesSpec) -> dict[str, int]:
-        """What the unit's own reports put into this (series, period): fields and counters."""
+    def contribution(self, plan: _Plan) -> list[int]:
+        """What the unit's own reports put into this (series, period), as a vector laid out by
+        ``plan`` (units_reported and units_on_time left at 0: the caller knows if it counts)."""
         if self.active <= 0:
-            return {}
-        out: dict[str, int] = {}
-        latest: Mapping[str, int] | None = None
+            return [0] * (plan.fields + len(COUNTERS))
         if self.latest:
             latest = max(self.latest.values(), key=lambda item: item[0])[1]
-        for f in spec.totalled_fields:
-            if f.over_time == OverTime.FLOW:
-                out[f.name] = self.sums.get(f.name, 0)
-            else:
-                out[f.name] = latest.get(f.name, 0) if latest is not None else 0
-        out[REPORTS] = self.active
-        out[OWN] = 1
-        out[OWN_ON_TIME] = int(self.on_time > 0)
-        return out
+            figures = [s if flow else v for s, v, flow in zip(self.sums, latest, plan.flow, strict=True)]
+        else:
+            figures = list(self.sums)
+        return [*figures, self.active, 0, 0, 1, int(self.on_time > 0)]
 
 
-_STOCK: dict[str, bool] = {}
-
-
-def _has_stock(spec: SeriesSpec) -> bool:
-    known = _STOCK.get(spec.key)
-    if known is None:
-        known = _STOCK[spec.key] = any(f.over_time == OverTime.STOCK for f in spec.totalled_fields)
-    return known
-
-
-def _diff(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
-    keys = set(before) | set(after)
-    return {k: d for k in keys if (d := after.get(k, 0) - before.get(k, 0))}
-
-
-def _buckets(*periods: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def _buckets(*periods: str) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for period in periods:
         for p in parse_period(period).enclosing:
             seen[p.label] = None
-    return list(seen)
+    return tuple(seen)
 
 
-def _covers(period: str, bucket: str) -> bool:
-    return any(p.label == bucket for p in parse_period(period).enclosing)
+@lru_cache(maxsize=4096)
+def _enclosing(period: str) -> frozenset[str]:
+    return frozenset(p.label for p in parse_period(period).enclosing)
 
 
 class TotalsDoc:
-    """The totals of one (unit, series, span): per period, flat figures ("sums.x", counters)."""
+    """The totals of one (unit, series, span): per period, a vector of figures laid out by
+    ``names`` ("sums.<field>"..., then the counters)."""
 
-    __slots__ = ("parents", "periods", "series", "span", "unit")
+    __slots__ = ("names", "parents", "periods", "series", "span", "unit")
 
-    def __init__(self, unit: str, series: str, span: str, parents: tuple[str, ...]) -> None:
+    def __init__(self, unit: str, series: str, span: str, parents: tuple[str, ...], names: tuple[str, ...]) -> None:
         self.unit = unit
         self.series = series
         self.span = span
         self.parents = parents  # the unit and its ancestors, for subtree queries
-        self.periods: dict[str, dict[str, int]] = {}
+        self.names = names
+        self.periods: dict[str, list[int]] = {}
 
     @property
     def id(self) -> str:
@@ -281,16 +307,21 @@ class TotalsDoc:
     def province(self) -> str:
         return self.parents[-1]
 
-    def add(self, period: str, inc: Mapping[str, int]) -> None:
-        figures = self.periods.setdefault(period, {})
-        for name, value in inc.items():
-            v = figures.get(name, 0) + value
-            if v:
-                figures[name] = v
-            else:
-                figures.pop(name, None)
-        if not figures:
+    def add(self, period: str, inc: list[int]) -> None:
+        figures = self.periods.get(period)
+        if figures is None:
+            self.periods[period] = list(inc)
+            return
+        figures[:] = map(add, figures, inc)
+        if not any(figures):
             del self.periods[period]
+
+    def figures(self, period: str) -> dict[str, int]:
+        """One period's non-zero figures by name ("sums.members_attended", "reports", ...)."""
+        return {n: v for n, v in zip(self.names, self.periods.get(period, ()), strict=False) if v}
+
+    def flat(self) -> dict[str, dict[str, int]]:
+        return {p: self.figures(p) for p in self.periods}
 
 
 class Rollup:
@@ -306,7 +337,7 @@ class Rollup:
 
     def total(self, unit: str, series: str, period: str) -> dict[str, int]:
         doc = self.docs.get(doc_id(unit, series, span_of(period)))
-        return dict(doc.periods.get(period, {})) if doc else {}
+        return doc.figures(period) if doc else {}
 
     def take_changed(self) -> dict[str, set[str]]:
         changed, self.changed = self.changed, {}
@@ -367,51 +398,54 @@ class Rollup:
 
     def _replace(self, key: str, previous: Entry | None, entry: Entry, spec: SeriesSpec) -> None:
         self.entries[key] = entry
+        plan = _plan(spec)
         unit, series = entry.unit, entry.series
-        buckets = _buckets(entry.period, *([previous.period] if previous else []))
-        for bucket in buckets:
-            cell = self.own.get((unit, series, bucket))
+        new_values = _values(plan, spec, entry.values)
+        old_values = _values(plan, spec, previous.values) if previous is not None else new_values
+        old_in = _enclosing(previous.period) if previous is not None and not previous.withdrawn else frozenset()
+        new_in = _enclosing(entry.period) if not entry.withdrawn else frozenset()
+        for bucket in _buckets(entry.period, *([previous.period] if previous else [])):
+            cell_key = (unit, series, bucket)
+            cell = self.own.get(cell_key)
             if cell is None:
-                cell = self.own[(unit, series, bucket)] = OwnCell()
-            before = cell.contribution(spec)
-            if previous is not None and not previous.withdrawn and _covers(previous.period, bucket):
-                cell.add(key, previous, spec, -1)
-            if not entry.withdrawn and _covers(entry.period, bucket):
-                cell.add(key, entry, spec, +1)
-            after = cell.contribution(spec)
+                cell = self.own[cell_key] = OwnCell(plan.fields)
+            before = cell.contribution(plan)
+            if bucket in old_in:
+                assert previous is not None
+                cell.add(key, previous, old_values, plan, -1)
+            if bucket in new_in:
+                cell.add(key, entry, new_values, plan, +1)
+            after = cell.contribution(plan)
             if cell.active == 0:
-                del self.own[(unit, series, bucket)]
-            own = _diff(before, after)
-            if own:
-                self._propagate(entry.path, series, bucket, own, spec, entry.expected)
+                del self.own[cell_key]
+            if after != before:
+                self._propagate(entry.path, series, bucket, list(map(sub, after, before)), plan, entry.expected)
 
     def _propagate(
-        self, path: tuple[str, ...], series: str, bucket: str, own: dict[str, int], spec: SeriesSpec, expected: bool
+        self, path: tuple[str, ...], series: str, bucket: str, own: list[int], plan: _Plan, expected: bool
     ) -> None:
+        """Add the change of the unit's own figures to the unit (every field, its own counters)
+        and to each ancestor (the fields that add up the tree, the subtree counters)."""
+        f = plan.fields
+        if expected:  # the unit counts among those reported (and on time) of its whole path
+            own[f + _UNITS_REPORTED] = own[f + _OWN]
+            own[f + _UNITS_ON_TIME] = own[f + _OWN_ON_TIME]
+        up = list(map(mul, own, plan.up))
         span = span_of(bucket)
         for depth, code in enumerate(path):
-            inc: dict[str, int] = {}
-            for f in spec.totalled_fields:
-                if f.name in own and (depth == 0 or f.combine == Combine.SUM):
-                    inc[f"sums.{f.name}"] = own[f.name]
-            if REPORTS in own:
-                inc[REPORTS] = own[REPORTS]
-            if expected and OWN in own:
-                inc[UNITS_REPORTED] = own[OWN]
-            if expected and OWN_ON_TIME in own:
-                inc[UNITS_ON_TIME] = own[OWN_ON_TIME]
-            if depth == 0:
-                for counter in (OWN, OWN_ON_TIME):
-                    if counter in own:
-                        inc[counter] = own[counter]
-            if not inc:
-                continue
+            inc = own if depth == 0 else up
+            if depth and not any(up):
+                break
             did = doc_id(code, series, span)
             doc = self.docs.get(did)
             if doc is None:
-                doc = self.docs[did] = TotalsDoc(code, series, span, path[depth:])
+                doc = self.docs[did] = TotalsDoc(code, series, span, path[depth:], plan.names)
             doc.add(bucket, inc)
-            self.changed.setdefault(did, set()).add(bucket)
+            changed = self.changed.get(did)
+            if changed is None:
+                self.changed[did] = {bucket}
+            else:
+                changed.add(bucket)
 
 
 def rates(spec: SeriesSpec, sums: Mapping[str, int]) -> dict[str, dict[str, Any]]:

@@ -16,22 +16,30 @@ period at a time: :func:`period_view`.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from shared.periods import span_of
 from shared.rollup import COUNTERS, TotalKey, TotalsDoc, doc_id
 
 
+@lru_cache(maxsize=256)
+def _layout(names: tuple[str, ...]) -> tuple[tuple[bool, str], ...]:
+    """Per position of a figures vector: (is a summed field, its stored name)."""
+    return tuple((n.startswith("sums."), n[5:] if n.startswith("sums.") else n) for n in names)
+
+
 def to_stored(doc: TotalsDoc, version: int, part: int, updated_at: datetime) -> dict[str, Any]:
+    layout = _layout(doc.names)
     periods: dict[str, dict[str, Any]] = {}
-    for period, figures in doc.periods.items():
+    for period, vector in doc.periods.items():
         out: dict[str, Any] = {}
-        sums = {k[5:]: v for k, v in figures.items() if k.startswith("sums.")}
+        sums: dict[str, int] = {}
+        for (summed, name), value in zip(layout, vector, strict=True):
+            if value:
+                (sums if summed else out)[name] = value
         if sums:
             out["sums"] = sums
-        for c in COUNTERS:
-            if figures.get(c):
-                out[c] = figures[c]
         periods[period] = out
     return {
         "_id": doc.id,
@@ -69,20 +77,6 @@ def period_view(stored: dict[str, Any] | None, period: str) -> dict[str, Any] | 
         "version": int(stored.get("version", 0)),
         "sums": dict(figures.get("sums") or {}),
         **{c: int(figures.get(c, 0)) for c in COUNTERS},
-    }
-
-
-def empty_view(stored: dict[str, Any], period: str) -> dict[str, Any]:
-    """What a period that lost all its figures looks like on the stream: zeros, same id."""
-    return {
-        "_id": TotalKey(stored["unit"], stored["series"], period).id,
-        "unit": stored["unit"],
-        "series": stored["series"],
-        "period": period,
-        "parents": list(stored.get("parents", ())),
-        "version": int(stored.get("version", 0)),
-        "sums": {},
-        **{c: 0 for c in COUNTERS},
     }
 
 

@@ -1,35 +1,55 @@
-"""The rolled-up stream: one message per change of a totals document, on a compacted topic.
+"""The rolled-up stream: one message per change of a stored totals document, on a compacted topic.
 
-The message schema is shared/data/totals-message.schema.json (schema_version 1).
+The message schema is shared/data/totals-message.schema.json (schema_version 2): the document as
+the aggregator stores it (shared/totals_docs.py), every period of its year or term inside, keyed
+by its id. One message per document, not per period: a report changes about five periods per
+level, and coalescing them is what keeps publishing cheap.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).with_name("data") / "totals-message.schema.json"
-COUNTERS = ("reports", "units_reported", "units_on_time", "own")
 
 
-def totals_message(doc: dict[str, Any]) -> dict[str, Any]:
+def totals_message(stored: dict[str, Any]) -> dict[str, Any]:
     """The stream's view of a stored totals document."""
+    updated = stored.get("updated_at")
     return {
         "schema_version": SCHEMA_VERSION,
-        "id": doc["_id"],
-        "unit": doc["unit"],
-        "series": doc["series"],
-        "period": doc["period"],
-        "parents": list(doc.get("parents", [])),
-        "version": int(doc.get("version", 0)),
-        "sums": {k: int(v) for k, v in (doc.get("sums") or {}).items()},
-        **{c: int(doc.get(c, 0)) for c in COUNTERS},
-        "updated_at": datetime.now(UTC).isoformat(),
+        "id": stored["_id"],
+        "unit": stored["unit"],
+        "series": stored["series"],
+        "span": stored["span"],
+        "parents": list(stored.get("parents", [])),
+        "version": int(stored.get("version", 0)),
+        "periods": stored.get("periods") or {},
+        **({"updated_at": updated.isoformat() if isinstance(updated, datetime) else str(updated)} if updated else {}),
     }
 
 
 def encode(message: dict[str, Any]) -> tuple[bytes, bytes]:
     return message["id"].encode(), json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def periods_of(message: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A message's periods as totals: id unit|series|period -> unit, series, period, parents,
+    version, sums and counters (zeros included)."""
+    out = {}
+    for period, figures in (message.get("periods") or {}).items():
+        out[f"{message['unit']}|{message['series']}|{period}"] = {
+            "id": f"{message['unit']}|{message['series']}|{period}",
+            "unit": message["unit"],
+            "series": message["series"],
+            "period": period,
+            "parents": list(message.get("parents", ())),
+            "version": message["version"],
+            "sums": dict(figures.get("sums") or {}),
+            **{c: int(figures.get(c, 0)) for c in ("reports", "units_reported", "units_on_time", "own", "own_on_time")},
+        }
+    return out

@@ -3,8 +3,10 @@
     python -m tools.mirror --province 38 --db mirror.sqlite [--follow]
 
 Reads the compacted totals topic from the beginning (kafka-python, no consumer group: the
-mirror's state is the SQLite file) and keeps, per document id, the message with the highest
-version. Without --follow it stops once it has read everything present when it started.
+mirror's state is the SQLite file) and keeps, per document id (unit|series|year or term), the
+message with the highest version; each message holds every period of its document. Without
+--follow it stops once it has read everything present when it started. ``read_mirror`` gives
+the totals per period.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from shared.totals_stream import periods_of
+
 log = logging.getLogger(__name__)
 
 SCHEMA = """
@@ -25,7 +29,7 @@ CREATE TABLE IF NOT EXISTS totals (
     id TEXT PRIMARY KEY,
     unit TEXT NOT NULL,
     series TEXT NOT NULL,
-    period TEXT NOT NULL,
+    span TEXT NOT NULL,
     version INTEGER NOT NULL,
     message TEXT NOT NULL
 )
@@ -34,10 +38,10 @@ CREATE TABLE IF NOT EXISTS totals (
 
 def apply(db: sqlite3.Connection, message: dict[str, Any]) -> None:
     db.execute(
-        """INSERT INTO totals (id, unit, series, period, version, message) VALUES (?, ?, ?, ?, ?, ?)
+        """INSERT INTO totals (id, unit, series, span, version, message) VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT(id) DO UPDATE SET version = excluded.version, message = excluded.message
            WHERE excluded.version > totals.version""",
-        (message["id"], message["unit"], message["series"], message["period"], message["version"], json.dumps(message)),
+        (message["id"], message["unit"], message["series"], message["span"], message["version"], json.dumps(message)),
     )
 
 
@@ -68,9 +72,13 @@ def mirror(bootstrap: str, topic: str, province: str, db_path: str, follow: bool
 
 
 def read_mirror(db_path: str) -> dict[str, dict[str, Any]]:
+    """The mirrored totals per period: id unit|series|period -> sums, counters, version."""
     db = sqlite3.connect(db_path)
     try:
-        return {row[0]: json.loads(row[1]) for row in db.execute("SELECT id, message FROM totals")}
+        out: dict[str, dict[str, Any]] = {}
+        for (message,) in db.execute("SELECT message FROM totals"):
+            out.update(periods_of(json.loads(message)))
+        return out
     finally:
         db.close()
 

@@ -26,11 +26,6 @@ def topic_names(env: dict[str, str] | None = None) -> tuple[str, str, str]:
     )
 
 
-def routed_topic(reports: str) -> str:
-    """The aggregator's internal topic: validated reports keyed and partitioned by province."""
-    return f"{reports}.by-province"
-
-
 def state_topic(reports: str) -> str:
     """The aggregator's changelog: the latest revision of every report, compacted."""
     return f"{reports}.state"
@@ -39,15 +34,13 @@ def state_topic(reports: str) -> str:
 def topic_specs(partitions: int, env: dict[str, str] | None = None) -> list[NewTopic]:
     reports, dead, totals = topic_names(env)
     return [
-        # Keyed by unit code by ingest; other producers may key as they like: the aggregator
-        # re-partitions by province before anything is counted.
+        # Ingest writes each report to its province's partition (services/aggregate/routing.py);
+        # other producers may key as they like: the aggregator forwards what it finds elsewhere.
         NewTopic(reports, partitions, 1, topic_configs={"retention.ms": str(-1)}),
         NewTopic(dead, 1, 1, topic_configs={"retention.ms": str(-1)}),
         # Keyed by unit|series|period, compacted: reading from the start ends with current totals.
         NewTopic(totals, partitions, 1, topic_configs={"cleanup.policy": "compact"}),
-        # The aggregator's own: one province's reports all in one partition, and the state of
-        # that partition in the same partition of the changelog. Same partition count for both.
-        NewTopic(routed_topic(reports), partitions, 1, topic_configs={"retention.ms": str(-1)}),
+        # The aggregator's changelog: the state of partition p of reports in its partition p.
         NewTopic(state_topic(reports), partitions, 1, topic_configs={"cleanup.policy": "compact"}),
     ]
 

@@ -1,4 +1,4 @@
-"""The faust agents: thin. Each buffers events and hands each batch to its stage."""
+"""The faust agent: thin. It buffers events and hands each batch to the aggregator."""
 
 from __future__ import annotations
 
@@ -26,21 +26,15 @@ def _raw(events: list[Any]) -> list[RawMessage]:
     ]
 
 
-def register_agents(app: faust.App, reports: faust.TopicT, routed: faust.TopicT, runtime: Runtime) -> None:
+def register_agents(app: faust.App, reports: faust.TopicT, runtime: Runtime) -> None:
     settings = runtime.settings
 
     # take_events yields lists of events; faust acknowledges them (and so may commit their
-    # offsets) only after the loop body returns, i.e. after the stage's sends were acknowledged.
-    @app.agent(reports, name="route_reports")
-    async def route_reports(stream: faust.StreamT[Any]) -> None:
-        parts = await runtime.start()
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_within):  # type: ignore[attr-defined]
-            await parts.router.handle(_raw(events))
-
-    @app.agent(routed, name="apply_reports")
+    # offsets) only after the loop body returns, i.e. after what handle() sent was acknowledged.
+    @app.agent(reports, name="apply_reports")
     async def apply_reports(stream: faust.StreamT[Any]) -> None:
-        parts = await runtime.start()
+        aggregator = await runtime.start()
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within):  # type: ignore[attr-defined]
-            await parts.aggregator.handle(_raw(events))
-            if parts.aggregator.pending >= settings.flush_documents:
-                await parts.aggregator.flush()
+            await aggregator.handle(_raw(events))
+            if aggregator.pending >= settings.flush_documents:
+                await aggregator.flush()  # a backlog: write as we go, so memory stays bounded

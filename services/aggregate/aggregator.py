@@ -1,12 +1,15 @@
-"""Stage two: the province's worker applies routed reports to its state and keeps the view fresh.
+"""The aggregator: applies the reports of its partitions to its state and keeps the view fresh.
 
-Per partition of the routed topic it holds a :class:`shared.rollup.Rollup` (every report's latest
-revision, each unit's own figures, the totals of every unit and ancestor), restored from the
-changelog when the partition is assigned (state.py says why that is exact).
+Per partition of ``reports`` it holds a :class:`shared.rollup.Rollup` (every report's latest
+revision, each unit's own figures, the totals of every unit and ancestor) for the provinces that
+partition counts (routing.py), restored from the changelog when the partition is assigned
+(state.py says why that is exact).
 
-``handle`` applies a batch and returns once the changelog has the changed entries. ``flush``
-turns what changed since the last flush into whole documents: it publishes their changed
-periods on the totals topic, then replaces the documents in MongoDB, one bulk write, no reads.
+``handle`` decodes a batch (dead-lettering what is not a valid report), forwards any report that
+arrived on another province's partition, applies the rest, and returns once the broker has the
+forwarded reports, the dead letters and the changed entries in the changelog. ``flush``
+turns what changed since the last flush into whole documents: it publishes them
+on the totals topic, then replaces them in MongoDB, one bulk write, no reads.
 The faust app calls it on a timer (light load) and whenever enough has changed (a backlog).
 
 After a partition is restored, its stored documents are compared with the state once, and any
@@ -25,15 +28,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.aggregate.decode import Rejected
+from services.aggregate.decode import Rejected, decode
 from services.aggregate.metrics import AggregateMetrics
-from services.aggregate.routing import decode_routed
+from services.aggregate.routing import forwarded, partition_for
 from services.aggregate.state import Changelog, decode_entry, encode_entry
 from services.aggregate.view import TotalsView
-from services.aggregate.worker import DeadLetterSink, RawMessage, retrying, send_dead_letters
+from services.aggregate.worker import (
+    DeadLetterSink,
+    ForwardSink,
+    RawMessage,
+    RegistryRefresh,
+    retrying,
+    send_dead_letters,
+)
 from shared.catalog import Catalog
-from shared.rollup import Outcome, Rollup, TotalsDoc, entry_key
-from shared.totals_docs import empty_view, period_view, to_stored
+from shared.hierarchy import Level, OrgTree
+from shared.rollup import Outcome, Rollup, TotalsDoc, entry_key, figure_names
+from shared.totals_docs import to_stored
 from shared.totals_stream import encode, totals_message
 
 log = logging.getLogger(__name__)
@@ -58,14 +69,23 @@ class Aggregator:
     def __init__(
         self,
         catalog: Catalog,
+        tree: OrgTree,
+        partitions: int,
         changelog: Changelog,
         view: TotalsView,
         publish: TotalsSink,
+        forward: ForwardSink,
         dead_letter: DeadLetterSink,
         metrics: AggregateMetrics,
+        refresh_registry: RegistryRefresh | None = None,
         retry_pause: float = 0.5,
     ) -> None:
         self.catalog = catalog
+        self.tree = tree
+        self.partitions = partitions  # of ``reports``; the changelog has as many
+        self.forward = forward
+        self.refresh_registry = refresh_registry
+        self._expected_levels = {k: {Level(x) for x in s.expected_levels} for k, s in catalog.series.items()}
         self.changelog = changelog
         self.view = view
         self.publish = publish
@@ -150,7 +170,9 @@ class Aggregator:
         for doc_id, have in stored.items():
             if doc_id not in rollup.docs:  # its figures were all withdrawn before the last flush
                 state.versions[doc_id] = int(have.get("version", 0))
-                empty = TotalsDoc(have["unit"], have["series"], have["span"], tuple(have.get("parents", ())))
+                spec = self.catalog.series.get(have["series"])
+                names = figure_names(spec) if spec is not None else ()
+                empty = TotalsDoc(have["unit"], have["series"], have["span"], tuple(have.get("parents", ())), names)
                 rollup.docs[doc_id] = empty
                 rollup.changed.setdefault(doc_id, set()).update((have.get("periods") or {}).keys())
 
@@ -159,27 +181,41 @@ class Aggregator:
     async def handle(self, messages: Sequence[RawMessage]) -> None:
         await self.ensure_loaded({m.partition for m in messages})
         records = []
+        moved: list[tuple[int, bytes | None, bytes]] = []
         rejected: list[tuple[RawMessage, Rejected]] = []
         outcomes: dict[str, int] = {}
+        refreshed = False
         for m in messages:
             state = self.parts.get(m.partition)
-            if state is None:  # revoked while we waited: its new owner applies it
+            if state is None:  # revoked while we waited: its new owner reads it again
                 continue
-            try:
-                routed = decode_routed(m.value or b"")
-            except Exception as exc:  # noqa: BLE001 - stage one wrote it; a bug, not a reason to stop
-                rejected.append((m, Rejected("invalid_routed", f"{type(exc).__name__}: {str(exc)[:200]}")))
+            report = decode(m.value, m.timestamp_ms, self.catalog, self.tree)
+            if isinstance(report, Rejected) and report.reason == "unknown_unit" and not refreshed:
+                if self.refresh_registry is not None:  # an agency registered moments ago elsewhere
+                    refreshed = True
+                    await retrying(self.metrics, "registry", self.refresh_registry, self.retry_pause)
+                    report = decode(m.value, m.timestamp_ms, self.catalog, self.tree)
+            if isinstance(report, Rejected):
+                rejected.append((m, report))
                 continue
-            report = routed.report
+            path = self.tree.path(report.unit)
+            target = partition_for(path[-1], self.partitions)
+            if target != m.partition:
+                moved.append((target, m.key, forwarded(m.value or b"", m.timestamp_ms, m.source)))
+                outcomes["forwarded"] = outcomes.get("forwarded", 0) + 1
+                continue
+            expected = self.tree.get(report.unit).level in self._expected_levels[report.series]
             before = len(state.rollup.changed)
-            applied = state.rollup.apply(report, routed.path, routed.expected)
+            applied = state.rollup.apply(report, path, expected)
             self.pending += len(state.rollup.changed) - before
             outcomes[applied.outcome.value] = outcomes.get(applied.outcome.value, 0) + 1
             if applied.outcome == Outcome.REJECTED:
-                rejected.append((m, Rejected("rejected", f"{applied.reason} (from {routed.source})")))
+                rejected.append((m, Rejected("rejected", applied.reason)))
             elif applied.entry is not None:
                 records.append(encode_entry(m.partition, entry_key(report.unit, report.report_id), applied.entry))
                 self._received.append(report.received_at)
+        if moved:
+            await retrying(self.metrics, "forward", lambda: self.forward(moved), self.retry_pause)
         if records:
             await retrying(self.metrics, "changelog", lambda: self.changelog.append(records), self.retry_pause)
         await send_dead_letters(self.dead_letter, self.metrics, rejected, self.retry_pause)
@@ -200,14 +236,12 @@ class Aggregator:
             # Everything up to the first await happens at once: the snapshot is consistent.
             for partition, state in list(self.parts.items()):
                 rollup = state.rollup
-                for doc_id, periods in rollup.take_changed().items():
+                for doc_id in rollup.take_changed():
                     doc = rollup.docs[doc_id]
                     version = next_version(state.versions.get(doc_id, 0))
                     state.versions[doc_id] = version
                     stored = to_stored(doc, version, partition, now)
-                    for period in sorted(periods):
-                        view = period_view(stored, period) or empty_view(stored, period)
-                        messages.append(encode(totals_message(view)))
+                    messages.append(encode(totals_message(stored)))
                     if doc.periods:
                         docs.append(stored)
                     else:

@@ -20,7 +20,7 @@ class AggregateSettings(ServiceSettings):
         default=0.1, gt=0, description="seconds between flushes of changed totals to MongoDB and the totals topic"
     )
     flush_documents: int = Field(
-        default=5000, ge=1, description="flush at once when this many documents have changed (a backlog)"
+        default=20_000, ge=1, description="flush at once when this many documents have changed (a backlog)"
     )
     data_dir: str = ".run/aggregate"
     registry_refresh_seconds: float = 10.0

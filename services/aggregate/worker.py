@@ -1,26 +1,19 @@
-"""Stage one, as the faust agent calls it for each batch of ``reports``: decode, dead-letter,
-forward to the province's partition (see routing.py). Returns only when the broker has every
-forwarded message and every dead letter, so the batch's offsets are committed after that.
-
-Kept apart from faust so that it can be driven by plain lists of messages in tests.
-"""
+"""What the aggregator's stages share: the raw message as the agent hands it over, the sinks
+it writes to, and retrying what must not be skipped."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.errors import KafkaError
 from pymongo.errors import PyMongoError
 
-from services.aggregate.decode import Rejected, decode
+from services.aggregate.decode import Rejected
 from services.aggregate.metrics import AggregateMetrics
-from services.aggregate.routing import encode_routed, partition_for, route
-from shared.catalog import Catalog
-from shared.hierarchy import OrgTree
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +35,7 @@ class RawMessage:
 # (key, value, headers) -> awaitable that completes once the broker has the dead letter
 DeadLetterSink = Callable[[bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[Any]]
 # [(partition, key, value), ...] -> awaitable that completes once the broker has them all
-RoutedSink = Callable[[list[tuple[int, bytes, bytes]]], Awaitable[Any]]
+ForwardSink = Callable[[list[tuple[int, bytes | None, bytes]]], Awaitable[Any]]
 RegistryRefresh = Callable[[], Awaitable[int]]
 
 
@@ -89,46 +82,3 @@ async def send_dead_letters(
         metrics.dead_letters.labels(why.reason).inc()
         metrics.reports.labels("dead_letter").inc()
         log.warning("dead letter", extra={"reason": why.reason, "detail": why.detail[:300], "source": m.source})
-
-
-class Router:
-    def __init__(
-        self,
-        catalog: Catalog,
-        tree: OrgTree,
-        partitions: int,
-        forward: RoutedSink,
-        dead_letter: DeadLetterSink,
-        metrics: AggregateMetrics,
-        refresh_registry: RegistryRefresh | None = None,
-        retry_pause: float = 0.5,
-    ) -> None:
-        self.catalog = catalog
-        self.tree = tree
-        self.partitions = partitions
-        self.forward = forward
-        self.dead_letter = dead_letter
-        self.metrics = metrics
-        self.refresh_registry = refresh_registry
-        self.retry_pause = retry_pause
-
-    async def handle(self, messages: Sequence[RawMessage]) -> None:
-        routed: list[tuple[int, bytes, bytes]] = []
-        bad: list[tuple[RawMessage, Rejected]] = []
-        refreshed = False
-        for m in messages:
-            out = decode(m.value, m.timestamp_ms, self.catalog, self.tree)
-            if isinstance(out, Rejected) and out.reason == "unknown_unit" and not refreshed and self.refresh_registry:
-                # An agency registered moments ago through another service: look once more.
-                refreshed = True
-                await retrying(self.metrics, "registry", self.refresh_registry, self.retry_pause)
-                out = decode(m.value, m.timestamp_ms, self.catalog, self.tree)
-            if isinstance(out, Rejected):
-                bad.append((m, out))
-                continue
-            r = route(out, m.source, self.tree, self.catalog)
-            key, value = encode_routed(r)
-            routed.append((partition_for(r.path[-1], self.partitions), key, value))
-        if routed:
-            await retrying(self.metrics, "route", lambda: self.forward(routed), self.retry_pause)
-        await send_dead_letters(self.dead_letter, self.metrics, bad, self.retry_pause)

@@ -1,8 +1,9 @@
 """The ingest service's port to Kafka: publish a report and wait for the broker's acknowledgement.
 
-KafkaPublisher produces with acks=all and idempotence, keyed by unit code so that every revision
-of a unit's reports stays in one partition, in order. InMemoryPublisher is the fake; both pass
-tests/contract/test_publisher_contract.py.
+KafkaPublisher produces with acks=all and idempotence, keyed by province code, to the partition
+CRC-32(key) mod the partition count: every report of a province in one partition, in order, the
+one whose aggregator counts them (services/aggregate/routing.py). InMemoryPublisher is the fake;
+both pass tests/contract/test_publisher_contract.py.
 """
 
 from __future__ import annotations
@@ -61,8 +62,10 @@ class KafkaPublisher:
 
     async def publish(self, key: bytes, value: bytes) -> Published:
         try:
+            partitions = await asyncio.wait_for(self._producer.partitions_for(self.topic), self.timeout_s)
+            partition = zlib.crc32(key) % len(partitions)  # as the aggregator routes (not murmur2)
             meta = await asyncio.wait_for(
-                self._producer.send_and_wait(self.topic, value=value, key=key), self.timeout_s
+                self._producer.send_and_wait(self.topic, value=value, key=key, partition=partition), self.timeout_s
             )
         except (KafkaError, TimeoutError) as exc:
             raise PublishFailed(f"Kafka did not acknowledge: {type(exc).__name__}") from exc

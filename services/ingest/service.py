@@ -104,7 +104,11 @@ class IngestService:
             "source": source,
         }
         started = time.perf_counter()
-        await self.publisher.publish(report.unit.encode(), json.dumps(envelope, ensure_ascii=False).encode())
+        # Keyed by province: the publisher writes it to its province's partition, where the
+        # aggregator counts it (services/aggregate/routing.py). An agency registered a moment
+        # ago and not yet in our copy of the tree goes by its own code; the aggregator forwards it.
+        key = self.tree.path(report.unit)[-1] if report.unit in self.tree else report.unit
+        await self.publisher.publish(key.encode(), json.dumps(envelope, ensure_ascii=False).encode())
         self.metrics.produce_seconds.observe(time.perf_counter() - started)
         try:
             await self.submissions.record(report.report_id, report.unit, series, report.revision, content)

@@ -28,3 +28,10 @@ async def test_it_is_ready_and_acknowledges_with_a_position(publisher):
 async def test_units_spread_over_partitions(publisher):
     partitions = {(await publisher.publish(f"{u:05d}".encode(), b"{}")).partition for u in range(40)}
     assert len(partitions) > 1
+
+
+async def test_a_key_goes_to_the_partition_the_aggregator_counts_it_on(publisher):
+    from services.aggregate.routing import partition_for
+
+    for province in ("01", "38", "79", "96"):
+        assert (await publisher.publish(province.encode(), b"{}")).partition == partition_for(province, 4)

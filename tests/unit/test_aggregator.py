@@ -9,9 +9,10 @@ from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.routing import partition_for
 from services.aggregate.state import InMemoryChangelog
 from services.aggregate.view import InMemoryTotalsView
-from services.aggregate.worker import RawMessage, Router
+from services.aggregate.worker import RawMessage
 from shared.catalog import load_catalog
 from shared.hierarchy import load_vietnam
+from shared.totals_stream import periods_of
 from tests.e2e.oracle import flatten
 
 CATALOG = load_catalog()
@@ -49,28 +50,36 @@ def report(rid, attended, rev=1, unit="14923", withdrawn=False, period="2020-12"
 
 
 class Pipeline:
-    """Stage one and stage two wired through lists standing in for the two topics."""
+    """The aggregator over lists standing in for the partitions of ``reports`` (forwarded
+    reports are appended to them, as the broker would), with in-memory fakes for the rest."""
 
     def __init__(self, changelog=None, view=None):
         self.metrics = AggregateMetrics()
         self.changelog = changelog or InMemoryChangelog()
         self.view = view or InMemoryTotalsView()
-        self.routed: dict[int, list[bytes]] = {}
+        self.topic: dict[int, list[tuple[bytes | None, int | None]]] = {p: [] for p in range(PARTITIONS)}
         self.published: list[tuple[bytes, bytes]] = []
         self.dead: list[tuple[bytes | None, dict[str, bytes]]] = []
-        self.source_offsets: dict[int, int] = {}
-        self.router = Router(CATALOG, TREE, PARTITIONS, self._forward, self._dead_letter, self.metrics, retry_pause=0)
         self.aggregator = self.new_aggregator()
         self.applied_upto: dict[int, int] = {}
 
     def new_aggregator(self):
         return Aggregator(
-            CATALOG, self.changelog, self.view, self._publish, self._dead_letter, self.metrics, retry_pause=0
+            CATALOG,
+            TREE,
+            PARTITIONS,
+            self.changelog,
+            self.view,
+            self._publish,
+            self._forward,
+            self._dead_letter,
+            self.metrics,
+            retry_pause=0,
         )
 
     async def _forward(self, records):
         for p, _key, value in records:
-            self.routed.setdefault(p, []).append(value)
+            self.topic[p].append((value, None))
 
     async def _publish(self, messages):
         self.published.extend(messages)
@@ -78,24 +87,32 @@ class Pipeline:
     async def _dead_letter(self, key, value, headers):
         self.dead.append((value, dict(headers)))
 
-    def raw(self, value: bytes, partition=0, timestamp_ms=None):
-        offset = self.source_offsets.get(partition, 0)
-        self.source_offsets[partition] = offset + 1
-        return RawMessage("reports", partition, offset, b"k", value, timestamp_ms)
+    def produce(self, value: bytes, partition=0, timestamp_ms=1_600_000_000_000):
+        self.topic[partition].append((value, timestamp_ms))
 
     async def send(self, reports, partition=0):
-        """Reports through stage one, as one batch from one partition of ``reports``."""
-        await self.router.handle([self.raw(json.dumps(r).encode(), partition, 1_600_000_000_000) for r in reports])
+        """Reports produced straight to one partition of ``reports`` (not necessarily their
+        province's: the aggregator forwards those)."""
+        for r in reports:
+            self.produce(json.dumps(r).encode(), partition)
+
+    def batch(self, partition, start=0, end=None):
+        values = self.topic[partition][start:end]
+        return [RawMessage("reports", partition, start + i, b"k", v, ts) for i, (v, ts) in enumerate(values)]
 
     async def apply(self, aggregator=None, from_start=False):
-        """Stage two over whatever stage one routed and this aggregator has not applied yet."""
+        """Hand the aggregator every message it has not seen, partition by partition, until
+        nothing new arrives (forwarded reports come back on other partitions); then flush."""
         aggregator = aggregator or self.aggregator
-        for p, values in sorted(self.routed.items()):
-            start = 0 if from_start else self.applied_upto.get(p, 0)
-            batch = [RawMessage("routed", p, o, None, v, None) for o, v in enumerate(values) if o >= start]
-            if batch:
-                await aggregator.handle(batch)
-            self.applied_upto[p] = len(values)
+        seen = {} if from_start else dict(self.applied_upto)
+        while any(len(v) > seen.get(p, 0) for p, v in self.topic.items()):
+            for p, values in self.topic.items():
+                start = seen.get(p, 0)
+                if len(values) > start:
+                    end = len(values)
+                    await aggregator.handle(self.batch(p, start, end))
+                    seen[p] = end
+        self.applied_upto = seen
         await aggregator.flush()
 
     def stored(self):
@@ -105,13 +122,14 @@ class Pipeline:
         return self.stored().get(total_id, {}).get(field, 0)
 
     def streamed(self):
-        """The stream as a mirror keeps it: per key, the message with the highest version."""
+        """The stream as a mirror keeps it (per key, the message with the highest version), as
+        totals per period."""
         latest: dict[str, dict] = {}
         for key, value in self.published:
             m = json.loads(value)
             if key.decode() not in latest or m["version"] >= latest[key.decode()]["version"]:
                 latest[key.decode()] = m
-        return latest
+        return {k: v for m in latest.values() for k, v in periods_of(m).items()}
 
 
 async def test_a_stream_of_corrections_duplicates_and_withdrawals_gives_the_hand_computed_totals():
@@ -134,20 +152,27 @@ async def test_a_unit_whose_messages_come_on_two_partitions_is_counted_once():
     """Issue 13: S rev 1 (5) over HTTP, R rev 1 (10) straight to Kafka on another partition,
     R rev 2 (20) over HTTP: 25, not 35."""
     p = Pipeline()
-    await p.send([report("S", 5)], partition=0)
-    await p.send([report("R", 10)], partition=3)
-    await p.send([report("R", 20, rev=2)], partition=0)
+    home = partition_for("38", PARTITIONS)
+    other = (home + 1) % PARTITIONS
+    await p.send([report("S", 5)], partition=home)
+    await p.send([report("R", 10)], partition=other)
+    await p.send([report("R", 20, rev=2)], partition=home)
     await p.apply()
     for unit in ("14923", "386", "38"):
         assert p.total(f"{unit}|study_session|2020-12") == 25
-    assert set(p.routed) == {partition_for("38", PARTITIONS)}
+    (moved, _ts), *rest = p.topic[home][2:]
+    assert not rest
+    assert json.loads(moved)["source"] == f"forwarded from reports/{other}/0"
+    assert json.loads(moved)["received_at"] == "2020-09-13T12:26:40+00:00"  # the original's broker time
 
 
 async def test_undecodable_messages_are_dead_letters_and_the_rest_of_their_batch_counts():
     p = Pipeline()
     hostile = [b"[" * 100_000, b'{"report_id": ' + b"9" * 5000 + b"}", b"\xff\xfe", b"null", b""]
-    good = [p.raw(json.dumps(report(f"g{i}", 10)).encode(), 0, 1_600_000_000_000) for i in range(3)]
-    await p.router.handle([good[0], *(p.raw(v) for v in hostile), good[1], good[2]])
+    await p.send([report("g0", 10)])
+    for v in hostile:
+        p.produce(v)
+    await p.send([report("g1", 10), report("g2", 10)])
     await p.apply()
     assert p.total("38|study_session|2020-12") == 30
     assert len(p.dead) == len(hostile)
@@ -158,9 +183,10 @@ async def test_a_worker_killed_after_its_changelog_but_before_its_flush_leaves_n
     p = Pipeline()
     await p.send([report("a", 10), report("b", 20, unit="14926")])
     await p.apply()
-    await p.send([report("a", 15, rev=2), report("c", 7, unit="14929")])
-    for part, values in p.routed.items():  # applied and in the changelog, then SIGKILL: no flush
-        await p.aggregator.handle([RawMessage("routed", part, o, None, v, None) for o, v in enumerate(values)][2:])
+    home = partition_for("38", PARTITIONS)
+    mark = len(p.topic[home])
+    await p.send([report("a", 15, rev=2), report("c", 7, unit="14929")], partition=home)
+    await p.aggregator.handle(p.batch(home, mark))  # applied and in the changelog, then SIGKILL: no flush
     assert p.total("38|study_session|2020-12") == 30  # the view is behind
     restarted = p.new_aggregator()
     await p.apply(restarted, from_start=True)  # offsets were not committed: all read again
@@ -171,13 +197,13 @@ async def test_a_worker_killed_after_its_changelog_but_before_its_flush_leaves_n
 
 async def test_a_restored_partition_with_nothing_new_to_read_still_repairs_the_view():
     p = Pipeline()
-    await p.send([report("a", 10)])
-    for part, values in p.routed.items():
-        await p.aggregator.handle([RawMessage("routed", part, 0, None, values[0], None)])
+    home = partition_for("38", PARTITIONS)
+    await p.send([report("a", 10)], partition=home)
+    await p.aggregator.handle(p.batch(home))
     assert p.stored() == {}  # killed before any flush
     restarted = p.new_aggregator()
-    restarted.assign(p.routed)
-    await restarted.ensure_loaded(p.routed)
+    restarted.assign([home])
+    await restarted.ensure_loaded([home])
     await restarted.flush()
     assert p.total("38|study_session|2020-12") == 10
     assert p.streamed()["14923|study_session|2020-12"]["own"] == 1
@@ -185,15 +211,15 @@ async def test_a_restored_partition_with_nothing_new_to_read_still_repairs_the_v
 
 async def test_a_withdrawal_the_view_missed_is_removed_after_a_restore():
     p = Pipeline()
-    await p.send([report("a", 10)])
+    home = partition_for("38", PARTITIONS)
+    await p.send([report("a", 10)], partition=home)
     await p.apply()
-    await p.send([report("a", 0, rev=2, withdrawn=True)])
-    for part, values in p.routed.items():
-        await p.aggregator.handle([RawMessage("routed", part, 1, None, values[1], None)])
+    await p.send([report("a", 0, rev=2, withdrawn=True)], partition=home)
+    await p.aggregator.handle(p.batch(home, 1))
     restarted = p.new_aggregator()
     await p.apply(restarted, from_start=True)
     assert p.view.docs == {}
-    assert p.streamed()["38|study_session|2020-12"]["reports"] == 0
+    assert "38|study_session|2020-12" not in p.streamed()  # the document streamed with no periods left
 
 
 async def test_a_changelog_that_fails_part_way_is_retried_without_counting_twice():

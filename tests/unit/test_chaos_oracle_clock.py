@@ -31,7 +31,7 @@ def roll_up(messages, at):
         report = report_from_input(m, at, CATALOG)
         rollup.apply(report, *where(report, TREE, CATALOG))
     return {
-        f"{d.unit}|{d.series}|{p}": figures for d in rollup.docs.values() for p, figures in d.periods.items() if figures
+        f"{d.unit}|{d.series}|{p}": figures for d in rollup.docs.values() for p, figures in d.flat().items() if figures
     }
 
 

@@ -6,6 +6,7 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
+from services.aggregate.routing import partition_for
 from services.ingest.app import create_app
 from services.ingest.publisher import InMemoryPublisher
 from services.ingest.settings import IngestSettings
@@ -64,14 +65,17 @@ def published(publisher):
     return [json.loads(v) for part in publisher.partitions for _, v in part]
 
 
-def test_an_accepted_report_is_published_keyed_by_unit_and_stamped(world):
+def test_an_accepted_report_is_published_keyed_by_its_province_and_stamped(world):
     client, publisher, _ = world
     r = client.post("/v1/reports", json=report(), headers=auth())
     assert r.status_code == 202
     assert r.json() == {"report_id": "r-1", "revision": 1, "status": "accepted"}
     [envelope] = published(publisher)
     assert envelope["report"]["unit"] == "14923" and envelope["received_at"]
-    assert [k for part in publisher.partitions for k, _ in part] == [b"14923"]
+    # to the partition the aggregator counts province 38 on (services/aggregate/routing.py)
+    assert [(p, k) for p, part in enumerate(publisher.partitions) for k, _ in part] == [
+        (partition_for("38", len(publisher.partitions)), b"38")
+    ]
 
 
 def test_a_resubmission_is_a_duplicate_and_is_not_published_again(world):

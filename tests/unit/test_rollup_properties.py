@@ -64,7 +64,7 @@ def roll_up(sent, at=AT):
     return {
         f"{doc.unit}|{doc.series}|{period}": figures
         for doc in rollup.docs.values()
-        for period, figures in doc.periods.items()
+        for period, figures in doc.flat().items()
         if figures
     }
 
