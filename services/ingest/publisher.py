@@ -51,6 +51,7 @@ class KafkaPublisher:
             client_id="baocao-ingest",
         )
         self._started = False
+        self._partitions: int | None = None
 
     async def start(self) -> None:
         await self._producer.start()
@@ -62,8 +63,10 @@ class KafkaPublisher:
 
     async def publish(self, key: bytes, value: bytes) -> Published:
         try:
-            partitions = await asyncio.wait_for(self._producer.partitions_for(self.topic), self.timeout_s)
-            partition = zlib.crc32(key) % len(partitions)  # as the aggregator routes (not murmur2)
+            if self._partitions is None:  # the topic's partition count is fixed once it is in use
+                known = await asyncio.wait_for(self._producer.partitions_for(self.topic), self.timeout_s)
+                self._partitions = len(known)
+            partition = zlib.crc32(key) % self._partitions  # as the aggregator routes (not murmur2)
             meta = await asyncio.wait_for(
                 self._producer.send_and_wait(self.topic, value=value, key=key, partition=partition), self.timeout_s
             )
