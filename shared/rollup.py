@@ -76,11 +76,6 @@ class TotalKey:
     def id(self) -> str:
         return f"{self.unit}|{self.series}|{self.period}"
 
-    @property
-    def doc_id(self) -> str:
-        """The stored document holding this total (see :func:`doc_id`)."""
-        return doc_id(self.unit, self.series, span_of(self.period))
-
     @classmethod
     def parse(cls, total_id: str) -> TotalKey:
         unit, series, period = total_id.split("|")
@@ -330,8 +325,8 @@ class Rollup:
         self.entries: MutableMapping[str, Entry] = entries if entries is not None else {}
         self.own: dict[tuple[str, str, str], OwnCell] = {}
         self.docs: dict[str, TotalsDoc] = {}
-        # what changed since the last take_changed(): document id -> periods
-        self.changed: dict[str, set[str]] = {}
+        # ids of the documents changed since the last take_changed()
+        self.changed: set[str] = set()
 
     # ------------------------------------------------------------------ reading
 
@@ -339,8 +334,8 @@ class Rollup:
         doc = self.docs.get(doc_id(unit, series, span_of(period)))
         return doc.figures(period) if doc else {}
 
-    def take_changed(self) -> dict[str, set[str]]:
-        changed, self.changed = self.changed, {}
+    def take_changed(self) -> set[str]:
+        changed, self.changed = self.changed, set()
         return changed
 
     # ------------------------------------------------------------------ writing
@@ -441,11 +436,7 @@ class Rollup:
             if doc is None:
                 doc = self.docs[did] = TotalsDoc(code, series, span, path[depth:], plan.names)
             doc.add(bucket, inc)
-            changed = self.changed.get(did)
-            if changed is None:
-                self.changed[did] = {bucket}
-            else:
-                changed.add(bucket)
+            self.changed.add(did)
 
 
 def rates(spec: SeriesSpec, sums: Mapping[str, int]) -> dict[str, dict[str, Any]]:

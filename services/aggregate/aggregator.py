@@ -161,12 +161,8 @@ class Aggregator:
             have = stored.get(doc_id)
             if have is not None:
                 state.versions[doc_id] = int(have.get("version", 0))
-            have_periods = (have or {}).get("periods") or {}
-            differ = {
-                p for p in set(want["periods"]) | set(have_periods) if want["periods"].get(p) != have_periods.get(p)
-            }
-            if differ or have is None or have.get("parents") != want["parents"]:
-                rollup.changed.setdefault(doc_id, set()).update(differ or want["periods"])
+            if have is None or have.get("periods") != want["periods"] or have.get("parents") != want["parents"]:
+                rollup.changed.add(doc_id)
         for doc_id, have in stored.items():
             if doc_id not in rollup.docs:  # its figures were all withdrawn before the last flush
                 state.versions[doc_id] = int(have.get("version", 0))
@@ -174,7 +170,7 @@ class Aggregator:
                 names = figure_names(spec) if spec is not None else ()
                 empty = TotalsDoc(have["unit"], have["series"], have["span"], tuple(have.get("parents", ())), names)
                 rollup.docs[doc_id] = empty
-                rollup.changed.setdefault(doc_id, set()).update((have.get("periods") or {}).keys())
+                rollup.changed.add(doc_id)
 
     # ------------------------------------------------------------------ applying
 

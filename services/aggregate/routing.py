@@ -19,15 +19,9 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.hierarchy import OrgTree
-
 
 def partition_for(province: str, partitions: int) -> int:
     return zlib.crc32(province.encode()) % partitions
-
-
-def province_of(tree: OrgTree, unit: str) -> str:
-    return tree.path(unit)[-1]
 
 
 def forwarded(value: bytes, timestamp_ms: int | None, source: str) -> bytes:

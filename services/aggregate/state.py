@@ -47,8 +47,6 @@ class Changelog(Protocol):
         """Every record of the partitions, from the beginning to the end as it is now."""
         ...
 
-    async def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]: ...
-
 
 class KafkaChangelog:
     def __init__(self, bootstrap: str, topic: str, producer: AIOKafkaProducer) -> None:
@@ -64,16 +62,6 @@ class KafkaChangelog:
         await self.producer.flush()
         for future in pending:
             await future
-
-    async def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            tps = [TopicPartition(self.topic, p) for p in partitions]
-            ends = await consumer.end_offsets(tps)
-            return {tp.partition: int(o) for tp, o in ends.items()}
-        finally:
-            await consumer.stop()
 
     async def read(self, partitions: Iterable[int]) -> AsyncIterator[Record]:
         tps = [TopicPartition(self.topic, p) for p in partitions]
@@ -126,9 +114,6 @@ class InMemoryChangelog:
             self.fail_next = None
             raise ConnectionError("changelog append failed part-way")
         await asyncio.sleep(0)
-
-    async def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
-        return {p: len(self.records.get(p, [])) for p in partitions}
 
     async def read(self, partitions: Iterable[int]) -> AsyncIterator[Record]:
         for p in list(partitions):
