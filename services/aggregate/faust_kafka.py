@@ -6,7 +6,7 @@ the topic: faust only seeks partitions whose committed offset is > 0, and the re
 fetched from the reset position while faust was still recovering are dropped. (Seen here: a fresh
 group consumed only messages produced after it started, despite auto_offset_reset=earliest.)
 Seeking those partitions to the beginning, inside faust's own seek step, closes the gap. Applying
-a report twice is harmless anyway (see projector.py); skipping one is not.
+a report twice is harmless anyway (see state.py); skipping one is not.
 """
 
 from __future__ import annotations

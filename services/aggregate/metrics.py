@@ -46,8 +46,7 @@ class AggregateMetrics:
         )
         self.lag = Gauge(
             "baocao_aggregate_consumer_lag_messages",
-            "Messages in the partition not yet handled (high watermark - next offset): reports by stage one, "
-            "the routed topic by stage two",
+            "Messages in the partition not yet handled (high watermark - next offset)",
             ["topic", "partition"],
             registry=self.registry,
         )

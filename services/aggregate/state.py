@@ -1,6 +1,6 @@
 """The aggregator's durable state: the latest revision of every report, on a compacted topic.
 
-Stage two (aggregator.py) keeps, per partition of the routed topic, a :class:`shared.rollup.Rollup`
+The aggregator (aggregator.py) keeps, per partition of ``reports``, a :class:`shared.rollup.Rollup`
 in memory. Every change of an entry (a new report, a correction, a withdrawal) is appended to the
 same partition of ``<reports>.state``, keyed by ``<unit>/<report_id>``, and the batch that caused
 it returns (so its offsets may be committed) only once the broker has the appends. So:

@@ -2,7 +2,7 @@
 
 The view is written, never read to compute: the totals live in the aggregator's state (see
 state.py), and a flush replaces whole documents. Each document belongs to one partition of the
-routed topic (field ``part``), so one worker writes it; a write only lands on a document with
+``reports`` topic (field ``part``), so one worker writes it; a write only lands on a document with
 a lower version, so a worker that lost its partition a moment ago cannot overwrite what the new
 owner wrote. Both adapters pass tests/contract/test_totals_view_contract.py.
 """

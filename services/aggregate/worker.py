@@ -1,4 +1,4 @@
-"""What the aggregator's stages share: the raw message as the agent hands it over, the sinks
+"""What the aggregator works with: the raw message as the agent hands it over, the sinks
 it writes to, and retrying what must not be skipped."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Both stages of the aggregator with in-memory fakes: routing by province, exactly once in
+"""The aggregator with in-memory fakes: forwarding to the province's partition, exactly once in
 effect through crashes and restores, hostile messages, and the view repaired after a crash."""
 
 import json
