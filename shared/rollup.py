@@ -224,7 +224,7 @@ def figure_names(spec: SeriesSpec) -> tuple[str, ...]:
     return _plan(spec).names
 
 
-def _values(plan: _Plan, spec: SeriesSpec, values: Mapping[str, int]) -> tuple[int, ...]:
+def _values(spec: SeriesSpec, values: Mapping[str, int]) -> tuple[int, ...]:
     return tuple(values.get(f.name, 0) for f in spec.totalled_fields)
 
 
@@ -395,8 +395,8 @@ class Rollup:
         self.entries[key] = entry
         plan = _plan(spec)
         unit, series = entry.unit, entry.series
-        new_values = _values(plan, spec, entry.values)
-        old_values = _values(plan, spec, previous.values) if previous is not None else new_values
+        new_values = _values(spec, entry.values)
+        old_values = _values(spec, previous.values) if previous is not None else new_values
         old_in = _enclosing(previous.period) if previous is not None and not previous.withdrawn else frozenset()
         new_in = _enclosing(entry.period) if not entry.withdrawn else frozenset()
         for bucket in _buckets(entry.period, *([previous.period] if previous else [])):
