@@ -5,6 +5,7 @@
 #   .cache/mongo-java-server/lib   mongo-java-server (H2 backend) from Maven Central, with its
 #                        small launcher compiled from deploy/mongo-java-server
 #   .cache/bin/promtool  from Debian's prometheus package, when apt is available
+#   chromium, chromedriver  Debian's packages, for the web front end's browser tests (tests/e2e/test_web_*.py)
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,4 +52,16 @@ if [ ! -x .cache/bin/promtool ] && [ ! -x .cache/bin/prometheus ]; then
   for tool in promtool prometheus; do
     if command -v "$tool" >/dev/null; then ln -sf "$(command -v "$tool")" ".cache/bin/$tool"; fi
   done
+fi
+
+# The browser tests drive Debian's chromium through its chromedriver (no browser download). When
+# they cannot be installed the tests fail and say so: they are never skipped.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "install: chromium and chromium-driver (Debian packages, for the browser tests)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null) \
+      || echo "install: could not install chromium; the browser tests will fail" >&2
+  else
+    echo "install: chromium and chromedriver are missing (apt-get as root installs them); the browser tests will fail" >&2
+  fi
 fi

@@ -24,6 +24,7 @@ from services.api.views import (
     unit_out,
     unit_totals,
 )
+from services.web.routes import mount_web
 from shared.auth import Scope
 from shared.catalog import load_catalog
 from shared.hierarchy import HierarchyError, OrgTree, UnknownUnit, load_vietnam
@@ -272,6 +273,7 @@ def create_app(
         return JSONResponse(unit_out(tree, agency.code).model_dump(mode="json"), status_code=201 if created else 200)
 
     app.include_router(probes_router(metrics.registry, ready))
+    mount_web(app, settings)  # the pages under /web/, outside the OpenAPI schema
     add_request_metrics(app, metrics.requests, metrics.request_seconds)
     answer_invalid_json_with_400(app)
     app.state.components = state

@@ -11,3 +11,5 @@ class ApiSettings(HttpServiceSettings):
     model_config = SettingsConfigDict(env_prefix="BAOCAO_API_", extra="ignore", populate_by_name=True)
 
     port: int = 8002
+    # where the web front end (services/web) sends the reports unit staff submit
+    ingest_url: str = "http://127.0.0.1:8001"

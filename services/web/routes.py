@@ -1,0 +1,541 @@
+"""The pages, under /web/. Each one reads its session, checks the token's scope and subtree as the
+HTTP API does (a page outside the subtree is a 403 page, never data), calls the same read
+models as the API (``services.api.views``) and renders a template; reports go to ingest over
+HTTP with the session's token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import UploadFile
+
+from services.api.settings import ApiSettings
+from services.api.views import children_totals, missing_units, unit_totals
+from services.web import labels
+from services.web.chart import Point, bar_chart, chart_periods
+from services.web.forms import body_fields, build_report, schema_errors
+from services.web.session import COOKIE, BadSession, seal, session_key, unseal
+from services.web.sheets import SheetError, read_rows, table_csv, table_xlsx, template_csv, template_xlsx, totals_table
+from shared.auth import COUNTRY, InvalidToken, Principal, Scope, verify
+from shared.catalog import Catalog, load_catalog
+from shared.hierarchy import OrgTree
+from shared.mongo import SUBMISSIONS
+from shared.periods import VIETNAM_TZ, PeriodError, parse_period
+from shared.revocations import RevocationsUnavailable
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+MAX_UPLOAD_BYTES = 4 * 1024 * 1024
+MAX_SELECT_UNITS = 400  # more units than this: a code to type, not a list to scroll
+SCOPES_VI = {
+    Scope.READ: "xem số liệu",
+    Scope.SUBMIT: "gửi báo cáo",
+    Scope.STREAM: "nhận cập nhật trực tiếp",
+    Scope.ADMIN: "quản trị",
+}
+
+
+class LoginRequired(Exception):
+    """No session, or one whose token is no longer valid: back to the login page."""
+
+
+class PageError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Session:
+    token: str
+    principal: Principal
+
+    @property
+    def scopes(self) -> set[str]:
+        return {s.value for s in self.principal.scopes}
+
+
+def this_month() -> str:
+    return datetime.now(VIETNAM_TZ).strftime("%Y-%m")
+
+
+def mount_web(app: FastAPI, settings: ApiSettings) -> None:
+    """Adds the pages (kept out of the OpenAPI schema) and their static files to the API."""
+    app.include_router(web_router(settings))
+    app.mount("/web/static", StaticFiles(directory=HERE / "static"), name="web-static")
+
+    async def login_required(request: Request, exc: Exception) -> Response:
+        if request.url.path.endswith(("/events", "/upload/check", "/upload/send")):
+            return JSONResponse({"detail": "Phiên đăng nhập đã hết hạn."}, status_code=401)
+        response = RedirectResponse("/web/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/web")
+        return response
+
+    async def page_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PageError)
+        return TEMPLATES.TemplateResponse(
+            request, "error.html", {"message": exc.message, "status": exc.status}, status_code=exc.status
+        )
+
+    app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(PageError, page_error)
+
+
+TEMPLATES = Jinja2Templates(directory=HERE / "templates")
+TEMPLATES.env.globals.update(
+    fmt_int=labels.fmt_int,
+    fmt_rate=labels.fmt_rate,
+    fmt_share=labels.fmt_share,
+    levels=labels.LEVELS,
+    statuses=labels.STATUSES,
+)
+
+
+def web_router(settings: ApiSettings) -> APIRouter:
+    router = APIRouter(prefix="/web", include_in_schema=False)
+    secret = settings.auth_secret.get_secret_value()
+    key = session_key(secret)
+    catalog: Catalog = load_catalog()
+    series_choices = [(s, labels.series_title(catalog, s)) for s in catalog.series]
+    kind_choices = [(k, labels.kind_title(catalog, k)) for k in catalog.kinds]
+
+    def components(request: Request) -> dict[str, Any]:
+        return request.app.state.components  # type: ignore[no-any-return]
+
+    async def principal_of(request: Request, token: str) -> Principal:
+        try:
+            principal = verify(secret, token)
+        except InvalidToken:
+            raise LoginRequired from None
+        try:
+            revoked = await components(request)["auth"].revocations.is_revoked(principal.token_id)
+        except RevocationsUnavailable:
+            raise PageError(503, "Không kiểm tra được mã truy cập lúc này; hãy thử lại sau ít giây.") from None
+        if revoked:
+            raise LoginRequired
+        return principal
+
+    async def session(request: Request) -> Session:
+        value = request.cookies.get(COOKIE)
+        if not value:
+            raise LoginRequired
+        try:
+            token = unseal(key, value)
+        except BadSession:
+            raise LoginRequired from None
+        return Session(token, await principal_of(request, token))
+
+    def allow(s: Session, tree: OrgTree, scope: Scope, code: str) -> None:
+        if code not in tree:
+            raise PageError(404, f"Không có đơn vị mã {code}.")
+        if scope not in s.principal.scopes:
+            raise PageError(403, f"Mã truy cập này không có quyền {SCOPES_VI[scope]}.")
+        if not s.principal.covers(tree, code):
+            raise PageError(403, f"Đơn vị {code} nằm ngoài phạm vi của mã truy cập này.")
+
+    def page(request: Request, name: str, s: Session | None, status: int = 200, **context: Any) -> Response:
+        tree: OrgTree = components(request)["tree"]
+        me = None
+        if s is not None and s.principal.unit in tree:
+            me = tree.get(s.principal.unit)
+        return TEMPLATES.TemplateResponse(
+            request,
+            name,
+            {"session": s, "me": me, "series_choices": series_choices, "kind_choices": kind_choices, **context},
+            status_code=status,
+        )
+
+    def checked_period(period: str | None) -> str:
+        text = (period or "").strip() or this_month()
+        try:
+            parse_period(text)
+        except PeriodError:
+            raise PageError(422, "Kỳ không hợp lệ: dùng dạng 2025-03, 2025-Q1, 2025-H1, 2025 hoặc 2020-2025.") from None
+        return text
+
+    def checked_series(series: str | None) -> str:
+        series = series or "study_session"
+        if series not in catalog.series:
+            raise PageError(422, "Không có loại số liệu này.")
+        return series
+
+    @router.get("/")
+    async def home(request: Request) -> Response:
+        s = await session(request)
+        if s.principal.unit != COUNTRY:
+            return RedirectResponse(f"/web/units/{s.principal.unit}", status_code=303)
+        tree: OrgTree = components(request)["tree"]
+        provinces = sorted(tree.provinces(), key=lambda u: u.code)
+        return page(request, "country.html", s, provinces=provinces)
+
+    @router.get("/login")
+    async def login_form(request: Request) -> Response:
+        return page(request, "login.html", None)
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        token = str(form.get("token") or "").strip()
+        try:
+            principal = verify(secret, token)
+            revoked = await components(request)["auth"].revocations.is_revoked(principal.token_id)
+        except InvalidToken:
+            revoked = True
+        if revoked:
+            return page(
+                request, "login.html", None, 401, error="Mã truy cập không hợp lệ, đã hết hạn hoặc đã bị thu hồi."
+            )
+        value, max_age = seal(key, token, principal.expires_at)
+        response = RedirectResponse("/web/", status_code=303)
+        response.set_cookie(
+            COOKIE,
+            value,
+            max_age=max_age,
+            path="/web",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    @router.post("/logout")
+    async def logout() -> Response:
+        response = RedirectResponse("/web/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/web")
+        return response
+
+    async def table_of(request: Request, code: str, period: str, series: str) -> Any:
+        c = components(request)
+        tree: OrgTree = c["tree"]
+        totals = (await unit_totals(c["reader"], catalog, tree, code, period)).model_dump(mode="json")
+        children = None
+        if tree.children(code):
+            rows = await children_totals(c["reader"], catalog, tree, code, period)
+            children = [r.model_dump(mode="json") for r in rows.children]
+        return totals_table(catalog, series, totals, children)
+
+    @router.get("/units/{code}")
+    async def unit_page(
+        request: Request, code: str, period: str | None = None, series: str | None = None, metric: str | None = None
+    ) -> Response:
+        s = await session(request)
+        c = components(request)
+        tree: OrgTree = c["tree"]
+        allow(s, tree, Scope.READ, code)
+        period, series = checked_period(period), checked_series(series)
+        table = await table_of(request, code, period, series)
+        keys = [col.key for col in table.columns]
+        rate_keys = [col.key for col in table.columns if col.scale]
+        metric = metric if metric in keys else (rate_keys or keys or [None])[0]
+        chart = None
+        if metric is not None:
+            column = next(col for col in table.columns if col.key == metric)
+            periods = chart_periods(period)
+            answers = await asyncio.gather(*(unit_totals(c["reader"], catalog, tree, code, p) for p in periods))
+            points = []
+            for p, answer in zip(periods, answers, strict=True):
+                value = answer.metrics.get(metric)
+                text = labels.fmt_rate(value, column.scale) if column.scale else labels.fmt_int(value)  # type: ignore[arg-type]
+                points.append(Point(p, None if value is None else float(value), text))
+            chart = {
+                "svg": bar_chart(points, f"{column.label} theo kỳ — {tree.get(code).name}", period),
+                "points": points,
+                "label": column.label,
+            }
+        crumbs = [tree.get(u) for u in reversed(tree.path(code)) if s.principal.covers(tree, u)]
+        context = {
+            "unit": tree.get(code),
+            "crumbs": crumbs,
+            "period": period,
+            "series": series,
+            "metric": metric,
+            "table": table,
+            "chart": chart,
+            "live": Scope.STREAM in s.principal.scopes,
+        }
+        if request.headers.get("x-partial") == "live":
+            return page(request, "unit_live.html", s, **context)
+        return page(request, "unit.html", s, **context)
+
+    @router.get("/units/{code}/export.{fmt}")
+    async def export(
+        request: Request, code: str, fmt: str, period: str | None = None, series: str | None = None
+    ) -> Response:
+        s = await session(request)
+        allow(s, components(request)["tree"], Scope.READ, code)
+        if fmt not in ("csv", "xlsx"):
+            raise PageError(404, "Chỉ xuất được CSV hoặc Excel (.xlsx).")
+        period, series = checked_period(period), checked_series(series)
+        table = await table_of(request, code, period, series)
+        name = f"baocao-{code}-{series}-{period}.{fmt}"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+        if fmt == "csv":
+            return Response(table_csv(table), media_type="text/csv; charset=utf-8", headers=headers)
+        xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        return Response(table_xlsx(table), media_type=xlsx, headers=headers)
+
+    @router.get("/units/{code}/missing")
+    async def missing_page(
+        request: Request, code: str, period: str | None = None, series: str | None = None
+    ) -> Response:
+        s = await session(request)
+        c = components(request)
+        tree: OrgTree = c["tree"]
+        allow(s, tree, Scope.READ, code)
+        period, series = checked_period(period), checked_series(series)
+        missing = await missing_units(c["reader"], catalog, tree, code, series, period)
+        crumbs = [tree.get(u) for u in reversed(tree.path(code)) if s.principal.covers(tree, u)]
+        return page(
+            request,
+            "missing.html",
+            s,
+            unit=tree.get(code),
+            crumbs=crumbs,
+            period=period,
+            series=series,
+            series_title=labels.series_title(catalog, series),
+            missing=missing.model_dump(mode="json"),
+        )
+
+    @router.get("/units/{code}/events")
+    async def events(request: Request, code: str) -> Response:
+        s = await session(request)
+        tree: OrgTree = components(request)["tree"]
+        if code not in tree or Scope.STREAM not in s.principal.scopes or not s.principal.covers(tree, code):
+            return JSONResponse({"detail": "Không có quyền nhận cập nhật của đơn vị này."}, status_code=403)
+        broadcaster = components(request)["broadcaster"]
+
+        async def stream() -> AsyncIterator[str]:
+            async with broadcaster.subscribe(code) as sub:
+                yield ": connected\n\n"
+                while True:
+                    try:
+                        message = await asyncio.wait_for(sub.queue.get(), timeout=15)
+                    except TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                    change = {"series": message.get("series"), "periods": sorted(message.get("periods") or {})}
+                    yield f"event: total\ndata: {json.dumps(change)}\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    def submit_units(request: Request, s: Session) -> list[Any] | None:
+        """The units a form offers, or None when there are too many to list (a code is typed)."""
+        tree: OrgTree = components(request)["tree"]
+        if s.principal.unit not in tree:
+            return None
+        units = []
+        for u in tree.subtree(s.principal.unit):
+            units.append(u)
+            if len(units) > MAX_SELECT_UNITS:
+                return None
+        return units
+
+    def form_page(request: Request, s: Session, kind: str, values: dict[str, Any], **extra: Any) -> Response:
+        return page(
+            request,
+            "submit.html",
+            s,
+            extra.pop("status", 200),
+            kind=kind,
+            kind_title=labels.kind_title(catalog, kind),
+            fields=body_fields(catalog, kind),
+            values=values,
+            units=submit_units(request, s),
+            labels_of={**labels.FIELDS, "unit": "Đơn vị báo cáo"},
+            errors=extra.pop("errors", {}),
+            **extra,
+        )
+
+    def need_submit(request: Request, s: Session) -> None:
+        if Scope.SUBMIT not in s.principal.scopes:
+            raise PageError(403, f"Mã truy cập này không có quyền {SCOPES_VI[Scope.SUBMIT]}.")
+
+    @router.get("/submit")
+    async def submit_form(request: Request, kind: str = "study_session") -> Response:
+        s = await session(request)
+        need_submit(request, s)
+        if kind not in catalog.kinds:
+            raise PageError(404, "Không có loại báo cáo này.")
+        values = {k: v for k, v in request.query_params.items() if k != "kind"}
+        values.setdefault("unit", s.principal.unit if s.principal.unit != COUNTRY else "")
+        return form_page(request, s, kind, values)
+
+    async def send(token: str, path: str, payload: Any) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=settings.ingest_url, timeout=60) as http:
+            return await http.post(path, json=payload, headers={"Authorization": f"Bearer {token}"})
+
+    @router.post("/submit")
+    async def submit(request: Request) -> Response:
+        s = await session(request)
+        need_submit(request, s)
+        form = await request.form()
+        values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+        kind = values.pop("kind", "")
+        if kind not in catalog.kinds:
+            raise PageError(404, "Không có loại báo cáo này.")
+        tree: OrgTree = components(request)["tree"]
+        unit = values.get("unit", "").strip()
+        if unit and (unit not in tree or not s.principal.covers(tree, unit)):
+            errors = {"unit": "Đơn vị này không có hoặc nằm ngoài phạm vi của mã truy cập."}
+            return form_page(request, s, kind, values, errors=errors, status=422)
+        checked = build_report(catalog, kind, values)
+        if checked.report is None:
+            return form_page(request, s, kind, values, errors=checked.errors, status=422)
+        report = checked.report
+        try:
+            answer = await send(s.token, "/v1/reports", report)
+        except httpx.HTTPError:
+            log.warning("ingest unreachable from the web front end", exc_info=True)
+            return form_page(request, s, kind, values, errors={"_form": labels.STATUSES["unavailable"]}, status=503)
+        if answer.status_code in (200, 202):
+            status = answer.json().get("status", "accepted")
+            return page(
+                request, "submitted.html", s, report=report, status=status, kind_title=labels.kind_title(catalog, kind)
+            )
+        if answer.status_code == 422:
+            errors = schema_errors(answer.json().get("detail") or [])
+        elif answer.status_code == 409:
+            errors = {
+                "revision": f"Báo cáo {report['report_id']} đã có bản {report['revision']} với nội dung khác. "
+                "Để sửa số liệu, gửi bản số lớn hơn."
+            }
+        elif answer.status_code == 403:
+            errors = {"unit": labels.STATUSES["forbidden"]}
+        else:
+            errors = {"_form": labels.STATUSES["unavailable"]}
+        return form_page(request, s, kind, values, errors=errors, status=422 if answer.status_code < 500 else 503)
+
+    @router.get("/submissions")
+    async def submissions(request: Request) -> Response:
+        s = await session(request)
+        if not s.principal.scopes & {Scope.SUBMIT, Scope.READ}:
+            raise PageError(403, "Mã truy cập này không có quyền xem báo cáo đã gửi.")
+        c = components(request)
+        tree: OrgTree = c["tree"]
+        rows: list[dict[str, Any]] = []
+        mongo = c.get("mongo")
+        if mongo is not None:
+            query: dict[str, Any] = {}
+            if s.principal.unit != COUNTRY:
+                query["unit"] = {"$in": [u.code for u in tree.subtree(s.principal.unit)]}
+            cursor = mongo[settings.mongodb_database][SUBMISSIONS].find(query).sort("_id", 1).limit(500)
+            async for doc in cursor:
+                revisions = sorted(int(r) for r in (doc.get("revisions") or {}))
+                series = str(doc.get("series", ""))
+                kind, _, indicator = series.partition(".")
+                rows.append(
+                    {
+                        "report_id": doc["_id"],
+                        "unit": doc.get("unit"),
+                        "unit_name": tree.get(doc["unit"]).name if doc.get("unit") in tree else "",
+                        "kind": kind,
+                        "indicator": indicator,
+                        "series_title": labels.series_title(catalog, series) if series in catalog.series else series,
+                        "revisions": revisions,
+                        "next": (revisions[-1] + 1) if revisions else 1,
+                    }
+                )
+        return page(request, "submissions.html", s, rows=rows, can_submit=Scope.SUBMIT in s.principal.scopes)
+
+    @router.get("/upload")
+    async def upload_page(request: Request, kind: str = "study_session") -> Response:
+        s = await session(request)
+        need_submit(request, s)
+        if kind not in catalog.kinds:
+            raise PageError(404, "Không có loại báo cáo này.")
+        return page(request, "upload.html", s, kind=kind, columns=body_fields(catalog, kind))
+
+    @router.get("/templates/{kind}.{fmt}")
+    async def template(request: Request, kind: str, fmt: str) -> Response:
+        await session(request)
+        if kind not in catalog.kinds or fmt not in ("csv", "xlsx"):
+            raise PageError(404, "Không có mẫu này.")
+        headers = {"Content-Disposition": f'attachment; filename="mau-{kind}.{fmt}"'}
+        if fmt == "csv":
+            return Response(template_csv(catalog, kind), media_type="text/csv; charset=utf-8", headers=headers)
+        xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        return Response(template_xlsx(catalog, kind), media_type=xlsx, headers=headers)
+
+    @router.post("/upload/check")
+    async def upload_check(request: Request) -> Response:
+        """Reads the file and checks every row; sends nothing."""
+        s = await session(request)
+        if Scope.SUBMIT not in s.principal.scopes:
+            return JSONResponse({"detail": "Mã truy cập này không có quyền gửi báo cáo."}, status_code=403)
+        form = await request.form()
+        kind = str(form.get("kind") or "")
+        upload = form.get("file")
+        if kind not in catalog.kinds or not isinstance(upload, UploadFile):
+            return JSONResponse({"detail": "Chọn loại báo cáo và tệp."}, status_code=422)
+        data = await upload.read(MAX_UPLOAD_BYTES + 1)
+        if len(data) > MAX_UPLOAD_BYTES:
+            return JSONResponse({"detail": "Tệp lớn hơn 4 MB."}, status_code=413)
+        try:
+            rows = read_rows(catalog, kind, upload.filename or "", data)
+        except SheetError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=422)
+        tree: OrgTree = components(request)["tree"]
+        out = []
+        for number, values in rows:
+            checked = build_report(catalog, kind, values)
+            errors = dict(checked.errors)
+            unit = str(values.get("unit", "")).strip()
+            if unit and "unit" not in errors and (unit not in tree or not s.principal.covers(tree, unit)):
+                errors["unit"] = "Đơn vị này không có hoặc nằm ngoài phạm vi của mã truy cập."
+            out.append(
+                {
+                    "row": number,
+                    "unit": unit,
+                    "report": checked.report if not errors else None,
+                    "errors": {labels.field_label(k) if k != "_form" else "": v for k, v in errors.items()},
+                }
+            )
+        return JSONResponse({"rows": out})
+
+    @router.post("/upload/send")
+    async def upload_send(request: Request) -> Response:
+        """Sends checked reports (at most 1,000) to ingest in one batch; one result per report."""
+        s = await session(request)
+        if Scope.SUBMIT not in s.principal.scopes:
+            return JSONResponse({"detail": "Mã truy cập này không có quyền gửi báo cáo."}, status_code=403)
+        try:
+            reports = (await request.json())["reports"]
+        except (ValueError, KeyError, TypeError):
+            reports = None
+        if not isinstance(reports, list) or not 0 < len(reports) <= 1000:
+            return JSONResponse({"detail": "Yêu cầu không hợp lệ."}, status_code=400)
+        try:
+            answer = await send(s.token, "/v1/reports/batch", reports)
+        except httpx.HTTPError:
+            return JSONResponse({"detail": labels.STATUSES["unavailable"]}, status_code=503)
+        if answer.status_code not in (200, 503):
+            return JSONResponse({"detail": labels.STATUSES.get("invalid", "")}, status_code=answer.status_code)
+        results = []
+        for item in answer.json().get("results", []):
+            errors = schema_errors(item.get("errors") or []) if item.get("errors") else {}
+            message = "; ".join(f"{labels.field_label(k)}: {v}" if k != "_form" else v for k, v in errors.items())
+            results.append(
+                {
+                    "index": item.get("index"),
+                    "status": item.get("status"),
+                    "text": labels.STATUSES.get(str(item.get("status")), str(item.get("status"))),
+                    "message": message,
+                }
+            )
+        return JSONResponse({"results": results})
+
+    return router
