@@ -37,7 +37,10 @@ def make_client(uri: str, app_name: str) -> AsyncMongoClient[dict[str, Any]]:
 async def ensure_indexes(client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
     db = client[database]
     await db[TOTALS].create_index([("part", 1)])  # an aggregator compares its partition's documents on restore
-    await db[TOTALS].create_index([("parents", 1), ("series", 1), ("span", 1)])
+    # Until December 2026 totals also had an index on (parents, series, span) that no query used,
+    # kept up to date by every write of the aggregator.
+    if "parents_1_series_1_span_1" in await db[TOTALS].index_information():
+        await db[TOTALS].drop_index("parents_1_series_1_span_1")
     await db[AGENCIES].create_index([("parent", 1)])
 
 

@@ -36,5 +36,4 @@ def register_agents(app: faust.App, reports: faust.TopicT, runtime: Runtime) -> 
         aggregator = await runtime.start()
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within):  # type: ignore[attr-defined]
             await aggregator.handle(_raw(events))
-            if aggregator.pending >= settings.flush_documents:
-                await aggregator.flush()  # a backlog: write as we go, so memory stays bounded
+            await aggregator.backpressure(settings.flush_documents)

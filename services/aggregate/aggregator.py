@@ -97,6 +97,7 @@ class Aggregator:
         self._flush_lock = asyncio.Lock()
         self._received: list[datetime] = []  # receipt times of reports applied since the last flush
         self.pending = 0  # documents changed since the last flush
+        self._dirty = asyncio.Event()  # set when something changed that no flush has taken yet
 
     # ------------------------------------------------------------------ partitions
 
@@ -130,6 +131,8 @@ class Aggregator:
             self._reconcile(partition, state, stored)
             self.parts[partition] = state
             self.pending += len(rollup.changed)
+            if rollup.changed:
+                self._dirty.set()
             log.info(
                 "partition restored",
                 extra={
@@ -210,6 +213,8 @@ class Aggregator:
             elif applied.entry is not None:
                 records.append(encode_entry(m.partition, entry_key(report.unit, report.report_id), applied.entry))
                 self._received.append(report.received_at)
+        if self.pending:
+            self._dirty.set()
         if moved:
             await retrying(self.metrics, "forward", lambda: self.forward(moved), self.retry_pause)
         if records:
@@ -220,6 +225,37 @@ class Aggregator:
                 self.metrics.reports.labels(outcome).inc(n)
 
     # ------------------------------------------------------------------ flushing
+
+    async def flush_forever(self, interval: float) -> None:
+        """Flush what changed, one flush at a time, each starting as soon as something changed,
+        the previous flush has ended and ``interval`` has passed since that one started.
+
+        A group commit: a report waits at most for the flush in progress and the next one, and
+        under a backlog each flush takes everything that changed while the previous one was
+        being written, so a slower database makes for bigger, more coalesced flushes (a province's
+        documents written once per flush, not once per batch) rather than a queue. The agent
+        never waits for the database, unless too much has piled up (:meth:`backpressure`). The
+        first flush comes ``interval`` after the start, so a huge interval means no flush at all
+        (a test's worker that must die with its view behind)."""
+        started = time.perf_counter()
+        while True:
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+            await self._dirty.wait()
+            self._dirty.clear()
+            started = time.perf_counter()
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug: say so, keep the worker going (flush retries I/O itself)
+                log.exception("flush failed")
+
+    async def backpressure(self, limit: int) -> None:
+        """Wait for the flush in progress when more than ``limit`` documents have changed since it
+        began: the database sets the pace, and what waits to be written stays bounded."""
+        if self.pending >= limit and self._flush_lock.locked():
+            async with self._flush_lock:
+                pass
 
     async def flush(self) -> int:
         """Publish and write what changed since the last flush; returns the documents written."""

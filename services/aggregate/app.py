@@ -113,7 +113,7 @@ class Runtime:
             self.aggregator = aggregator
             self._tasks = [
                 asyncio.create_task(registry.refresh_forever(settings.registry_refresh_seconds)),
-                asyncio.create_task(self._flush_forever(aggregator)),
+                asyncio.create_task(aggregator.flush_forever(settings.flush_interval)),
             ]
             freeze_startup_objects()
             # The state is millions of small long-lived objects (entries, figures) made a few at a
@@ -122,19 +122,6 @@ class Runtime:
             gc.set_threshold(50_000, 20, 100)
             log.info("aggregate runtime ready", extra={"units": len(tree), "partitions": partitions})
             return aggregator
-
-    async def _flush_forever(self, aggregator: Aggregator) -> None:
-        """Flush every flush_interval (freshness); under a backlog the agent also flushes by size.
-        (Skipping timer flushes during a backlog, for bigger and more coalesced flushes, was
-        measured: 1,247 reports/s against 1,399 without, so it is not done.)"""
-        while True:
-            await asyncio.sleep(self.settings.flush_interval)
-            try:
-                await aggregator.flush()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug: say so, keep the worker going (flush retries I/O itself)
-                log.exception("flush failed")
 
     def assigned(self, partitions: set[int]) -> None:
         self._assigned = set(partitions)

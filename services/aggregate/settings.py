@@ -17,10 +17,17 @@ class AggregateSettings(ServiceSettings):
     batch_max: int = Field(default=2000, ge=1, description="messages per batch at most")
     batch_within: float = Field(default=0.05, gt=0, description="seconds to wait to fill a batch")
     flush_interval: float = Field(
-        default=0.1, gt=0, description="seconds between flushes of changed totals to MongoDB and the totals topic"
+        default=0.05,
+        gt=0,
+        description=(
+            "seconds at least between the starts of two flushes of changed totals to MongoDB and the"
+            " totals topic (a flush starts as soon as something changed and the previous one ended)"
+        ),
     )
     flush_documents: int = Field(
-        default=20_000, ge=1, description="flush at once when this many documents have changed (a backlog)"
+        default=50_000,
+        ge=1,
+        description="stop applying until the flush in progress ends when this many documents are waiting",
     )
     data_dir: str = ".run/aggregate"
     registry_refresh_seconds: float = 10.0
