@@ -196,10 +196,12 @@ def start_services(profile: stack.Profile, demo: bool) -> int:
     run_dir = profile.dir
     secret = auth_secret(run_dir)
     env = service_env(endpoints, {"BAOCAO_AUTH_SECRET": secret})
+    ingest = http_process("ingest", run_dir, env, port=port_for("ingest"))
     services = [
         aggregate_process(run_dir, env, port=port_for("aggregate")),
-        http_process("ingest", run_dir, env, port=port_for("ingest")),
-        http_process("api", run_dir, env, port=port_for("api")),
+        ingest,
+        # the web pages the API serves send reports to ingest
+        http_process("api", run_dir, {**env, "BAOCAO_API_INGEST_URL": ingest.url}, port=port_for("api")),
     ]
     for svc in services:
         svc.start()
@@ -249,6 +251,7 @@ def running_block(
     lines = [
         "",
         "baocao is running:",
+        f"  web         {api}/web/   (log in with a token; e.g. {api}/web/units/386?period=2020-12)",
         f"  ingest      {ingest}   (POST /v1/reports, docs at {ingest}/docs)",
         f"  api         {api}   (GET /v1/units/38/totals?period=2020-12, docs at {api}/docs)",
         f"  aggregate   {aggregate}   (/metrics, /readyz)",

@@ -11,7 +11,7 @@ from markupsafe import Markup
 from shared.periods import MIN_YEAR, Granularity, parse_period
 
 WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 16, 36
+LEFT, RIGHT, TOP, BOTTOM = 84, 12, 20, 40
 
 
 def chart_periods(period: str) -> list[str]:
@@ -59,7 +59,7 @@ def bar_chart(points: list[Point], label: str, current: str) -> Markup:
         f'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">',
         f'<title id="chart-title">{escape(label)}</title>',
         f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - RIGHT}" y2="{TOP + plot_h}" class="axis"/>',
-        f'<text x="{LEFT - 6}" y="{TOP + 4}" class="tick" text-anchor="end">{escape(_axis(top, points))}</text>',
+        f'<text x="{LEFT - 6}" y="{TOP + 6}" class="tick" text-anchor="end">{escape(_axis(top, points))}</text>',
         f'<text x="{LEFT - 6}" y="{TOP + plot_h}" class="tick" text-anchor="end">0</text>',
     ]
     for i, p in enumerate(points):
@@ -72,7 +72,7 @@ def bar_chart(points: list[Point], label: str, current: str) -> Markup:
                 f"<title>{escape(p.period)}: {escape(p.text)}</title></rect>"
             )
         parts.append(
-            f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - BOTTOM + 18}" class="tick" text-anchor="middle">'
+            f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - BOTTOM + 24}" class="tick" text-anchor="middle">'
             f"{escape(short_label(p.period))}</text>"
         )
     parts.append("</svg>")

@@ -52,7 +52,7 @@ STATUSES = {
     "invalid": "Không hợp lệ",
     "unknown_unit": "Không có đơn vị này",
     "forbidden": "Không có quyền gửi cho đơn vị này",
-    "conflict": "Xung đột với bản đã gửi",
+    "conflict": "Đã có bản số này với nội dung khác; để sửa, gửi bản số lớn hơn",
     "unavailable": "Hệ thống chưa nhận, hãy gửi lại",
 }
 

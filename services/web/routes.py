@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -372,11 +372,21 @@ def web_router(settings: ApiSettings) -> APIRouter:
             raise PageError(404, "Không có loại báo cáo này.")
         values = {k: v for k, v in request.query_params.items() if k != "kind"}
         values.setdefault("unit", s.principal.unit if s.principal.unit != COUNTRY else "")
+        # stamped once, when the form is drawn: the same form sent twice (a retry) is then the
+        # same report, which ingest answers as a duplicate
+        values["submitted_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         return form_page(request, s, kind, values)
 
     async def send(token: str, path: str, payload: Any) -> httpx.Response:
         async with httpx.AsyncClient(base_url=settings.ingest_url, timeout=60) as http:
             return await http.post(path, json=payload, headers={"Authorization": f"Bearer {token}"})
+
+    def stamped(text: str | None) -> datetime:
+        try:
+            when = datetime.fromisoformat(text or "")
+        except ValueError:
+            return datetime.now(UTC)
+        return when if when.tzinfo is not None else datetime.now(UTC)
 
     @router.post("/submit")
     async def submit(request: Request) -> Response:
@@ -392,7 +402,7 @@ def web_router(settings: ApiSettings) -> APIRouter:
         if unit and (unit not in tree or not s.principal.covers(tree, unit)):
             errors = {"unit": "Đơn vị này không có hoặc nằm ngoài phạm vi của mã truy cập."}
             return form_page(request, s, kind, values, errors=errors, status=422)
-        checked = build_report(catalog, kind, values)
+        checked = build_report(catalog, kind, values, stamped(values.get("submitted_at")))
         if checked.report is None:
             return form_page(request, s, kind, values, errors=checked.errors, status=422)
         report = checked.report
@@ -404,7 +414,7 @@ def web_router(settings: ApiSettings) -> APIRouter:
         if answer.status_code in (200, 202):
             status = answer.json().get("status", "accepted")
             return page(
-                request, "submitted.html", s, report=report, status=status, kind_title=labels.kind_title(catalog, kind)
+                request, "submitted.html", s, report=report, outcome=status, kind_title=labels.kind_title(catalog, kind)
             )
         if answer.status_code == 422:
             errors = schema_errors(answer.json().get("detail") or [])
@@ -476,22 +486,27 @@ def web_router(settings: ApiSettings) -> APIRouter:
         s = await session(request)
         if Scope.SUBMIT not in s.principal.scopes:
             return JSONResponse({"detail": "Mã truy cập này không có quyền gửi báo cáo."}, status_code=403)
-        form = await request.form()
-        kind = str(form.get("kind") or "")
-        upload = form.get("file")
-        if kind not in catalog.kinds or not isinstance(upload, UploadFile):
-            return JSONResponse({"detail": "Chọn loại báo cáo và tệp."}, status_code=422)
-        data = await upload.read(MAX_UPLOAD_BYTES + 1)
+        length = request.headers.get("content-length", "")
+        if not length.isdigit() or int(length) > MAX_UPLOAD_BYTES + 64 * 1024:  # decided before reading the body
+            return JSONResponse({"detail": "Tệp lớn hơn 4 MB."}, status_code=413)
+        async with request.form() as form:  # closes the spooled file
+            kind = str(form.get("kind") or "")
+            upload = form.get("file")
+            if kind not in catalog.kinds or not isinstance(upload, UploadFile):
+                return JSONResponse({"detail": "Chọn loại báo cáo và tệp."}, status_code=422)
+            filename = upload.filename or ""
+            data = await upload.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
             return JSONResponse({"detail": "Tệp lớn hơn 4 MB."}, status_code=413)
         try:
-            rows = read_rows(catalog, kind, upload.filename or "", data)
+            rows = read_rows(catalog, kind, filename, data)
         except SheetError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=422)
         tree: OrgTree = components(request)["tree"]
         out = []
+        now = datetime.now(UTC)  # one stamp for the file: sending its checked rows again is a duplicate
         for number, values in rows:
-            checked = build_report(catalog, kind, values)
+            checked = build_report(catalog, kind, values, now)
             errors = dict(checked.errors)
             unit = str(values.get("unit", "")).strip()
             if unit and "unit" not in errors and (unit not in tree or not s.principal.covers(tree, unit)):

@@ -64,11 +64,16 @@ def columns(catalog: Catalog, series: str) -> list[Column]:
 def _row(totals: dict[str, Any], series: str, cols: list[Column]) -> Row:
     comp = totals.get("completeness", {}).get(series) or {}
     unit = totals["unit"]
+    metrics = totals.get("metrics", {})
+    values = {c.key: metrics.get(c.key) for c in cols}
+    if any(values[c.key] is not None for c in cols if c.scale is None):
+        # the stored totals leave zero sums out: a field missing beside others is a zero
+        values.update({c.key: 0 for c in cols if c.scale is None and values[c.key] is None})
     return Row(
         code=unit["code"],
         name=unit["name"],
         level=str(unit["level"]),
-        values={c.key: totals.get("metrics", {}).get(c.key) for c in cols},
+        values=values,
         expected=int(comp.get("units_expected", 0)),
         reported=int(comp.get("units_reported", 0)),
         on_time=int(comp.get("units_on_time", 0)),

@@ -61,7 +61,7 @@ class System:
 def start_system(namespace: Namespace, aggregators: int = 1) -> System:
     run_dir = Path(tempfile.mkdtemp(prefix=f"baocao-{namespace.suffix}-"))
     ingest = http_process("ingest", run_dir, namespace.env)
-    api = http_process("api", run_dir, namespace.env)
+    api = http_process("api", run_dir, {**namespace.env, "BAOCAO_API_INGEST_URL": ingest.url})
     system = System(namespace, run_dir, ingest, api)
     for proc in (ingest, api):
         proc.start()

@@ -1,0 +1,148 @@
+"""The web pages over HTTP, with the API's in-memory totals reader: sessions, subtrees and
+scopes, the numbers on a page, form errors and file checks (nothing here reaches ingest)."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.api.app import create_app
+from services.api.repository import InMemoryTotalsReader
+from services.api.settings import ApiSettings
+from shared.auth import Scope, mint, verify
+from shared.hierarchy import load_vietnam
+from shared.revocations import InMemoryRevocations
+from tests.conftest import TEST_SECRET
+from tests.unit.test_api_app import DOCS
+
+REVOKED = InMemoryRevocations()
+NEIGHBOUR = load_vietnam(["38"]).children("386")[1].code  # a commune of Bá Thước beside 14923
+
+
+@pytest.fixture
+def client():
+    settings = ApiSettings(
+        kafka_bootstrap_servers="unused:9092",
+        mongodb_uri="mongodb://unused",
+        auth_secret=TEST_SECRET,
+        ingest_url="http://127.0.0.1:9",
+    )
+    app = create_app(settings, reader=InMemoryTotalsReader(DOCS), tree=load_vietnam(["38"]), revocations=REVOKED)
+    with TestClient(app, follow_redirects=False) as c:
+        yield c
+
+
+def login(client, unit, *scopes):
+    token = mint(TEST_SECRET, unit, scopes or (Scope.READ,), 3600)
+    answer = client.post("/web/login", data={"token": token})
+    assert answer.status_code == 303, answer.text
+    return token, answer
+
+
+def test_login_sets_a_signed_httponly_strict_cookie_and_keeps_the_token_out_of_urls(client):
+    token, answer = login(client, "386")
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/web" in cookie
+    max_age = int(cookie.split("Max-Age=")[1].split(";")[0])
+    assert 0 < max_age <= 2 * 3600
+    assert answer.headers["location"] == "/web/"
+    home = client.get("/web/")
+    assert home.headers["location"] == "/web/units/386"
+    assert token not in home.headers["location"]
+
+
+def test_without_a_session_every_page_goes_to_login(client):
+    for path in ("/web/", "/web/units/386", "/web/submit", "/web/upload", "/web/submissions"):
+        answer = client.get(path)
+        assert (answer.status_code, answer.headers["location"]) == (303, "/web/login"), path
+    assert client.get("/web/units/386/events").status_code == 401
+    client.cookies.set("baocao_session", "e30.forged", path="/web")
+    assert client.get("/web/units/386").headers["location"] == "/web/login"
+
+
+def test_a_bad_token_is_refused_and_a_revoked_one_ends_the_session(client):
+    refused = client.post("/web/login", data={"token": "bcv1.x.y"})
+    assert refused.status_code == 401 and "không hợp lệ" in refused.text
+    token, _ = login(client, "386")
+    assert client.get("/web/units/386", params={"period": "2020-12"}).status_code == 200
+    REVOKED.revoked[verify(TEST_SECRET, token).token_id] = "test"
+    assert client.get("/web/units/386").headers["location"] == "/web/login"
+
+
+def test_the_district_page_shows_the_apis_figures(client):
+    login(client, "386")
+    page = client.get("/web/units/386", params={"period": "2020-12"})
+    assert page.status_code == 200 and '<html lang="vi">' in page.text
+    assert ">5.962<" in page.text and ">6.600<" in page.text and ">90,33 %<" in page.text
+    assert "/web/units/14923?period=2020-12" in page.text  # drill-down to a commune
+    partial = client.get("/web/units/386", params={"period": "2020-12"}, headers={"X-Partial": "live"})
+    assert "<html" not in partial.text and ">5.962<" in partial.text
+
+
+def test_a_commune_sees_itself_but_not_its_neighbour_nor_its_district(client):
+    login(client, "14923", Scope.READ, Scope.SUBMIT)
+    assert client.get("/web/units/14923", params={"period": "2020-12"}).status_code == 200
+    for path in (
+        f"/web/units/{NEIGHBOUR}",
+        "/web/units/386",
+        "/web/units/386/missing",
+        f"/web/units/{NEIGHBOUR}/export.csv",
+    ):
+        answer = client.get(path, params={"period": "2020-12"})
+        assert answer.status_code == 403, path
+        assert "5.962" not in answer.text and "nằm ngoài phạm vi" in answer.text
+    assert client.get("/web/units/99999").status_code == 404
+
+
+def test_scopes_decide_what_a_page_offers(client):
+    login(client, "386", Scope.READ)
+    assert client.get("/web/submit").status_code == 403
+    assert client.get("/web/units/386/events").status_code == 403
+    assert 'data-live="off"' in client.get("/web/units/386", params={"period": "2020-12"}).text
+    login(client, "14923", Scope.SUBMIT)
+    assert client.get("/web/units/14923").status_code == 403  # no read scope
+    assert client.get("/web/submit").status_code == 200
+
+
+def test_a_form_with_mistakes_comes_back_with_each_error_beside_its_field(client):
+    login(client, "14923", Scope.SUBMIT)
+    form = client.get("/web/submit", params={"kind": "study_session"})
+    assert 'id="f-members_attended"' in form.text and 'for="f-members_attended"' in form.text
+    answer = client.post(
+        "/web/submit",
+        data={
+            "kind": "study_session",
+            "unit": "14923",
+            "period": "2020-12",
+            "members_attended": "500",
+            "members_total": "400",
+        },
+    )
+    assert answer.status_code == 422
+    assert 'id="err-members_attended">Không được lớn hơn tổng số đảng viên (400).' in answer.text
+    assert 'aria-describedby="err-members_attended"' in answer.text
+    assert 'value="500"' in answer.text
+    outside = client.post("/web/submit", data={"kind": "study_session", "unit": NEIGHBOUR, "period": "2020-12"})
+    assert outside.status_code == 422 and "nằm ngoài phạm vi" in outside.text
+
+
+def test_an_uploaded_file_is_checked_row_by_row_before_anything_is_sent(client):
+    login(client, "14923", Scope.SUBMIT)
+    header = client.get("/web/templates/study_session.csv").content
+    rows = [
+        ",,14923,2020-12,,2020-12-25,online,1,0,10,20",
+        f",,{NEIGHBOUR},2020-12,,2020-12-25,online,1,0,10,20",
+        ",,14923,2020-12,,2020-12-25,online,1,0,30,20",
+    ]
+    body = header + "\r\n".join(rows).encode()
+    answer = client.post("/web/upload/check", data={"kind": "study_session"}, files={"file": ("a.csv", body)})
+    rows = answer.json()["rows"]
+    assert [r["row"] for r in rows] == [2, 3, 4]
+    assert rows[0]["report"]["body"]["members_attended"] == 10 and rows[0]["errors"] == {}
+    assert rows[1]["report"] is None and "nằm ngoài phạm vi" in rows[1]["errors"]["Mã đơn vị"]
+    assert rows[2]["errors"] == {"Số đảng viên tham dự": "Không được lớn hơn tổng số đảng viên (20)."}
+    bad = client.post("/web/upload/check", data={"kind": "study_session"}, files={"file": ("a.txt", b"x")})
+    assert bad.status_code == 422 and bad.json()["detail"] == "Chỉ nhận tệp .csv hoặc .xlsx."
+
+
+def test_the_pages_stay_out_of_the_openapi_schema(client):
+    assert not [p for p in client.get("/openapi.json").json()["paths"] if p.startswith("/web")]
+    assert client.get("/web/static/app.js").status_code == 200
