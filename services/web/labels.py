@@ -111,6 +111,11 @@ def fmt_rate(value: float | None, scale: int) -> str:
     return fmt_decimal(value)
 
 
+def fmt_fraction(part: int, whole: int) -> str:
+    """ "20/21", for table cells (the share is in the summary above the table)."""
+    return f"{fmt_int(part)}/{fmt_int(whole)}"
+
+
 def fmt_share(part: int, whole: int) -> str:
     """ "20/21 (95,24 %)"; "0/0" when nothing is expected."""
     if whole == 0:

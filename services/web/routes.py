@@ -99,6 +99,7 @@ TEMPLATES.env.globals.update(
     fmt_int=labels.fmt_int,
     fmt_rate=labels.fmt_rate,
     fmt_share=labels.fmt_share,
+    fmt_fraction=labels.fmt_fraction,
     levels=labels.LEVELS,
     statuses=labels.STATUSES,
 )
