@@ -146,3 +146,29 @@ def test_an_uploaded_file_is_checked_row_by_row_before_anything_is_sent(client):
 def test_the_pages_stay_out_of_the_openapi_schema(client):
     assert not [p for p in client.get("/openapi.json").json()["paths"] if p.startswith("/web")]
     assert client.get("/web/static/app.js").status_code == 200
+
+
+def test_what_a_user_typed_is_escaped_when_the_form_comes_back(client):
+    login(client, "14923", Scope.SUBMIT)
+    answer = client.post(
+        "/web/submit",
+        data={
+            "kind": "study_session",
+            "unit": "14923",
+            "period": "2020-12",
+            "resolution": '"><script>alert(1)</script>',
+        },
+    )
+    assert answer.status_code == 422
+    assert "<script>alert(1)</script>" not in answer.text
+    assert "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in answer.text
+
+
+def test_a_country_token_chooses_a_province_and_logout_ends_the_session(client):
+    login(client, "VN", Scope.READ)
+    home = client.get("/web/")
+    assert home.status_code == 200 and 'href="/web/units/38"' in home.text
+    out = client.post("/web/logout")
+    assert out.headers["location"] == "/web/login" and 'baocao_session=""' in out.headers["set-cookie"]
+    client.cookies.clear()
+    assert client.get("/web/").headers["location"] == "/web/login"
