@@ -25,6 +25,26 @@ log = logging.getLogger(__name__)
 
 APPLIED = "baocao_aggregate_reports_total"
 FRESHNESS = "baocao_aggregate_freshness_seconds"
+FLUSH_DOCUMENTS = "baocao_aggregate_flush_documents"
+FLUSH_SECONDS = "baocao_aggregate_flush_duration_seconds"
+
+
+def flush_summary(before: Scrape | None, after: Scrape, reports: float) -> dict[str, float | None]:
+    """What the worker's flushes did between two scrapes (``before`` None: since it started):
+    how many, documents written per flush and per report, seconds per flush."""
+
+    def change(name: str) -> float:
+        return after.total(name) - (before.total(name) if before is not None else 0.0)
+
+    flushes, documents = change(f"{FLUSH_DOCUMENTS}_count"), change(f"{FLUSH_DOCUMENTS}_sum")
+    seconds = change(f"{FLUSH_SECONDS}_sum")
+    return {
+        "flushes": flushes,
+        "documents": documents,
+        "documents_per_flush": documents / flushes if flushes else None,
+        "documents_per_report": documents / reports if reports else None,
+        "seconds_per_flush": seconds / flushes if flushes else None,
+    }
 
 
 class AggregatorDied(RuntimeError):
@@ -127,6 +147,24 @@ async def watch_drain(
     if not drain.done:
         log.warning("the backlog was not drained in %.0f s (%d of %d)", timeout_s, drain.applied, expected)
     return drain
+
+
+UNWRITTEN = "baocao_aggregate_view_unwritten_documents"
+
+
+async def wait_view_written(url: str, timeout_s: float) -> float | None:
+    """Seconds until the worker has written to MongoDB everything it published (its gauge of
+    unwritten documents at 0 twice in a row), or None if that did not happen within the limit."""
+    started = time.perf_counter()
+    zeros = 0
+    async with httpx.AsyncClient() as http:
+        while time.perf_counter() - started < timeout_s:
+            page = await scrape(http, url)
+            zeros = zeros + 1 if page.total(UNWRITTEN) == 0 else 0
+            if zeros >= 2:
+                return time.perf_counter() - started
+            await asyncio.sleep(0.1)
+    return None
 
 
 async def metrics_now(url: str) -> Scrape:

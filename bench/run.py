@@ -177,8 +177,10 @@ def phase_aggregation(ctx: Context) -> None:
     ctx.procs["aggregate-main"] = proc
     watch = ctx.watch()
     drain = _watch_drain(ctx, proc)
+    view_behind_s = asyncio.run(aggregation.wait_view_written(proc.url, 120)) if drain.done else None
     memory = memory_kb(proc.pid or 0)
     cpu = watch.stop()
+    flushes = aggregation.flush_summary(None, asyncio.run(aggregation.metrics_now(proc.url)), drain.applied)
     timeout = 30 if drain.done else 0  # committed offsets trail the applied counter by ~1 s
     topic, group = ctx.names.reports_topic("main"), ctx.names.consumer_group("main")
     lag, waited = aggregation.wait_lag_zero(ctx.servers.bootstrap, group, topic, timeout)
@@ -192,6 +194,9 @@ def phase_aggregation(ctx: Context) -> None:
         "lag_zero_wait_s": round(waited, 2),
         "memory_after_drain": memory,
         "cpu": cpu,
+        "flushes": flushes,
+        # after the last report was applied, until MongoDB had everything published
+        "view_written_after_s": view_behind_s,
     }
 
 
@@ -261,7 +266,8 @@ def phase_freshness(ctx: Context) -> None:
     ctx.services.stop(ctx.procs.pop("aggregate-fresh"))
     buckets = bucket_change(before, after, aggregation.FRESHNESS)
     _record_freshness(ctx, result, buckets, horizon_s)
-    ctx.details["freshness"] = {**result, "cpu": cpu, "aggregator_histogram_change": buckets}
+    flushes = aggregation.flush_summary(before, after, result["accepted"])
+    ctx.details["freshness"] = {**result, "cpu": cpu, "aggregator_histogram_change": buckets, "flushes": flushes}
 
 
 def _record_freshness(

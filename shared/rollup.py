@@ -275,6 +275,12 @@ def _buckets(*periods: str) -> tuple[str, ...]:
     return tuple(seen)
 
 
+@lru_cache(maxsize=65536)
+def _chain(path: tuple[str, ...], series: str, span: str) -> tuple[str, ...]:
+    """The ids of the documents a change of (path[0], series, span) adds to, unit first."""
+    return tuple(doc_id(code, series, span) for code in path)
+
+
 @lru_cache(maxsize=4096)
 def _enclosing(period: str) -> frozenset[str]:
     return frozenset(p.label for p in parse_period(period).enclosing)
@@ -302,13 +308,15 @@ class TotalsDoc:
     def province(self) -> str:
         return self.parents[-1]
 
-    def add(self, period: str, inc: list[int]) -> None:
+    def add(self, period: str, inc: list[int], shrinks: bool) -> None:
+        """Add ``inc`` to a period's figures; ``shrinks``: whether it takes reports away (only
+        then can the period be left with nothing, as a period with a report is never all zero)."""
         figures = self.periods.get(period)
         if figures is None:
             self.periods[period] = list(inc)
             return
         figures[:] = map(add, figures, inc)
-        if not any(figures):
+        if shrinks and not any(figures):
             del self.periods[period]
 
     def figures(self, period: str) -> dict[str, int]:
@@ -427,16 +435,17 @@ class Rollup:
             own[f + _UNITS_ON_TIME] = own[f + _OWN_ON_TIME]
         up = list(map(mul, own, plan.up))
         span = span_of(bucket)
-        for depth, code in enumerate(path):
+        shrinks = own[f + _REPORTS] < 0
+        docs, changed = self.docs, self.changed
+        for depth, did in enumerate(_chain(path, series, span)):
             inc = own if depth == 0 else up
             if depth and not any(up):
                 break
-            did = doc_id(code, series, span)
-            doc = self.docs.get(did)
+            doc = docs.get(did)
             if doc is None:
-                doc = self.docs[did] = TotalsDoc(code, series, span, path[depth:], plan.names)
-            doc.add(bucket, inc)
-            self.changed.add(did)
+                doc = docs[did] = TotalsDoc(path[depth], series, span, path[depth:], plan.names)
+            doc.add(bucket, inc, shrinks)
+            changed.add(did)
 
 
 def rates(spec: SeriesSpec, sums: Mapping[str, int]) -> dict[str, dict[str, Any]]:

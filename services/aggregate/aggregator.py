@@ -7,15 +7,18 @@ partition counts (routing.py), restored from the changelog when the partition is
 
 ``handle`` decodes a batch (dead-lettering what is not a valid report), forwards any report that
 arrived on another province's partition, applies the rest, and returns once the broker has the
-forwarded reports, the dead letters and the changed entries in the changelog. ``flush``
-turns what changed since the last flush into whole documents: it publishes them
-on the totals topic, then replaces them in MongoDB, one bulk write, no reads.
-The faust app calls it on a timer (light load) and whenever enough has changed (a backlog).
+forwarded reports, the dead letters and the changed entries in the changelog.
+
+What changed is then published and written behind the agent, by two loops that never hold it up:
+``publish_forever`` turns the documents changed since its last publication into whole documents
+and publishes them on the totals topic (which the read API follows), and ``write_forever``
+replaces the latest published form of each in MongoDB, one bulk write at a time, no reads. The
+database never gets ahead of the stream, and a slow database only makes its writes bigger.
 
 After a partition is restored, its stored documents are compared with the state once, and any
-that differ (a worker killed between its changelog append and its flush, or between publishing
-and writing) are published and written again. So a crash leaves neither the view nor the
-stream behind, and nothing is read from MongoDB after that.
+that differ (a worker killed between its changelog append and its publication, or between
+publishing and writing) are published and written again. So a crash leaves neither the view nor
+the stream behind, and nothing is read from MongoDB after that.
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ log = logging.getLogger(__name__)
 
 # [(key, value), ...] -> awaitable that completes once the broker has every totals message
 TotalsSink = Callable[[list[tuple[bytes, bytes]]], Awaitable[Any]]
+# Published documents waiting for the bulk write after the one in progress: past this many, the
+# next publication waits for that write, so the documents held for MongoDB stay bounded (and
+# under a backlog each publication coalesces more).
+UNWRITTEN_LIMIT = 20_000
 
 
 @dataclass
@@ -94,10 +101,16 @@ class Aggregator:
         self.retry_pause = retry_pause
         self.parts: dict[int, PartitionState] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
-        self._flush_lock = asyncio.Lock()
-        self._received: list[datetime] = []  # receipt times of reports applied since the last flush
-        self.pending = 0  # documents changed since the last flush
-        self._dirty = asyncio.Event()  # set when something changed that no flush has taken yet
+        self._publish_lock = asyncio.Lock()
+        self._last_build_seconds = 0.0  # how long the last publication took to build its messages
+        self._write_lock = asyncio.Lock()
+        # published documents not yet written to the view: id -> (version, stored form, or None
+        # for a document to delete); a later publication of a document replaces its earlier one
+        self._unwritten: dict[str, tuple[int, dict[str, Any] | None]] = {}
+        self._unwritten_event = asyncio.Event()
+        self._received: list[datetime] = []  # receipt times of reports applied since the last publication
+        self.pending = 0  # documents changed since the last publication
+        self._dirty = asyncio.Event()  # set when something changed that no publication has taken yet
 
     # ------------------------------------------------------------------ partitions
 
@@ -167,7 +180,7 @@ class Aggregator:
             if have is None or have.get("periods") != want["periods"] or have.get("parents") != want["parents"]:
                 rollup.changed.add(doc_id)
         for doc_id, have in stored.items():
-            if doc_id not in rollup.docs:  # its figures were all withdrawn before the last flush
+            if doc_id not in rollup.docs:  # its figures were all withdrawn before the last publication
                 state.versions[doc_id] = int(have.get("version", 0))
                 spec = self.catalog.series.get(have["series"])
                 names = figure_names(spec) if spec is not None else ()
@@ -224,47 +237,69 @@ class Aggregator:
             if outcome != Outcome.REJECTED:
                 self.metrics.reports.labels(outcome).inc(n)
 
-    # ------------------------------------------------------------------ flushing
+    # ------------------------------------------------------------------ publishing and writing
 
-    async def flush_forever(self, interval: float) -> None:
-        """Flush what changed, one flush at a time, each starting as soon as something changed,
-        the previous flush has ended and ``interval`` has passed since that one started.
-
-        A group commit: a report waits at most for the flush in progress and the next one, and
-        under a backlog each flush takes everything that changed while the previous one was
-        being written, so a slower database makes for bigger, more coalesced flushes (a province's
-        documents written once per flush, not once per batch) rather than a queue. The agent
-        never waits for the database, unless too much has piled up (:meth:`backpressure`). The
-        first flush comes ``interval`` after the start, so a huge interval means no flush at all
-        (a test's worker that must die with its view behind)."""
+    async def publish_forever(self, interval: float) -> None:
+        """Publish what changed, one publication at a time, each starting once something changed
+        and ``interval`` has passed since the previous one started, or eight times as long as that
+        one spent building its messages, whichever is longer (so building and sending them takes
+        at most about a fifth of the worker's time, and under a backlog each publication coalesces
+        more: a province's documents go out once per publication, not once per batch). The
+        database is written behind, by
+        :meth:`write_forever`, and never holds up the stream. The first publication comes
+        ``interval`` after the start, so a huge interval means none at all (a test's worker that
+        must die with its view behind)."""
         started = time.perf_counter()
         while True:
-            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+            pause = max(interval, 8 * self._last_build_seconds)
+            await asyncio.sleep(max(0.0, pause - (time.perf_counter() - started)))
             await self._dirty.wait()
+            if len(self._unwritten) >= UNWRITTEN_LIMIT and self._write_lock.locked():
+                async with self._write_lock:  # the database is far behind: let it catch up first
+                    pass
             self._dirty.clear()
             started = time.perf_counter()
             try:
-                await self.flush()
+                await self.publish_changes()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a bug: say so, keep the worker going (flush retries I/O itself)
-                log.exception("flush failed")
+            except Exception:  # a bug: say so, keep the worker going (publishing retries I/O itself)
+                log.exception("publishing failed")
+
+    async def write_forever(self) -> None:
+        """Write what was published to MongoDB, one bulk write at a time, each taking the latest
+        published form of every document published since the previous one began: the slower the
+        database, the more each write coalesces, and it is never more than one write behind."""
+        while True:
+            await self._unwritten_event.wait()
+            self._unwritten_event.clear()
+            try:
+                await self.write_view()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug: say so, keep the worker going (the write retries I/O itself)
+                log.exception("writing the view failed")
 
     async def backpressure(self, limit: int) -> None:
-        """Wait for the flush in progress when more than ``limit`` documents have changed since it
-        began: the database sets the pace, and what waits to be written stays bounded."""
-        if self.pending >= limit and self._flush_lock.locked():
-            async with self._flush_lock:
+        """Wait for the publication in progress when more than ``limit`` documents have changed
+        since it began, so what waits to be published stays bounded."""
+        if self.pending >= limit and self._publish_lock.locked():
+            async with self._publish_lock:
                 pass
 
     async def flush(self) -> int:
-        """Publish and write what changed since the last flush; returns the documents written."""
-        async with self._flush_lock:
+        """Publish what changed and write it to the view; returns the documents written."""
+        await self.publish_changes()
+        return await self.write_view()
+
+    async def publish_changes(self) -> int:
+        """Publish every document changed since the last publication on the totals stream and
+        queue it for the view; returns the documents published."""
+        async with self._publish_lock:
             started = time.perf_counter()
             now = datetime.now(UTC)
-            docs: list[dict[str, Any]] = []
-            deletes: list[tuple[str, int]] = []
             messages: list[tuple[bytes, bytes]] = []
+            published: dict[str, tuple[int, dict[str, Any] | None]] = {}
             # Everything up to the first await happens at once: the snapshot is consistent.
             for partition, state in list(self.parts.items()):
                 rollup = state.rollup
@@ -275,21 +310,41 @@ class Aggregator:
                     stored = to_stored(doc, version, partition, now)
                     messages.append(encode(totals_message(stored)))
                     if doc.periods:
-                        docs.append(stored)
+                        published[doc_id] = (version, stored)
                     else:
-                        deletes.append((doc_id, version))
+                        published[doc_id] = (version, None)  # all its figures were withdrawn
                         del rollup.docs[doc_id]
             received, self._received = self._received, []
             self.pending = 0
+            self._last_build_seconds = time.perf_counter() - started
             if not messages:
                 return 0
-            # stream first: a crash between the two leaves MongoDB behind, which the next owner's
-            # comparison after restoring sees and repairs (a stream behind MongoDB it could not)
+            # The stream first, MongoDB after: a crash between the two leaves MongoDB behind,
+            # which the next owner's comparison after restoring sees and repairs (a stream behind
+            # MongoDB it could not). So only what the broker has acknowledged is queued for writing.
             await retrying(self.metrics, "publish", lambda: self.publish(messages), self.retry_pause)
-            await retrying(self.metrics, "database", lambda: self.view.write(docs, deletes), self.retry_pause)
+            self._unwritten.update(published)
+            self._unwritten_event.set()
+            self.metrics.unwritten.set(len(self._unwritten))
             self.metrics.flush_seconds.observe(time.perf_counter() - started)
-            self.metrics.flush_size.observe(len(docs) + len(deletes))
-            written = datetime.now(UTC)
+            self.metrics.flush_size.observe(len(messages))
+            visible = datetime.now(UTC)
             for at in received:
-                self.metrics.freshness.observe(max(0.0, (written - at).total_seconds()))
-            return len(docs) + len(deletes)
+                self.metrics.freshness.observe(max(0.0, (visible - at).total_seconds()))
+            return len(messages)
+
+    async def write_view(self) -> int:
+        """Write the latest published form of every document published since the last write
+        (one unordered bulk write, each document guarded by its version); returns how many."""
+        async with self._write_lock:
+            batch, self._unwritten = self._unwritten, {}
+            if not batch:
+                return 0
+            started = time.perf_counter()
+            docs = [stored for _, stored in batch.values() if stored is not None]
+            deletes = [(doc_id, version) for doc_id, (version, stored) in batch.items() if stored is None]
+            await retrying(self.metrics, "database", lambda: self.view.write(docs, deletes), self.retry_pause)
+            self.metrics.unwritten.set(len(self._unwritten))
+            self.metrics.write_seconds.observe(time.perf_counter() - started)
+            self.metrics.write_size.observe(len(batch))
+            return len(batch)

@@ -113,7 +113,8 @@ class Runtime:
             self.aggregator = aggregator
             self._tasks = [
                 asyncio.create_task(registry.refresh_forever(settings.registry_refresh_seconds)),
-                asyncio.create_task(aggregator.flush_forever(settings.flush_interval)),
+                asyncio.create_task(aggregator.publish_forever(settings.flush_interval)),
+                asyncio.create_task(aggregator.write_forever()),
             ]
             freeze_startup_objects()
             # The state is millions of small long-lived objects (entries, figures) made a few at a

@@ -22,19 +22,36 @@ class AggregateMetrics:
         )
         self.flush_size = Histogram(
             "baocao_aggregate_flush_documents",
-            "Totals documents written (or deleted) per flush",
-            buckets=(0, 1, 5, 10, 50, 100, 500, 1000, 5000, 20000),
+            "Totals documents published (and queued for MongoDB) per publication of changes",
+            buckets=(0, 1, 5, 10, 50, 100, 500, 1000, 5000, 20000, 50000, 100000),
             registry=self.registry,
         )
         self.flush_seconds = Histogram(
             "baocao_aggregate_flush_duration_seconds",
-            "Time to publish and write one flush of changed totals documents",
+            "Time to build and publish one publication of changed totals documents",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.write_size = Histogram(
+            "baocao_aggregate_view_write_documents",
+            "Totals documents per bulk write to MongoDB (the latest published form of each)",
+            buckets=(1, 10, 100, 1000, 5000, 20000, 50000, 100000),
+            registry=self.registry,
+        )
+        self.write_seconds = Histogram(
+            "baocao_aggregate_view_write_duration_seconds",
+            "Time to write one bulk write of totals documents to MongoDB",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.unwritten = Gauge(
+            "baocao_aggregate_view_unwritten_documents",
+            "Totals documents published on the stream and not yet written to MongoDB",
             registry=self.registry,
         )
         self.freshness = Histogram(
             "baocao_aggregate_freshness_seconds",
-            "From receipt at ingest to the totals written",
+            "From receipt at ingest to the totals published on the stream (what the API serves)",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
             registry=self.registry,
         )

@@ -20,14 +20,14 @@ class AggregateSettings(ServiceSettings):
         default=0.05,
         gt=0,
         description=(
-            "seconds at least between the starts of two flushes of changed totals to MongoDB and the"
-            " totals topic (a flush starts as soon as something changed and the previous one ended)"
+            "seconds at least between the starts of two publications of changed totals on the totals"
+            " topic (MongoDB is written behind them, as fast as it takes them)"
         ),
     )
     flush_documents: int = Field(
         default=50_000,
         ge=1,
-        description="stop applying until the flush in progress ends when this many documents are waiting",
+        description="stop applying until the publication in progress ends when this many documents wait for the next",
     )
     data_dir: str = ".run/aggregate"
     registry_refresh_seconds: float = 10.0

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic_core import to_json
 
 from shared.rollup import Entry
 
@@ -31,7 +32,7 @@ Record = tuple[int, bytes, bytes]  # (partition, key, value)
 
 
 def encode_entry(partition: int, key: str, entry: Entry) -> Record:
-    return partition, key.encode(), json.dumps(entry.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+    return partition, key.encode(), to_json(entry.to_json())  # compact UTF-8 JSON, as json.dumps would
 
 
 def decode_entry(key: bytes, value: bytes) -> tuple[str, Entry]:

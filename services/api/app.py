@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.api.cache import CachedTotalsReader, TotalsCache
 from services.api.repository import MongoTotalsReader, TotalsReader
 from services.api.settings import ApiSettings
 from services.api.stream import TotalsBroadcaster
@@ -117,15 +118,19 @@ def create_app(
         mongo = None
         refresher = None
         rd, reg, revoked = reader, registry, revocations
+        cache = None
         if rd is None:
             mongo = make_client(settings.mongodb_uri, "baocao-api")
             rd = MongoTotalsReader(mongo, settings.mongodb_database)
+            if settings.cache_documents:
+                cache = TotalsCache(settings.cache_documents, settings.cache_grace_seconds)
+                rd = CachedTotalsReader(rd, cache)
             reg = AgencyRegistry(mongo, settings.mongodb_database, org)
             await reg.refresh()
             refresher = asyncio.create_task(reg.refresh_forever())
             revoked = revoked or MongoRevocations(mongo, settings.mongodb_database)
         auth = Authenticator(settings.auth_secret.get_secret_value(), revoked or InMemoryRevocations())
-        broadcaster = TotalsBroadcaster(settings.kafka_bootstrap_servers, settings.totals_topic)
+        broadcaster = TotalsBroadcaster(settings.kafka_bootstrap_servers, settings.totals_topic, cache)
         follower = asyncio.create_task(broadcaster.run()) if reader is None else None
         state["broadcaster"] = broadcaster
         state.update(reader=rd, tree=reg.tree if reg else org, mongo=mongo, registry=reg, auth=auth)

@@ -9,7 +9,7 @@ tests/contract/test_totals_reader_contract.py.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
@@ -38,6 +38,22 @@ def _views(ids: list[str], stored: dict[str, dict[str, Any]]) -> dict[str, dict[
     return out
 
 
+async def views_of(
+    ids: list[str], fetch: Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]]
+) -> dict[str, dict[str, Any]]:
+    """The totals ``ids`` (unit|series|period) from the stored documents ``fetch`` gives by id."""
+    return _views(ids, await fetch(list(dict.fromkeys(stored_id(i) for i in ids))))
+
+
+async def reporting_units(reader: TotalsReader, units: Iterable[str], series: str, period: str) -> set[str]:
+    views = await reader.get_many([TotalKey(u, series, period).id for u in units])
+    return {v["unit"] for v in views.values() if v.get(OWN, 0) > 0}
+
+
+# what the API reads of a stored document (not its partition, province or write time)
+_READ = {"unit": 1, "series": 1, "parents": 1, "version": 1, "periods": 1}
+
+
 class MongoTotalsReader:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         self._col = client[database][TOTALS]
@@ -49,13 +65,16 @@ class MongoTotalsReader:
         projection = {"unit": 1, "series": 1, "parents": 1, "version": 1, **{f"periods.{p}": 1 for p in periods}}
         return {d["_id"]: d async for d in self._col.find({"_id": {"$in": doc_ids}}, projection=projection)}
 
+    async def documents(self, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Whole stored documents by id, every period (what the API's cache keeps)."""
+        return {d["_id"]: d async for d in self._col.find({"_id": {"$in": doc_ids}}, projection=_READ)}
+
     async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         wanted = list(ids)
         return _views(wanted, await self._stored(wanted))
 
     async def reporting_units(self, units: Iterable[str], series: str, period: str) -> set[str]:
-        views = await self.get_many([TotalKey(u, series, period).id for u in units])
-        return {v["unit"] for v in views.values() if v.get(OWN, 0) > 0}
+        return await reporting_units(self, units, series, period)
 
 
 class InMemoryTotalsReader:
@@ -64,11 +83,15 @@ class InMemoryTotalsReader:
     def __init__(self, docs: dict[str, dict[str, Any]] | None = None) -> None:
         self.docs = docs if docs is not None else {}
 
+    async def documents(self, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
+        return {
+            i: {k: copy.deepcopy(self.docs[i][k]) for k in ("_id", *_READ) if k in self.docs[i]}
+            for i in doc_ids
+            if i in self.docs
+        }
+
     async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        wanted = list(ids)
-        stored = {stored_id(i): copy.deepcopy(self.docs[stored_id(i)]) for i in wanted if stored_id(i) in self.docs}
-        return _views(wanted, stored)
+        return await views_of(list(ids), self.documents)
 
     async def reporting_units(self, units: Iterable[str], series: str, period: str) -> set[str]:
-        views = await self.get_many([TotalKey(u, series, period).id for u in units])
-        return {v["unit"] for v in views.values() if v.get(OWN, 0) > 0}
+        return await reporting_units(self, units, series, period)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import HttpServiceSettings
@@ -13,3 +14,13 @@ class ApiSettings(HttpServiceSettings):
     port: int = 8002
     # where the web front end (services/web) sends the reports unit staff submit
     ingest_url: str = "http://127.0.0.1:8001"
+    cache_documents: int = Field(
+        default=100_000,
+        ge=0,
+        description="totals documents the API keeps in memory, kept current by the totals stream (0: none)",
+    )
+    cache_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="documents read from MongoDB this soon after the API began following the stream are not kept",
+    )

@@ -13,6 +13,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from services.api.cache import TotalsCache
+
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000
 
@@ -25,13 +27,16 @@ class Subscription:
 
 
 class TotalsBroadcaster:
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, cache: TotalsCache | None = None) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        self.cache = cache  # the API's documents, kept current by the same messages
         self.subscriptions: set[Subscription] = set()
         self.ready = asyncio.Event()
 
     def publish(self, message: dict[str, Any]) -> None:
+        if self.cache is not None:
+            self.cache.offer_message(message)
         parents = set(message.get("parents", ()))
         for sub in self.subscriptions:
             if sub.unit in parents or sub.unit == "VN":
@@ -57,11 +62,13 @@ class TotalsBroadcaster:
             )
             try:
                 await consumer.start()
+                if self.cache is not None:
+                    self.cache.follower_started()
                 self.ready.set()
                 async for record in consumer:
                     try:
                         self.publish(json.loads(record.value))
-                    except (ValueError, TypeError):
+                    except (ValueError, TypeError, KeyError):
                         log.warning("undecodable totals message", extra={"offset": record.offset})
             except asyncio.CancelledError:
                 raise
@@ -69,4 +76,6 @@ class TotalsBroadcaster:
                 log.warning("totals stream consumer failed; retrying", exc_info=True)
                 await asyncio.sleep(2)
             finally:
+                if self.cache is not None:
+                    self.cache.follower_lost()  # what comes meanwhile is unknown: read MongoDB
                 await consumer.stop()

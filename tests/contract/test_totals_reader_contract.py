@@ -2,6 +2,7 @@
 
 import pytest
 
+from services.api.cache import CachedTotalsReader, TotalsCache
 from services.api.repository import InMemoryTotalsReader, MongoTotalsReader
 from shared.mongo import TOTALS
 from shared.totals_docs import stored_from_views
@@ -22,14 +23,30 @@ VIEWS = [
 DOCS = list(stored_from_views(VIEWS).values())
 
 
-@pytest.fixture(params=MEMORY_AND_MONGODB)
+def cached(store):
+    """The API's cache in front of a store, following the stream and trusting reads at once."""
+    cache = TotalsCache(max_documents=100, grace_s=0)
+    cache.follower_started()
+    return CachedTotalsReader(store, cache)
+
+
+def _with_and_without_cache():
+    for param in MEMORY_AND_MONGODB:
+        adapter, marks = (param.values[0], param.marks) if hasattr(param, "values") else (param, ())
+        for wrap in ("plain", "cached"):
+            yield pytest.param((adapter, wrap), marks=marks, id=f"{adapter}-{wrap}")
+
+
+@pytest.fixture(params=list(_with_and_without_cache()))
 async def reader(request):
-    if request.param == "memory":
-        yield InMemoryTotalsReader({d["_id"]: dict(d) for d in DOCS})
+    adapter, wrap = request.param
+    wrapper = cached if wrap == "cached" else (lambda store: store)
+    if adapter == "memory":
+        yield wrapper(InMemoryTotalsReader({d["_id"]: dict(d) for d in DOCS}))
         return
     async with fresh_database(request) as (client, database):
         await client[database][TOTALS].insert_many([dict(d) for d in DOCS])
-        yield MongoTotalsReader(client, database)
+        yield wrapper(MongoTotalsReader(client, database))
 
 
 async def test_totals_by_id_are_one_period_of_their_stored_document(reader):

@@ -1,0 +1,143 @@
+"""The read API's document cache: kept current by the stream, never behind a version it has seen,
+trusting database reads only once the follower has been live for the grace period."""
+
+from services.api.cache import CachedTotalsReader, TotalsCache
+from services.api.repository import InMemoryTotalsReader
+from shared.totals_docs import stored_from_views
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def view(unit: str, attended: int, period: str = "2020-12", parents: tuple[str, ...] = ("14923", "389", "38")):
+    return {
+        "unit": unit,
+        "series": "study_session",
+        "period": period,
+        "parents": list(parents),
+        "sums": {"members_attended": attended},
+        "reports": 1,
+        "own": 1,
+    }
+
+
+def stored(unit: str, attended: int, version: int) -> dict:
+    return stored_from_views([view(unit, attended)], version=version)[f"{unit}|study_session|2020"]
+
+
+def message(unit: str, attended: int, version: int) -> dict:
+    doc = stored(unit, attended, version)
+    return {"id": doc["_id"], **{k: doc[k] for k in ("unit", "series", "span", "parents", "version", "periods")}}
+
+
+class CountingStore(InMemoryTotalsReader):
+    def __init__(self, docs: dict) -> None:
+        super().__init__(docs)
+        self.asked: list[list[str]] = []
+
+    async def documents(self, doc_ids):
+        self.asked.append(list(doc_ids))
+        return await super().documents(doc_ids)
+
+
+def setup(grace_s: float = 30.0, max_documents: int = 100):
+    clock = Clock()
+    store = CountingStore({"14923|study_session|2020": stored("14923", 5, version=10)})
+    cache = TotalsCache(max_documents, grace_s, clock)
+    return clock, store, cache, CachedTotalsReader(store, cache)
+
+
+TOTAL = "14923|study_session|2020-12"
+
+
+async def attended(reader) -> int | None:
+    got = await reader.get_many([TOTAL])
+    return got[TOTAL]["sums"]["members_attended"] if TOTAL in got else None
+
+
+async def test_without_a_live_follower_every_read_goes_to_the_database():
+    _, store, cache, reader = setup()
+    assert await attended(reader) == 5
+    assert await attended(reader) == 5
+    assert len(store.asked) == 2
+    cache.offer_message(message("14923", 7, version=11))  # not following: nothing is kept
+    assert await attended(reader) == 5
+
+
+async def test_a_published_version_is_served_before_the_database_has_it_and_without_reading_it():
+    _, store, cache, reader = setup()
+    cache.follower_started()
+    cache.offer_message(message("14923", 7, version=11))
+    assert await attended(reader) == 7
+    assert store.asked == []
+
+
+async def test_database_reads_are_kept_only_after_the_grace_period():
+    clock, store, cache, reader = setup(grace_s=30)
+    cache.follower_started()
+    assert await attended(reader) == 5
+    assert await attended(reader) == 5
+    assert len(store.asked) == 2  # within the grace period: served, not kept
+    clock.now += 30
+    assert await attended(reader) == 5
+    assert await attended(reader) == 5
+    assert len(store.asked) == 3
+
+
+async def test_an_older_version_never_replaces_a_newer_one():
+    _, _, cache, reader = setup(grace_s=0)
+    cache.follower_started()
+    cache.offer_message(message("14923", 7, version=11))
+    cache.keep_read(["14923|study_session|2020"], {"14923|study_session|2020": stored("14923", 5, version=10)})
+    cache.offer_message(message("14923", 6, version=9))  # a stale duplicate from the stream
+    assert await attended(reader) == 7
+    cache.offer_message(message("14923", 8, version=12))
+    assert await attended(reader) == 8
+
+
+async def test_an_absent_document_is_remembered_until_the_stream_brings_it():
+    _, store, cache, reader = setup(grace_s=0)
+    cache.follower_started()
+    other = "14926|study_session|2020-12"
+    assert await reader.get_many([other]) == {}
+    assert await reader.get_many([other]) == {}
+    assert store.asked == [["14926|study_session|2020"]]
+    cache.offer_message(message("14926", 3, version=1))
+    got = await reader.get_many([other])
+    assert got[other]["sums"] == {"members_attended": 3}
+
+
+async def test_a_withdrawn_document_from_the_stream_has_no_totals():
+    _, _, cache, reader = setup(grace_s=0)
+    cache.follower_started()
+    assert await attended(reader) == 5
+    cache.offer_message({**message("14923", 5, version=11), "periods": {}})
+    assert await attended(reader) is None
+
+
+async def test_losing_the_stream_empties_the_cache_and_a_restart_does_too():
+    _, _, cache, reader = setup(grace_s=0)
+    cache.follower_started()
+    cache.offer_message(message("14923", 7, version=11))
+    cache.follower_lost()
+    assert len(cache) == 0
+    assert await attended(reader) == 5  # from the database again
+    cache.follower_started()
+    cache.offer_message(message("14923", 7, version=11))
+    cache.follower_started()
+    assert len(cache) == 0
+
+
+async def test_the_least_recently_used_documents_go_first_past_the_limit():
+    _, _, cache, _ = setup(max_documents=2)
+    cache.follower_started()
+    for unit in ("14923", "14926", "14929"):
+        cache.offer_message(message(unit, 1, version=1))
+    assert len(cache) == 2
+    assert cache.get("14923|study_session|2020") is None
+    assert cache.get("14929|study_session|2020") is not None
