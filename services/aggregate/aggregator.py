@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -46,7 +46,7 @@ from services.aggregate.worker import (
 )
 from shared.catalog import Catalog
 from shared.hierarchy import Level, OrgTree
-from shared.rollup import Outcome, Rollup, TotalsDoc, entry_key, figure_names
+from shared.rollup import Entry, Outcome, Rollup, TotalsDoc, entry_key, figure_names
 from shared.totals_docs import to_stored
 from shared.totals_stream import encode, totals_message
 
@@ -54,10 +54,18 @@ log = logging.getLogger(__name__)
 
 # [(key, value), ...] -> awaitable that completes once the broker has every totals message
 TotalsSink = Callable[[list[tuple[bytes, bytes]]], Awaitable[Any]]
+# partition -> a fresh, empty mapping to keep that partition's entries in (entries.py)
+EntriesFactory = Callable[[int], MutableMapping[str, Entry]]
 # Published documents waiting for the bulk write after the one in progress: past this many, the
 # next publication waits for that write, so the documents held for MongoDB stay bounded (and
 # under a backlog each publication coalesces more).
 UNWRITTEN_LIMIT = 20_000
+
+
+def _close(rollup: Rollup) -> None:
+    close = getattr(rollup.entries, "close", None)
+    if close is not None:
+        close()
 
 
 @dataclass
@@ -86,6 +94,7 @@ class Aggregator:
         metrics: AggregateMetrics,
         refresh_registry: RegistryRefresh | None = None,
         retry_pause: float = 0.5,
+        entries: EntriesFactory | None = None,
     ) -> None:
         self.catalog = catalog
         self.tree = tree
@@ -99,6 +108,7 @@ class Aggregator:
         self.dead_letter = dead_letter
         self.metrics = metrics
         self.retry_pause = retry_pause
+        self.entries = entries  # where a partition's entries are kept (default: a dict in memory)
         self.parts: dict[int, PartitionState] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
         self._publish_lock = asyncio.Lock()
@@ -123,7 +133,9 @@ class Aggregator:
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget revoked partitions: whoever gets one next restores it from the changelog."""
         for p in partitions:
-            self.parts.pop(p, None)
+            state = self.parts.pop(p, None)
+            if state is not None:
+                _close(state.rollup)
             task = self._loading.pop(p, None)
             if task is not None:
                 task.cancel()
@@ -161,10 +173,14 @@ class Aggregator:
                 del self._loading[partition]
 
     async def _restore(self, partition: int) -> Rollup:
-        rollup = Rollup(self.catalog)
-        async for _, key, value in self.changelog.read([partition]):
-            k, entry = decode_entry(key, value)
-            rollup.restore(k, entry)
+        rollup = Rollup(self.catalog, self.entries(partition) if self.entries is not None else None)
+        try:
+            async for _, key, value in self.changelog.read([partition]):
+                k, entry = decode_entry(key, value)
+                rollup.restore(k, entry)
+        except BaseException:
+            _close(rollup)
+            raise
         rollup.take_changed()
         return rollup
 

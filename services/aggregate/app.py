@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.aggregate.agents import register_agents
 from services.aggregate.aggregator import Aggregator
+from services.aggregate.entries import EntryFiles
 from services.aggregate.faust_kafka import AggregateApp
 from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.settings import AggregateSettings
@@ -48,6 +49,7 @@ class Runtime:
         self.aggregator: Aggregator | None = None
         self.mongo: Any = None
         self.producer: AIOKafkaProducer | None = None
+        self.entry_files: EntryFiles | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._assigned: set[int] = set()
@@ -97,6 +99,9 @@ class Runtime:
                 fut = await producer.send(settings.dead_letter_topic, value, key=key, headers=headers)
                 return await fut
 
+            self.entry_files = (
+                EntryFiles(settings.data_dir, settings.entries_cache_mb) if settings.entries_on_disk else None
+            )
             aggregator = Aggregator(
                 catalog,
                 tree,
@@ -108,6 +113,7 @@ class Runtime:
                 send_dead_letter,
                 self.metrics,
                 refresh_registry=registry.refresh,
+                entries=self.entry_files.open if self.entry_files is not None else None,
             )
             aggregator.assign(self._assigned)
             self.aggregator = aggregator
@@ -146,6 +152,10 @@ class Runtime:
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if self.aggregator is not None:
+            self.aggregator.revoke(list(self.aggregator.parts))
+        if self.entry_files is not None:
+            self.entry_files.close()
         if self.producer is not None:
             await self.producer.stop()
         if self.mongo is not None:

@@ -4,7 +4,10 @@ effect through crashes and restores, hostile messages, and the view repaired aft
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from services.aggregate.aggregator import Aggregator
+from services.aggregate.entries import EntryFiles
 from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.routing import partition_for
 from services.aggregate.state import InMemoryChangelog
@@ -49,9 +52,23 @@ def report(rid, attended, rev=1, unit="14923", withdrawn=False, period="2020-12"
     return r
 
 
+@pytest.fixture(autouse=True, params=["entries in memory", "entries in sqlite"])
+def entries_kept(request, tmp_path, monkeypatch):
+    """Every test here runs twice: with the roll-up's entries in a dict, and in SQLite files."""
+    if request.param == "entries in memory":
+        yield
+        return
+    files = EntryFiles(tmp_path, cache_mb=1)
+    monkeypatch.setattr(Pipeline, "entries", staticmethod(files.open))
+    yield
+    files.close()
+
+
 class Pipeline:
     """The aggregator over lists standing in for the partitions of ``reports`` (forwarded
     reports are appended to them, as the broker would), with in-memory fakes for the rest."""
+
+    entries = None  # where its aggregators keep entries: in memory, or SQLite files (fixture below)
 
     def __init__(self, changelog=None, view=None):
         self.metrics = AggregateMetrics()
@@ -75,6 +92,7 @@ class Pipeline:
             self._dead_letter,
             self.metrics,
             retry_pause=0,
+            entries=self.entries,
         )
 
     async def _forward(self, records):

@@ -1,0 +1,111 @@
+"""Where the roll-up keeps the latest revision of every report: a SQLite file per partition.
+
+The entries are the only part of the aggregator's state that grows with the number of reports
+(about half a kilobyte each in memory; the totals and each unit's own figures grow with the
+tree and the periods instead). So the worker keeps them on disk and its memory does not follow
+the report count. The file is a cache of the changelog (state.py), nothing more: it is rebuilt
+from the changelog whenever the partition is assigned and deleted when it is revoked, so it needs
+no journal and no fsync, and a worker killed with SIGKILL leaves only a file the next start of a
+worker on this data directory removes.
+
+A lookup costs a few microseconds (most are for new reports and find nothing); SQLite's own page
+cache (``cache_mb``) keeps the recently used pages in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+
+from pydantic_core import to_json
+
+from shared.rollup import Entry
+
+log = logging.getLogger(__name__)
+
+
+class DiskEntries(MutableMapping[str, Entry]):
+    """A MutableMapping of entry key (``<unit>/<report_id>``) to Entry, in one SQLite file."""
+
+    def __init__(self, path: Path, cache_mb: int = 32) -> None:
+        self.path = path
+        path.unlink(missing_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        for pragma in (
+            "journal_mode=OFF",  # a cache of the changelog: rebuilt, never recovered
+            "synchronous=OFF",
+            "locking_mode=EXCLUSIVE",
+            f"cache_size=-{cache_mb * 1024}",
+        ):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.execute("CREATE TABLE entries (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
+        self._count = 0
+
+    def get(self, key: str, default: Entry | None = None) -> Entry | None:  # type: ignore[override]
+        row = self._db.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
+        return Entry.from_json(json.loads(row[0])) if row is not None else default
+
+    def __getitem__(self, key: str) -> Entry:
+        entry = self.get(key)
+        if entry is None:
+            raise KeyError(key)
+        return entry
+
+    def __setitem__(self, key: str, entry: Entry) -> None:
+        cursor = self._db.execute("INSERT OR IGNORE INTO entries VALUES (?, ?)", (key, to_json(entry.to_json())))
+        if cursor.rowcount:
+            self._count += 1
+        else:
+            self._db.execute("UPDATE entries SET value = ? WHERE key = ?", (to_json(entry.to_json()), key))
+
+    def __delitem__(self, key: str) -> None:
+        if not self._db.execute("DELETE FROM entries WHERE key = ?", (key,)).rowcount:
+            raise KeyError(key)
+        self._count -= 1
+
+    def __iter__(self) -> Iterator[str]:
+        return (row[0] for row in self._db.execute("SELECT key FROM entries").fetchall())
+
+    def __len__(self) -> int:
+        return self._count
+
+    def close(self) -> None:
+        self._db.close()
+        self.path.unlink(missing_ok=True)
+
+
+class EntryFiles:
+    """The entry files of one worker process: a directory of its own under the data directory
+    (two workers may share one), with those of workers that are gone removed at start."""
+
+    def __init__(self, data_dir: str | Path, cache_mb: int) -> None:
+        root = Path(data_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        for old in root.glob("entries-*"):
+            pid = old.name.removeprefix("entries-")
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(old, ignore_errors=True)
+        self.dir = root / f"entries-{os.getpid()}"
+        self.dir.mkdir(exist_ok=True)
+        self.cache_mb = cache_mb
+
+    def open(self, partition: int) -> DiskEntries:
+        return DiskEntries(self.dir / f"partition-{partition}.sqlite", self.cache_mb)
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
