@@ -59,6 +59,8 @@ def system(infra: dict[str, str]) -> Iterator[System]:
     create_topics(infra["KAFKA_BOOTSTRAP_SERVERS"], 4, namespace.env)
     system = start_system(namespace)
     try:
+        with system.client(system.api.url) as http:  # the provincial hospital's party committee
+            assert http.post("/v1/admin/agencies", json=demo.agencies()[0]).status_code == 201
         with system.client(system.ingest.url) as http:
             answer = http.post("/v1/reports/batch", json=SEED + [reflection(u) for u in REFLECTED])
         assert answer.status_code == 200 and answer.json()["accepted"] == 24, answer.text
@@ -131,6 +133,25 @@ def test_a_district_office_reads_its_totals_drills_down_and_sees_the_chart(brows
         browser.open(f"/web/units/{outside}?period=2020-12")
         assert browser.text("h1") == "Không có quyền truy cập"
         assert "5.962" not in browser.driver.page_source
+
+
+def test_a_province_drills_down_to_a_district_a_commune_and_an_agency(browser, system):
+    browser.login(system.token("38", Scope.READ))
+    browser.open("/web/units/38?period=2020-12")
+    assert cell(browser, "38", "study_session.members_attended") == "5.962"
+    assert cell(browser, "386", "study_session.members_attended") == "5.962"
+    agency = demo.agencies()[0]
+    assert browser.text(f"#totals tr[data-unit='{agency['code']}'] th") == f"{agency['name']} Cơ quan"
+    browser.find("#totals tr[data-unit='386'] a").click()
+    browser.wait(lambda d: "/web/units/386?" in d.current_url, what="the district")
+    browser.find(f"#totals tr[data-unit='{HOME}'] a").click()
+    browser.wait(lambda d: f"/web/units/{HOME}?" in d.current_url, what="the commune")
+    assert [a.text for a in browser.all(".crumbs a")] == ["Tỉnh Thanh Hóa", "Huyện Bá Thước"]
+    browser.find(".crumbs a").click()  # back up to the province, the same period
+    browser.wait(lambda d: "/web/units/38?period=2020-12" in d.current_url, what="the province")
+    browser.find(f"#totals tr[data-unit='{agency['code']}'] a").click()
+    browser.wait(lambda d: f"/web/units/{agency['code']}?" in d.current_url, what="the agency")
+    assert browser.text("h1") == f"{agency['name']} Cơ quan · mã {agency['code']}"
 
 
 def test_a_commune_token_cannot_see_its_neighbour_nor_its_district(browser, system):
