@@ -191,11 +191,8 @@ def web_router(settings: ApiSettings) -> APIRouter:
         form = await request.form()
         token = str(form.get("token") or "").strip()
         try:
-            principal = verify(secret, token)
-            revoked = await components(request)["auth"].revocations.is_revoked(principal.token_id)
-        except InvalidToken:
-            revoked = True
-        if revoked:
+            principal = await principal_of(request, token)
+        except LoginRequired:
             return page(
                 request, "login.html", None, 401, error="Mã truy cập không hợp lệ, đã hết hạn hoặc đã bị thu hồi."
             )

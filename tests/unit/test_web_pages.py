@@ -9,7 +9,7 @@ from services.api.repository import InMemoryTotalsReader
 from services.api.settings import ApiSettings
 from shared.auth import Scope, mint, verify
 from shared.hierarchy import load_vietnam
-from shared.revocations import InMemoryRevocations
+from shared.revocations import InMemoryRevocations, RevocationsUnavailable
 from tests.conftest import TEST_SECRET
 from tests.unit.test_api_app import DOCS
 
@@ -172,3 +172,21 @@ def test_a_country_token_chooses_a_province_and_logout_ends_the_session(client):
     assert out.headers["location"] == "/web/login" and 'baocao_session=""' in out.headers["set-cookie"]
     client.cookies.clear()
     assert client.get("/web/").headers["location"] == "/web/login"
+
+
+class RevocationsDown:
+    async def is_revoked(self, token_id: str) -> bool:
+        raise RevocationsUnavailable("the database is away")
+
+
+def test_when_revocations_cannot_be_checked_login_says_to_retry_and_lets_no_one_in():
+    settings = ApiSettings(
+        kafka_bootstrap_servers="unused:9092", mongodb_uri="mongodb://unused", auth_secret=TEST_SECRET
+    )
+    app = create_app(
+        settings, reader=InMemoryTotalsReader(DOCS), tree=load_vietnam(["38"]), revocations=RevocationsDown()
+    )
+    with TestClient(app, follow_redirects=False) as client:
+        answer = client.post("/web/login", data={"token": mint(TEST_SECRET, "386", [Scope.READ], 3600)})
+    assert answer.status_code == 503 and "thử lại" in answer.text
+    assert "set-cookie" not in answer.headers
