@@ -68,16 +68,18 @@ def period_view(stored: dict[str, Any] | None, period: str) -> dict[str, Any] | 
     figures = (stored.get("periods") or {}).get(period)
     if not figures:
         return None
-    return {
-        "_id": TotalKey(stored["unit"], stored["series"], period).id,
+    view = {
+        "_id": f"{stored['unit']}|{stored['series']}|{period}",  # TotalKey(unit, series, period).id
         "unit": stored["unit"],
         "series": stored["series"],
         "period": period,
         "parents": list(stored.get("parents", ())),
         "version": int(stored.get("version", 0)),
         "sums": dict(figures.get("sums") or {}),
-        **{c: int(figures.get(c, 0)) for c in COUNTERS},
     }
+    for c in COUNTERS:
+        view[c] = int(figures.get(c, 0))
+    return view
 
 
 def stored_from_views(views: list[dict[str, Any]], part: int = 0, version: int = 1) -> dict[str, dict[str, Any]]:

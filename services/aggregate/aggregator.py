@@ -112,7 +112,7 @@ class Aggregator:
         self.parts: dict[int, PartitionState] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
         self._publish_lock = asyncio.Lock()
-        self._last_build_seconds = 0.0  # how long the last publication took to build its messages
+        self._last_build_seconds = 0.0  # processor time the last publication took to build its messages
         self._write_lock = asyncio.Lock()
         # published documents not yet written to the view: id -> (version, stored form, or None
         # for a document to delete); a later publication of a document replaces its earlier one
@@ -257,17 +257,18 @@ class Aggregator:
 
     async def publish_forever(self, interval: float) -> None:
         """Publish what changed, one publication at a time, each starting once something changed
-        and ``interval`` has passed since the previous one started, or eight times as long as that
-        one spent building its messages, whichever is longer (so building and sending them takes
-        at most about a fifth of the worker's time, and under a backlog each publication coalesces
-        more: a province's documents go out once per publication, not once per batch). The
-        database is written behind, by
+        and ``interval`` has passed since the previous one started, or four times the processor
+        time that one spent building its messages, whichever is longer (so building and sending
+        them takes at most about a third of the worker's time: at a light load publications come
+        every ``interval``, under a backlog they come less often and each coalesces more, a
+        province's documents going out once per publication, not once per batch). The database
+        is written behind, by
         :meth:`write_forever`, and never holds up the stream. The first publication comes
         ``interval`` after the start, so a huge interval means none at all (a test's worker that
         must die with its view behind)."""
         started = time.perf_counter()
         while True:
-            pause = max(interval, 8 * self._last_build_seconds)
+            pause = max(interval, 4 * self._last_build_seconds)
             await asyncio.sleep(max(0.0, pause - (time.perf_counter() - started)))
             await self._dirty.wait()
             if len(self._unwritten) >= UNWRITTEN_LIMIT and self._write_lock.locked():
@@ -312,7 +313,7 @@ class Aggregator:
         """Publish every document changed since the last publication on the totals stream and
         queue it for the view; returns the documents published."""
         async with self._publish_lock:
-            started = time.perf_counter()
+            started, building = time.perf_counter(), time.thread_time()
             now = datetime.now(UTC)
             messages: list[tuple[bytes, bytes]] = []
             published: dict[str, tuple[int, dict[str, Any] | None]] = {}
@@ -332,7 +333,8 @@ class Aggregator:
                         del rollup.docs[doc_id]
             received, self._received = self._received, []
             self.pending = 0
-            self._last_build_seconds = time.perf_counter() - started
+            # processor time, not wall time: on a busy machine waiting for a core is not building
+            self._last_build_seconds = time.thread_time() - building
             if not messages:
                 return 0
             # The stream first, MongoDB after: a crash between the two leaves MongoDB behind,
