@@ -9,15 +9,15 @@ tests/contract/test_totals_reader_contract.py.
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
 from collections.abc import Awaitable, Callable, Iterable
+from functools import lru_cache
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
 
 from shared.mongo import TOTALS
-from shared.rollup import OWN, TotalKey
 from shared.periods import span_of
+from shared.rollup import OWN, TotalKey
 from shared.totals_docs import period_view, stored_id
 
 
