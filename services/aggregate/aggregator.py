@@ -283,13 +283,18 @@ class Aggregator:
             except Exception:  # a bug: say so, keep the worker going (publishing retries I/O itself)
                 log.exception("publishing failed")
 
-    async def write_forever(self) -> None:
-        """Write what was published to MongoDB, one bulk write at a time, each taking the latest
-        published form of every document published since the previous one began: the slower the
-        database, the more each write coalesces, and it is never more than one write behind."""
+    async def write_forever(self, interval: float) -> None:
+        """Write what was published to MongoDB, one bulk write at a time and at most one per
+        ``interval``, each taking the latest published form of every document published since
+        the previous one began: the slower the database, or the longer the interval, the more each
+        write coalesces (a province's documents written once per write). Readers do not wait for
+        it: the API serves what was published (services/api/cache.py)."""
+        started = time.perf_counter()
         while True:
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
             await self._unwritten_event.wait()
             self._unwritten_event.clear()
+            started = time.perf_counter()
             try:
                 await self.write_view()
             except asyncio.CancelledError:

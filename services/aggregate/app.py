@@ -120,7 +120,7 @@ class Runtime:
             self._tasks = [
                 asyncio.create_task(registry.refresh_forever(settings.registry_refresh_seconds)),
                 asyncio.create_task(aggregator.publish_forever(settings.flush_interval)),
-                asyncio.create_task(aggregator.write_forever()),
+                asyncio.create_task(aggregator.write_forever(settings.write_interval)),
             ]
             freeze_startup_objects()
             # The state is millions of small long-lived objects (entries, figures) made a few at a

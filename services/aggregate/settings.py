@@ -24,6 +24,11 @@ class AggregateSettings(ServiceSettings):
             " topic (MongoDB is written behind them, as fast as it takes them)"
         ),
     )
+    write_interval: float = Field(
+        default=0.5,
+        ge=0,
+        description="seconds at least between the starts of two bulk writes of published totals to MongoDB",
+    )
     flush_documents: int = Field(
         default=50_000,
         ge=1,
