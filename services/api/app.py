@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -100,6 +100,13 @@ class AgencyIn(BaseModel):
     parent: str = Field(pattern=r"^[0-9]{2,5}$", examples=["38"], description="a commune, district or province")
 
 
+def _json(model: BaseModel) -> Response:
+    """A response model as JSON, serialized once by pydantic-core. (Returned as a model, FastAPI
+    would validate it again and encode it with the json module: 1.15 ms against 0.21 ms for a
+    province's drill-down of 26 districts.) The routes keep ``response_model`` for the schema."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
 def create_app(
     settings: ApiSettings,
     *,
@@ -180,9 +187,9 @@ def create_app(
     )
     async def get_totals(
         code: Code, period: Period, tree: Tree, reader: Reader, principal: CurrentPrincipal
-    ) -> UnitTotalsOut:
+    ) -> Response:
         authorize(principal, Scope.READ, tree, known(tree, code))
-        return await unit_totals(reader, catalog, tree, code, _period(period))
+        return _json(await unit_totals(reader, catalog, tree, code, _period(period)))
 
     @app.get(
         "/v1/units/{code}/children/totals",
@@ -191,9 +198,9 @@ def create_app(
     )
     async def get_children_totals(
         code: Code, period: Period, tree: Tree, reader: Reader, principal: CurrentPrincipal
-    ) -> ChildrenTotalsOut:
+    ) -> Response:
         authorize(principal, Scope.READ, tree, known(tree, code))
-        return await children_totals(reader, catalog, tree, code, _period(period))
+        return _json(await children_totals(reader, catalog, tree, code, _period(period)))
 
     @app.get(
         "/v1/units/{code}/completeness",
@@ -207,7 +214,7 @@ def create_app(
         reader: Reader,
         series: Annotated[str, Query(description="a report kind or indicator.<code>", max_length=80)],
         principal: CurrentPrincipal,
-    ) -> MissingOut:
+    ) -> Response:
         authorize(principal, Scope.READ, tree, known(tree, code))
         if series not in catalog.series:
             raise HTTPException(
@@ -220,7 +227,7 @@ def create_app(
                     }
                 ],
             )
-        return await missing_units(reader, catalog, tree, code, series, _period(period))
+        return _json(await missing_units(reader, catalog, tree, code, series, _period(period)))
 
     @app.get(
         "/v1/units/{code}/stream",
