@@ -56,10 +56,11 @@ log = logging.getLogger(__name__)
 TotalsSink = Callable[[list[tuple[bytes, bytes]]], Awaitable[Any]]
 # partition -> a fresh, empty mapping to keep that partition's entries in (entries.py)
 EntriesFactory = Callable[[int], MutableMapping[str, Entry]]
-# Published documents waiting for the bulk write after the one in progress: past this many, the
-# next publication waits for that write, so the documents held for MongoDB stay bounded (and
-# under a backlog each publication coalesces more).
-UNWRITTEN_LIMIT = 20_000
+# Published documents waiting for MongoDB: past this many, the next publication waits until a
+# write takes them, so what is held for the database stays bounded (this many waiting, about as
+# many being written) and a database slower than the reports sets the pace of publications (each
+# then coalescing more), rather than the worker's memory growing.
+UNWRITTEN_LIMIT = 5_000
 
 
 def _close(rollup: Rollup) -> None:
@@ -118,6 +119,7 @@ class Aggregator:
         # for a document to delete); a later publication of a document replaces its earlier one
         self._unwritten: dict[str, tuple[int, dict[str, Any] | None]] = {}
         self._unwritten_event = asyncio.Event()
+        self._taken = asyncio.Event()  # set (and replaced) each time a write takes what waits
         self._received: list[datetime] = []  # receipt times of reports applied since the last publication
         self.pending = 0  # documents changed since the last publication
         self._dirty = asyncio.Event()  # set when something changed that no publication has taken yet
@@ -271,9 +273,8 @@ class Aggregator:
             pause = max(interval, 4 * self._last_build_seconds)
             await asyncio.sleep(max(0.0, pause - (time.perf_counter() - started)))
             await self._dirty.wait()
-            if len(self._unwritten) >= UNWRITTEN_LIMIT and self._write_lock.locked():
-                async with self._write_lock:  # the database is far behind: let it catch up first
-                    pass
+            while len(self._unwritten) >= UNWRITTEN_LIMIT:  # the database is behind: it sets the pace
+                await self._taken.wait()
             self._dirty.clear()
             started = time.perf_counter()
             try:
@@ -361,6 +362,8 @@ class Aggregator:
         (one unordered bulk write, each document guarded by its version); returns how many."""
         async with self._write_lock:
             batch, self._unwritten = self._unwritten, {}
+            self._taken.set()  # wake a publication waiting for room, then re-arm
+            self._taken = asyncio.Event()
             if not batch:
                 return 0
             started = time.perf_counter()

@@ -34,7 +34,7 @@ COMMIT_EVERY = 10_000
 class DiskEntries(MutableMapping[str, Entry]):
     """A MutableMapping of entry key (``<unit>/<report_id>``) to Entry, in one SQLite file."""
 
-    def __init__(self, path: Path, cache_mb: int = 32) -> None:
+    def __init__(self, path: Path, cache_mb: int = 8) -> None:
         self.path = path
         path.unlink(missing_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)

@@ -38,7 +38,7 @@ class AggregateSettings(ServiceSettings):
     entries_on_disk: bool = Field(
         default=True, description="keep every report's latest revision in SQLite files under data_dir, not in memory"
     )
-    entries_cache_mb: int = Field(default=32, ge=1, description="SQLite page cache per partition's entry file")
+    entries_cache_mb: int = Field(default=8, ge=1, description="SQLite page cache per partition's entry file")
     registry_refresh_seconds: float = 10.0
     session_timeout_seconds: float = Field(
         default=10.0, ge=6, description="a killed worker's partitions move to the others after this"

@@ -19,6 +19,7 @@ from pymongo.errors import BulkWriteError
 from shared.mongo import TOTALS
 
 DUPLICATE_KEY = 11000
+WRITE_CHUNK = 1000
 
 
 class TotalsView(Protocol):
@@ -44,15 +45,17 @@ class MongoTotalsView:
     async def write(self, docs: list[dict[str, Any]], deletes: list[tuple[str, int]]) -> None:
         ops: list[Any] = [ReplaceOne({"_id": d["_id"], "version": {"$lt": d["version"]}}, d, upsert=True) for d in docs]
         ops += [DeleteOne({"_id": i, "version": {"$lt": v}}) for i, v in deletes]
-        if not ops:
-            return
-        try:
-            await self._col.bulk_write(ops, ordered=False)
-        except BulkWriteError as exc:
-            # A duplicate key: the stored document is newer (the upsert found no older one to
-            # replace and could not insert). Exactly what the guard is for; anything else is not.
-            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
-                raise
+        # In bulk writes of at most WRITE_CHUNK operations: one of tens of thousands of documents
+        # is a message of tens of megabytes, which a JVM server allocates as one humongous object
+        # (mongo-java-server's heap went into 2-second full collections over those).
+        for start in range(0, len(ops), WRITE_CHUNK):
+            try:
+                await self._col.bulk_write(ops[start : start + WRITE_CHUNK], ordered=False)
+            except BulkWriteError as exc:
+                # A duplicate key: the stored document is newer (the upsert found no older one to
+                # replace and could not insert). Exactly what the guard is for; anything else is not.
+                if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                    raise
 
     async def read(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         return {d["_id"]: d async for d in self._col.find({"_id": {"$in": list(ids)}})}
