@@ -342,9 +342,12 @@ class Rollup:
         doc = self.docs.get(doc_id(unit, series, span_of(period)))
         return doc.figures(period) if doc else {}
 
-    def take_changed(self) -> set[str]:
-        changed, self.changed = self.changed, set()
-        return changed
+    def take_changed(self, limit: int | None = None) -> set[str]:
+        """The ids of the documents changed since they were last taken (at most ``limit``)."""
+        if limit is None or len(self.changed) <= limit:
+            changed, self.changed = self.changed, set()
+            return changed
+        return {self.changed.pop() for _ in range(limit)}
 
     # ------------------------------------------------------------------ writing
 

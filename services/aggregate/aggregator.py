@@ -61,6 +61,10 @@ EntriesFactory = Callable[[int], MutableMapping[str, Entry]]
 # many being written) and a database slower than the reports sets the pace of publications (each
 # then coalescing more), rather than the worker's memory growing.
 UNWRITTEN_LIMIT = 5_000
+# Documents in one publication at most: with the limit above, what the worker holds for the
+# stream and the database stays bounded whatever the backlog (the rest wait, as ids, in the
+# roll-up's set of changed documents, and coalesce there).
+PUBLICATION_LIMIT = 5_000
 
 
 def _close(rollup: Rollup) -> None:
@@ -311,22 +315,26 @@ class Aggregator:
                 pass
 
     async def flush(self) -> int:
-        """Publish what changed and write it to the view; returns the documents written."""
-        await self.publish_changes()
+        """Publish everything that changed and write it to the view; returns the documents
+        written."""
+        while await self.publish_changes():
+            pass
         return await self.write_view()
 
     async def publish_changes(self) -> int:
-        """Publish every document changed since the last publication on the totals stream and
-        queue it for the view; returns the documents published."""
+        """Publish the documents changed since they were last published (at most
+        PUBLICATION_LIMIT; the rest wait for the next publication) on the totals stream and queue
+        them for the view; returns the documents published."""
         async with self._publish_lock:
             started, building = time.perf_counter(), time.thread_time()
             now = datetime.now(UTC)
             messages: list[tuple[bytes, bytes]] = []
             published: dict[str, tuple[int, dict[str, Any] | None]] = {}
-            # Everything up to the first await happens at once: the snapshot is consistent.
+            # Everything up to the first await happens at once: each document is published as it
+            # is at one moment.
             for partition, state in list(self.parts.items()):
                 rollup = state.rollup
-                for doc_id in rollup.take_changed():
+                for doc_id in rollup.take_changed(PUBLICATION_LIMIT - len(messages)):
                     doc = rollup.docs[doc_id]
                     version = next_version(state.versions.get(doc_id, 0))
                     state.versions[doc_id] = version
@@ -337,8 +345,12 @@ class Aggregator:
                     else:
                         published[doc_id] = (version, None)  # all its figures were withdrawn
                         del rollup.docs[doc_id]
-            received, self._received = self._received, []
-            self.pending = 0
+            self.pending = sum(len(state.rollup.changed) for state in self.parts.values())
+            received: list[datetime] = []
+            if self.pending:
+                self._dirty.set()  # more to publish next time
+            else:  # every report applied so far is now wholly published
+                received, self._received = self._received, []
             # processor time, not wall time: on a busy machine waiting for a core is not building
             self._last_build_seconds = time.thread_time() - building
             if not messages:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.aggregate import aggregator as aggregator_module
 from services.aggregate.aggregator import Aggregator
 from services.aggregate.entries import EntryFiles
 from services.aggregate.metrics import AggregateMetrics
@@ -281,3 +282,20 @@ async def test_provinces_are_routed_to_their_own_partition_and_totals_stay_apart
     assert p.total("01|study_session|2020-12") == 4
     parts = {d["_id"].split("|")[0]: d["part"] for d in p.view.docs.values() if d["unit"] in ("01", "38")}
     assert parts == {"38": partition_for("38", PARTITIONS), "01": partition_for("01", PARTITIONS)}
+
+
+async def test_a_publication_takes_at_most_its_limit_and_the_rest_follow_in_the_next(monkeypatch):
+    monkeypatch.setattr(aggregator_module, "PUBLICATION_LIMIT", 4)
+    p = Pipeline()
+    await p.send([report("a", 10), report("b", 20, unit="14926"), report("c", 5, unit="14929")])
+    for m in range(len(p.topic)):
+        if p.topic[m]:
+            await p.aggregator.handle(p.batch(m))
+    changed = p.aggregator.pending
+    assert changed > 4  # three communes, their district and province: two documents each
+    assert await p.aggregator.publish_changes() == 4
+    assert p.aggregator.pending == changed - 4
+    await p.aggregator.flush()
+    assert p.aggregator.pending == 0
+    assert p.total("38|study_session|2020-12") == 35
+    assert p.streamed()["38|study_session|2020-12"]["sums"]["members_total"] == 35
