@@ -228,42 +228,45 @@ def _values(spec: SeriesSpec, values: Mapping[str, int]) -> tuple[int, ...]:
     return tuple(values.get(f.name, 0) for f in spec.totalled_fields)
 
 
-class OwnCell:
-    """One unit's own reports in one (series, period), as running figures: flow fields summed,
-    active and on-time reports counted, and (for series with a stock field) the active reports
-    by recency, since a stock takes the latest report's value."""
+# One unit's own reports in one (series, period), as running figures, in a plain list (there are
+# about as many as reports; grouped by (unit, series) and without an object around a second list,
+# 100,000 of the bench's reports take 24 MiB less):
+# [active reports, active reports on time, latest, *summed fields], ``latest`` being None or, for a
+# series with a stock field, the active reports by recency (a stock takes the latest's value).
+_ACTIVE, _ON_TIME, _LATEST, _SUMS = 0, 1, 2, 3
+OwnCell = list[Any]
 
-    __slots__ = ("active", "latest", "on_time", "sums")
 
-    def __init__(self, fields: int) -> None:
-        self.sums = [0] * fields
-        self.active = 0
-        self.on_time = 0
-        self.latest: dict[str, tuple[tuple[Any, ...], tuple[int, ...]]] | None = None
+def _new_cell(fields: int) -> OwnCell:
+    return [0, 0, None, *([0] * fields)]
 
-    def add(self, key: str, e: Entry, values: tuple[int, ...], plan: _Plan, sign: int) -> None:
-        self.active += sign
-        self.on_time += sign * int(e.on_time)
-        self.sums = list(map(add, self.sums, values) if sign > 0 else map(sub, self.sums, values))
-        if plan.has_stock:
-            if self.latest is None:
-                self.latest = {}
-            if sign > 0:
-                self.latest[key] = (_recency(key, e.period), values)
-            else:
-                self.latest.pop(key, None)
 
-    def contribution(self, plan: _Plan) -> list[int]:
-        """What the unit's own reports put into this (series, period), as a vector laid out by
-        ``plan`` (units_reported and units_on_time left at 0: the caller knows if it counts)."""
-        if self.active <= 0:
-            return [0] * (plan.fields + len(COUNTERS))
-        if self.latest:
-            latest = max(self.latest.values(), key=lambda item: item[0])[1]
-            figures = [s if flow else v for s, v, flow in zip(self.sums, latest, plan.flow, strict=True)]
+def _cell_add(cell: OwnCell, key: str, e: Entry, values: tuple[int, ...], plan: _Plan, sign: int) -> None:
+    cell[_ACTIVE] += sign
+    cell[_ON_TIME] += sign * int(e.on_time)
+    cell[_SUMS:] = map(add, cell[_SUMS:], values) if sign > 0 else map(sub, cell[_SUMS:], values)
+    if plan.has_stock:
+        latest = cell[_LATEST]
+        if latest is None:
+            latest = cell[_LATEST] = {}
+        if sign > 0:
+            latest[key] = (_recency(key, e.period), values)
         else:
-            figures = list(self.sums)
-        return [*figures, self.active, 0, 0, 1, int(self.on_time > 0)]
+            latest.pop(key, None)
+
+
+def _contribution(cell: OwnCell, plan: _Plan) -> list[int]:
+    """What the unit's own reports put into this (series, period), as a vector laid out by
+    ``plan`` (units_reported and units_on_time left at 0: the caller knows if it counts)."""
+    if cell[_ACTIVE] <= 0:
+        return [0] * (plan.fields + len(COUNTERS))
+    sums = cell[_SUMS:]
+    if cell[_LATEST]:
+        latest = max(cell[_LATEST].values(), key=lambda item: item[0])[1]
+        figures = [s if flow else v for s, v, flow in zip(sums, latest, plan.flow, strict=True)]
+    else:
+        figures = sums
+    return [*figures, cell[_ACTIVE], 0, 0, 1, int(cell[_ON_TIME] > 0)]
 
 
 @lru_cache(maxsize=4096)
@@ -331,7 +334,8 @@ class Rollup:
     def __init__(self, catalog: Catalog, entries: MutableMapping[str, Entry] | None = None) -> None:
         self.catalog = catalog
         self.entries: MutableMapping[str, Entry] = entries if entries is not None else {}
-        self.own: dict[tuple[str, str, str], OwnCell] = {}
+        # each unit's own figures: (unit, series) -> period -> cell (see _new_cell)
+        self.own: dict[tuple[str, str], dict[str, OwnCell]] = {}
         self.docs: dict[str, TotalsDoc] = {}
         # ids of the documents changed since the last take_changed()
         self.changed: set[str] = set()
@@ -410,22 +414,26 @@ class Rollup:
         old_values = _values(spec, previous.values) if previous is not None else new_values
         old_in = _enclosing(previous.period) if previous is not None and not previous.withdrawn else frozenset()
         new_in = _enclosing(entry.period) if not entry.withdrawn else frozenset()
+        cells = self.own.get((unit, series))
+        if cells is None:
+            cells = self.own[(unit, series)] = {}
         for bucket in _buckets(entry.period, *([previous.period] if previous else [])):
-            cell_key = (unit, series, bucket)
-            cell = self.own.get(cell_key)
+            cell = cells.get(bucket)
             if cell is None:
-                cell = self.own[cell_key] = OwnCell(plan.fields)
-            before = cell.contribution(plan)
+                cell = cells[bucket] = _new_cell(plan.fields)
+            before = _contribution(cell, plan)
             if bucket in old_in:
                 assert previous is not None
-                cell.add(key, previous, old_values, plan, -1)
+                _cell_add(cell, key, previous, old_values, plan, -1)
             if bucket in new_in:
-                cell.add(key, entry, new_values, plan, +1)
-            after = cell.contribution(plan)
-            if cell.active == 0:
-                del self.own[cell_key]
+                _cell_add(cell, key, entry, new_values, plan, +1)
+            after = _contribution(cell, plan)
+            if cell[_ACTIVE] == 0:
+                del cells[bucket]
             if after != before:
                 self._propagate(entry.path, series, bucket, list(map(sub, after, before)), plan, entry.expected)
+        if not cells:
+            del self.own[(unit, series)]
 
     def _propagate(
         self, path: tuple[str, ...], series: str, bucket: str, own: list[int], plan: _Plan, expected: bool
