@@ -130,7 +130,7 @@ def create_app(
             mongo = make_client(settings.mongodb_uri, "baocao-api")
             rd = MongoTotalsReader(mongo, settings.mongodb_database)
             if settings.cache_documents:
-                cache = TotalsCache(settings.cache_documents, settings.cache_grace_seconds)
+                cache = TotalsCache(settings.cache_documents)
                 rd = CachedTotalsReader(rd, cache)
             reg = AgencyRegistry(mongo, settings.mongodb_database, org)
             await reg.refresh()

@@ -68,10 +68,6 @@ async def reporting_units(reader: TotalsReader, units: Iterable[str], series: st
     return {v["unit"] for v in views.values() if v.get(OWN, 0) > 0}
 
 
-# what the API reads of a stored document (not its partition, province or write time)
-_READ = {"unit": 1, "series": 1, "parents": 1, "version": 1, "periods": 1}
-
-
 class MongoTotalsReader:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         self._col = client[database][TOTALS]
@@ -82,10 +78,6 @@ class MongoTotalsReader:
         # by _id, the one index every MongoDB-compatible server has; only the periods asked for
         projection = {"unit": 1, "series": 1, "parents": 1, "version": 1, **{f"periods.{p}": 1 for p in periods}}
         return {d["_id"]: d async for d in self._col.find({"_id": {"$in": doc_ids}}, projection=projection)}
-
-    async def documents(self, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Whole stored documents by id, every period (what the API's cache keeps)."""
-        return {d["_id"]: d async for d in self._col.find({"_id": {"$in": doc_ids}}, projection=_READ)}
 
     async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         wanted = list(ids)
@@ -101,15 +93,11 @@ class InMemoryTotalsReader:
     def __init__(self, docs: dict[str, dict[str, Any]] | None = None) -> None:
         self.docs = docs if docs is not None else {}
 
-    async def documents(self, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
-        return {
-            i: {k: copy.deepcopy(self.docs[i][k]) for k in ("_id", *_READ) if k in self.docs[i]}
-            for i in doc_ids
-            if i in self.docs
-        }
+    async def _documents(self, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
+        return {i: copy.deepcopy(self.docs[i]) for i in doc_ids if i in self.docs}
 
     async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        return await views_of(list(ids), self.documents)
+        return await views_of(list(ids), self._documents)
 
     async def reporting_units(self, units: Iterable[str], series: str, period: str) -> set[str]:
         return await reporting_units(self, units, series, period)

@@ -17,10 +17,5 @@ class ApiSettings(HttpServiceSettings):
     cache_documents: int = Field(
         default=100_000,
         ge=0,
-        description="totals documents the API keeps in memory, kept current by the totals stream (0: none)",
-    )
-    cache_grace_seconds: float = Field(
-        default=30.0,
-        ge=0,
-        description="documents read from MongoDB this soon after the API began following the stream are not kept",
+        description="totals documents from the totals stream the API keeps in memory, about 3 KB each (0: none)",
     )

@@ -1,17 +1,9 @@
-"""The read API's document cache: kept current by the stream, never behind a version it has seen,
-trusting database reads only once the follower has been live for the grace period."""
+"""The read API's document cache: filled by the stream only, never behind a version it has seen,
+and what it lacks read from the database (only the periods asked for), never kept."""
 
 from services.api.cache import CachedTotalsReader, TotalsCache
 from services.api.repository import InMemoryTotalsReader
 from shared.totals_docs import stored_from_views
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def view(unit: str, attended: int, period: str = "2020-12", parents: tuple[str, ...] = ("14923", "389", "38")):
@@ -40,16 +32,15 @@ class CountingStore(InMemoryTotalsReader):
         super().__init__(docs)
         self.asked: list[list[str]] = []
 
-    async def documents(self, doc_ids):
-        self.asked.append(list(doc_ids))
-        return await super().documents(doc_ids)
+    async def get_many(self, ids):
+        self.asked.append(list(ids))
+        return await super().get_many(ids)
 
 
-def setup(grace_s: float = 30.0, max_documents: int = 100):
-    clock = Clock()
+def setup(max_documents: int = 100):
     store = CountingStore({"14923|study_session|2020": stored("14923", 5, version=10)})
-    cache = TotalsCache(max_documents, grace_s, clock)
-    return clock, store, cache, CachedTotalsReader(store, cache)
+    cache = TotalsCache(max_documents)
+    return store, cache, CachedTotalsReader(store, cache)
 
 
 TOTAL = "14923|study_session|2020-12"
@@ -61,67 +52,61 @@ async def attended(reader) -> int | None:
 
 
 async def test_without_a_live_follower_every_read_goes_to_the_database():
-    _, store, cache, reader = setup()
+    store, cache, reader = setup()
     assert await attended(reader) == 5
-    assert await attended(reader) == 5
-    assert len(store.asked) == 2
     cache.offer_message(message("14923", 7, version=11))  # not following: nothing is kept
     assert await attended(reader) == 5
+    assert len(store.asked) == 2
 
 
 async def test_a_published_version_is_served_before_the_database_has_it_and_without_reading_it():
-    _, store, cache, reader = setup()
+    store, cache, reader = setup()
     cache.follower_started()
     cache.offer_message(message("14923", 7, version=11))
     assert await attended(reader) == 7
     assert store.asked == []
 
 
-async def test_database_reads_are_kept_only_after_the_grace_period():
-    clock, store, cache, reader = setup(grace_s=30)
+async def test_what_the_stream_has_not_brought_is_read_from_the_database_every_time_and_not_kept():
+    store, cache, reader = setup()
     cache.follower_started()
     assert await attended(reader) == 5
     assert await attended(reader) == 5
-    assert len(store.asked) == 2  # within the grace period: served, not kept
-    clock.now += 30
-    assert await attended(reader) == 5
-    assert await attended(reader) == 5
-    assert len(store.asked) == 3
+    assert store.asked == [[TOTAL], [TOTAL]]
+    assert len(cache) == 0
+
+
+async def test_cached_and_uncached_totals_come_back_together_in_the_order_asked():
+    store, cache, reader = setup()
+    cache.follower_started()
+    cache.offer_message(message("14926", 3, version=1))
+    other = "14926|study_session|2020-12"
+    got = await reader.get_many([other, TOTAL, "14929|study_session|2020-12"])
+    assert list(got) == [other, TOTAL]
+    assert got[other]["sums"] == {"members_attended": 3}
+    assert got[TOTAL]["sums"] == {"members_attended": 5}
+    assert store.asked == [[TOTAL, "14929|study_session|2020-12"]]
 
 
 async def test_an_older_version_never_replaces_a_newer_one():
-    _, _, cache, reader = setup(grace_s=0)
+    _, cache, reader = setup()
     cache.follower_started()
     cache.offer_message(message("14923", 7, version=11))
-    cache.keep_read(["14923|study_session|2020"], {"14923|study_session|2020": stored("14923", 5, version=10)})
     cache.offer_message(message("14923", 6, version=9))  # a stale duplicate from the stream
     assert await attended(reader) == 7
     cache.offer_message(message("14923", 8, version=12))
     assert await attended(reader) == 8
 
 
-async def test_an_absent_document_is_remembered_until_the_stream_brings_it():
-    _, store, cache, reader = setup(grace_s=0)
-    cache.follower_started()
-    other = "14926|study_session|2020-12"
-    assert await reader.get_many([other]) == {}
-    assert await reader.get_many([other]) == {}
-    assert store.asked == [["14926|study_session|2020"]]
-    cache.offer_message(message("14926", 3, version=1))
-    got = await reader.get_many([other])
-    assert got[other]["sums"] == {"members_attended": 3}
-
-
 async def test_a_withdrawn_document_from_the_stream_has_no_totals():
-    _, _, cache, reader = setup(grace_s=0)
+    _, cache, reader = setup()
     cache.follower_started()
-    assert await attended(reader) == 5
     cache.offer_message({**message("14923", 5, version=11), "periods": {}})
     assert await attended(reader) is None
 
 
 async def test_losing_the_stream_empties_the_cache_and_a_restart_does_too():
-    _, _, cache, reader = setup(grace_s=0)
+    _, cache, reader = setup()
     cache.follower_started()
     cache.offer_message(message("14923", 7, version=11))
     cache.follower_lost()
@@ -134,7 +119,7 @@ async def test_losing_the_stream_empties_the_cache_and_a_restart_does_too():
 
 
 async def test_the_least_recently_used_documents_go_first_past_the_limit():
-    _, _, cache, _ = setup(max_documents=2)
+    _, cache, _ = setup(max_documents=2)
     cache.follower_started()
     for unit in ("14923", "14926", "14929"):
         cache.offer_message(message(unit, 1, version=1))
