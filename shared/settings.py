@@ -69,3 +69,8 @@ class HttpServiceSettings(ServiceSettings):
         description="HMAC key that signs access tokens (at least 32 characters); no default",
         min_length=32,
     )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1,
+        description="larger request bodies get 413 before any route or token check reads them",
+    )

@@ -33,6 +33,7 @@ from shared.http import (
     COMMON_RESPONSES,
     Authenticator,
     CurrentPrincipal,
+    add_body_size_limit,
     add_request_metrics,
     answer_invalid_json_with_400,
     authorize,
@@ -286,6 +287,7 @@ def create_app(
 
     app.include_router(probes_router(metrics.registry, ready))
     mount_web(app, settings)  # the pages under /web/, outside the OpenAPI schema
+    add_body_size_limit(app, settings.max_body_bytes)
     add_request_metrics(app, metrics.requests, metrics.request_seconds)
     answer_invalid_json_with_400(app)
     app.state.components = state

@@ -14,6 +14,12 @@ class ApiSettings(HttpServiceSettings):
     port: int = 8002
     # where the web front end (services/web) sends the reports unit staff submit
     ingest_url: str = "http://127.0.0.1:8001"
+    # the web pages' file upload takes files of up to 4 MB in a multipart body
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024 + 64 * 1024,
+        ge=1,
+        description="larger request bodies get 413 before any route or token check reads them",
+    )
     cache_documents: int = Field(
         default=100_000,
         ge=0,

@@ -28,8 +28,8 @@ from shared.hierarchy import OrgTree, load_vietnam
 from shared.http import (
     COMMON_RESPONSES,
     Authenticator,
-    BodySizeLimit,
     CurrentPrincipal,
+    add_body_size_limit,
     add_request_metrics,
     authorize,
     invalid_json,
@@ -339,8 +339,8 @@ def create_app(
         return JSONResponse(out.model_dump(mode="json", exclude_none=True), status_code=code)
 
     app.include_router(probes_router(metrics.registry, ready))
+    add_body_size_limit(app, settings.max_body_bytes)
     add_request_metrics(app, metrics.requests, metrics.request_seconds)
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.state.metrics = metrics
     app.state.components = state
     return app

@@ -13,7 +13,6 @@ class IngestSettings(HttpServiceSettings):
 
     port: int = 8001
     max_batch: int = Field(default=1000, ge=1, le=10000)
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, description="larger request bodies get 413")
     produce_timeout_seconds: float = Field(default=10.0, gt=0)
     rate_limit_per_second: float = Field(default=500.0, gt=0, description="reports per second per token")
     rate_limit_burst: int = Field(default=2000, ge=1, description="reports a token may send at once")

@@ -134,3 +134,38 @@ def test_latency_is_measured_by_route_template_not_raw_path(client):
     client.get("/v1/units/388", headers=auth("VN"))
     text = client.get("/metrics").text
     assert 'route="/v1/units/{code}"' in text and 'route="/v1/units/386"' not in text
+
+
+def small_body_client(limit):
+    settings = ApiSettings(
+        kafka_bootstrap_servers="unused:9092",
+        mongodb_uri="mongodb://unused",
+        auth_secret=TEST_SECRET,
+        max_body_bytes=limit,
+    )
+    return TestClient(create_app(settings, reader=InMemoryTotalsReader(DOCS), tree=load_vietnam(["38"])))
+
+
+def test_the_api_answers_413_to_a_body_over_its_limit_before_checking_the_token():
+    with small_body_client(10_000) as c:
+        r = c.post("/v1/admin/agencies", content=b"x" * 10_001, headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        assert r.json()["detail"] == "request body larger than 10000 bytes"
+
+
+def test_the_api_answers_413_to_a_chunked_body_over_its_limit_with_or_without_a_token():
+    def chunks():
+        for _ in range(100):
+            yield b"x" * 5_000
+
+    with small_body_client(10_000) as c:
+        for headers in ({}, auth("38", (Scope.ADMIN,))):
+            r = c.post("/v1/admin/agencies", content=chunks(), headers={**headers, "content-type": "application/json"})
+            assert r.status_code == 413
+
+
+def test_the_api_default_limit_leaves_room_for_the_web_upload_of_4_mb():
+    settings = ApiSettings(
+        kafka_bootstrap_servers="unused:9092", mongodb_uri="mongodb://unused", auth_secret=TEST_SECRET
+    )
+    assert settings.max_body_bytes > 4 * 1024 * 1024

@@ -316,3 +316,24 @@ def test_rejected_items_of_a_batch_unknown_units_and_non_json_bodies_are_logged(
         ("/v1/reports", "invalid_json", None, None, None),
     ]
     assert "Bearer" not in caplog.text and "bcv1." not in caplog.text
+
+
+def test_a_chunked_body_over_the_limit_gets_413_not_400_with_or_without_a_token(world):
+    client, publisher, _ = world
+
+    def chunks():
+        for _ in range(20):  # 2 MB in 100 kB chunks, no Content-Length; the limit is 200 kB
+            yield b"x" * 100_000
+
+    for headers in (auth(), {}):
+        r = client.post("/v1/reports", content=chunks(), headers={**headers, "content-type": "application/json"})
+        assert r.status_code == 413
+        assert r.json()["detail"] == "request body larger than 200000 bytes"
+    assert published(publisher) == []
+
+
+def test_a_content_length_over_the_limit_gets_413_before_the_token_is_checked(world):
+    client, _, _ = world
+    r = client.post("/v1/reports", content=b"x" * 200_001, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert "200000 bytes" in r.json()["detail"]
