@@ -5,8 +5,8 @@ The entries are the only part of the aggregator's state that grows with the numb
 tree and the periods instead). So the worker keeps them on disk and its memory does not follow
 the report count. The file is a cache of the changelog (state.py), nothing more: it is rebuilt
 from the changelog whenever the partition is assigned and deleted when it is revoked, so it needs
-no journal and no fsync, and a worker killed with SIGKILL leaves only a file the next start of a
-worker on this data directory removes.
+no journal and no fsync, and a worker killed with SIGKILL leaves only files that the next worker
+started on this data directory removes.
 
 A lookup costs a few microseconds (most are for new reports and find nothing); SQLite's own page
 cache (``cache_mb``) keeps the recently used pages in memory.
@@ -14,6 +14,7 @@ cache (``cache_mb``) keeps the recently used pages in memory.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -91,17 +92,21 @@ class DiskEntries(MutableMapping[str, Entry]):
 
 class EntryFiles:
     """The entry files of one worker process: a directory of its own under the data directory
-    (two workers may share one), with those of workers that are gone removed at start."""
+    (two workers may share one), holding a lock while the worker lives; at start, the directories
+    whose lock nobody holds (their worker is gone, even by SIGKILL) are removed."""
+
+    LOCK = "owner.lock"
 
     def __init__(self, data_dir: str | Path, cache_mb: int) -> None:
         root = Path(data_dir)
         root.mkdir(parents=True, exist_ok=True)
         for old in root.glob("entries-*"):
-            pid = old.name.removeprefix("entries-")
-            if pid.isdigit() and not _alive(int(pid)):
+            if _abandoned(old / self.LOCK):
                 shutil.rmtree(old, ignore_errors=True)
         self.dir = root / f"entries-{os.getpid()}"
         self.dir.mkdir(exist_ok=True)
+        self._lock = (self.dir / self.LOCK).open("w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.cache_mb = cache_mb
 
     def open(self, partition: int) -> DiskEntries:
@@ -109,13 +114,15 @@ class EntryFiles:
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+        self._lock.close()
 
 
-def _alive(pid: int) -> bool:
+def _abandoned(lock: Path) -> bool:
+    """Whether the lock file exists and nobody holds it (a directory without one may be a worker
+    that is just starting: left alone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with lock.open("r+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (FileNotFoundError, BlockingIOError):
         return False
-    except PermissionError:
-        return True
     return True

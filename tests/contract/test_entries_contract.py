@@ -2,6 +2,7 @@
 The roll-up only needs a mutable mapping; the file must behave as the dict does."""
 
 import dataclasses
+import fcntl
 import os
 
 import pytest
@@ -65,9 +66,15 @@ def test_vietnamese_text_and_large_figures_survive(entries):
 def test_a_worker_s_entry_files_are_its_own_and_those_of_dead_workers_are_removed(tmp_path):
     dead = tmp_path / "entries-999999999"
     dead.mkdir()
+    (dead / "owner.lock").write_text("")
     (dead / "partition-0.sqlite").write_bytes(b"left by a worker killed with SIGKILL")
-    files = EntryFiles(tmp_path, cache_mb=1)
+    alive = tmp_path / "entries-1"
+    alive.mkdir()
+    with (alive / "owner.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another worker, still running
+        files = EntryFiles(tmp_path, cache_mb=1)
     assert not dead.exists()
+    assert alive.exists()
     assert files.dir.name == f"entries-{os.getpid()}"
     part = files.open(3)
     part["14923/a"] = entry(1)
