@@ -12,8 +12,9 @@ forwarded reports, the dead letters and the changed entries in the changelog.
 What changed is then published and written behind the agent, by two loops that never hold it up:
 ``publish_forever`` turns the documents changed since its last publication into whole documents
 and publishes them on the totals topic (which the read API follows), and ``write_forever``
-replaces the latest published form of each in MongoDB, one bulk write at a time, no reads. The
-database never gets ahead of the stream, and a slow database only makes its writes bigger.
+replaces the latest published form of each in MongoDB, one write at a time, no reads. The
+database never gets ahead of the stream, and a slow database makes its writes bigger (and, past
+UNWRITTEN_LIMIT documents behind, the publications wait for it).
 
 After a partition is restored, its stored documents are compared with the state once, and any
 that differ (a worker killed between its changelog append and its publication, or between
@@ -268,10 +269,10 @@ class Aggregator:
         them takes at most about a third of the worker's time: at a light load publications come
         every ``interval``, under a backlog they come less often and each coalesces more, a
         province's documents going out once per publication, not once per batch). The database
-        is written behind, by
-        :meth:`write_forever`, and never holds up the stream. The first publication comes
-        ``interval`` after the start, so a huge interval means none at all (a test's worker that
-        must die with its view behind)."""
+        is written behind, by :meth:`write_forever`, and holds up the stream only when more than
+        UNWRITTEN_LIMIT published documents wait for it. The first publication comes ``interval``
+        after the start, so a huge interval means none at all (a test's worker that must die with
+        its view behind)."""
         started = time.perf_counter()
         while True:
             pause = max(interval, 4 * self._last_build_seconds)
@@ -371,7 +372,7 @@ class Aggregator:
 
     async def write_view(self) -> int:
         """Write the latest published form of every document published since the last write
-        (one unordered bulk write, each document guarded by its version); returns how many."""
+        (unordered bulk writes, each document guarded by its version); returns how many."""
         async with self._write_lock:
             batch, self._unwritten = self._unwritten, {}
             self._taken.set()  # wake a publication waiting for room, then re-arm
