@@ -58,6 +58,19 @@ class Principal:
         except UnknownUnit:
             return False
 
+    def may_see(self, tree: OrgTree, code: str) -> bool:
+        """Whether this token may learn if ``code`` exists. For a known unit, ``covers``; for an
+        unknown code, whether it would lie under this token's unit if it existed: the whole
+        country's token sees every code, and an agency code ``<parent>-<slug>`` lies under its
+        parent. Any other unknown code is answered like a unit outside the subtree (403), so a
+        token cannot tell a neighbour's unit from a code that does not exist."""
+        if self.unit == COUNTRY:
+            return True
+        if code in tree:
+            return self.covers(tree, code)
+        parent, dash, _ = code.partition("-")
+        return bool(dash) and parent in tree and self.covers(tree, parent)
+
     def require_scope(self, scope: Scope) -> None:
         if scope not in self.scopes:
             raise Forbidden(f"this token lacks the '{scope}' scope")

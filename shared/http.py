@@ -199,12 +199,14 @@ class Authenticator:
 
 
 def authorize(principal: Principal, scope: TokenScope, tree: OrgTree, unit: str | None) -> None:
-    """403 unless the token has ``scope`` and ``unit`` (when given) lies in its subtree."""
+    """403 unless the token has ``scope`` and ``unit`` (when given) lies in its subtree. An unknown
+    ``unit`` passes only when the token could see it if it existed (``Principal.may_see``), so the
+    caller's 404 or 422 for it tells nothing about units outside the subtree."""
     try:
         principal.require_scope(scope)
     except Forbidden as exc:
         raise HTTPException(403, str(exc)) from None
-    if unit is not None and not principal.covers(tree, unit):
+    if unit is not None and not principal.may_see(tree, unit):
         raise HTTPException(403, f"unit {unit} is outside this token's unit {principal.unit}")
 
 

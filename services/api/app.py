@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import unicodedata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.api.cache import CachedTotalsReader, TotalsCache
 from services.api.repository import MongoTotalsReader, TotalsReader
@@ -28,7 +29,7 @@ from services.api.views import (
 from services.web.routes import mount_web
 from shared.auth import Scope
 from shared.catalog import load_catalog
-from shared.hierarchy import HierarchyError, OrgTree, UnknownUnit, load_vietnam
+from shared.hierarchy import HierarchyError, Level, OrgTree, UnknownUnit, load_vietnam
 from shared.http import (
     COMMON_RESPONSES,
     Authenticator,
@@ -90,6 +91,25 @@ def _period(period: str) -> str:
     return period
 
 
+# Refused in agency names: control characters (NUL, newlines, ...), the bidirectional embeddings,
+# overrides and isolates that make text display in another order than it is stored (U+202A-U+202E,
+# U+2066-U+2069), and the markup characters < and >.
+_BIDI_CONTROLS = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def _plain_name(name: str) -> str:
+    for position, char in enumerate(name):
+        if unicodedata.category(char) == "Cc":
+            raise ValueError(f"must not contain control characters (U+{ord(char):04X} at position {position})")
+        if char in _BIDI_CONTROLS:
+            raise ValueError(
+                f"must not contain bidirectional control characters (U+{ord(char):04X} at position {position})"
+            )
+        if char in "<>":
+            raise ValueError(f"must not contain '<' or '>' (at position {position})")
+    return name
+
+
 class AgencyIn(BaseModel):
     """An agency, hospital, school or enterprise party unit, registered under an existing unit."""
 
@@ -97,7 +117,12 @@ class AgencyIn(BaseModel):
     code: str = Field(
         pattern=r"^[0-9]{2,5}-[a-z0-9][a-z0-9_]{0,39}$", examples=["38-bvdk"], description="<parent>-<slug>"
     )
-    name: NfcText = Field(min_length=1, max_length=200, examples=["Đảng bộ Bệnh viện Đa khoa tỉnh"])
+    name: Annotated[NfcText, AfterValidator(_plain_name)] = Field(
+        min_length=1,
+        max_length=200,
+        examples=["Đảng bộ Bệnh viện Đa khoa tỉnh"],
+        description="plain text: no control or bidirectional control characters, no '<' or '>'",
+    )
     parent: str = Field(pattern=r"^[0-9]{2,5}$", examples=["38"], description="a commune, district or province")
 
 
@@ -163,6 +188,8 @@ def create_app(
     )
 
     def known(tree: OrgTree, code: str) -> str:
+        """404 for an unknown unit; called after ``authorize``, which answers 403 for a code the
+        token could not see if it existed, so a token cannot probe for units outside its subtree."""
         if code not in tree:
             raise HTTPException(404, detail=f"unit {code} is not in the registry")
         return code
@@ -178,7 +205,8 @@ def create_app(
 
     @app.get("/v1/units/{code}", response_model=UnitOut, summary="A unit: name, level, parent, children")
     async def get_unit(code: Code, tree: Tree, principal: CurrentPrincipal) -> UnitOut:
-        authorize(principal, Scope.READ, tree, known(tree, code))
+        authorize(principal, Scope.READ, tree, code)
+        known(tree, code)
         return unit_out(tree, code)
 
     @app.get(
@@ -189,7 +217,8 @@ def create_app(
     async def get_totals(
         code: Code, period: Period, tree: Tree, reader: Reader, principal: CurrentPrincipal
     ) -> Response:
-        authorize(principal, Scope.READ, tree, known(tree, code))
+        authorize(principal, Scope.READ, tree, code)
+        known(tree, code)
         return _json(await unit_totals(reader, catalog, tree, code, _period(period)))
 
     @app.get(
@@ -200,7 +229,8 @@ def create_app(
     async def get_children_totals(
         code: Code, period: Period, tree: Tree, reader: Reader, principal: CurrentPrincipal
     ) -> Response:
-        authorize(principal, Scope.READ, tree, known(tree, code))
+        authorize(principal, Scope.READ, tree, code)
+        known(tree, code)
         return _json(await children_totals(reader, catalog, tree, code, _period(period)))
 
     @app.get(
@@ -216,7 +246,8 @@ def create_app(
         series: Annotated[str, Query(description="a report kind or indicator.<code>", max_length=80)],
         principal: CurrentPrincipal,
     ) -> Response:
-        authorize(principal, Scope.READ, tree, known(tree, code))
+        authorize(principal, Scope.READ, tree, code)
+        known(tree, code)
         if series not in catalog.series:
             raise HTTPException(
                 422,
@@ -242,7 +273,8 @@ def create_app(
         },
     )
     async def stream_totals(code: Code, tree: Tree, principal: CurrentPrincipal) -> StreamingResponse:
-        authorize(principal, Scope.STREAM, tree, known(tree, code))
+        authorize(principal, Scope.STREAM, tree, code)
+        known(tree, code)
         broadcaster: TotalsBroadcaster = state["broadcaster"]
 
         async def events() -> AsyncIterator[str]:
@@ -271,11 +303,20 @@ def create_app(
         summary="Register an agency under a commune, district or province (admin scope)",
         responses={
             200: {"model": UnitOut, "description": "already registered, identically"},
-            409: {"description": "conflicts with a registered unit"},
+            409: {"description": "conflicts with a registered unit, or the parent has the most agencies allowed"},
         },
     )
     async def register_agency(agency: AgencyIn, tree: Tree, principal: CurrentPrincipal) -> Any:
-        authorize(principal, Scope.ADMIN, tree, known(tree, agency.parent))
+        authorize(principal, Scope.ADMIN, tree, agency.parent)
+        known(tree, agency.parent)
+        if agency.code not in tree:
+            registered = sum(1 for unit in tree.children(agency.parent) if unit.level == Level.AGENCY)
+            if registered >= settings.max_agencies_per_unit:
+                raise HTTPException(
+                    409,
+                    f"unit {agency.parent} already has {registered} agencies registered under it, the most "
+                    f"one unit may have (BAOCAO_API_MAX_AGENCIES_PER_UNIT={settings.max_agencies_per_unit})",
+                )
         reg: AgencyRegistry | None = state.get("registry")
         if reg is None:
             raise HTTPException(503, "the agency registry is not available")

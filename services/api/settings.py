@@ -20,6 +20,9 @@ class ApiSettings(HttpServiceSettings):
         ge=1,
         description="larger request bodies get 413 before any route or token check reads them",
     )
+    max_agencies_per_unit: int = Field(
+        default=500, ge=1, description="agencies one commune, district or province may have registered under it"
+    )
     cache_documents: int = Field(
         default=100_000,
         ge=0,

@@ -227,12 +227,13 @@ def create_app(
     ) -> Any:
         if (limited := rate_limited(principal, 1)) is not None:
             return limited
-        # Unknown units are answered 422 by the service; known ones must be in the token's subtree.
+        # Units must be in the token's subtree; an unknown unit the token could see if it existed is
+        # answered 422 by the service, any other 403 like a neighbour's (no probing for units).
         unit: str = report.unit  # type: ignore[attr-defined]  # every member of the union has it
         ids = {"report_id": report.report_id, "unit": unit}  # type: ignore[attr-defined]
-        known = await service.known(unit)
+        await service.known(unit)  # loads an agency registered through the API a moment ago
         try:
-            authorize(principal, Scope.SUBMIT, state["tree"], unit if known else None)
+            authorize(principal, Scope.SUBMIT, state["tree"], unit)
         except HTTPException as exc:
             log_rejected("/v1/reports", "forbidden", [{"loc": ["body", "unit"], "msg": exc.detail}], ids)
             raise
@@ -296,7 +297,8 @@ def create_app(
                     errors=problems,
                 )
             ids = {"report_id": report.report_id, "unit": report.unit}
-            if await service.known(report.unit) and not principal.covers(state["tree"], report.unit):
+            await service.known(report.unit)  # loads an agency registered a moment ago
+            if not principal.may_see(state["tree"], report.unit):
                 metrics.reports.labels("forbidden").inc()
                 problems = [
                     {"loc": ["unit"], "msg": f"unit {report.unit} is outside this token's unit {principal.unit}"}

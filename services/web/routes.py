@@ -140,12 +140,13 @@ def web_router(settings: ApiSettings) -> APIRouter:
         return Session(token, await principal_of(request, token))
 
     def allow(s: Session, tree: OrgTree, scope: Scope, code: str) -> None:
-        if code not in tree:
-            raise PageError(404, f"Không có đơn vị mã {code}.")
+        # 404 only for a code the token could see if it existed: no probing for other units
         if scope not in s.principal.scopes:
             raise PageError(403, f"Mã truy cập này không có quyền {SCOPES_VI[scope]}.")
-        if not s.principal.covers(tree, code):
+        if not s.principal.may_see(tree, code):
             raise PageError(403, f"Đơn vị {code} nằm ngoài phạm vi của mã truy cập này.")
+        if code not in tree:
+            raise PageError(404, f"Không có đơn vị mã {code}.")
 
     def page(request: Request, name: str, s: Session | None, status: int = 200, **context: Any) -> Response:
         tree: OrgTree = components(request)["tree"]

@@ -169,3 +169,89 @@ def test_the_api_default_limit_leaves_room_for_the_web_upload_of_4_mb():
         kafka_bootstrap_servers="unused:9092", mongodb_uri="mongodb://unused", auth_secret=TEST_SECRET
     )
     assert settings.max_body_bytes > 4 * 1024 * 1024
+
+
+class FakeAgencyRegistry:
+    """The registry's part the API uses, without MongoDB."""
+
+    def __init__(self, tree):
+        self.tree = tree
+
+    async def register(self, code, name, parent):
+        if code in self.tree:
+            return False
+        self.tree.add_agency(code, name, parent)
+        return True
+
+
+@pytest.fixture
+def admin_client():
+    tree = load_vietnam(["38"])
+    tree.add_agency("386-a", "Agency A", "386")
+    tree.add_agency("386-b", "Agency B", "386")
+    settings = ApiSettings(
+        kafka_bootstrap_servers="unused:9092",
+        mongodb_uri="mongodb://unused",
+        auth_secret=TEST_SECRET,
+        max_agencies_per_unit=2,
+    )
+    app = create_app(settings, reader=InMemoryTotalsReader(DOCS), tree=tree, registry=FakeAgencyRegistry(tree))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("Bệnh viện\x00", "control characters (U+0000 at position 9)"),
+        ("Bệnh\nviện", "control characters (U+000A at position 4)"),
+        ("Bệnh viện \u202egnóh", "bidirectional control characters (U+202E at position 10)"),
+        ("\u2066Bệnh viện", "bidirectional control characters (U+2066 at position 0)"),
+        ("<script>alert(1)</script>", "'<' or '>' (at position 0)"),
+    ],
+)
+def test_agency_names_refuse_control_and_bidi_characters_and_markup(admin_client, name, problem):
+    r = admin_client.post(
+        "/v1/admin/agencies",
+        json={"code": "38-bv", "name": name, "parent": "38"},
+        headers=auth("38", (Scope.ADMIN,)),
+    )
+    assert r.status_code == 422
+    (error,) = r.json()["detail"]
+    assert error["loc"] == ["body", "name"] and problem in error["msg"]
+
+
+def test_a_unit_takes_at_most_the_configured_number_of_agencies(admin_client):
+    admin = auth("38", (Scope.ADMIN,))
+    r = admin_client.post("/v1/admin/agencies", json={"code": "386-c", "name": "C", "parent": "386"}, headers=admin)
+    assert r.status_code == 409
+    assert "unit 386 already has 2 agencies" in r.json()["detail"]
+    assert "BAOCAO_API_MAX_AGENCIES_PER_UNIT=2" in r.json()["detail"]
+    # registering an existing one again is still answered; another unit has room
+    again = {"code": "386-a", "name": "Agency A", "parent": "386"}
+    assert admin_client.post("/v1/admin/agencies", json=again, headers=admin).status_code == 200
+    other = {"code": "38-bv", "name": "Bệnh viện Đa khoa tỉnh", "parent": "38"}
+    assert admin_client.post("/v1/admin/agencies", json=other, headers=admin).status_code == 201
+
+
+@pytest.mark.parametrize("route", ["/v1/units/{}", "/v1/units/{}/totals?period=2020-12"])
+def test_a_token_cannot_tell_an_unknown_unit_from_one_outside_its_subtree(client, route):
+    neighbour = client.get(route.format("14926"), headers=auth("14923"))
+    unknown = client.get(route.format("99999"), headers=auth("14923"))
+    unknown_agency_elsewhere = client.get(route.format("14926-khong_co"), headers=auth("14923"))
+    assert neighbour.status_code == unknown.status_code == unknown_agency_elsewhere.status_code == 403
+    assert neighbour.json()["detail"] == "unit 14926 is outside this token's unit 14923"
+    assert unknown.json()["detail"] == "unit 99999 is outside this token's unit 14923"
+    # 404 only where the unit would be visible if it existed
+    assert client.get(route.format("14923-khong_co"), headers=auth("14923")).status_code == 404
+    assert client.get(route.format("99999"), headers=auth("VN")).status_code == 404
+
+
+def test_registering_under_an_unknown_parent_outside_the_subtree_is_403_like_a_neighbour(admin_client):
+    admin = auth("386", (Scope.ADMIN,))
+    for parent in ("388", "99999"):
+        r = admin_client.post(
+            "/v1/admin/agencies", json={"code": f"{parent}-x", "name": "X", "parent": parent}, headers=admin
+        )
+        assert r.status_code == 403
+        assert r.json()["detail"] == f"unit {parent} is outside this token's unit 386"

@@ -337,3 +337,15 @@ def test_a_content_length_over_the_limit_gets_413_before_the_token_is_checked(wo
     r = client.post("/v1/reports", content=b"x" * 200_001, headers={"content-type": "application/json"})
     assert r.status_code == 413
     assert "200000 bytes" in r.json()["detail"]
+
+
+def test_a_token_cannot_tell_an_unknown_unit_from_a_neighbours_when_submitting(world):
+    client, publisher, _ = world
+    for unit in ("14926", "99999"):
+        r = client.post("/v1/reports", json=report(unit=unit, rid=f"r-{unit}"), headers=auth("14923"))
+        assert r.status_code == 403
+        assert r.json()["detail"] == f"unit {unit} is outside this token's unit 14923"
+    items = [report(unit="14926", rid="a"), report(unit="99999", rid="b"), report(unit="14923-khong_co", rid="c")]
+    r = client.post("/v1/reports/batch", json=items, headers=auth("14923"))
+    assert [x["status"] for x in r.json()["results"]] == ["forbidden", "forbidden", "unknown_unit"]
+    assert published(publisher) == []

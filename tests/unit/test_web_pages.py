@@ -89,7 +89,10 @@ def test_a_commune_sees_itself_but_not_its_neighbour_nor_its_district(client):
         answer = client.get(path, params={"period": "2020-12"})
         assert answer.status_code == 403, path
         assert "5.962" not in answer.text and "nằm ngoài phạm vi" in answer.text
-    assert client.get("/web/units/99999").status_code == 404
+    # an unknown code answers like a neighbour's unit, unless it would lie under the token's unit
+    unknown = client.get("/web/units/99999")
+    assert unknown.status_code == 403 and "nằm ngoài phạm vi" in unknown.text
+    assert client.get("/web/units/14923-chua_co").status_code == 404
 
 
 def test_scopes_decide_what_a_page_offers(client):
