@@ -67,14 +67,28 @@ def port_for(name: str) -> int:
     return port
 
 
+def write_private(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` readable by the owner only from its first byte: a new file created
+    0600 (never 0644 for a moment, whatever the umask) and renamed over the old one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have removed bits; it never adds any
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def auth_secret(run_dir: Path) -> str:
     if os.environ.get("BAOCAO_AUTH_SECRET"):
         return os.environ["BAOCAO_AUTH_SECRET"]
     path = run_dir / "auth_secret"
     if not path.exists():
         run_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 
@@ -158,8 +172,7 @@ def admin_token(run_dir: Path, secret: str) -> Path:
         return path
     except (OSError, InvalidToken):
         pass
-    path.write_text(mint(secret, "VN", list(Scope), 7 * 86400) + "\n")
-    path.chmod(0o600)
+    write_private(path, mint(secret, "VN", list(Scope), 7 * 86400) + "\n")
     return path
 
 

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterable
@@ -80,8 +81,19 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict unpadded base64url: ``base64.urlsafe_b64decode`` alone skips characters outside the
+    alphabet, so ``sig!!`` or ``si g`` would decode like ``sig``. Only the one canonical spelling
+    of the bytes is accepted (unused trailing bits must be zero)."""
+    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("not unpadded base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not the canonical base64url of its bytes")
+    return data
 
 
 def check_secret(secret: str) -> bytes:

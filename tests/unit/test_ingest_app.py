@@ -349,3 +349,10 @@ def test_a_token_cannot_tell_an_unknown_unit_from_a_neighbours_when_submitting(w
     r = client.post("/v1/reports/batch", json=items, headers=auth("14923"))
     assert [x["status"] for x in r.json()["results"]] == ["forbidden", "forbidden", "unknown_unit"]
     assert published(publisher) == []
+
+
+def test_a_token_with_stray_characters_in_its_signature_gets_401(world):
+    client, _, _ = world
+    token = auth()["Authorization"]
+    r = client.post("/v1/reports", json=report(), headers={"Authorization": token + "!!"})
+    assert r.status_code == 401 and r.json()["detail"] == "malformed token"
