@@ -2,8 +2,9 @@
 
 import asyncio
 import json
+import time
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -11,6 +12,8 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from starlette.types import Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from services.api.cache import CachedTotalsReader, TotalsCache
 from services.api.repository import MongoTotalsReader, TotalsReader
@@ -44,7 +47,7 @@ from shared.mongo import make_client, ping
 from shared.periods import ACCEPTED_FORMS, PeriodError, parse_period
 from shared.registry import AgencyRegistry
 from shared.reports import UNIT_CODE_PATTERN, NfcText
-from shared.revocations import InMemoryRevocations, MongoRevocations, Revocations
+from shared.revocations import InMemoryRevocations, MongoRevocations, Revocations, RevocationsUnavailable
 from shared.startup import freeze_startup_objects
 
 
@@ -133,6 +136,24 @@ def _json(model: BaseModel) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 
+KEEP_ALIVE_SECONDS = 15.0
+
+
+class _ReleasingStream(StreamingResponse):
+    """Calls ``release`` once the response is over, however it ends. (A generator's ``finally``
+    does not run when the client leaves before its first item.)"""
+
+    def __init__(self, content: AsyncIterator[str], release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
 def create_app(
     settings: ApiSettings,
     *,
@@ -143,7 +164,7 @@ def create_app(
 ) -> FastAPI:
     catalog = load_catalog()
     metrics = ApiMetrics()
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"streams": {}}  # open streams per token id
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -268,33 +289,76 @@ def create_app(
         responses={
             200: {
                 "content": {"text/event-stream": {}},
-                "description": "event: total, data: a totals message (schema v1)",
-            }
+                "description": "event: total, data: a totals message (schema v1); event: end, data: "
+                '{"reason": ...} when the token expires or is revoked (checked every few seconds)',
+            },
+            429: {"description": "the token already holds the most open streams allowed"},
         },
     )
     async def stream_totals(code: Code, tree: Tree, principal: CurrentPrincipal) -> StreamingResponse:
         authorize(principal, Scope.STREAM, tree, code)
         known(tree, code)
         broadcaster: TotalsBroadcaster = state["broadcaster"]
+        open_streams: dict[str, int] = state["streams"]
+        held = open_streams.get(principal.token_id, 0)
+        if held >= settings.max_streams_per_token:
+            raise HTTPException(
+                429,
+                f"this token already has {held} open streams, the most one token may hold "
+                f"(BAOCAO_API_MAX_STREAMS_PER_TOKEN={settings.max_streams_per_token}); close one first",
+                headers={"Retry-After": "5"},
+            )
+        open_streams[principal.token_id] = held + 1
+
+        def release() -> None:
+            left = open_streams.pop(principal.token_id, 1) - 1
+            if left:
+                open_streams[principal.token_id] = left
+
+        async def ended() -> str | None:
+            """Why the stream must end now, or None: the token was checked once, when it opened."""
+            if principal.expires_at < time.time():
+                return "token expired"
+            auth: Authenticator = state["auth"]
+            try:
+                if await auth.revocations.is_revoked(principal.token_id):
+                    return "token revoked"
+            except RevocationsUnavailable:
+                return "the revocation list cannot be read; reconnect shortly"
+            return None
 
         async def events() -> AsyncIterator[str]:
             metrics.sse_clients.inc()
+            loop = asyncio.get_running_loop()
             try:
                 async with broadcaster.subscribe(code) as sub:
                     yield ": connected\n\n"
+                    last_sent = next_check = loop.time()
                     while True:
-                        try:
-                            message = await asyncio.wait_for(sub.queue.get(), timeout=15)
-                        except TimeoutError:
+                        now = loop.time()
+                        if now >= next_check:
+                            if (reason := await ended()) is not None:
+                                yield f"event: end\ndata: {json.dumps({'reason': reason})}\n\n"
+                                return
+                            next_check = now + settings.stream_recheck_seconds
+                        if now - last_sent >= KEEP_ALIVE_SECONDS:
                             yield ": keep-alive\n\n"
+                            last_sent = now
+                        wait = min(next_check, last_sent + KEEP_ALIVE_SECONDS) - now
+                        try:
+                            message = await asyncio.wait_for(sub.queue.get(), timeout=max(wait, 0.0))
+                        except TimeoutError:
                             continue
                         event_id = f"{message['id']}:{message['version']}"
                         data = json.dumps(message, ensure_ascii=False)
                         yield f"event: total\nid: {event_id}\ndata: {data}\n\n"
+                        last_sent = loop.time()
             finally:
                 metrics.sse_clients.dec()
 
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+        return _ReleasingStream(
+            events(), release, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
 
     @app.post(
         "/v1/admin/agencies",

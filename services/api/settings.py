@@ -23,6 +23,12 @@ class ApiSettings(HttpServiceSettings):
     max_agencies_per_unit: int = Field(
         default=500, ge=1, description="agencies one commune, district or province may have registered under it"
     )
+    max_streams_per_token: int = Field(
+        default=4, ge=1, description="server-sent event streams one token may hold open at once (429 past it)"
+    )
+    stream_recheck_seconds: float = Field(
+        default=5.0, gt=0, description="how often an open stream checks that its token has not expired or been revoked"
+    )
     cache_documents: int = Field(
         default=100_000,
         ge=0,

@@ -1,12 +1,15 @@
 """The read API over HTTP, with the in-memory totals reader."""
 
+import concurrent.futures
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
 from services.api.app import create_app
 from services.api.repository import InMemoryTotalsReader
 from services.api.settings import ApiSettings
-from shared.auth import Scope, mint
+from shared.auth import Scope, mint, verify
 from shared.hierarchy import load_vietnam
 from shared.totals_docs import stored_from_views
 from tests.conftest import TEST_SECRET
@@ -255,3 +258,73 @@ def test_registering_under_an_unknown_parent_outside_the_subtree_is_403_like_a_n
         )
         assert r.status_code == 403
         assert r.json()["detail"] == f"unit {parent} is outside this token's unit 386"
+
+
+class RevokedAfterFirstCheck:
+    """Revocations that revoke a token once it has been checked ``checks`` times, or on demand."""
+
+    def __init__(self, checks=10**9):
+        self.checks = checks
+        self.seen = {}
+        self.revoked = set()
+
+    async def is_revoked(self, token_id):
+        self.seen[token_id] = self.seen.get(token_id, 0) + 1
+        return token_id in self.revoked or self.seen[token_id] > self.checks
+
+    async def revoke(self, token_id, reason):
+        self.revoked.add(token_id)
+
+
+def stream_client(revocations, **overrides):
+    settings = ApiSettings(
+        kafka_bootstrap_servers="unused:9092",
+        mongodb_uri="mongodb://unused",
+        auth_secret=TEST_SECRET,
+        stream_recheck_seconds=0.02,
+        **overrides,
+    )
+    app = create_app(settings, reader=InMemoryTotalsReader(DOCS), tree=load_vietnam(["38"]), revocations=revocations)
+    return app, TestClient(app)
+
+
+@pytest.mark.timeout(20)  # a stream that never ends fails here rather than hangs
+def test_a_stream_ends_when_its_token_is_revoked():
+    app, c = stream_client(RevokedAfterFirstCheck(checks=1))  # the request's own check passes
+    with c:
+        r = c.get("/v1/units/386/stream", headers=auth("386", (Scope.STREAM,)))
+        assert r.status_code == 200
+        assert r.text.startswith(": connected")
+        assert r.text.endswith('event: end\ndata: {"reason": "token revoked"}\n\n')
+        assert app.state.components["streams"] == {}
+
+
+@pytest.mark.timeout(20)  # a stream that never ends fails here rather than hangs
+def test_a_stream_ends_when_its_token_expires():
+    _, c = stream_client(RevokedAfterFirstCheck())
+    token = mint(TEST_SECRET, "386", [Scope.STREAM], 1)  # expires within two seconds
+    with c:
+        r = c.get("/v1/units/386/stream", headers={"Authorization": f"Bearer {token}"})
+        assert r.text.endswith('event: end\ndata: {"reason": "token expired"}\n\n')
+
+
+@pytest.mark.timeout(20)  # a stream that never ends fails here rather than hangs
+def test_a_token_holds_at_most_the_configured_number_of_streams():
+    revocations = RevokedAfterFirstCheck()
+    app, c = stream_client(revocations, max_streams_per_token=1)
+    token = mint(TEST_SECRET, "386", [Scope.STREAM], 3600)
+    token_id = verify(TEST_SECRET, token).token_id
+    headers = {"Authorization": f"Bearer {token}"}
+    with c:
+        first = concurrent.futures.ThreadPoolExecutor(1).submit(c.get, "/v1/units/386/stream", headers=headers)
+        deadline = time.monotonic() + 10
+        while app.state.components["streams"].get(token_id) != 1:  # the first stream is open
+            assert time.monotonic() < deadline and not first.done()
+            time.sleep(0.01)
+        second = c.get("/v1/units/386/stream", headers=headers)
+        assert second.status_code == 429 and second.headers["retry-after"] == "5"
+        assert "already has 1 open streams" in second.json()["detail"]
+        assert "BAOCAO_API_MAX_STREAMS_PER_TOKEN=1" in second.json()["detail"]
+        revocations.revoked.add(token_id)  # ends the first stream at its next check
+        assert first.result(timeout=10).text.endswith('"token revoked"}\n\n')
+        assert app.state.components["streams"] == {}
