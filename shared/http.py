@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Respons
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -210,7 +211,19 @@ def authorize(principal: Principal, scope: TokenScope, tree: OrgTree, unit: str 
         raise HTTPException(403, f"unit {unit} is outside this token's unit {principal.unit}")
 
 
-async def current_principal(request: Request) -> Principal:
+# Declares the bearer scheme in the OpenAPI schema (components.securitySchemes and each route's
+# security). auto_error=False: the Authenticator reads the header and gives its own 401s.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    bearerFormat="bcv1.<payload>.<signature>",
+    description="an access token minted by `baocao token mint`, naming a unit, scopes and an expiry",
+)
+
+
+async def current_principal(
+    request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+) -> Principal:
     """FastAPI dependency: the verified principal of the request (401 otherwise)."""
     authenticator: Authenticator = request.app.state.components["auth"]
     return await authenticator.principal(request)

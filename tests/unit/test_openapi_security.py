@@ -1,0 +1,44 @@
+"""Both services declare their bearer tokens in the OpenAPI schema."""
+
+import pytest
+
+from services.api.app import create_app as create_api
+from services.api.repository import InMemoryTotalsReader
+from services.api.settings import ApiSettings
+from services.ingest.app import create_app as create_ingest
+from services.ingest.publisher import InMemoryPublisher
+from services.ingest.settings import IngestSettings
+from services.ingest.submissions import InMemorySubmissionLog
+from shared.hierarchy import load_vietnam
+from tests.conftest import TEST_SECRET
+
+COMMON = {"kafka_bootstrap_servers": "unused:9092", "mongodb_uri": "mongodb://unused", "auth_secret": TEST_SECRET}
+
+
+def ingest_schema():
+    app = create_ingest(
+        IngestSettings(**COMMON),
+        publisher=InMemoryPublisher(),
+        submissions=InMemorySubmissionLog(),
+        tree=load_vietnam(["38"]),
+    )
+    return app.openapi()
+
+
+def api_schema():
+    return create_api(ApiSettings(**COMMON), reader=InMemoryTotalsReader({}), tree=load_vietnam(["38"])).openapi()
+
+
+@pytest.mark.parametrize("schema_of", [ingest_schema, api_schema])
+def test_every_v1_route_requires_the_bearer_scheme_and_the_probes_none(schema_of):
+    schema = schema_of()
+    assert schema["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "bcv1.<payload>.<signature>",
+        "description": "an access token minted by `baocao token mint`, naming a unit, scopes and an expiry",
+    }
+    operations = [(path, op) for path, item in schema["paths"].items() for op in item.values()]
+    v1 = [op for path, op in operations if path.startswith("/v1/")]
+    assert v1 and all(op.get("security") == [{"bearer": []}] for op in v1)
+    assert all("security" not in op for path, op in operations if path in ("/healthz", "/readyz", "/metrics"))
