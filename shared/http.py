@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Forbidden, InvalidToken, Principal, check_secret, verify
@@ -19,13 +20,26 @@ from shared.auth import Scope as TokenScope
 from shared.hierarchy import OrgTree
 from shared.revocations import Revocations, RevocationsUnavailable
 
+
+class ErrorOut(BaseModel):
+    """Every error answer of both services: ``detail`` is a message, or for 422 a list of errors,
+    each naming its field (``loc``) and the problem (``msg``)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+def error(description: str) -> dict[str, Any]:
+    """An error answer for a route's ``responses``, with the one error schema."""
+    return {"model": ErrorOut, "description": description}
+
+
 # Answers any route may give, declared once for the OpenAPI schema.
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The body is not valid JSON"},
-    401: {"description": "Missing, malformed, expired or revoked token"},
-    403: {"description": "The token lacks the scope, or the unit is outside its subtree"},
-    413: {"description": "Request body too large"},
-    422: {"description": "Invalid input; each error names the field"},
+    400: error("The body is not valid JSON"),
+    401: error("Missing, malformed, expired or revoked token"),
+    403: error("The token lacks the scope, or the unit is outside its subtree"),
+    413: error("Request body too large"),
+    422: error("Invalid input; each error names the field"),
 }
 
 

@@ -41,6 +41,7 @@ from shared.http import (
     add_request_metrics,
     answer_invalid_json_with_400,
     authorize,
+    error,
     probes_router,
 )
 from shared.mongo import make_client, ping
@@ -205,7 +206,7 @@ def create_app(
         version="1",
         description="Totals of every unit's subtree, drill-down by child, and who has not reported.",
         lifespan=lifespan,
-        responses={**COMMON_RESPONSES, 404: {"description": "No such unit"}},
+        responses={**COMMON_RESPONSES, 404: error("No such unit (only for a code the token could see if it existed)")},
     )
 
     def known(tree: OrgTree, code: str) -> str:
@@ -292,7 +293,7 @@ def create_app(
                 "description": "event: total, data: a totals message (schema v1); event: end, data: "
                 '{"reason": ...} when the token expires or is revoked (checked every few seconds)',
             },
-            429: {"description": "the token already holds the most open streams allowed"},
+            429: error("the token already holds the most open streams allowed"),
         },
     )
     async def stream_totals(code: Code, tree: Tree, principal: CurrentPrincipal) -> StreamingResponse:
@@ -367,7 +368,8 @@ def create_app(
         summary="Register an agency under a commune, district or province (admin scope)",
         responses={
             200: {"model": UnitOut, "description": "already registered, identically"},
-            409: {"description": "conflicts with a registered unit, or the parent has the most agencies allowed"},
+            409: error("conflicts with a registered unit, or the parent has the most agencies allowed"),
+            503: error("the agency registry is not available"),
         },
     )
     async def register_agency(agency: AgencyIn, tree: Tree, principal: CurrentPrincipal) -> Any:

@@ -32,6 +32,7 @@ from shared.http import (
     add_body_size_limit,
     add_request_metrics,
     authorize,
+    error,
     invalid_json,
     probes_router,
 )
@@ -214,10 +215,10 @@ def create_app(
         summary="Submit one report",
         responses={
             200: {"model": ReportAccepted, "description": "This revision was already accepted (duplicate)"},
-            409: {"description": "Conflicts with an earlier revision"},
-            429: {"description": "Too many reports for this token; see Retry-After"},
-            422: {"description": "Invalid report; errors name each field"},
-            503: {"description": "Kafka did not acknowledge; the report is not accepted, retry"},
+            409: error("Conflicts with an earlier revision"),
+            429: error("Too many reports for this token; see Retry-After"),
+            422: error("Invalid report; errors name each field"),
+            503: error("Kafka did not acknowledge; the report is not accepted, retry"),
         },
     )
     async def submit_report(
@@ -260,8 +261,8 @@ def create_app(
         response_model=BatchOut,
         summary="Submit up to max_batch reports; one result per item, in order",
         responses={
-            413: {"description": "Too many items or too large a body"},
-            429: {"description": "Too many reports for this token; see Retry-After"},
+            413: error("Too many items or too large a body"),
+            429: error("Too many reports for this token; see Retry-After"),
             503: {"description": "Kafka did not acknowledge some items (status 'unavailable'); retry those"},
         },
     )

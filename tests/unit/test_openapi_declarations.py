@@ -1,4 +1,4 @@
-"""Both services declare their bearer tokens in the OpenAPI schema."""
+"""Both services declare their bearer tokens and one error schema in the OpenAPI schema."""
 
 import pytest
 
@@ -42,3 +42,16 @@ def test_every_v1_route_requires_the_bearer_scheme_and_the_probes_none(schema_of
     v1 = [op for path, op in operations if path.startswith("/v1/")]
     assert v1 and all(op.get("security") == [{"bearer": []}] for op in v1)
     assert all("security" not in op for path, op in operations if path in ("/healthz", "/readyz", "/metrics"))
+
+
+@pytest.mark.parametrize("schema_of", [ingest_schema, api_schema])
+def test_error_answers_share_one_declared_schema(schema_of):
+    schema = schema_of()
+    assert set(schema["components"]["schemas"]["ErrorOut"]["properties"]) == {"detail"}
+    ref = {"$ref": "#/components/schemas/ErrorOut"}
+    for path, item in schema["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for op in item.values():
+            for code in ("401", "403", "413"):
+                assert op["responses"][code]["content"]["application/json"]["schema"] == ref, (path, code)
