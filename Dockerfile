@@ -8,8 +8,9 @@
 FROM python:3.11-slim
 
 # PYTHONPATH=/app: the services run from the source tree in /app (it also carries
-# shared/data/catalog.json). BAOCAO_AGGREGATE_DATA_DIR: faust's local state, a volume in
-# docker-compose.yml, owned by the unprivileged user.
+# shared/data/catalog.json). BAOCAO_AGGREGATE_DATA_DIR: faust's local state and the aggregator's
+# entry files (SQLite, rebuilt from the changelog), a volume in docker-compose.yml, owned by the
+# unprivileged user.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
