@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from services.api.cache import CachedTotalsReader, TotalsCache
+from services.api.cache import CacheCollector, CachedTotalsReader, TotalsCache
 from services.api.repository import MongoTotalsReader, TotalsReader
 from services.api.settings import ApiSettings
 from services.api.stream import TotalsBroadcaster
@@ -180,6 +180,7 @@ def create_app(
             if settings.cache_documents:
                 cache = TotalsCache(settings.cache_documents)
                 rd = CachedTotalsReader(rd, cache)
+                metrics.registry.register(CacheCollector(cache))
             reg = AgencyRegistry(mongo, settings.mongodb_database, org)
             await reg.refresh()
             refresher = asyncio.create_task(reg.refresh_forever())

@@ -17,8 +17,10 @@ bounded: past ``max_documents`` the least recently used documents go (about 3 KB
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from services.api.repository import TotalsReader, reporting_units, views_of
 from shared.totals_docs import stored_id
@@ -112,3 +114,21 @@ class CachedTotalsReader:
 
 def _doc_id(total_id: str) -> str:
     return stored_id(total_id)
+
+
+class CacheCollector:
+    """The cache's size and lookups for Prometheus, read when /metrics is scraped."""
+
+    def __init__(self, cache: TotalsCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "baocao_api_cache_documents", "Totals documents from the stream held by the API", value=len(self.cache)
+        )
+        lookups = CounterMetricFamily(
+            "baocao_api_cache_lookups", "Totals documents looked up in the API's cache, by result", labels=["result"]
+        )
+        lookups.add_metric(["hit"], self.cache.hits)
+        lookups.add_metric(["miss"], self.cache.misses)
+        yield lookups

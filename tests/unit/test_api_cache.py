@@ -126,3 +126,20 @@ async def test_the_least_recently_used_documents_go_first_past_the_limit():
     assert len(cache) == 2
     assert cache.get("14923|study_session|2020") is None
     assert cache.get("14929|study_session|2020") is not None
+
+
+def test_the_cache_s_size_and_lookups_are_metrics():
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from services.api.cache import CacheCollector
+
+    _, cache, _ = setup()
+    cache.follower_started()
+    cache.offer_message(message("14926", 3, version=1))
+    registry = CollectorRegistry()
+    registry.register(CacheCollector(cache))
+    cache.hits, cache.misses = 7, 2
+    text = generate_latest(registry).decode()
+    assert "baocao_api_cache_documents 1.0" in text
+    assert 'baocao_api_cache_lookups_total{result="hit"} 7.0' in text
+    assert 'baocao_api_cache_lookups_total{result="miss"} 2.0' in text

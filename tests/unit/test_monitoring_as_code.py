@@ -58,11 +58,18 @@ def test_metric_names_follow_prometheus_conventions():
     with TestClient(app) as client:
         client.get("/healthz")
         text = client.get("/metrics").text
-    from prometheus_client import generate_latest
+    from prometheus_client import CollectorRegistry, generate_latest
 
     from services.aggregate.metrics import AggregateMetrics
+    from services.api.cache import CacheCollector, TotalsCache
 
-    for exposition in (text, generate_latest(AggregateMetrics().registry).decode()):
+    api_cache = CollectorRegistry()
+    api_cache.register(CacheCollector(TotalsCache(10)))
+    for exposition in (
+        text,
+        generate_latest(AggregateMetrics().registry).decode(),
+        generate_latest(api_cache).decode(),
+    ):
         r = run("check", "metrics", stdin=exposition)
         assert r.returncode == 0, r.stdout + r.stderr
 
