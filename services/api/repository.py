@@ -18,7 +18,7 @@ from pymongo import AsyncMongoClient
 from shared.mongo import TOTALS
 from shared.periods import span_of
 from shared.rollup import OWN, TotalKey
-from shared.totals_docs import period_view, stored_id
+from shared.totals_docs import period_view
 
 
 class TotalsReader(Protocol):
@@ -29,15 +29,6 @@ class TotalsReader(Protocol):
     async def reporting_units(self, units: Iterable[str], series: str, period: str) -> set[str]:
         """Those of ``units`` that themselves have an active report in (series, period)."""
         ...
-
-
-def _views(ids: list[str], stored: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for i in ids:
-        view = period_view(stored.get(stored_id(i)), TotalKey.parse(i).period)
-        if view is not None:
-            out[i] = view
-    return out
 
 
 async def views_of(
@@ -72,16 +63,16 @@ class MongoTotalsReader:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         self._col = client[database][TOTALS]
 
-    async def _stored(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        doc_ids = list(dict.fromkeys(stored_id(i) for i in ids))
-        periods = {TotalKey.parse(i).period for i in ids}
-        # by _id, the one index every MongoDB-compatible server has; only the periods asked for
-        projection = {"unit": 1, "series": 1, "parents": 1, "version": 1, **{f"periods.{p}": 1 for p in periods}}
-        return {d["_id"]: d async for d in self._col.find({"_id": {"$in": doc_ids}}, projection=projection)}
-
     async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         wanted = list(ids)
-        return _views(wanted, await self._stored(wanted))
+        # only the periods asked for; by _id, the one index every MongoDB-compatible server has
+        periods = {i.rsplit("|", 1)[1] for i in wanted}
+        projection = {"unit": 1, "series": 1, "parents": 1, "version": 1, **{f"periods.{p}": 1 for p in periods}}
+
+        async def fetch(doc_ids: list[str]) -> dict[str, dict[str, Any]]:
+            return {d["_id"]: d async for d in self._col.find({"_id": {"$in": doc_ids}}, projection=projection)}
+
+        return await views_of(wanted, fetch)
 
     async def reporting_units(self, units: Iterable[str], series: str, period: str) -> set[str]:
         return await reporting_units(self, units, series, period)
