@@ -66,6 +66,12 @@ UNWRITTEN_LIMIT = 5_000
 # stream and the database stays bounded whatever the backlog (the rest wait, as ids, in the
 # roll-up's set of changed documents, and coalesce there).
 PUBLICATION_LIMIT = 5_000
+# A publication waits at least this many times the processor time the previous one took to build
+# its messages, so building them takes at most a tenth of the worker's time: at a light load that
+# is less than the interval and changes nothing; under a backlog publications come less often and
+# each coalesces more (with 4, publishing took a fifth of the worker and 1.7 to 2.1 documents were
+# published per report on the bench's backlog).
+PAUSE_PER_BUILD = 9
 
 
 def _close(rollup: Rollup) -> None:
@@ -264,9 +270,9 @@ class Aggregator:
 
     async def publish_forever(self, interval: float) -> None:
         """Publish what changed, one publication at a time, each starting once something changed
-        and ``interval`` has passed since the previous one started, or four times the processor
-        time that one spent building its messages, whichever is longer (so building and sending
-        them takes at most about a third of the worker's time: at a light load publications come
+        and ``interval`` has passed since the previous one started, or PAUSE_PER_BUILD times the
+        processor time that one spent building its messages, whichever is longer (so building
+        them takes at most about a tenth of the worker's time: at a light load publications come
         every ``interval``, under a backlog they come less often and each coalesces more, a
         province's documents going out once per publication, not once per batch). The database
         is written behind, by :meth:`write_forever`, and holds up the stream only when more than
@@ -275,7 +281,7 @@ class Aggregator:
         its view behind)."""
         started = time.perf_counter()
         while True:
-            pause = max(interval, 4 * self._last_build_seconds)
+            pause = max(interval, PAUSE_PER_BUILD * self._last_build_seconds)
             await asyncio.sleep(max(0.0, pause - (time.perf_counter() - started)))
             await self._dirty.wait()
             while len(self._unwritten) >= UNWRITTEN_LIMIT:  # the database is behind: it sets the pace

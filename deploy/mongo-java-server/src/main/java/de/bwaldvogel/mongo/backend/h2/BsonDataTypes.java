@@ -20,7 +20,8 @@ import io.netty.buffer.Unpooled;
 
 /**
  * How documents and index keys are stored in the MVStore: as BSON, instead of H2's default, Java
- * serialization. With the default, every document read or written went through
+ * serialization (documents as their bytes, by IdFirstH2Backend.IdFirstCollection; index keys by
+ * KeyValueType). With the default, every document read or written went through
  * ObjectOutputStream/ObjectInputStream, and every comparison of two index keys during a lookup
  * serialized both keys (KeyValue is not Comparable): about three quarters of the server's CPU
  * when looking up documents by _id.
@@ -41,37 +42,14 @@ final class BsonDataTypes {
         }
     }
 
-    static Document decode(ByteBuffer in) {
-        int length = DataUtils.readVarInt(in);
-        byte[] bytes = new byte[length];
-        in.get(bytes);
+    static Document decode(byte[] bytes) {
         return BsonDecoder.decodeBson(Unpooled.wrappedBuffer(bytes));
     }
 
-    /** Stored documents. */
-    static final class DocumentType extends BasicDataType<Document> {
-        static final DocumentType INSTANCE = new DocumentType();
-
-        @Override
-        public int getMemory(Document document) {
-            return 64 + 48 * document.size();
-        }
-
-        @Override
-        public void write(WriteBuffer buff, Document document) {
-            byte[] bytes = encode(document);
-            buff.putVarInt(bytes.length).put(bytes);
-        }
-
-        @Override
-        public Document read(ByteBuffer buff) {
-            return decode(buff);
-        }
-
-        @Override
-        public Document[] createStorage(int size) {
-            return new Document[size];
-        }
+    static Document decode(ByteBuffer in) {
+        byte[] bytes = new byte[DataUtils.readVarInt(in)];
+        in.get(bytes);
+        return decode(bytes);
     }
 
     /**
