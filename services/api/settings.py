@@ -34,3 +34,11 @@ class ApiSettings(HttpServiceSettings):
         ge=0,
         description="totals documents from the totals stream the API keeps in memory, about 3 KB each (0: none)",
     )
+    cache_answers_mb: int = Field(
+        default=64,
+        ge=0,
+        description=(
+            "megabytes of built answers (a unit's totals, a drill-down) the API keeps until the totals stream"
+            " changes a document they show (0: none; needs cache_documents)"
+        ),
+    )

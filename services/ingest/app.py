@@ -27,6 +27,7 @@ from shared.catalog import load_catalog
 from shared.hierarchy import OrgTree, load_vietnam
 from shared.http import (
     COMMON_RESPONSES,
+    NO_TELEMETRY,
     Authenticator,
     CurrentPrincipal,
     add_body_size_limit,
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 BATCH_CONCURRENCY = 200
 
 
-def get_service(request: Request) -> IngestService:
+async def get_service(request: Request) -> IngestService:  # a coroutine: no worker thread per request
     return request.app.state.components["service"]  # type: ignore[no-any-return]
 
 
@@ -177,6 +178,7 @@ def create_app(
                 await mongo.close()
 
     app = FastAPI(
+        telemetry=NO_TELEMETRY,
         title="baocao ingest",
         version="1",
         description="Local units submit reports here. Each is validated, published to Kafka and "

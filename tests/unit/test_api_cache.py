@@ -143,3 +143,126 @@ def test_the_cache_s_size_and_lookups_are_metrics():
     assert "baocao_api_cache_documents 1.0" in text
     assert 'baocao_api_cache_lookups_total{result="hit"} 7.0' in text
     assert 'baocao_api_cache_lookups_total{result="miss"} 2.0' in text
+
+
+# ---------------------------------------------------------------- answers built once, until changed
+
+
+def drill_down_setup():
+    from shared.catalog import load_catalog
+    from shared.hierarchy import load_vietnam
+
+    tree = load_vietnam(["38"])
+    path = tuple(tree.path("14923"))  # commune, district, province
+    store = CountingStore(stored_from_views([view("14923", 5, parents=path)], version=10))
+    cache = TotalsCache(100, answer_bytes=1 << 20)
+    cache.follower_started()
+    reader = CachedTotalsReader(store, cache)
+    return tree, load_catalog(), path, cache, reader
+
+
+def msg(path: tuple[str, ...], attended: int, version: int) -> dict:
+    doc = stored_from_views([view(path[0], attended, parents=path)], version=version)[f"{path[0]}|study_session|2020"]
+    return {"id": doc["_id"], **{k: doc[k] for k in ("unit", "series", "span", "parents", "version", "periods")}}
+
+
+def child_attended(body: bytes, code: str) -> int | None:
+    import json
+
+    for row in json.loads(body)["children"]:
+        if row["unit"]["code"] == code:
+            return row["metrics"].get("study_session.members_attended")
+    raise AssertionError(f"{code} is not among the children")
+
+
+async def test_a_drill_down_is_built_once_and_rebuilt_when_a_child_document_changes():
+    from services.api.views import children_totals
+
+    tree, catalog, path, cache, reader = drill_down_setup()
+    district = path[1]
+    built = 0
+
+    async def build():
+        nonlocal built
+        built += 1
+        return await children_totals(reader, catalog, tree, district, "2020-12")
+
+    key = ("children", district, "2020-12", str(tree.version))
+    assert child_attended(await cache.answer(key, build), "14923") == 5
+    assert child_attended(await cache.answer(key, build), "14923") == 5
+    assert built == 1 and cache.answers.hits == 1
+
+    other = tuple(tree.path(next(u.code for u in tree.children("38") if u.code != district and tree.children(u.code))))
+    cache.offer_message(msg((tree.children(other[0])[0].code, *other), 3, version=5))  # another district's commune
+    await cache.answer(key, build)
+    assert built == 1
+
+    cache.offer_message(msg(path, 7, version=11))  # the child's document changed: rebuilt, new figure
+    assert child_attended(await cache.answer(key, build), "14923") == 7
+    assert built == 2
+    cache.offer_message(msg(path, 6, version=11))  # a duplicate version changes nothing
+    await cache.answer(key, build)
+    assert built == 2
+
+
+async def test_an_answer_built_while_a_document_it_shows_changed_is_not_kept():
+    from services.api.views import unit_totals
+
+    tree, catalog, path, cache, reader = drill_down_setup()
+    key = ("totals", path[0], "2020-12", str(tree.version))
+
+    async def build_while_the_stream_moves():
+        answer = await unit_totals(reader, catalog, tree, path[0], "2020-12")  # 5, from the database
+        cache.offer_message(msg(path, 9, version=12))  # arrives before the answer is kept
+        return answer
+
+    first = await cache.answer(key, build_while_the_stream_moves)
+    assert b'"study_session.members_attended":5' in first
+    assert cache.answers.bytes == 0  # not kept: it may show an older document than the cache has
+
+    async def build():
+        return await unit_totals(reader, catalog, tree, path[0], "2020-12")
+
+    assert b'"study_session.members_attended":9' in await cache.answer(key, build)
+    assert cache.answers.bytes > 0
+
+
+async def test_answers_are_dropped_with_the_follower_and_bounded_by_bytes():
+    from services.api.views import unit_totals
+
+    tree, catalog, path, cache, reader = drill_down_setup()
+
+    async def build():
+        return await unit_totals(reader, catalog, tree, path[0], "2020-12")
+
+    key = ("totals", path[0], "2020-12", "0")
+    await cache.answer(key, build)
+    assert cache.answers.bytes > 0
+    cache.follower_lost()
+    assert cache.answers.bytes == 0
+    await cache.answer(key, build)  # not following: built each time, never kept
+    assert cache.answers.bytes == 0
+
+    cache.follower_started()
+    size = len(await cache.answer(key, build))
+    cache.answers.max_bytes = 2 * size + size // 2  # room for two answers of this size
+    for period in ("2020-10", "2020-11", "2020-12"):
+        await cache.answer(("totals", path[0], period, "0"), build)
+    assert cache.answers.bytes <= cache.answers.max_bytes
+    assert cache.answers.get(("totals", path[0], "2020-10", "0")) is None  # the least recently used went
+    assert cache.answers.get(("totals", path[0], "2020-12", "0")) is not None
+
+
+async def test_answers_built_as_dicts_are_what_the_declared_response_models_serialize():
+    from pydantic_core import to_json
+
+    from services.api.views import ChildrenTotalsOut, UnitTotalsOut, children_totals_data, unit_totals_data
+
+    tree, catalog, path, _, reader = drill_down_setup()
+    for code in path:
+        for period in ("2020-12", "2020-Q4", "2020"):
+            unit = await unit_totals_data(reader, catalog, tree, code, period)
+            assert to_json(unit) == UnitTotalsOut.model_validate(unit).model_dump_json().encode()
+    rows = await children_totals_data(reader, catalog, tree, path[1], "2020-12")
+    assert child_attended(to_json(rows), path[0]) == 5
+    assert to_json(rows) == ChildrenTotalsOut.model_validate(rows).model_dump_json().encode()
