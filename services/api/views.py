@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 
 from services.api.repository import TotalsReader
 from shared.catalog import Catalog, SeriesSpec
-from shared.hierarchy import Level, OrgTree, Unit
-from shared.rollup import REPORTS, UNITS_ON_TIME, UNITS_REPORTED, TotalKey, rates, round_rate
+from shared.hierarchy import COUNTRY, Level, OrgTree, Unit
+from shared.rollup import COUNTERS, REPORTS, UNITS_ON_TIME, UNITS_REPORTED, TotalKey, rates, round_rate
 
 
 class UnitRef(BaseModel):
@@ -26,6 +26,15 @@ class UnitRef(BaseModel):
 class UnitOut(UnitRef):
     parent: UnitRef | None
     children: list[UnitRef]
+
+
+class UnitFoundOut(UnitRef):
+    parent: UnitRef | None
+
+
+class UnitsOut(BaseModel):
+    tree: str = Field(description="legacy (before 2025-07-01) or 2025 (from 2025-07-01)")
+    units: list[UnitFoundOut]
 
 
 class RateOut(BaseModel):
@@ -120,9 +129,52 @@ def totals_from_docs(
     )
 
 
+async def _docs(
+    reader: TotalsReader, series: list[str], tree: OrgTree, code: str, period: str
+) -> dict[str, dict[str, Any]]:
+    """The unit's totals per series; for the whole country (``VN``), the sums of its provinces'
+    (every field that adds up the tree does so at the provinces already; counters add up too)."""
+    if code != COUNTRY:
+        return await reader.get_many([TotalKey(code, s, period).id for s in series])
+    provinces = [p.code for p in tree.provinces()]
+    found = await reader.get_many([TotalKey(p, s, period).id for p in provinces for s in series])
+    out: dict[str, dict[str, Any]] = {}
+    for s in series:
+        parts = [d for p in provinces if (d := found.get(TotalKey(p, s, period).id))]
+        if not parts:
+            continue
+        sums: dict[str, int] = {}
+        for d in parts:
+            for name, value in (d.get("sums") or {}).items():
+                sums[name] = sums.get(name, 0) + int(value)
+        total: dict[str, Any] = {"unit": COUNTRY, "series": s, "period": period, "sums": sums}
+        for c in COUNTERS:
+            total[c] = sum(int(d.get(c, 0)) for d in parts) if c in (REPORTS, UNITS_REPORTED, UNITS_ON_TIME) else 0
+        out[TotalKey(COUNTRY, s, period).id] = total
+    return out
+
+
+def search_units(tree: OrgTree, query: str, parent: str | None, limit: int, visible: Any) -> UnitsOut:
+    """Units by name or code (accents ignored), under ``parent`` when given; only those
+    ``visible(code)`` allows (the token's subtree)."""
+    found = [u for u in tree.search(query, parent, limit=len(tree) + 1) if visible(u.code)][:limit]
+    return UnitsOut(
+        tree=tree.tree_id,
+        units=[
+            UnitFoundOut(
+                code=u.code,
+                name=u.name,
+                level=u.level,
+                parent=unit_ref(tree.get(u.parent)) if u.parent else None,
+            )
+            for u in found
+        ],
+    )
+
+
 async def unit_totals(reader: TotalsReader, catalog: Catalog, tree: OrgTree, code: str, period: str) -> UnitTotalsOut:
-    ids = [TotalKey(code, s, period).id for s in catalog.series]
-    return totals_from_docs(catalog, tree, code, period, await reader.get_many(ids))
+    docs = await _docs(reader, list(catalog.series), tree, code, period)
+    return totals_from_docs(catalog, tree, code, period, docs)
 
 
 async def children_totals(
@@ -142,7 +194,7 @@ async def missing_units(
     reader: TotalsReader, catalog: Catalog, tree: OrgTree, code: str, series: str, period: str
 ) -> MissingOut:
     spec = catalog.series[series]
-    docs = await reader.get_many([TotalKey(code, series, period).id])
+    docs = await _docs(reader, [series], tree, code, period)
     levels = {Level(x) for x in spec.expected_levels}
     expected = [u for u in tree.subtree(code) if u.level in levels]
     reported = await reader.reporting_units([u.code for u in expected], series, period)
