@@ -332,3 +332,96 @@ def load_vietnam_2025(provinces: Iterable[str] | None = None) -> OrgTree:
             tree.add(pcode, unicodedata.normalize("NFC", pname), Level.PROVINCE, None)
         tree.add(wcode, unicodedata.normalize("NFC", wname), Level.COMMUNE, pcode)
     return tree
+
+
+@dataclass(frozen=True)
+class Succession:
+    """What became of one commune of the tree before July 2025: the communes of the 2025 tree
+    that took it over, its primary successor first. A whole merge has one successor; a commune
+    split among several has its history shown on the primary one only (approximately)."""
+
+    old: str
+    successors: tuple[str, ...]
+
+    @property
+    def primary(self) -> str:
+        return self.successors[0]
+
+    @property
+    def split(self) -> bool:
+        return len(self.successors) > 1
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: it is loaded once
+class Conversion2025:
+    """The conversion table of 1 July 2025, old tree -> 2025 tree, by code."""
+
+    communes: dict[str, Succession]  # old commune code -> its successors
+    provinces: dict[str, str]  # old province code -> the new province it merged into (whole)
+
+    @property
+    def by_primary(self) -> dict[str, list[str]]:
+        """New commune code -> the old communes whose history it shows."""
+        return _by_primary(self)
+
+    @property
+    def by_successor(self) -> dict[str, list[str]]:
+        """New commune code -> the old communes it took a part or the whole of."""
+        return _by_successor(self)
+
+
+@cache
+def _by_primary(conversion: Conversion2025) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for old, s in sorted(conversion.communes.items()):
+        out.setdefault(s.primary, []).append(old)
+    return out
+
+
+@cache
+def _by_successor(conversion: Conversion2025) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for old, s in sorted(conversion.communes.items()):
+        for new in s.successors:
+            out.setdefault(new, []).append(old)
+    return out
+
+
+@cache
+def conversion_2025() -> Conversion2025:
+    """The official conversion table as ``vietnamadminunits`` 1.0.4 ships it (keyed by names;
+    joined here to the codes of its two unit tables): 9,564 communes merged whole into one new
+    commune, 471 split among 2 to 5, each with one default (primary) successor; 63 provinces
+    merged whole into 34. Five island districts without communes have no code and are left out."""
+    data = _adminunits_data()
+    with sqlite3.connect(f"file:{data / 'dataset.db'}?mode=ro", uri=True) as db:
+        old_codes = {
+            f"{p}_{d}_{w or ''}": (str(code), str(pcode))
+            for code, pcode, p, d, w in db.execute(
+                "SELECT wardCode, provinceCode, provinceKey, districtKey, wardKey FROM admin_units_legacy"
+            )
+        }
+        new_codes = {
+            (str(p), str(w)): (str(code), str(pcode))
+            for code, pcode, p, w in db.execute("SELECT wardCode, provinceCode, provinceKey, wardKey FROM admin_units")
+        }
+    table = json.loads((data / "converter_2025.json").read_text(encoding="utf-8"))
+    communes: dict[str, Succession] = {}
+    provinces: dict[str, str] = {}
+    for pkey, wards in table["DICT_PROVINCE_WARD_NO_DIVIDED"].items():
+        for wkey, olds in wards.items():
+            new, new_province = new_codes[(pkey, wkey)]
+            for okey in olds:
+                old, old_province = old_codes[okey]
+                if old == "None":
+                    continue
+                communes[old] = Succession(old, (new,))
+                provinces[old_province] = new_province
+    for pkey, olds in table["DICT_PROVINCE_WARD_DIVIDED"].items():
+        for okey, news in olds.items():
+            old, old_province = old_codes[okey]
+            ordered = sorted(news, key=lambda n: not n["isDefaultNewWard"])  # the default one first
+            successors = tuple(new_codes[(pkey, n["newWardKey"])][0] for n in ordered)
+            communes[old] = Succession(old, successors)
+            provinces[old_province] = new_codes[(pkey, ordered[0]["newWardKey"])][1]
+    return Conversion2025(communes, provinces)

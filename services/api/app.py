@@ -22,11 +22,13 @@ from services.api.stream import TotalsBroadcaster
 from services.api.views import (
     ChildrenTotalsOut,
     MissingOut,
+    RemappedTotalsOut,
     UnitOut,
     UnitsOut,
     UnitTotalsOut,
     children_totals,
     missing_units,
+    remapped_totals,
     search_units,
     unit_out,
     unit_totals,
@@ -34,7 +36,18 @@ from services.api.views import (
 from services.web.routes import mount_web
 from shared.auth import Scope
 from shared.catalog import load_catalog
-from shared.hierarchy import COUNTRY, LEGACY, HierarchyError, Level, OrgTree, UnknownTree, UnknownUnit, load_vietnam
+from shared.hierarchy import (
+    COUNTRY,
+    LEGACY,
+    TREE_2025,
+    HierarchyError,
+    Level,
+    OrgTree,
+    UnknownTree,
+    UnknownUnit,
+    conversion_2025,
+    load_vietnam,
+)
 from shared.http import (
     COMMON_RESPONSES,
     Authenticator,
@@ -323,6 +336,35 @@ def create_app(
         authorize(principal, Scope.READ, tree, code)
         known(tree, code)
         return _json(await children_totals(reader, catalog, tree, code, _period(period)))
+
+    @app.get(
+        "/v1/units/{code}/remapped/totals",
+        response_model=RemappedTotalsOut,
+        summary="A unit of the 2025 tree with the history of the old units it took over, for a period before July 2025",
+    )
+    async def get_remapped_totals(
+        code: Code, period: Period, request: Request, reader: Reader, principal: CurrentPrincipal
+    ) -> Response:
+        org: OrgTree = request.app.state.components["tree"]
+        try:
+            new = org.version_named(TREE_2025)
+        except UnknownTree:
+            raise HTTPException(404, detail="this API was started without the 2025 tree") from None
+        authorize(principal, Scope.READ, new, code)
+        known(new, code)
+        if org.for_period(_period(period)).tree_id != LEGACY:
+            raise HTTPException(
+                422,
+                detail=[
+                    {
+                        "loc": ["query", "period"],
+                        "msg": f"period {period} is in tree {org.for_period(period).tree_id}: its totals are at "
+                        f"/v1/units/{code}/totals; the re-mapped view shows periods before 2025-07-01",
+                        "type": "period",
+                    }
+                ],
+            )
+        return _json(await remapped_totals(reader, catalog, org, conversion_2025(), code, period))
 
     @app.get(
         "/v1/units/{code}/completeness",

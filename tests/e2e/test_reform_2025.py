@@ -5,7 +5,7 @@ country's total and the unit search answer through the running services."""
 
 import pytest
 
-from shared.hierarchy import load_vietnam
+from shared.hierarchy import conversion_2025, load_vietnam
 from tools import demo
 
 pytestmark = pytest.mark.e2e
@@ -56,3 +56,25 @@ def test_post_reform_communes_report_under_the_new_province_and_the_old_tree_sta
         assert country["metrics"]["study_session.members_attended"] == attended
         found = http.get("/v1/units", params={"q": "ba thuoc", "tree": "2025"}).json()["units"]
         assert [(u["code"], u["parent"]["code"]) for u in found] == [("14923", "38")]
+
+
+def test_the_old_history_is_shown_on_the_new_units(system):
+    """Seed 000 (December 2020, the old tree) seen from the 2025 tree: new Thanh Hóa 38 took over
+    the old province whole; Xã Bá Thước shows the old communes whose primary successor it is."""
+    tree = load_vietnam()
+    reports = [r for r in demo.seed_000_study_sessions(tree) if r["unit"] != demo.BA_THUOC]
+    with system.client(system.ingest.url) as http:
+        assert http.post("/v1/reports/batch", json=reports).json()["accepted"] == 21
+    system.wait_for_metric("38", "2020-12", "study_session.members_attended", 5962)
+    primary = conversion_2025().by_primary["14923"]
+    mine = sum(r["body"]["members_attended"] for r in reports if r["unit"] in primary)
+    with system.client(system.api.url) as http:
+        province = http.get("/v1/units/38/remapped/totals", params={"period": "2020-12"}).json()
+        commune = http.get("/v1/units/14923/remapped/totals", params={"period": "2020-12"}).json()
+        refused = http.get("/v1/units/14923/remapped/totals", params={"period": "2025-Q4"})
+    assert province["metrics"]["study_session.members_attended"] == 5962
+    assert [s["code"] for s in province["sources"]] == ["38"]
+    assert commune["unit"]["name"] == "Xã Bá Thước" and commune["period_tree"] == "legacy"
+    assert sorted(s["code"] for s in commune["sources"]) == sorted(primary)
+    assert commune["metrics"]["study_session.members_attended"] == mine > 0
+    assert refused.status_code == 422
