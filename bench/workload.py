@@ -17,10 +17,12 @@ from shared.hierarchy import Level, OrgTree
 
 Report = dict[str, Any]
 
-YEAR = 2025  # background traffic; probes use earlier years (see probe_target)
+# background traffic, in the tree before July 2025 (the workload's units are its communes and
+# districts; a 2025 month after June belongs to the 2025 tree); probes use earlier years
+YEAR = 2024
 MONTHS = [f"{YEAR}-{m:02d}" for m in range(1, 13)]
-READ_PERIODS = [*MONTHS, f"{YEAR}-Q1", f"{YEAR}-Q2", f"{YEAR}-H1", str(YEAR), "2025-2030"]
-PROBE_MONTHS = [f"{y}-{m:02d}" for y in range(2000, 2025) for m in range(1, 13)]
+READ_PERIODS = [*MONTHS, f"{YEAR}-Q1", f"{YEAR}-Q2", f"{YEAR}-H1", str(YEAR), "2020-2025"]
+PROBE_MONTHS = [f"{y}-{m:02d}" for y in range(2000, YEAR) for m in range(1, 13)]
 RESOLUTION = "Nghị quyết Đại hội Đảng bộ tỉnh lần thứ XX, nhiệm kỳ 2025-2030"
 FORMATS = ("in_person", "online", "hybrid")
 # Shares of the mixed backlog: kind -> weight. Corrections and withdrawals come on top.
@@ -167,7 +169,7 @@ class Workload:
     # ------------------------------------------------------------------ streams of reports
 
     def study_sessions(self, n: int, tag: str = "ss") -> list[Report]:
-        """``n`` first revisions of study_session reports from random communes, months of 2025."""
+        """``n`` first revisions of study_session reports from random communes, months of YEAR."""
         out = []
         for _ in range(n):
             month = self.rng.choice(MONTHS)

@@ -13,6 +13,12 @@ enclosing periods that totals at any granularity are answered.
 Terms: a congress term "A-B" starts with the congresses of year A and ends with those of year B,
 both held in the autumn. We assign calendar years A .. B-1 to term "A-B" (so 2025 belongs to
 2025-2030), which keeps the periods a tree. Terms are five years long.
+
+Trees: a period belongs to the administrative tree valid at its end (``TREE_CHANGES``; the trees
+themselves are in shared/hierarchy.py). A report counts only in the enclosing periods of its own
+tree: a June 2025 report (old tree) counts in 2025-06, 2025-Q2 and 2025-H1, not in the year 2025
+nor the term 2025-2030, which end in the new tree and whose units are not the old ones. Its
+document (:func:`span_of`) is then the part of the year before the change, ``2025-H1``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
 TERM_YEARS = 5
 FIRST_TERM_START = 2000  # provincial and district congresses: …, 2015, 2020, 2025, …
 MIN_YEAR, MAX_YEAR = 2000, 2100
+# The days the administrative tree changed: Resolution 202/2025/QH15 (34 provinces, no districts)
+# from 1 July 2025. Each starts a tree version in shared/hierarchy.py (TREE_VERSIONS).
+TREE_CHANGES: tuple[date, ...] = (date(2025, 7, 1),)
 
 ACCEPTED_FORMS = (
     "YYYY-MM (month), YYYY-Qn (quarter), YYYY-Hn (half-year), YYYY (year), YYYY-YYYY (congress term, e.g. 2020-2025)"
@@ -73,6 +82,16 @@ class Period:
 
     def contains(self, day: date) -> bool:
         return self.start <= day <= self.end
+
+    @property
+    def era(self) -> int:
+        """Which tree the period belongs to: the number of tree changes on or before its end."""
+        return era_of(self.end)
+
+
+def era_of(day: date) -> int:
+    """The number of tree changes on or before ``day`` (0: the oldest tree)."""
+    return sum(1 for change in TREE_CHANGES if change <= day)
 
 
 def _month_end(year: int, month: int) -> date:
@@ -138,7 +157,8 @@ def _enclosing(label: str) -> tuple[Period, ...]:
         chain += [str(y)]
     if p.granularity != Granularity.TERM:
         chain.append(term_of_year(y))
-    return tuple(parse_period(x) for x in chain)
+    # only the periods of the same tree: a coarser period ending after a tree change holds other units
+    return tuple(q for q in (parse_period(x) for x in chain) if q.era == p.era)
 
 
 def deadline(period: Period, closing_day: int = 14, grace_days: int = 0) -> datetime:
@@ -157,6 +177,15 @@ def deadline(period: Period, closing_day: int = 14, grace_days: int = 0) -> date
 def span_of(label: str) -> str:
     """The stored document a period's totals live in: its calendar year for months, quarters,
     half-years and the year itself; the term for a congress term. So a report touches two
-    documents per unit (its year's and its term's), however many periods enclose it."""
+    documents per unit (its year's and its term's), however many periods enclose it.
+
+    A year cut by a tree change keeps the periods before the change in a document of their own,
+    named by the coarsest of them (``2025-H1`` for 2025-06), so no document mixes two trees (whose
+    units share codes: 14923 was Thị trấn Cành Nàng and is now Xã Bá Thước)."""
     p = parse_period(label)
-    return p.label if p.granularity == Granularity.TERM else str(p.start.year)
+    if p.granularity == Granularity.TERM:
+        return p.label
+    year = str(p.start.year)
+    if p.era == parse_period(year).era:
+        return year
+    return p.enclosing[-1].label

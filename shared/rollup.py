@@ -377,6 +377,17 @@ class Rollup:
                         f"{report.series} in a later revision"
                     ),
                 )
+            if previous.path != tuple(path):
+                # its period moved to another tree (where the unit's code names another unit,
+                # under other ancestors, maybe another province counted elsewhere)
+                return Applied(
+                    Outcome.REJECTED,
+                    reason=(
+                        f"report {report.report_id} was counted under {'/'.join(previous.path)} "
+                        f"(period {previous.period}) and cannot move to {'/'.join(path)} "
+                        f"(period {report.period}) in a later revision: send a new report"
+                    ),
+                )
         spec = self.catalog.series[report.series]
         entry = Entry(
             revision=report.revision,

@@ -1,7 +1,9 @@
 """Demo data drawn from the five seed news reports (../shared/seeds), as real reports.
 
 Units: Bá Thước 386 and Lang Chánh 388 (Thanh Hóa 38), Thanh Sơn 238 (Phú Thọ 25), Bình Đại 835
-(Bến Tre 83), Đakrông 467 (Quảng Trị 45), plus the agencies the seeds name.
+(Bến Tre 83), Đakrông 467 (Quảng Trị 45), plus the agencies the seeds name. After the reform of
+1 July 2025 (no districts): the communes of the former Bá Thước district in the new Thanh Hóa 38,
+Xã Bá Thước 14923 among them, report for 2025-Q4 (:func:`reform_2025_study_sessions`).
 
 Where a seed gives a total (5,962 of 6,600 members at Bá Thước's conference), the demo splits it
 over the communes so that the district total is exactly the seed's figure; where it gives none,
@@ -238,9 +240,69 @@ def member_ratings(tree: OrgTree) -> list[dict[str, Any]]:
     return reports
 
 
+# Communes of the 2025 tree in Thanh Hóa 38 that took over the former Bá Thước district's
+# communes (the conversion table of 2025-07-01), Xã Bá Thước first.
+BA_THUOC_AREA_2025 = ["14923", "14932", "14950", "14953", "14956", "14959", "14974", "14980"]
+
+
+def reform_2025_study_sessions(tree: OrgTree) -> list[dict[str, Any]]:
+    """After the reform: the communes of the former Bá Thước district, now directly under the new
+    Thanh Hóa 38, study the resolution of the province's 21st congress (term 2025-2030) in
+    November 2025 and report for 2025-Q4; and, before it, Thị trấn Cành Nàng (the old 14923, in
+    Bá Thước district 386) reports its June 2025 session. Figures are plausible, not from a seed:
+    7,040 members, 6,512 of them attended (92.5%)."""
+    new = tree.for_period("2025-Q4")
+    communes = [c for c in BA_THUOC_AREA_2025 if c in new and new.get(c).parent == "38"]
+    held = date(2025, 11, 20)
+    attended = split(6512, len(communes))
+    total = split(7040, len(communes))
+    reports = [
+        {
+            "report_id": f"{code}-study-2025-Q4",
+            "revision": 1,
+            "unit": code,
+            "kind": "study_session",
+            "period": "2025-Q4",
+            "submitted_at": _stamp(held),
+            "body": {
+                "resolution": "Nghị quyết Đại hội Đảng bộ tỉnh Thanh Hóa lần thứ XXI, nhiệm kỳ 2025-2030",
+                "held_on": held.isoformat(),
+                "format": "hybrid",
+                "bridge_points": 3 + i % 3,
+                "delegates": 0,
+                "members_attended": attended[i],
+                "members_total": total[i],
+            },
+        }
+        for i, code in enumerate(communes)
+    ]
+    june = date(2025, 6, 10)
+    reports.append(
+        {
+            "report_id": "14923-study-2025-06",
+            "revision": 1,
+            "unit": "14923",  # Thị trấn Cành Nàng, in the tree before July 2025
+            "kind": "study_session",
+            "period": "2025-06",
+            "submitted_at": _stamp(june),
+            "body": {
+                "resolution": RESOLUTION_38,
+                "held_on": june.isoformat(),
+                "format": "in_person",
+                "bridge_points": 1,
+                "delegates": 12,
+                "members_attended": 402,
+                "members_total": 431,
+            },
+        }
+    )
+    return reports
+
+
 def all_reports(tree: OrgTree) -> list[dict[str, Any]]:
     return (
         seed_000_study_sessions(tree)
+        + reform_2025_study_sessions(tree)
         + seed_001_hospital_conference()
         + seed_003_action_programs(tree)
         + seed_002_004_indicators(tree)

@@ -239,13 +239,14 @@ class Aggregator:
             if isinstance(report, Rejected):
                 rejected.append((m, report))
                 continue
-            path = self.tree.path(report.unit)
+            tree = self.tree.for_period(report.period)  # the tree valid at the period's end
+            path = tree.path(report.unit)
             target = partition_for(path[-1], self.partitions)
             if target != m.partition:
                 moved.append((target, m.key, forwarded(m.value or b"", m.timestamp_ms, m.source)))
                 outcomes["forwarded"] = outcomes.get("forwarded", 0) + 1
                 continue
-            expected = self.tree.get(report.unit).level in self._expected_levels[report.series]
+            expected = tree.get(report.unit).level in self._expected_levels[report.series]
             before = len(state.rollup.changed)
             applied = state.rollup.apply(report, path, expected)
             self.pending += len(state.rollup.changed) - before

@@ -70,6 +70,8 @@ def _decode(value: bytes | None, timestamp_ms: int | None, catalog: Catalog, tre
         model = REPORT_ADAPTER.validate_python(payload)
     except ValidationError as exc:
         return Rejected("invalid_report", _first_errors(exc))
-    if model.unit not in tree:
+    if not any(model.unit in version for version in tree.versions):
         return Rejected("unknown_unit", f"unit {model.unit!r} is not in the registry")
+    if model.unit not in tree.for_period(model.period):  # a unit closed (or not yet open) then
+        return Rejected("unknown_unit", tree.why_not(model.unit, model.period))
     return report_from_input(model.model_dump(), received_at, catalog)

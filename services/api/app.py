@@ -23,17 +23,32 @@ from services.api.stream import TotalsBroadcaster
 from services.api.views import (
     ChildrenTotalsOut,
     MissingOut,
+    RemappedTotalsOut,
     UnitOut,
+    UnitsOut,
     UnitTotalsOut,
     children_totals_data,
     missing_units,
+    remapped_totals,
+    search_units,
     unit_out,
     unit_totals_data,
 )
 from services.web.routes import mount_web
 from shared.auth import Scope
 from shared.catalog import load_catalog
-from shared.hierarchy import HierarchyError, Level, OrgTree, UnknownUnit, load_vietnam
+from shared.hierarchy import (
+    COUNTRY,
+    LEGACY,
+    TREE_2025,
+    HierarchyError,
+    Level,
+    OrgTree,
+    UnknownTree,
+    UnknownUnit,
+    conversion_2025,
+    load_vietnam,
+)
 from shared.http import (
     COMMON_RESPONSES,
     NO_TELEMETRY,
@@ -79,13 +94,57 @@ async def get_reader(request: Request) -> TotalsReader:
     return request.app.state.components["reader"]  # type: ignore[no-any-return]
 
 
-async def get_tree(request: Request) -> OrgTree:
-    return request.app.state.components["tree"]  # type: ignore[no-any-return]
+async def get_tree(
+    request: Request,
+    tree: Annotated[
+        str | None,
+        Query(
+            description="legacy (the tree before 2025-07-01, with districts) or 2025 (from 2025-07-01); "
+            "default: the tree valid at the end of `period`, or legacy without a period",
+            max_length=16,
+        ),
+    ] = None,
+) -> OrgTree:
+    """The tree version a request is about: ``tree`` when named, else the one valid at the end
+    of the request's ``period`` (a code names a unit only within its tree: 14923 is Thị trấn Cành
+    Nàng before July 2025 and Xã Bá Thước after)."""
+    org: OrgTree = request.app.state.components["tree"]
+    period = request.query_params.get("period")
+    by_period = None
+    if period is not None:
+        try:
+            by_period = org.for_period(period)
+        except PeriodError:
+            by_period = None  # the route answers 422 for the period itself
+    if tree is None:
+        if by_period is not None:
+            return by_period
+        return org.version_named(LEGACY) if len(org.versions) > 1 else org
+    try:
+        named = org.version_named(tree)
+    except UnknownTree as exc:
+        raise HTTPException(422, detail=[{"loc": ["query", "tree"], "msg": str(exc), "type": "tree"}]) from None
+    if by_period is not None and named is not by_period:
+        raise HTTPException(
+            422,
+            detail=[
+                {
+                    "loc": ["query", "tree"],
+                    "msg": f"period {period} belongs to {by_period.validity()}, not to tree {tree}",
+                    "type": "tree",
+                }
+            ],
+        )
+    return named
 
 
 Reader = Annotated[TotalsReader, Depends(get_reader)]
 Tree = Annotated[OrgTree, Depends(get_tree)]
-Code = Annotated[str, Path(pattern=UNIT_CODE_PATTERN, description="unit code, e.g. 38, 386, 14923")]
+# a unit's code, or VN: the whole country (the sum of its provinces)
+CODE_OR_COUNTRY_PATTERN = f"^(?:{COUNTRY}|{UNIT_CODE_PATTERN.strip('^$')})$"
+Code = Annotated[
+    str, Path(pattern=CODE_OR_COUNTRY_PATTERN, description="unit code, e.g. 38, 386, 14923, or VN (the country)")
+]
 Period = Annotated[str, Query(description=f"one of: {ACCEPTED_FORMS}", max_length=32)]
 
 
@@ -218,12 +277,14 @@ def create_app(
     def known(tree: OrgTree, code: str) -> str:
         """404 for an unknown unit; called after ``authorize``, which answers 403 for a code the
         token could not see if it existed, so a token cannot probe for units outside its subtree."""
-        if code not in tree:
-            raise HTTPException(404, detail=f"unit {code} is not in the registry")
+        if not tree.has(code):
+            others = [t.tree_id for t in tree.versions if t is not tree and code in t]
+            where = f" (it is in tree {', '.join(others)}; ask with tree= or a period of it)" if others else ""
+            raise HTTPException(404, detail=f"unit {code} is not in {tree.validity()}{where}")
         return code
 
     async def answer(key: tuple[str, str, str, str], build: Callable[[], Awaitable[dict[str, Any]]]) -> Response:
-        """The answer to ``key`` (route, unit, period, tree version), built once and reused until
+        """The answer to ``key`` (route, unit, period, tree and its version), built once and reused until
         the stream changes a document it shows (services/api/cache.py, Answers)."""
         cache: TotalsCache | None = state.get("cache")
         body = to_json(await build()) if cache is None else await cache.answer(key, build)
@@ -237,6 +298,26 @@ def create_app(
             return {"mongodb": True}
         except Exception:  # noqa: BLE001 - readiness reports, it does not raise
             return {"mongodb": False}
+
+    @app.get(
+        "/v1/units",
+        response_model=UnitsOut,
+        summary="Find units by name or code (accents and case ignored) and/or list a parent's children",
+    )
+    async def find_units(
+        tree: Tree,
+        principal: CurrentPrincipal,
+        q: Annotated[str, Query(description="part of a name or code: 'ba thuoc' finds Bá Thước", max_length=80)] = "",
+        parent: Annotated[
+            str | None, Query(pattern=CODE_OR_COUNTRY_PATTERN, description="only this unit's children (VN: provinces)")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> Response:
+        authorize(principal, Scope.READ, tree, parent)
+        if parent is not None:
+            known(tree, parent)
+        found = search_units(tree, q, parent, limit, lambda code: principal.covers(tree, code))
+        return _json(found)
 
     @app.get("/v1/units/{code}", response_model=UnitOut, summary="A unit: name, level, parent, children")
     async def get_unit(code: Code, tree: Tree, principal: CurrentPrincipal) -> UnitOut:
@@ -255,9 +336,8 @@ def create_app(
         authorize(principal, Scope.READ, tree, code)
         known(tree, code)
         period = _period(period)
-        return await answer(
-            ("totals", code, period, str(tree.version)), lambda: unit_totals_data(reader, catalog, tree, code, period)
-        )
+        key = ("totals", code, period, f"{tree.tree_id}:{tree.version}")
+        return await answer(key, lambda: unit_totals_data(reader, catalog, tree, code, period))
 
     @app.get(
         "/v1/units/{code}/children/totals",
@@ -270,10 +350,37 @@ def create_app(
         authorize(principal, Scope.READ, tree, code)
         known(tree, code)
         period = _period(period)
-        return await answer(
-            ("children", code, period, str(tree.version)),
-            lambda: children_totals_data(reader, catalog, tree, code, period),
-        )
+        key = ("children", code, period, f"{tree.tree_id}:{tree.version}")
+        return await answer(key, lambda: children_totals_data(reader, catalog, tree, code, period))
+
+    @app.get(
+        "/v1/units/{code}/remapped/totals",
+        response_model=RemappedTotalsOut,
+        summary="A unit of the 2025 tree with the history of the old units it took over, for a period before July 2025",
+    )
+    async def get_remapped_totals(
+        code: Code, period: Period, request: Request, reader: Reader, principal: CurrentPrincipal
+    ) -> Response:
+        org: OrgTree = request.app.state.components["tree"]
+        try:
+            new = org.version_named(TREE_2025)
+        except UnknownTree:
+            raise HTTPException(404, detail="this API was started without the 2025 tree") from None
+        authorize(principal, Scope.READ, new, code)
+        known(new, code)
+        if org.for_period(_period(period)).tree_id != LEGACY:
+            raise HTTPException(
+                422,
+                detail=[
+                    {
+                        "loc": ["query", "period"],
+                        "msg": f"period {period} is in tree {org.for_period(period).tree_id}: its totals are at "
+                        f"/v1/units/{code}/totals; the re-mapped view shows periods before 2025-07-01",
+                        "type": "period",
+                    }
+                ],
+            )
+        return _json(await remapped_totals(reader, catalog, org, conversion_2025(), code, period))
 
     @app.get(
         "/v1/units/{code}/completeness",

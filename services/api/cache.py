@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from pydantic_core import to_json
 
 from services.api.repository import TotalsReader, reporting_units, views_of
+from shared.hierarchy import COUNTRY
 from shared.totals_docs import stored_id
 
 
@@ -84,8 +85,9 @@ class Answers:
 
     def changed(self, parents: list[str]) -> None:
         """A document of ``parents[0]`` changed: drop the answers showing it (that unit's own and
-        its parent's drill-down)."""
-        for unit in parents[:2]:
+        its parent's drill-down; a province's parent is the country, VN, summed at read time)."""
+        units = parents[:2] if len(parents) > 1 else [*parents, COUNTRY]
+        for unit in units:
             self._changes[unit] = self._changes.get(unit, 0) + 1
             for key in self._by_unit.pop(unit, ()):
                 body = self._bodies.pop(key, None)

@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 
 from services.api.repository import TotalsReader
 from shared.catalog import Catalog, SeriesSpec
-from shared.hierarchy import Level, OrgTree, Unit
-from shared.rollup import REPORTS, UNITS_ON_TIME, UNITS_REPORTED, TotalKey, rates, round_rate
+from shared.hierarchy import COUNTRY, LEGACY, TREE_2025, Conversion2025, Level, OrgTree, Unit
+from shared.rollup import COUNTERS, REPORTS, UNITS_ON_TIME, UNITS_REPORTED, TotalKey, rates, round_rate
 
 
 class UnitRef(BaseModel):
@@ -26,6 +26,15 @@ class UnitRef(BaseModel):
 class UnitOut(UnitRef):
     parent: UnitRef | None
     children: list[UnitRef]
+
+
+class UnitFoundOut(UnitRef):
+    parent: UnitRef | None
+
+
+class UnitsOut(BaseModel):
+    tree: str = Field(description="legacy (before 2025-07-01) or 2025 (from 2025-07-01)")
+    units: list[UnitFoundOut]
 
 
 class RateOut(BaseModel):
@@ -50,6 +59,26 @@ class UnitTotalsOut(BaseModel):
     metrics: dict[str, int | float | None] = Field(description="summed fields and derived rates")
     rates: dict[str, RateOut]
     completeness: dict[str, CompletenessOut] = Field(description="per series")
+
+
+class SourceOut(UnitRef):
+    split: bool = Field(description="split among several new units: all its history is shown on its primary successor")
+
+
+class RemappedTotalsOut(UnitTotalsOut):
+    """A unit of the 2025 tree with the history of the units it took over (the conversion table of
+    1 July 2025): each old unit counted once, on its primary successor."""
+
+    tree: str = Field(description="the tree of the unit: 2025")
+    period_tree: str = Field(description="the tree of the period whose figures are shown: legacy")
+    approximate: bool = Field(
+        description="true when a source was split (all its history is here, though part of it went "
+        "elsewhere) or when part of a split old unit came here while its history is shown elsewhere"
+    )
+    sources: list[SourceOut] = Field(description="the old units whose figures are added up here")
+    shown_elsewhere: list[SourceOut] = Field(
+        description="old units split with a part here, whose history is shown on their primary successor"
+    )
 
 
 class ChildrenTotalsOut(BaseModel):
@@ -143,9 +172,8 @@ def _unit_ref(unit: Unit) -> dict[str, Any]:
 async def unit_totals_data(
     reader: TotalsReader, catalog: Catalog, tree: OrgTree, code: str, period: str
 ) -> dict[str, Any]:
-    """A unit's totals as UnitTotalsOut's JSON shape."""
-    ids = [TotalKey(code, s, period).id for s in catalog.series]
-    return totals_row(catalog, tree, code, period, await reader.get_many(ids))
+    """A unit's totals (VN's: its provinces' added up) as UnitTotalsOut's JSON shape."""
+    return totals_row(catalog, tree, code, period, await _docs(reader, list(catalog.series), tree, code, period))
 
 
 async def children_totals_data(
@@ -162,6 +190,121 @@ async def children_totals_data(
     }
 
 
+async def _docs(
+    reader: TotalsReader, series: list[str], tree: OrgTree, code: str, period: str
+) -> dict[str, dict[str, Any]]:
+    """The unit's totals per series; for the whole country (``VN``), the sums of its provinces'
+    (every field that adds up the tree does so at the provinces already; counters add up too)."""
+    if code != COUNTRY:
+        return await reader.get_many([TotalKey(code, s, period).id for s in series])
+    return await _summed(reader, series, [p.code for p in tree.provinces()], COUNTRY, period)
+
+
+async def _summed(
+    reader: TotalsReader, series: list[str], parts: list[str], code: str, period: str
+) -> dict[str, dict[str, Any]]:
+    """The totals of ``parts`` (units with disjoint subtrees) added up, per series, as if they
+    were ``code``'s: summed fields and the subtree counters add; ``own`` is 0."""
+    found = await reader.get_many([TotalKey(p, s, period).id for p in parts for s in series])
+    out: dict[str, dict[str, Any]] = {}
+    for s in series:
+        docs = [d for p in parts if (d := found.get(TotalKey(p, s, period).id))]
+        if not docs:
+            continue
+        sums: dict[str, int] = {}
+        for d in docs:
+            for name, value in (d.get("sums") or {}).items():
+                sums[name] = sums.get(name, 0) + int(value)
+        total: dict[str, Any] = {"unit": code, "series": s, "period": period, "sums": sums}
+        for c in COUNTERS:
+            total[c] = sum(int(d.get(c, 0)) for d in docs) if c in (REPORTS, UNITS_REPORTED, UNITS_ON_TIME) else 0
+        out[TotalKey(code, s, period).id] = total
+    return out
+
+
+def remapped_sources(
+    trees: OrgTree, conversion: Conversion2025, code: str
+) -> tuple[list[tuple[Unit, bool]], list[Unit]]:
+    """The old units whose history a unit of the 2025 tree shows (each with whether it was split),
+    and the split old units with a part in it whose history another successor shows."""
+    new, old = trees.version_named(TREE_2025), trees.version_named(LEGACY)
+    if code == COUNTRY:
+        return [(p, False) for p in old.provinces()], []
+    unit = new.get(code)
+    if unit.level == Level.PROVINCE:
+        return [(p, False) for p in old.provinces() if conversion.provinces.get(p.code) == code], []
+    if unit.level == Level.AGENCY:  # registered under a unit whose code both trees have
+        return ([(old.get(code), False)] if code in old else []), []
+    sources = [(old.get(o), conversion.communes[o].split) for o in conversion.by_primary.get(code, []) if o in old]
+    elsewhere = [
+        old.get(o) for o in conversion.by_successor.get(code, []) if o in old and conversion.communes[o].primary != code
+    ]
+    return sources, elsewhere
+
+
+async def remapped_totals(
+    reader: TotalsReader, catalog: Catalog, trees: OrgTree, conversion: Conversion2025, code: str, period: str
+) -> RemappedTotalsOut:
+    new, old = trees.version_named(TREE_2025), trees.version_named(LEGACY)
+    sources, elsewhere = remapped_sources(trees, conversion, code)
+    docs = await _summed(reader, list(catalog.series), [u.code for u, _ in sources], code, period)
+    metrics: dict[str, int | float | None] = {}
+    rate_out: dict[str, RateOut] = {}
+    comp: dict[str, CompletenessOut] = {}
+    for key, spec in catalog.series.items():
+        doc = docs.get(TotalKey(code, key, period).id)
+        expected = sum(old.count(u.code, spec.expected_levels) for u, _ in sources)
+        if doc is None and expected == 0:
+            continue
+        sums = (doc or {}).get("sums", {})
+        for f in spec.totalled_fields:
+            if f.name in sums:
+                metrics[f"{key}.{f.name}"] = int(sums[f.name])
+        if doc is not None:
+            for name, r in rates(spec, sums).items():
+                metrics[f"{key}.{name}"] = r["value"]
+                rate_out[f"{key}.{name}"] = RateOut(**r)
+        reported, on_time = int((doc or {}).get(UNITS_REPORTED, 0)), int((doc or {}).get(UNITS_ON_TIME, 0))
+        comp[key] = CompletenessOut(
+            units_expected=expected,
+            units_reported=reported,
+            units_on_time=on_time,
+            reports=int((doc or {}).get(REPORTS, 0)),
+            completeness=round_rate(reported, expected),
+            timeliness=round_rate(on_time, expected),
+        )
+    return RemappedTotalsOut(
+        unit=unit_ref(new.get(code)),
+        period=period,
+        metrics=metrics,
+        rates=rate_out,
+        completeness=comp,
+        tree=new.tree_id,
+        period_tree=old.tree_id,
+        approximate=any(split for _, split in sources) or bool(elsewhere),
+        sources=[SourceOut(code=u.code, name=u.name, level=u.level, split=split) for u, split in sources],
+        shown_elsewhere=[SourceOut(code=u.code, name=u.name, level=u.level, split=True) for u in elsewhere],
+    )
+
+
+def search_units(tree: OrgTree, query: str, parent: str | None, limit: int, visible: Any) -> UnitsOut:
+    """Units by name or code (accents ignored), under ``parent`` when given; only those
+    ``visible(code)`` allows (the token's subtree)."""
+    found = [u for u in tree.search(query, parent, limit=len(tree) + 1) if visible(u.code)][:limit]
+    return UnitsOut(
+        tree=tree.tree_id,
+        units=[
+            UnitFoundOut(
+                code=u.code,
+                name=u.name,
+                level=u.level,
+                parent=unit_ref(tree.get(u.parent)) if u.parent else None,
+            )
+            for u in found
+        ],
+    )
+
+
 async def unit_totals(reader: TotalsReader, catalog: Catalog, tree: OrgTree, code: str, period: str) -> UnitTotalsOut:
     return UnitTotalsOut.model_validate(await unit_totals_data(reader, catalog, tree, code, period))
 
@@ -176,7 +319,7 @@ async def missing_units(
     reader: TotalsReader, catalog: Catalog, tree: OrgTree, code: str, series: str, period: str
 ) -> MissingOut:
     spec = catalog.series[series]
-    docs = await reader.get_many([TotalKey(code, series, period).id])
+    docs = await _docs(reader, [series], tree, code, period)
     levels = {Level(x) for x in spec.expected_levels}
     expected = [u for u in tree.subtree(code) if u.level in levels]
     reported = await reader.reporting_units([u.code for u in expected], series, period)

@@ -236,7 +236,7 @@ def create_app(
         ids = {"report_id": report.report_id, "unit": unit}  # type: ignore[attr-defined]
         await service.known(unit)  # loads an agency registered through the API a moment ago
         try:
-            authorize(principal, Scope.SUBMIT, state["tree"], unit)
+            authorize(principal, Scope.SUBMIT, state["tree"].holding(unit, report.period), unit)  # type: ignore[attr-defined]
         except HTTPException as exc:
             log_rejected("/v1/reports", "forbidden", [{"loc": ["body", "unit"], "msg": exc.detail}], ids)
             raise
@@ -301,7 +301,7 @@ def create_app(
                 )
             ids = {"report_id": report.report_id, "unit": report.unit}
             await service.known(report.unit)  # loads an agency registered a moment ago
-            if not principal.may_see(state["tree"], report.unit):
+            if not principal.may_see(state["tree"].holding(report.unit, report.period), report.unit):
                 metrics.reports.labels("forbidden").inc()
                 problems = [
                     {"loc": ["unit"], "msg": f"unit {report.unit} is outside this token's unit {principal.unit}"}

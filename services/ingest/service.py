@@ -18,7 +18,7 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import Publisher
 from services.ingest.submissions import SubmissionLog
 from shared.catalog import Catalog
-from shared.hierarchy import OrgTree
+from shared.hierarchy import LEGACY, OrgTree
 from shared.reports import ReportInBase
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,10 @@ class Outcome:
 
 
 class UnknownUnitError(ValueError):
-    def __init__(self, unit: str) -> None:
-        super().__init__(f"unit {unit!r} is not in the registry of provinces, districts, communes and agencies")
+    def __init__(self, unit: str, reason: str | None = None) -> None:
+        super().__init__(
+            reason or f"unit {unit!r} is not in the registry of provinces, districts, communes and agencies"
+        )
         self.unit = unit
 
 
@@ -68,13 +70,19 @@ class IngestService:
         self.lookup_unit = lookup_unit
 
     async def known(self, unit: str) -> bool:
-        if unit in self.tree:
+        if self.tree.known_anywhere(unit):
             return True
         return self.lookup_unit is not None and await self.lookup_unit(unit)
 
     async def submit(self, report: ReportInBase, source: str = "http") -> Outcome:
         if not await self.known(report.unit):
             raise UnknownUnitError(report.unit)
+        tree = self.tree.for_period(report.period)  # the tree valid at the period's end
+        if report.unit not in tree:  # closed by the 2025 reform (a district), or not yet created
+            raise UnknownUnitError(report.unit, self.tree.why_not(report.unit, report.period))
+        # codes are reused across trees: the submission log names a unit of the 2025 tree with its
+        # tree, so a revision moving a report to another tree is refused like a change of unit
+        unit_key = report.unit if tree.tree_id == LEGACY else f"{report.unit}@{tree.tree_id}"
         payload = report.model_dump(mode="json")
         series = self.catalog.series_for(payload["kind"], payload.get("body")).key
         content = digest(payload)
@@ -86,10 +94,11 @@ class IngestService:
             log.warning("submission log unavailable; publishing without duplicate check")
             prior = None
         if prior is not None:
-            if (prior.unit, prior.series) != (report.unit, series):
+            if (prior.unit, prior.series) != (unit_key, series):
                 raise ConflictError(
                     f"report {report.report_id} belongs to unit {prior.unit} ({prior.series}); "
-                    "a revision cannot change its unit or kind"
+                    "a revision cannot change its unit or kind, nor move to a period of another "
+                    "administrative tree (unit@2025: the tree from 2025-07-01)"
                 )
             if report.revision in prior.revisions:
                 if prior.revisions[report.revision] == content:
@@ -107,11 +116,11 @@ class IngestService:
         # Keyed by province: the publisher writes it to its province's partition, where the
         # aggregator counts it (services/aggregate/routing.py). An agency registered a moment
         # ago and not yet in our copy of the tree goes by its own code; the aggregator forwards it.
-        key = self.tree.path(report.unit)[-1] if report.unit in self.tree else report.unit
+        key = tree.path(report.unit)[-1] if report.unit in tree else report.unit
         await self.publisher.publish(key.encode(), json.dumps(envelope, ensure_ascii=False).encode())
         self.metrics.produce_seconds.observe(time.perf_counter() - started)
         try:
-            await self.submissions.record(report.report_id, report.unit, series, report.revision, content)
+            await self.submissions.record(report.report_id, unit_key, series, report.revision, content)
         except PyMongoError:
             log.warning("could not record submission", extra={"report_id": report.report_id})
         return Outcome(report.report_id, report.revision, Status.ACCEPTED)

@@ -218,7 +218,7 @@ def web_router(settings: ApiSettings) -> APIRouter:
 
     async def table_of(request: Request, code: str, period: str, series: str) -> Any:
         c = components(request)
-        tree: OrgTree = c["tree"]
+        tree: OrgTree = c["tree"].holding(code, period)  # the tree of the period (codes are reused)
         totals = (await unit_totals(c["reader"], catalog, tree, code, period)).model_dump(mode="json")
         children = None
         if tree.children(code):
@@ -232,9 +232,9 @@ def web_router(settings: ApiSettings) -> APIRouter:
     ) -> Response:
         s = await session(request)
         c = components(request)
-        tree: OrgTree = c["tree"]
-        allow(s, tree, Scope.READ, code)
         period, series = checked_period(period), checked_series(series)
+        tree: OrgTree = c["tree"].holding(code, period)  # the tree of the period (codes are reused)
+        allow(s, tree, Scope.READ, code)
         table = await table_of(request, code, period, series)
         keys = [col.key for col in table.columns]
         rate_keys = [col.key for col in table.columns if col.scale]
@@ -274,10 +274,10 @@ def web_router(settings: ApiSettings) -> APIRouter:
         request: Request, code: str, fmt: str, period: str | None = None, series: str | None = None
     ) -> Response:
         s = await session(request)
-        allow(s, components(request)["tree"], Scope.READ, code)
+        period, series = checked_period(period), checked_series(series)
+        allow(s, components(request)["tree"].holding(code, period), Scope.READ, code)
         if fmt not in ("csv", "xlsx"):
             raise PageError(404, "Chỉ xuất được CSV hoặc Excel (.xlsx).")
-        period, series = checked_period(period), checked_series(series)
         table = await table_of(request, code, period, series)
         name = f"baocao-{code}-{series}-{period}.{fmt}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
@@ -292,9 +292,9 @@ def web_router(settings: ApiSettings) -> APIRouter:
     ) -> Response:
         s = await session(request)
         c = components(request)
-        tree: OrgTree = c["tree"]
-        allow(s, tree, Scope.READ, code)
         period, series = checked_period(period), checked_series(series)
+        tree: OrgTree = c["tree"].holding(code, period)  # the tree of the period (codes are reused)
+        allow(s, tree, Scope.READ, code)
         missing = await missing_units(c["reader"], catalog, tree, code, series, period)
         crumbs = [tree.get(u) for u in reversed(tree.path(code)) if s.principal.covers(tree, u)]
         return page(

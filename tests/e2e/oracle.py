@@ -26,10 +26,17 @@ EXPECTED_LEVELS = {
 }
 
 
+REFORM = datetime(2025, 7, 1, tzinfo=timezone(timedelta(hours=7)))  # Resolution 202/2025/QH15
+
+
 def buckets(month: str) -> list[str]:
+    """The month and the coarser periods it counts in: those of the same administrative tree
+    (a period belongs to the tree valid at its end: before the reform or after it)."""
     year, mm = int(month[:4]), int(month[5:])
     start = year - (year - 2000) % 5
-    return [month, f"{year}-Q{(mm - 1) // 3 + 1}", f"{year}-H{(mm - 1) // 6 + 1}", str(year), f"{start}-{start + 5}"]
+    chain = [month, f"{year}-Q{(mm - 1) // 3 + 1}", f"{year}-H{(mm - 1) // 6 + 1}", str(year), f"{start}-{start + 5}"]
+    after = closes_at(month) >= REFORM  # a period closes in its last month, so this is its tree
+    return [b for b in chain if (closes_at(b) >= REFORM) == after]
 
 
 def series_of(report: dict[str, Any]) -> str:
@@ -67,19 +74,23 @@ def expected_totals(sent: list[dict[str, Any]], tree: OrgTree, arrived_at: datet
             final[r["report_id"]] = r
     on_time_ids = {rid for rid, r in first.items() if arrived_at.astimezone(UTC) <= closes_at(r["period"])}
     # unit -> series -> bucket -> list of effective reports
-    by_unit: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = defaultdict(
+    by_unit: dict[tuple[str, str], dict[str, dict[str, list[dict[str, Any]]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list))
     )
+    # (unit, tree) -> ...: codes are reused across the trees, each names its own unit
+    trees: dict[str, OrgTree] = {}
     for r in final.values():
         if r.get("withdrawn"):
             continue
+        version = tree.for_period(r["period"])
+        trees[version.tree_id] = version
         for b in buckets(r["period"]):
-            by_unit[r["unit"]][series_of(r)][b].append(r)
+            by_unit[(r["unit"], version.tree_id)][series_of(r)][b].append(r)
 
     out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for unit, per_series in by_unit.items():
-        level = tree.get(unit).level.value
-        path = tree.path(unit)
+    for (unit, tree_id), per_series in by_unit.items():
+        level = trees[tree_id].get(unit).level.value
+        path = trees[tree_id].path(unit)
         for series, per_bucket in per_series.items():
             for bucket, reports in per_bucket.items():
                 if series in STOCK_SERIES:

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 LONG = os.environ.get("BAOCAO_CHAOS_SCALE") == "long"
 SCALE = {"reports": 8000, "kills": 8} if LONG else {"reports": 700, "kills": 3}
-DISTRICTS = ["386", "388", "467"]
+DISTRICTS = ["386", "388", "467"]  # in the tree before July 2025
+PROVINCES_2025 = ["38", "40"]  # in the tree from July 2025 (no districts): their first communes
 MARGIN = timedelta(days=2)  # no month whose deadline is this close to the workload's clock
 
 
@@ -56,16 +57,25 @@ def make_workload(seed: int, n_reports: int, now: datetime | None = None) -> lis
     workload's clock (submission times, and the months it reports on)."""
     rng = random.Random(seed)
     tree = load_vietnam()
-    communes = [c.code for d in DISTRICTS for c in tree.children(d)]
     clock = now or datetime.now(UTC)
     months = months_around(clock)
+    # units of the tree each month belongs to (the one valid at its end)
+    units: dict[str, tuple[list[str], list[str]]] = {}
+    for month in months:
+        version = tree.for_period(month)
+        if all(d in version for d in DISTRICTS):
+            units[month] = ([c.code for d in DISTRICTS for c in version.children(d)], DISTRICTS)
+        else:
+            communes = [c.code for p in PROVINCES_2025 for c in version.children(p)[:30]]
+            units[month] = (communes, PROVINCES_2025)  # beds: no districts, the provinces report
     submitted = clock.isoformat()
     sent: list[dict[str, Any]] = []
     late: list[dict[str, Any]] = []
     for i in range(n_reports):
         month = rng.choice(months)
         kind = rng.choices(["study_session", "reflection", "beds"], [5, 2, 1])[0]
-        unit = rng.choice(DISTRICTS) if kind == "beds" else rng.choice(communes)
+        communes, bed_units = units[month]
+        unit = rng.choice(bed_units) if kind == "beds" else rng.choice(communes)
         rid = f"chaos-{seed}-{i}"
         revisions = []
         for rev in range(1, rng.choice([1, 1, 2, 3]) + 1):

@@ -266,3 +266,19 @@ async def test_answers_built_as_dicts_are_what_the_declared_response_models_seri
     rows = await children_totals_data(reader, catalog, tree, path[1], "2020-12")
     assert child_attended(to_json(rows), path[0]) == 5
     assert to_json(rows) == ChildrenTotalsOut.model_validate(rows).model_dump_json().encode()
+
+
+async def test_the_country_answer_is_dropped_when_a_province_document_changes():
+    from services.api.views import unit_totals_data
+
+    tree, catalog, path, cache, reader = drill_down_setup()
+    province = (path[-1],)
+    cache.offer_message(msg(province, 5, version=20))
+
+    async def build():
+        return await unit_totals_data(reader, catalog, tree, "VN", "2020-12")
+
+    key = ("totals", "VN", "2020-12", "0")
+    assert b'"study_session.members_attended":5' in await cache.answer(key, build)
+    cache.offer_message(msg(province, 8, version=21))  # the province's document: VN adds it up
+    assert b'"study_session.members_attended":8' in await cache.answer(key, build)

@@ -31,11 +31,11 @@ def test_invalid_periods_are_refused_with_the_accepted_forms(bad):
 
 
 def test_a_month_counts_in_its_quarter_half_year_year_and_term():
-    assert [p.label for p in parse_period("2025-03").enclosing] == [
-        "2025-03",
-        "2025-Q1",
-        "2025-H1",
-        "2025",
+    assert [p.label for p in parse_period("2026-03").enclosing] == [
+        "2026-03",
+        "2026-Q1",
+        "2026-H1",
+        "2026",
         "2025-2030",
     ]
     assert [p.label for p in parse_period("2020-12").enclosing] == [

@@ -14,8 +14,8 @@ from tests.unit.test_rollup import where
 CATALOG = load_catalog()
 TREE = load_vietnam(["38"])
 UNITS = ["14923", "14926", "15031", "386"]
-MONTHS = ["2026-07", "2026-08", "2026-12"]
-AT = datetime(2026, 11, 22, tzinfo=UTC)
+MONTHS = ["2024-07", "2024-08", "2024-12"]  # the tree before July 2025 (386 is a district)
+AT = datetime(2024, 11, 22, tzinfo=UTC)
 
 
 @st.composite

@@ -193,3 +193,14 @@ def test_when_revocations_cannot_be_checked_login_says_to_retry_and_lets_no_one_
         answer = client.post("/web/login", data={"token": mint(TEST_SECRET, "386", [Scope.READ], 3600)})
     assert answer.status_code == 503 and "thử lại" in answer.text
     assert "set-cookie" not in answer.headers
+
+
+def test_a_page_for_a_period_after_the_2025_reform_shows_the_new_tree(client):
+    login(client, "38")
+    after = client.get("/web/units/38", params={"period": "2025-Q4"})
+    assert after.status_code == 200
+    assert "Xã Bá Thước" in after.text and "Huyện Bá Thước" not in after.text  # communes, no districts
+    before = client.get("/web/units/38", params={"period": "2025-06"})
+    assert "Huyện Bá Thước" in before.text and "Xã Bá Thước" not in before.text
+    assert "Xã Bá Thước" in client.get("/web/units/14923", params={"period": "2025-Q4"}).text
+    assert "Thị trấn Cành Nàng" in client.get("/web/units/14923", params={"period": "2025-06"}).text
