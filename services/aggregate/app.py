@@ -114,6 +114,7 @@ class Runtime:
                 self.metrics,
                 refresh_registry=registry.refresh,
                 entries=self.entry_files.open if self.entry_files is not None else None,
+                full_batch=settings.batch_max,
             )
             aggregator.assign(self._assigned)
             self.aggregator = aggregator

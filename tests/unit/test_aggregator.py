@@ -299,3 +299,17 @@ async def test_a_publication_takes_at_most_its_limit_and_the_rest_follow_in_the_
     assert p.aggregator.pending == 0
     assert p.total("38|study_session|2020-12") == 35
     assert p.streamed()["38|study_session|2020-12"]["sums"]["members_total"] == 35
+
+
+async def test_publications_coalesce_more_while_the_agent_drains_a_backlog():
+    p = Pipeline()
+    p.aggregator.full_batch = 2
+    await p.send([report("a", 10)])
+    await p.aggregator.handle(p.batch(0))
+    assert not p.aggregator.in_backlog  # batches smaller than the agent's batch_max: reports as sent
+    await p.send([report("b", 20), report("c", 5)])
+    await p.aggregator.handle(p.batch(0, 1))
+    assert p.aggregator.in_backlog  # full batches: a backlog, publications pause nine builds, not three
+    assert aggregator_module.PAUSE_PER_BUILD_IN_BACKLOG > aggregator_module.PAUSE_PER_BUILD
+    await p.apply()
+    assert p.total("38|study_session|2020-12") == 35
