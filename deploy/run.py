@@ -37,6 +37,7 @@ from deploy.processes import (
     service_env,
     stop_recorded,
 )
+from deploy.stack import write_private
 
 log = logging.getLogger("baocao.run")
 
@@ -65,21 +66,6 @@ def port_for(name: str) -> int:
     port = stack.free_port()
     log.warning("warning: port %d for %s is taken; %s listens on %d instead (see urls.env)", wanted, name, name, port)
     return port
-
-
-def write_private(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` readable by the owner only from its first byte: a new file created
-    0600 (never 0644 for a moment, whatever the umask) and renamed over the old one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # the umask may have removed bits; it never adds any
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def auth_secret(run_dir: Path) -> str:
@@ -205,7 +191,7 @@ def start_services(profile: stack.Profile, demo: bool) -> int:
 
     profile.urls_file.unlink(missing_ok=True)
     endpoints = stack.start(profile)
-    create_topics(endpoints["KAFKA_BOOTSTRAP_SERVERS"])
+    create_topics(endpoints["KAFKA_BOOTSTRAP_SERVERS"], env={**os.environ, **endpoints})
     run_dir = profile.dir
     secret = auth_secret(run_dir)
     env = service_env(endpoints, {"BAOCAO_AUTH_SECRET": secret})

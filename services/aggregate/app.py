@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.aggregate.agents import register_agents
 from services.aggregate.aggregator import Aggregator
+from services.aggregate.decode import Trust
 from services.aggregate.entries import EntryFiles
 from services.aggregate.faust_kafka import AggregateApp
 from services.aggregate.metrics import AggregateMetrics
@@ -31,6 +32,7 @@ from services.aggregate.state import KafkaChangelog
 from services.aggregate.view import MongoTotalsView
 from shared.catalog import load_catalog
 from shared.hierarchy import load_vietnam
+from shared.kafka_credentials import KafkaCredentials, client_options
 from shared.mongo import ensure_indexes, make_client, ping
 from shared.registry import AgencyRegistry
 from shared.startup import freeze_startup_objects
@@ -75,6 +77,7 @@ class Runtime:
                 linger_ms=5,
                 max_batch_size=1024 * 1024,
                 max_request_size=4 * 1024 * 1024,
+                **client_options(settings.kafka_credentials),  # type: ignore[arg-type]
             )
             await self.producer.start()
             producer = self.producer
@@ -89,8 +92,14 @@ class Runtime:
                 for future in pending:
                     await future  # done by now: returns at once, or raises what the send raised
 
-            async def forward(records: list[tuple[int, bytes | None, bytes]]) -> None:
-                await send_all(settings.reports_topic, list(records))
+            async def forward(records: list[tuple[int, bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
+                pending = [
+                    await producer.send(settings.reports_topic, value, key=key, partition=p, headers=headers)
+                    for p, key, value, headers in records
+                ]
+                await producer.flush()
+                for future in pending:
+                    await future
 
             async def send_totals(messages: list[tuple[bytes, bytes]]) -> None:
                 await send_all(settings.totals_topic, [(None, k, v) for k, v in messages])
@@ -106,7 +115,12 @@ class Runtime:
                 catalog,
                 tree,
                 partitions,
-                KafkaChangelog(settings.kafka_bootstrap_servers, state_topic(settings.reports_topic), producer),
+                KafkaChangelog(
+                    settings.kafka_bootstrap_servers,
+                    state_topic(settings.reports_topic),
+                    producer,
+                    credentials=settings.kafka_credentials,
+                ),
                 MongoTotalsView(self.mongo, settings.mongodb_database),
                 send_totals,
                 forward,
@@ -114,6 +128,7 @@ class Runtime:
                 self.metrics,
                 refresh_registry=registry.refresh,
                 entries=self.entry_files.open if self.entry_files is not None else None,
+                trust=Trust.from_secret(settings.auth_secret.get_secret_value()),
             )
             aggregator.assign(self._assigned)
             self.aggregator = aggregator
@@ -183,6 +198,7 @@ def create_app(settings: AggregateSettings) -> faust.App:
         topic_allow_declare=False,  # topics are created by tools/topics.py with their partitions
         topic_disable_leader=True,
         stream_wait_empty=False,
+        broker_credentials=_faust_credentials(settings.kafka_credentials),
     )
     metrics = AggregateMetrics()
     runtime = Runtime(app, settings, metrics)
@@ -220,6 +236,19 @@ def create_app(settings: AggregateSettings) -> faust.App:
 
     app.baocao_runtime = runtime  # type: ignore[attr-defined]
     return app
+
+
+def _faust_credentials(credentials: KafkaCredentials | None) -> faust.SASLCredentials | None:
+    if credentials is None:
+        return None
+    if credentials.protocol != "SASL_PLAINTEXT":
+        # faust turns SASL into SASL_SSL only when given an SSL context; not wired up here
+        raise ValueError(
+            f"the aggregator supports BAOCAO_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT only, not {credentials.protocol}"
+        )
+    return faust.SASLCredentials(
+        username=credentials.username, password=credentials.password, mechanism=credentials.mechanism
+    )
 
 
 def _update_lag(app: faust.App, metrics: AggregateMetrics) -> None:

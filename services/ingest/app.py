@@ -40,6 +40,7 @@ from shared.mongo import make_client, ping
 from shared.registry import AgencyRegistry
 from shared.reports import REPORT_ADAPTER, ReportIn
 from shared.revocations import InMemoryRevocations, MongoRevocations, Revocations
+from shared.stamps import stamp_key
 from shared.startup import freeze_startup_objects
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,11 @@ def create_app(
         registry = None
         if pub is None:
             kafka = KafkaPublisher(
-                settings.kafka_bootstrap_servers, settings.reports_topic, settings.produce_timeout_seconds
+                settings.kafka_bootstrap_servers,
+                settings.reports_topic,
+                settings.produce_timeout_seconds,
+                credentials=settings.kafka_credentials,
+                stamp_key=stamp_key(settings.auth_secret.get_secret_value()),
             )
             await kafka.start()
             pub = kafka

@@ -8,10 +8,35 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from kafka import KafkaProducer
 
 from deploy.processes import ServiceProcess, aggregate_process, http_process
 from shared.auth import COUNTRY, Scope, mint
+from shared.stamps import TOKEN_HEADER
 from tests.conftest import TEST_SECRET, Namespace, wait_until
+
+
+class UnitProducer:
+    """A unit's own system producing straight to Kafka: it logs in as the ``unit`` principal and
+    sends its token in the ``baocao-token`` header of every message (none when ``token`` is None)."""
+
+    def __init__(self, namespace: Namespace, token: str | None, **options: Any) -> None:
+        self.producer = KafkaProducer(
+            bootstrap_servers=namespace.env["KAFKA_BOOTSTRAP_SERVERS"],
+            acks="all",
+            **namespace.kafka_options("unit"),
+            **options,
+        )
+        self.headers = [(TOKEN_HEADER, token.encode())] if token is not None else []
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None) -> Any:
+        return self.producer.send(topic, value=value, key=key, partition=partition, headers=self.headers)
+
+    def flush(self) -> None:
+        self.producer.flush()
+
+    def close(self) -> None:
+        self.producer.close()
 
 
 @dataclass
@@ -28,6 +53,10 @@ class System:
 
     def token(self, unit: str, *scopes: Scope) -> str:
         return mint(TEST_SECRET, unit, scopes, 3600)
+
+    def unit_producer(self, unit: str = COUNTRY, token: str | None = "mint") -> UnitProducer:
+        """A producer straight to Kafka with a submit token of ``unit`` (or the given ``token``)."""
+        return UnitProducer(self.namespace, self.token(unit, Scope.SUBMIT) if token == "mint" else token)
 
     def client(self, url: str, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token or self.admin_token}"}
