@@ -19,7 +19,14 @@ from pydantic import BaseModel, Field, ValidationError
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import KafkaPublisher, Publisher, PublishFailed
 from services.ingest.ratelimit import RateLimiter
-from services.ingest.service import ConflictError, IngestService, Outcome, Status, UnknownUnitError
+from services.ingest.service import (
+    ConflictError,
+    IngestService,
+    Outcome,
+    OutsideSubtreeError,
+    Status,
+    UnknownUnitError,
+)
 from services.ingest.settings import IngestSettings
 from services.ingest.submissions import MongoSubmissionLog, SubmissionLog
 from shared.auth import Principal, Scope
@@ -244,7 +251,11 @@ def create_app(
             log_rejected("/v1/reports", "forbidden", [{"loc": ["body", "unit"], "msg": exc.detail}], ids)
             raise
         try:
-            outcome = await service.submit(report)
+            outcome = await service.submit(report, principal)
+        except OutsideSubtreeError as exc:
+            metrics.reports.labels("forbidden").inc()
+            log_rejected("/v1/reports", "forbidden", [{"loc": ["body", "unit"], "msg": str(exc)}], ids)
+            return JSONResponse({"detail": str(exc)}, status_code=403)
         except UnknownUnitError as exc:
             metrics.reports.labels("unknown_unit").inc()
             errors = [{"loc": ["body", "unit"], "msg": str(exc), "type": "unknown_unit"}]
@@ -320,9 +331,11 @@ def create_app(
             async with gate:
                 outcome: Outcome | None = None
                 try:
-                    outcome = await service.submit(report)
+                    outcome = await service.submit(report, principal)
                     status = outcome.status.value
                     errors = None
+                except OutsideSubtreeError as exc:
+                    status, errors = "forbidden", [{"loc": ["unit"], "msg": str(exc)}]
                 except UnknownUnitError as exc:
                     status, errors = "unknown_unit", [{"loc": ["unit"], "msg": str(exc)}]
                 except ConflictError as exc:
@@ -330,7 +343,7 @@ def create_app(
                 except PublishFailed as exc:
                     status, errors = "unavailable", [{"loc": [], "msg": str(exc)}]
             metrics.reports.labels(status).inc()
-            if status in ("unknown_unit", "conflict"):
+            if status in ("unknown_unit", "conflict", "forbidden"):
                 log_rejected("/v1/reports/batch", status, errors or [], ids, index)
             return BatchItemOut(
                 index=index, report_id=report.report_id, revision=report.revision, status=status, errors=errors
