@@ -359,12 +359,37 @@ def create_app(
         code = 503 if any(r.status == "unavailable" for r in results) else 200
         return JSONResponse(out.model_dump(mode="json", exclude_none=True), status_code=code)
 
+    _declare_batch_items(app, settings.max_batch)
     app.include_router(probes_router(metrics.registry, ready))
     add_body_size_limit(app, settings.max_body_bytes)
     add_request_metrics(app, metrics.requests, metrics.request_seconds)
     app.state.metrics = metrics
     app.state.components = state
     return app
+
+
+def _declare_batch_items(app: FastAPI, max_batch: int) -> None:
+    """The batch's items in the OpenAPI schema are the single route's report (one of the kinds,
+    by ``kind``), not "any object". The route itself takes plain objects and validates each on
+    its own, so that one bad item gets its own errors and the others still go through."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        paths = schema["paths"]
+        report = paths["/v1/reports"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        paths["/v1/reports/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"] = {
+            "type": "array",
+            "items": report,
+            "maxItems": max_batch,
+            "title": "Reports",
+            "description": f"Up to {max_batch} reports, each as for POST /v1/reports; each is checked on its own",
+        }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _clean_errors(errors: Any) -> list[dict[str, Any]]:
