@@ -111,3 +111,8 @@ class HttpServiceSettings(ServiceSettings):
         ge=1,
         description="larger request bodies get 413 before any route or token check reads them",
     )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a request's line and headers must arrive within this, or 408 and the connection closed",
+    )

@@ -87,10 +87,11 @@ class System:
             proc.stop()
 
 
-def start_system(namespace: Namespace, aggregators: int = 1) -> System:
+def start_system(namespace: Namespace, aggregators: int = 1, env: dict[str, str] | None = None) -> System:
+    """The services on the namespace's topics and database; ``env``: more settings for them."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"baocao-{namespace.suffix}-"))
-    ingest = http_process("ingest", run_dir, namespace.env)
-    api = http_process("api", run_dir, {**namespace.env, "BAOCAO_API_INGEST_URL": ingest.url})
+    ingest = http_process("ingest", run_dir, {**namespace.env, **(env or {})})
+    api = http_process("api", run_dir, {**namespace.env, **(env or {}), "BAOCAO_API_INGEST_URL": ingest.url})
     system = System(namespace, run_dir, ingest, api)
     for proc in (ingest, api):
         proc.start()
