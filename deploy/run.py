@@ -269,8 +269,15 @@ def running_block(
         "Mint a token for one unit:",
         f"  BAOCAO_AUTH_SECRET=$(cat {run_dir}/auth_secret) \\",
         "    .venv/bin/baocao token mint --unit 14923 --scopes submit,read",
-        "Stop everything: make down",
     ]
+    creds = endpoints.get("BAOCAO_KAFKA_CREDENTIALS_DIR")
+    if creds:
+        lines += [
+            f"Kafka logins (SASL/SCRAM-SHA-512), one file per principal in {creds}/ (owner-only):",
+            f"  set -a; . {creds}/unit.env; set +a      # a unit's system: may only write 'reports',",
+            "  .venv/bin/baocao submit FILE --kafka      # with its token (BAOCAO_TOKEN) on each message",
+        ]
+    lines.append("Stop everything: make down")
     return "\n".join(lines)
 
 
@@ -357,6 +364,8 @@ def status(profile: stack.Profile) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # kafka-python says so of every SCRAM login, whose password never crosses the wire
+    logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="python -m deploy.run")
     parser.add_argument("command", choices=["up", "down", "status"])

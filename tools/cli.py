@@ -310,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # kafka-python says so of every SCRAM login, whose password never crosses the wire
+    logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     if hasattr(args, "api_url"):
