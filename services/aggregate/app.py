@@ -35,6 +35,7 @@ from shared.hierarchy import load_vietnam
 from shared.kafka_credentials import KafkaCredentials, client_options
 from shared.mongo import ensure_indexes, make_client, ping
 from shared.registry import AgencyRegistry
+from shared.revocations import MongoRevocations
 from shared.startup import freeze_startup_objects
 from tools.topics import state_topic
 
@@ -67,6 +68,9 @@ class Runtime:
             await ensure_indexes(self.mongo, settings.mongodb_database)
             registry = AgencyRegistry(self.mongo, settings.mongodb_database, tree)
             await registry.refresh()
+            trust = Trust.from_secret(settings.auth_secret.get_secret_value())
+            revocations = MongoRevocations(self.mongo, settings.mongodb_database)
+            trust.revoked = await revocations.snapshot()
             # Our own producer for what must be acknowledged before a batch is: forwarded reports,
             # changelog entries, totals, dead letters. Idempotent, so a retried send is not a
             # second copy.
@@ -128,12 +132,13 @@ class Runtime:
                 self.metrics,
                 refresh_registry=registry.refresh,
                 entries=self.entry_files.open if self.entry_files is not None else None,
-                trust=Trust.from_secret(settings.auth_secret.get_secret_value()),
+                trust=trust,
             )
             aggregator.assign(self._assigned)
             self.aggregator = aggregator
             self._tasks = [
                 asyncio.create_task(registry.refresh_forever(settings.registry_refresh_seconds)),
+                asyncio.create_task(_follow_revocations(revocations, trust)),
                 asyncio.create_task(aggregator.publish_forever(settings.flush_interval)),
                 asyncio.create_task(aggregator.write_forever(settings.write_interval)),
             ]
@@ -236,6 +241,17 @@ def create_app(settings: AggregateSettings) -> faust.App:
 
     app.baocao_runtime = runtime  # type: ignore[attr-defined]
     return app
+
+
+async def _follow_revocations(revocations: MongoRevocations, trust: Trust, every_s: float = 5.0) -> None:
+    """Tokens revoked through any service stop counting on the Kafka path within ``every_s``;
+    while MongoDB does not answer, the last list stays."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            trust.revoked = await revocations.snapshot()
+        except Exception:
+            log.warning("revoked tokens not read; keeping the last list", exc_info=True)
 
 
 def _faust_credentials(credentials: KafkaCredentials | None) -> faust.SASLCredentials | None:

@@ -41,13 +41,15 @@ class Rejected:
     detail: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Trust:
-    """What decoding checks the origin of a message with: the services' secret (tokens) and the
-    key of ingest's and the workers' stamps, derived from it."""
+    """What decoding checks the origin of a message with: the services' secret (tokens), the key
+    of ingest's and the workers' stamps derived from it, and the revoked token ids (replaced by
+    the worker every few seconds from MongoDB, as the HTTP services read them)."""
 
     secret: str
     stamp_key: bytes
+    revoked: frozenset[str] = frozenset()
 
     @classmethod
     def from_secret(cls, secret: str) -> Trust:
@@ -100,6 +102,8 @@ def _producer(value: bytes, timestamp_ms: int | None, origin: Origin, trust: Tru
         return Rejected(
             "invalid_token", f"{TOKEN_HEADER}: {exc if isinstance(exc, InvalidToken) else 'malformed token'}"
         )
+    if principal.token_id in trust.revoked:
+        return Rejected("invalid_token", f"{TOKEN_HEADER}: token revoked")
     if Scope.SUBMIT not in principal.scopes:
         return Rejected("forbidden_scope", f"{TOKEN_HEADER}: the token lacks the 'submit' scope")
     return principal

@@ -250,3 +250,41 @@ def test_on_time_is_decided_by_the_broker_clock_not_by_what_a_producer_writes(sy
         what=f"the report of {opened} to be counted",
     )
     assert on_time["completeness"]["study_session"]["units_on_time"] == 1
+
+
+def test_a_token_revoked_meanwhile_stops_counting_on_the_kafka_path(system):
+    ns = system.namespace
+    token = system.token("14923", Scope.SUBMIT)
+    producer = system.unit_producer(token=token)
+    producer.send(ns.reports_topic, json.dumps(good("before", "14923", attended=2)).encode(), key=b"14923")
+    producer.flush()
+    system.wait_for_metric("14923", "2021-11", "study_session.members_attended", 2)
+    subprocess.run(
+        [sys.executable, "-m", "tools.cli", "token", "revoke", token, "--reason", "test"],
+        env={**ns.env, "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    sent = [0]
+
+    def revoked_letters() -> int:
+        return sum(h.get("baocao-detail") == "baocao-token: token revoked" for h in read_dead_letters(system, 0))
+
+    def refused() -> bool:
+        sent[0] += 1  # a new report each time, until the worker has read the revocation
+        report = good(f"after-{sent[0]}", "14923", attended=10)
+        producer.send(ns.reports_topic, json.dumps(report).encode(), key=b"14923")
+        producer.flush()
+        return revoked_letters() > 0
+
+    wait_until(refused, timeout=60, interval=1, what="reports with the revoked token to be dead letters")
+    # from now on nothing it sends counts: the last report (1 member) is a dead letter, and the
+    # total stays 2 plus tens (what was sent before the worker knew)
+    before = revoked_letters()
+    producer.send(ns.reports_topic, json.dumps(good("last", "14923", attended=1)).encode(), key=b"14923")
+    producer.flush()
+    producer.close()
+    wait_until(lambda: revoked_letters() == before + 1, timeout=60, what="the last report to be a dead letter")
+    assert system.totals("14923", "2021-11")["metrics"]["study_session.members_attended"] % 10 == 2

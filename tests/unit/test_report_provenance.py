@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.aggregate.decode import Origin, Rejected, Trust, decode
-from shared.auth import Scope, mint
+from shared.auth import Scope, mint, verify
 from shared.catalog import load_catalog
 from shared.hierarchy import load_vietnam
 from shared.rollup import Report
@@ -116,3 +116,14 @@ def test_a_stamp_of_another_value_or_key_is_no_stamp():
     for given in (other_value, other_key, b"", b"0" * 64):
         got = decode(value, APPENDED_MS, CATALOG, TREE, Origin(((STAMP_HEADER, given),), True), TRUST)
         assert isinstance(got, Rejected) and got.reason == "unsigned_envelope"
+
+
+def test_a_revoked_token_counts_nothing():
+    tok = token()
+    trust = Trust.from_secret(TEST_SECRET)
+    value = json.dumps(report()).encode()
+    origin = Origin(((TOKEN_HEADER, tok.encode()),), True)
+    assert isinstance(decode(value, APPENDED_MS, CATALOG, TREE, origin, trust), Report)
+    trust.revoked = frozenset({verify(TEST_SECRET, tok, now=APPENDED.timestamp()).token_id})
+    got = decode(value, APPENDED_MS, CATALOG, TREE, origin, trust)
+    assert isinstance(got, Rejected) and (got.reason, got.detail) == ("invalid_token", "baocao-token: token revoked")
