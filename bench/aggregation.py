@@ -175,12 +175,13 @@ async def metrics_now(url: str) -> Scrape:
 # ---------------------------------------------------------------- consumer lag
 
 
-def consumer_lag(bootstrap: str, group: str, topic: str) -> int:
-    """End offsets minus the group's committed offsets, summed over the topic's partitions."""
+def consumer_lag(bootstrap: str, group: str, topic: str, options: dict[str, str] | None = None) -> int:
+    """End offsets minus the group's committed offsets, summed over the topic's partitions
+    (``options``: a Kafka login allowed to see them, the admin's)."""
     from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="baocao-bench")
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="baocao-bench")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="baocao-bench", **(options or {}))
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="baocao-bench", **(options or {}))
     try:
         committed = admin.list_group_offsets(group).get(group, {})
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
@@ -191,13 +192,15 @@ def consumer_lag(bootstrap: str, group: str, topic: str) -> int:
         admin.close()
 
 
-def wait_lag_zero(bootstrap: str, group: str, topic: str, timeout_s: float) -> tuple[int, float]:
+def wait_lag_zero(
+    bootstrap: str, group: str, topic: str, timeout_s: float, options: dict[str, str] | None = None
+) -> tuple[int, float]:
     """Poll the lag until it is 0 or ``timeout_s`` passes; return (last lag, seconds waited)."""
     started = time.perf_counter()
-    lag = consumer_lag(bootstrap, group, topic)
+    lag = consumer_lag(bootstrap, group, topic, options)
     while lag > 0 and time.perf_counter() - started < timeout_s:
         time.sleep(0.5)
-        lag = consumer_lag(bootstrap, group, topic)
+        lag = consumer_lag(bootstrap, group, topic, options)
     return lag, time.perf_counter() - started
 
 

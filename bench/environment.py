@@ -21,6 +21,7 @@ from pathlib import Path
 from deploy import stack
 from deploy.processes import ServiceProcess, aggregate_process, http_process, service_env
 from shared.auth import COUNTRY, Scope, mint
+from shared.kafka_credentials import CREDENTIALS_DIR, client_options, principal_credentials
 from tools.topics import create_topics, state_topic, topic_names
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,18 @@ class Servers:
     def mongodb_uri(self) -> str:
         return self.endpoints["MONGODB_URI"]
 
+    def kafka_options(self, principal: str) -> dict[str, str]:
+        """kafka-python/aiokafka keyword arguments to log in as ``principal``."""
+        return client_options(principal_credentials({**os.environ, **self.endpoints}, principal))
+
 
 @contextmanager
 def servers() -> Iterator[Servers]:
     """The external servers, or a fresh local stack for the duration of the block."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("MONGODB_URI"):
-        endpoints = {k: os.environ[k] for k in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")}
+        endpoints = {
+            k: os.environ[k] for k in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", CREDENTIALS_DIR) if k in os.environ
+        }
         log.info("using the servers from the environment: %s", endpoints)
         yield Servers(endpoints, started_here=False)
         return
@@ -154,7 +161,9 @@ def drop_run_data(servers: Servers, names: RunNames) -> None:
     from pymongo.errors import PyMongoError
 
     with suppress(KafkaError, OSError):
-        admin = KafkaAdminClient(bootstrap_servers=servers.bootstrap, client_id="baocao-bench")
+        admin = KafkaAdminClient(
+            bootstrap_servers=servers.bootstrap, client_id="baocao-bench", **servers.kafka_options("admin")
+        )
         try:
             admin.delete_topics(names.topics())
         finally:

@@ -21,6 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.reports import REPORT_ADAPTER, ReportEnvelope
+from shared.stamps import STAMP_HEADER, stamp
 
 log = logging.getLogger(__name__)
 
@@ -47,28 +48,42 @@ class Timed:
         }
 
 
-async def produce(bootstrap: str, topic: str, messages: Iterable[tuple[bytes, bytes]], timeout_s: float) -> Timed:
+async def produce(
+    bootstrap: str,
+    topic: str,
+    messages: Iterable[tuple[bytes, bytes]],
+    timeout_s: float,
+    options: dict[str, str] | None = None,
+    stamp_key: bytes | None = None,
+) -> Timed:
     """Send (key, value) pairs with acks=all; the time runs from the first send to the last ack
-    (and includes making the messages when ``messages`` is a generator)."""
+    (and includes making the messages when ``messages`` is a generator). ``options``: the Kafka
+    login; ``stamp_key``: stamp each message as ingest does (shared/stamps.py), so that the
+    aggregator takes the envelopes as ingest's."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
         client_id="baocao-bench",
+        **(options or {}),  # type: ignore[arg-type]
     )
     await producer.start()
     try:
         partitions = len(await producer.partitions_for(topic))  # metadata before the clock starts
         started = time.perf_counter()
-        count = await asyncio.wait_for(_send_windows(producer, topic, messages, partitions), timeout_s)
+        count = await asyncio.wait_for(_send_windows(producer, topic, messages, partitions, stamp_key), timeout_s)
         return Timed(count, time.perf_counter() - started)
     finally:
         await producer.stop()
 
 
 async def _send_windows(
-    producer: AIOKafkaProducer, topic: str, messages: Iterable[tuple[bytes, bytes]], partitions: int
+    producer: AIOKafkaProducer,
+    topic: str,
+    messages: Iterable[tuple[bytes, bytes]],
+    partitions: int,
+    stamp_key: bytes | None = None,
 ) -> int:
     """Send in windows of SEND_WINDOW, waiting for every ack of a window; return the count. Each
     message goes to partition CRC-32(key) mod ``partitions``, as ingest sends them."""
@@ -76,7 +91,13 @@ async def _send_windows(
     count = 0
     while window := list(islice(source, SEND_WINDOW)):
         acks = [
-            await producer.send(topic, value=value, key=key, partition=zlib.crc32(key) % partitions)
+            await producer.send(
+                topic,
+                value=value,
+                key=key,
+                partition=zlib.crc32(key) % partitions,
+                headers=[(STAMP_HEADER, stamp(stamp_key, value))] if stamp_key is not None else None,
+            )
             for key, value in window
         ]
         await asyncio.gather(*acks)
@@ -90,7 +111,9 @@ def decode(value: bytes) -> Any:
     return REPORT_ADAPTER.validate_python(envelope.report)
 
 
-async def consume_and_decode(bootstrap: str, topic: str, expected: int, timeout_s: float) -> Timed:
+async def consume_and_decode(
+    bootstrap: str, topic: str, expected: int, timeout_s: float, options: dict[str, str] | None = None
+) -> Timed:
     """Read ``expected`` messages from the start of ``topic`` (no consumer group), decoding each.
     The time runs from the consumer being connected to the last message decoded."""
     consumer = AIOKafkaConsumer(
@@ -100,6 +123,7 @@ async def consume_and_decode(bootstrap: str, topic: str, expected: int, timeout_
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         client_id="baocao-bench",
+        **(options or {}),  # type: ignore[arg-type]
     )
     await consumer.start()
     try:

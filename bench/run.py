@@ -46,6 +46,7 @@ from bench.stats import histogram_bound
 from bench.workload import Workload, kafka_message
 from deploy.processes import ServiceProcess
 from shared.hierarchy import load_vietnam
+from shared.stamps import stamp_key
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +117,21 @@ def phase_limits(ctx: Context) -> None:
     sizes, bootstrap = ctx.sizes, ctx.servers.bootstrap
     topic = ctx.names.reports_topic("limits")
     messages = [kafka_message(r, ctx.workload.tree) for r in ctx.workload.study_sessions(sizes.limit_reports, "lim")]
-    produced = asyncio.run(kafka_limits.produce(bootstrap, topic, messages, sizes.phase_timeout_s))
+    produced = asyncio.run(
+        kafka_limits.produce(
+            bootstrap,
+            topic,
+            messages,
+            sizes.phase_timeout_s,
+            ctx.servers.kafka_options("ingest"),  # not stamped: raw aiokafka, read by no aggregator
+        )
+    )
     log.info("raw produce: %d reports in %.2f s", produced.count, produced.seconds)
-    consumed = asyncio.run(kafka_limits.consume_and_decode(bootstrap, topic, len(messages), sizes.phase_timeout_s))
+    consumed = asyncio.run(
+        kafka_limits.consume_and_decode(
+            bootstrap, topic, len(messages), sizes.phase_timeout_s, ctx.servers.kafka_options("admin")
+        )
+    )
     log.info("raw consume+decode: %d reports in %.2f s", consumed.count, consumed.seconds)
     if consumed.failures:
         raise RuntimeError(f"{consumed.failures} messages did not decode")
@@ -183,7 +196,9 @@ def phase_aggregation(ctx: Context) -> None:
     flushes = aggregation.flush_summary(None, asyncio.run(aggregation.metrics_now(proc.url)), drain.applied)
     timeout = 30 if drain.done else 0  # committed offsets trail the applied counter by ~1 s
     topic, group = ctx.names.reports_topic("main"), ctx.names.consumer_group("main")
-    lag, waited = aggregation.wait_lag_zero(ctx.servers.bootstrap, group, topic, timeout)
+    lag, waited = aggregation.wait_lag_zero(
+        ctx.servers.bootstrap, group, topic, timeout, ctx.servers.kafka_options("admin")
+    )
     ctx.services.stop(ctx.procs.pop("aggregate-main"))  # the reads then see a settled database
     _record_drain(ctx, drain, memory)
     ctx.details["aggregation"] = {
@@ -205,7 +220,17 @@ def _produce_backlog(ctx: Context) -> kafka_limits.Timed:
     log.info("producing a backlog of %d mixed reports to %s", sizes.backlog, topic)
     backlog = (kafka_message(r, ctx.workload.tree) for r in ctx.workload.mixed(sizes.backlog, "mx"))
     time_limit = sizes.phase_timeout_s + sizes.backlog / 1000
-    loaded = asyncio.run(kafka_limits.produce(ctx.servers.bootstrap, topic, backlog, time_limit))
+    # as ingest writes them: logged in as ``ingest``, each envelope stamped with the run's key
+    loaded = asyncio.run(
+        kafka_limits.produce(
+            ctx.servers.bootstrap,
+            topic,
+            backlog,
+            time_limit,
+            ctx.servers.kafka_options("ingest"),
+            stamp_key(ctx.names.secret),
+        )
+    )
     log.info("backlog of %d produced in %.1f s", loaded.count, loaded.seconds)
     return loaded
 

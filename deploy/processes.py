@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.stack import ROOT, free_port, pid_alive
+from shared.kafka_credentials import principal_env
 
 log = logging.getLogger("baocao.run")
 
@@ -117,7 +118,7 @@ def aggregate_process(
         module="services.aggregate",
         port=port,
         env={
-            **env,
+            **principal_env(env, "aggregate"),
             "BAOCAO_AGGREGATE_PORT": str(port),
             "BAOCAO_AGGREGATE_DATA_DIR": str(run_dir / name),
         },
@@ -126,13 +127,17 @@ def aggregate_process(
     )
 
 
+# The Kafka principal each HTTP service logs in as (the API follows the totals stream).
+KAFKA_PRINCIPALS = {"ingest": "ingest", "api": "reader"}
+
+
 def http_process(kind: str, run_dir: Path, env: dict[str, str], port: int | None = None) -> ServiceProcess:
     port = port or free_port()
     return ServiceProcess(
         name=kind,
         module=f"services.{kind}",
         port=port,
-        env={**env, f"BAOCAO_{kind.upper()}_PORT": str(port)},
+        env={**principal_env(env, KAFKA_PRINCIPALS[kind]), f"BAOCAO_{kind.upper()}_PORT": str(port)},
         log_path=run_dir / "logs" / f"{kind}.log",
     )
 

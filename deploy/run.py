@@ -37,6 +37,7 @@ from deploy.processes import (
     service_env,
     stop_recorded,
 )
+from deploy.stack import write_private
 
 log = logging.getLogger("baocao.run")
 
@@ -65,21 +66,6 @@ def port_for(name: str) -> int:
     port = stack.free_port()
     log.warning("warning: port %d for %s is taken; %s listens on %d instead (see urls.env)", wanted, name, name, port)
     return port
-
-
-def write_private(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` readable by the owner only from its first byte: a new file created
-    0600 (never 0644 for a moment, whatever the umask) and renamed over the old one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # the umask may have removed bits; it never adds any
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def auth_secret(run_dir: Path) -> str:
@@ -205,7 +191,7 @@ def start_services(profile: stack.Profile, demo: bool) -> int:
 
     profile.urls_file.unlink(missing_ok=True)
     endpoints = stack.start(profile)
-    create_topics(endpoints["KAFKA_BOOTSTRAP_SERVERS"])
+    create_topics(endpoints["KAFKA_BOOTSTRAP_SERVERS"], env={**os.environ, **endpoints})
     run_dir = profile.dir
     secret = auth_secret(run_dir)
     env = service_env(endpoints, {"BAOCAO_AUTH_SECRET": secret})
@@ -283,8 +269,15 @@ def running_block(
         "Mint a token for one unit:",
         f"  BAOCAO_AUTH_SECRET=$(cat {run_dir}/auth_secret) \\",
         "    .venv/bin/baocao token mint --unit 14923 --scopes submit,read",
-        "Stop everything: make down",
     ]
+    creds = endpoints.get("BAOCAO_KAFKA_CREDENTIALS_DIR")
+    if creds:
+        lines += [
+            f"Kafka logins (SASL/SCRAM-SHA-512), one file per principal in {creds}/ (owner-only):",
+            f"  set -a; . {creds}/unit.env; set +a      # a unit's system: may only write 'reports',",
+            "  .venv/bin/baocao submit FILE --kafka      # with its token (BAOCAO_TOKEN) on each message",
+        ]
+    lines.append("Stop everything: make down")
     return "\n".join(lines)
 
 
@@ -371,6 +364,8 @@ def status(profile: stack.Profile) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # kafka-python says so of every SCRAM login, whose password never crosses the wire
+    logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="python -m deploy.run")
     parser.add_argument("command", choices=["up", "down", "status"])

@@ -26,6 +26,7 @@ import gc
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -35,6 +36,16 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
+from shared.kafka_credentials import (
+    CREDENTIALS_DIR,
+    PASSWORD,
+    PRINCIPALS,
+    KafkaCredentials,
+    client_options,
+    principal_credentials,
+    read_env_file,
+)
 
 log = logging.getLogger("baocao.stack")
 
@@ -127,17 +138,35 @@ class Profile:
 # ---------------------------------------------------------------- Kafka
 
 
-def _kafka_properties(data: Path, port: int, controller_port: int) -> str:
+def _kafka_properties(data: Path, port: int, controller_port: int, admin_password: str) -> str:
+    """A single broker+controller node. Clients log in with SASL/SCRAM-SHA-512 (credentials
+    created when the storage is formatted) and every request is authorized by ACL (tools/topics.py
+    grants them); only ``admin``, the broker itself, is a super user. The controller listener
+    takes SASL/PLAIN with admin's password only: KRaft controllers cannot check SCRAM, whose
+    credentials live in the metadata they serve."""
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            f"listeners=SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name=SASL_PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            f'listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={scram} required username="admin" '
+            f'password="{admin_password}";',
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            f'listener.name.controller.plain.sasl.jaas.config={plain} required username="admin" '
+            f'password="{admin_password}" user_admin="{admin_password}";',
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found=false",
+            "super.users=User:admin",
             f"log.dirs={data}",
             "num.partitions=8",
             "offsets.topic.replication.factor=1",
@@ -148,12 +177,45 @@ def _kafka_properties(data: Path, port: int, controller_port: int) -> str:
             "share.coordinator.state.topic.min.isr=1",
             # A single local node: no reason to wait for more members before the first rebalance.
             "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=true",
+            # Topics are created, with their ACLs, by tools/topics.py (as admin), never by a client.
+            "auto.create.topics.enable=false",
             "log.retention.hours=168",
             "log.segment.bytes=67108864",
             "",
         ]
     )
+
+
+def write_private(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` readable by the owner only from its first byte: a new file created
+    0600 (never 0644 for a moment, whatever the umask) and renamed over the old one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have removed bits; it never adds any
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def kafka_credentials_dir(profile: Profile) -> Path:
+    """One <principal>.env per principal (BAOCAO_KAFKA_USERNAME=..., mode 600), made when the
+    profile's Kafka storage is formatted; ``set -a; . <dir>/unit.env; set +a`` in a shell."""
+    return profile.dir / "kafka" / "credentials"
+
+
+def _new_credentials(folder: Path) -> dict[str, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    passwords = {name: secrets.token_urlsafe(24) for name in PRINCIPALS}
+    for name, password in passwords.items():
+        write_private(
+            folder / f"{name}.env", "".join(f"{k}={v}\n" for k, v in KafkaCredentials(name, password).env().items())
+        )
+    return passwords
 
 
 def start_kafka(profile: Profile, state: dict) -> str:
@@ -167,8 +229,20 @@ def start_kafka(profile: Profile, state: dict) -> str:
     ks = state.setdefault("kafka", {})
     port = ks.get("port") or int(os.environ.get("BAOCAO_KAFKA_PORT", 0)) or free_port()
     controller_port = ks.get("controller_port") or free_port()
+    creds = kafka_credentials_dir(profile)
+    formatted = (data / "meta.properties").exists()
+    if formatted and not (creds / "admin.env").exists():
+        raise StackError(
+            f"the Kafka data in {data} predates authentication (no {creds}/admin.env): its users cannot be "
+            f"known; remove {kdir} (or `make clean`) and start again"
+        )
+    passwords = (
+        {name: read_env_file(creds / f"{name}.env")[PASSWORD] for name in PRINCIPALS}
+        if formatted
+        else _new_credentials(creds)
+    )
     props = kdir / "server.properties"
-    props.write_text(_kafka_properties(data, port, controller_port))
+    write_private(props, _kafka_properties(data, port, controller_port, passwords["admin"]))
     java = os.environ.get("JAVA", "java")
     classpath = f"{lib}/*"
     jvm = [
@@ -182,12 +256,21 @@ def start_kafka(profile: Profile, state: dict) -> str:
         "-cp",
         classpath,
     ]
-    if not (data / "meta.properties").exists():
+    if not formatted:
         cluster_id = "-"
         while cluster_id.startswith("-"):  # the storage tool would read a leading "-" as an option
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         fmt = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+            [
+                *jvm,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(props),
+                *(f"--add-scram=SCRAM-SHA-512=[name={n},password={p}]" for n, p in passwords.items()),
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -199,7 +282,7 @@ def start_kafka(profile: Profile, state: dict) -> str:
     return f"127.0.0.1:{port}"
 
 
-def kafka_ready(bootstrap: str, deadline_s: float = 90.0) -> None:
+def kafka_ready(bootstrap: str, deadline_s: float = 90.0, credentials: KafkaCredentials | None = None) -> None:
     """Wait until a message produced to a health topic can be consumed back."""
     deadline = time.monotonic() + deadline_s
     # While the broker starts, every attempt logs refused connections; the outcome is what counts.
@@ -210,13 +293,13 @@ def kafka_ready(bootstrap: str, deadline_s: float = 90.0) -> None:
         # kafka-python leaves the sockets of refused attempts to the garbage collector.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
-            _wait_round_trip(bootstrap, deadline)
+            _wait_round_trip(bootstrap, deadline, client_options(credentials))
             gc.collect()
     finally:
         kafka_log.setLevel(level)
 
 
-def _wait_round_trip(bootstrap: str, deadline: float) -> None:
+def _wait_round_trip(bootstrap: str, deadline: float, options: dict[str, str]) -> None:
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -224,7 +307,7 @@ def _wait_round_trip(bootstrap: str, deadline: float) -> None:
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, **options)
             try:
                 admin.create_topics([NewTopic("_baocao_health", 1, 1)])
             except TopicAlreadyExistsError:
@@ -232,10 +315,10 @@ def _wait_round_trip(bootstrap: str, deadline: float) -> None:
             finally:
                 admin.close()
             token = uuid.uuid4().hex.encode()
-            producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+            producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **options)
             meta = producer.send("_baocao_health", token).get(timeout=10)
             producer.close()
-            consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+            consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **options)
             tp = TopicPartition("_baocao_health", 0)
             consumer.assign([tp])
             consumer.seek(tp, meta.offset)
@@ -316,11 +399,15 @@ def start(profile: Profile) -> dict[str, str]:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if bootstrap:
         log.info("using external Kafka at %s", bootstrap)
-    elif _running(state.get("kafka")):
-        bootstrap = f"127.0.0.1:{state['kafka']['port']}"
+        if os.environ.get(CREDENTIALS_DIR):
+            endpoints[CREDENTIALS_DIR] = os.environ[CREDENTIALS_DIR]
     else:
-        bootstrap = start_kafka(profile, state)
-        profile.save(state)
+        if _running(state.get("kafka")):
+            bootstrap = f"127.0.0.1:{state['kafka']['port']}"
+        else:
+            bootstrap = start_kafka(profile, state)
+            profile.save(state)
+        endpoints[CREDENTIALS_DIR] = str(kafka_credentials_dir(profile))
     endpoints["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
 
     mongo = os.environ.get("MONGODB_URI")
@@ -334,7 +421,7 @@ def start(profile: Profile) -> dict[str, str]:
     endpoints["MONGODB_URI"] = mongo
 
     mongodb_ready(mongo)
-    kafka_ready(bootstrap)
+    kafka_ready(bootstrap, credentials=principal_credentials({**os.environ, **endpoints}, "admin"))
     state["endpoints"] = endpoints
     profile.save(state)
     return endpoints

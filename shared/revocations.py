@@ -62,6 +62,12 @@ class MongoRevocations:
         self._cache = found
         self._loaded_at = time.monotonic()
 
+    async def snapshot(self) -> frozenset[str]:
+        """Every revoked token id, read again when the cached list is older than ``ttl_s`` (for
+        checks that cannot await per token: the aggregator's, on tokens in Kafka messages)."""
+        await self.is_revoked("")
+        return frozenset(self._cache)
+
     async def revoke(self, token_id: str, reason: str) -> None:
         await self._col.update_one({"_id": token_id}, {"$set": {"reason": reason, "at": time.time()}}, upsert=True)
         self._cache.add(token_id)

@@ -4,8 +4,10 @@ plain names every Kafka/MongoDB tool knows (KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.kafka_credentials import DEFAULT_MECHANISM, DEFAULT_PROTOCOL, KafkaCredentials
 
 
 class ServiceSettings(BaseSettings):
@@ -17,6 +19,23 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
         description="host:port[,host:port] of the Kafka brokers",
+    )
+    kafka_username: str = Field(
+        default="",
+        validation_alias=AliasChoices("BAOCAO_KAFKA_USERNAME", "kafka_username"),
+        description="the SASL principal this service logs in to Kafka as (ingest, aggregate, reader)",
+    )
+    kafka_password: SecretStr = Field(
+        default=SecretStr(""), validation_alias=AliasChoices("BAOCAO_KAFKA_PASSWORD", "kafka_password")
+    )
+    kafka_sasl_mechanism: str = Field(
+        default=DEFAULT_MECHANISM,
+        validation_alias=AliasChoices("BAOCAO_KAFKA_SASL_MECHANISM", "kafka_sasl_mechanism"),
+    )
+    kafka_security_protocol: str = Field(
+        default=DEFAULT_PROTOCOL,
+        validation_alias=AliasChoices("BAOCAO_KAFKA_SECURITY_PROTOCOL", "kafka_security_protocol"),
+        description="SASL_PLAINTEXT, or SASL_SSL where the brokers have TLS",
     )
     mongodb_uri: str = Field(
         validation_alias=AliasChoices("MONGODB_URI", "mongodb_uri"),
@@ -39,6 +58,24 @@ class ServiceSettings(BaseSettings):
         description="Comma-separated province codes to load (empty: the whole country)",
     )
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("BAOCAO_LOG_LEVEL", "log_level"))
+
+    @model_validator(mode="after")
+    def _password_with_username(self) -> ServiceSettings:
+        if self.kafka_username and not self.kafka_password.get_secret_value():
+            raise ValueError("BAOCAO_KAFKA_PASSWORD is required when BAOCAO_KAFKA_USERNAME is set")
+        return self
+
+    @property
+    def kafka_credentials(self) -> KafkaCredentials | None:
+        """None without a username: the client then does not log in (our brokers refuse it)."""
+        if not self.kafka_username:
+            return None
+        return KafkaCredentials(
+            self.kafka_username,
+            self.kafka_password.get_secret_value(),
+            self.kafka_sasl_mechanism,
+            self.kafka_security_protocol,
+        )
 
     @property
     def province_codes(self) -> list[str] | None:
@@ -73,4 +110,9 @@ class HttpServiceSettings(ServiceSettings):
         default=4 * 1024 * 1024,
         ge=1,
         description="larger request bodies get 413 before any route or token check reads them",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a request's line and headers must arrive within this, or 408 and the connection closed",
     )

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from shared.kafka_credentials import CREDENTIALS_DIR, KafkaCredentials, client_options, principal_credentials
+
 T = TypeVar("T")
 TEST_SECRET = "test-secret-" + "x" * 40
 # one stack profile per pytest process, so two sessions on one machine never share servers
@@ -42,9 +44,12 @@ def wait_until(
 @pytest.fixture(scope="session")
 def infra() -> Iterator[dict[str, str]]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("MONGODB_URI"):
+        # External servers: BAOCAO_KAFKA_CREDENTIALS_DIR names a folder of <principal>.env files
+        # (as deploy/stack.py writes them) for the tests that act as each principal.
         yield {
-            "KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"],
-            "MONGODB_URI": os.environ["MONGODB_URI"],
+            name: os.environ[name]
+            for name in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", CREDENTIALS_DIR)
+            if os.environ.get(name)
         }
         return
     from deploy import stack
@@ -79,6 +84,14 @@ class Namespace:
             "BAOCAO_AUTH_SECRET": TEST_SECRET,
             "BAOCAO_LOG_LEVEL": "INFO",
         }
+
+    def credentials(self, principal: str) -> KafkaCredentials | None:
+        """The Kafka login of ``principal`` (admin, ingest, aggregate, reader, unit)."""
+        return principal_credentials(self.endpoints, principal)
+
+    def kafka_options(self, principal: str) -> dict[str, str]:
+        """kafka-python/aiokafka keyword arguments to log in as ``principal``."""
+        return client_options(self.credentials(principal))
 
     @property
     def reports_topic(self) -> str:

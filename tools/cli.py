@@ -7,6 +7,11 @@
     baocao demo load                                                  agencies and seed reports
     baocao dead-letters list | replay                                 needs KAFKA_BOOTSTRAP_SERVERS
 
+Kafka commands log in with BAOCAO_KAFKA_USERNAME/BAOCAO_KAFKA_PASSWORD (`submit --kafka` as the
+``unit`` principal, with BAOCAO_TOKEN sent in the message's baocao-token header; `dead-letters` as
+``admin``), or take that principal's file from BAOCAO_KAFKA_CREDENTIALS_DIR
+(.run/<profile>/kafka/credentials for `make run`).
+
 HTTP commands read BAOCAO_TOKEN (or --token). They find ingest and the API, first found wins:
 --ingest-url/--api-url, then BAOCAO_INGEST_URL/BAOCAO_API_URL, then .run/<profile>/urls.env as
 written by `make run` (profile from --profile or BAOCAO_PROFILE, default dev), then
@@ -115,14 +120,29 @@ def submit_http(reports: list[dict[str, Any]], ingest_url: str, token: str, batc
     return counts
 
 
-def submit_kafka(reports: list[dict[str, Any]], bootstrap: str, topic: str) -> int:
-    """Straight to Kafka, as a unit's own system would: keyed by unit code, acks=all."""
+def _kafka_options(principal: str) -> dict[str, str]:
+    from shared.kafka_credentials import client_options, principal_credentials
+
+    return client_options(principal_credentials(os.environ, principal))
+
+
+def submit_kafka(reports: list[dict[str, Any]], bootstrap: str, topic: str, token: str) -> int:
+    """Straight to Kafka, as a unit's own system would: keyed by unit code, acks=all, the token
+    in the baocao-token header (the aggregator checks it; shared/stamps.py)."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    from shared.stamps import TOKEN_HEADER
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **_kafka_options("unit"))
+    headers = [(TOKEN_HEADER, token.encode())]
     try:
         futures = [
-            producer.send(topic, key=str(r.get("unit", "")).encode(), value=json.dumps(r, ensure_ascii=False).encode())
+            producer.send(
+                topic,
+                key=str(r.get("unit", "")).encode(),
+                value=json.dumps(r, ensure_ascii=False).encode(),
+                headers=headers,
+            )
             for r in reports
         ]
         for f in futures:
@@ -136,7 +156,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     reports = _load_reports(Path(args.file))
     if args.kafka:
         bootstrap = _need(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), "KAFKA_BOOTSTRAP_SERVERS")
-        n = submit_kafka(reports, bootstrap, os.environ.get("BAOCAO_REPORTS_TOPIC", "reports"))
+        token = _need(args.token, "BAOCAO_TOKEN")
+        n = submit_kafka(reports, bootstrap, os.environ.get("BAOCAO_REPORTS_TOPIC", "reports"), token)
         print(f"{n} reports produced to Kafka")
         return 0
     counts = submit_http(reports, args.ingest_url, args.token)
@@ -167,6 +188,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     as a new dead letter, which the next replay picks up after a further fix."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+    from shared.stamps import STAMP_HEADER, TOKEN_HEADER
+
     bootstrap = _need(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), "KAFKA_BOOTSTRAP_SERVERS")
     dead = os.environ.get("BAOCAO_DEAD_LETTER_TOPIC", "reports.dead-letter")
     reports_topic = os.environ.get("BAOCAO_REPORTS_TOPIC", "reports")
@@ -176,8 +199,13 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
         group_id="baocao-dead-letter-replay",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **_kafka_options("admin"),
     )
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True) if replay else None
+    producer = (
+        KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **_kafka_options("admin"))
+        if replay
+        else None
+    )
     n = 0
     try:
         parts = [TopicPartition(dead, p) for p in sorted(consumer.partitions_for_topic(dead) or ())]
@@ -194,8 +222,13 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
                     headers = {k: v.decode(errors="replace") for k, v in msg.headers or []}
                     if producer is not None:
                         source = f"{msg.topic}/{msg.partition}/{msg.offset}".encode()
+                        # the original's token or stamp, so the replay is checked as the original was
+                        kept = [(k, v) for k, v in msg.headers or [] if k in (TOKEN_HEADER, STAMP_HEADER)]
                         producer.send(
-                            reports_topic, key=msg.key, value=msg.value, headers=[("baocao-replayed-from", source)]
+                            reports_topic,
+                            key=msg.key,
+                            value=msg.value,
+                            headers=[("baocao-replayed-from", source), *kept],
                         ).get(timeout=30)
                     else:
                         value = (msg.value or b"")[:300].decode(errors="replace")
@@ -277,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # kafka-python says so of every SCRAM login, whose password never crosses the wire
+    logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     if hasattr(args, "api_url"):

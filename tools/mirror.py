@@ -20,6 +20,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from shared.kafka_credentials import KafkaCredentials, client_options, principal_credentials
 from shared.totals_stream import periods_of
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,21 @@ def apply(db: sqlite3.Connection, message: dict[str, Any]) -> None:
     )
 
 
-def mirror(bootstrap: str, topic: str, province: str, db_path: str, follow: bool = False) -> int:
-    """Returns how many messages of the province it applied."""
+def mirror(
+    bootstrap: str,
+    topic: str,
+    province: str,
+    db_path: str,
+    follow: bool = False,
+    credentials: KafkaCredentials | None = None,
+) -> int:
+    """Returns how many messages of the province it applied. ``credentials``: a login allowed to
+    read the totals topic (the ``reader`` principal), by default from BAOCAO_KAFKA_USERNAME/PASSWORD."""
     db = sqlite3.connect(db_path)
     db.execute(SCHEMA)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    if credentials is None:
+        credentials = principal_credentials(os.environ, "reader")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options(credentials))
     applied = 0
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]

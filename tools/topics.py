@@ -1,6 +1,18 @@
-"""Create baocao's Kafka topics (kafka-python admin). Idempotent.
+"""Create baocao's Kafka topics and grant who may use them (kafka-python admin, as the ``admin``
+principal). Idempotent.
 
 python -m tools.topics [--partitions 8]
+
+The broker refuses every request no ACL allows (allow.everyone.if.no.acl.found=false):
+
+    reports            ingest, unit: write · aggregate: read, write (forwarding)
+    reports.state      aggregate: read, write
+    reports.dead-letter aggregate: write (listed and replayed by admin)
+    totals             aggregate: write · reader: read
+    group <app id>     aggregate
+
+So only the aggregator writes ``totals``, and a unit's system can write ``reports`` and nothing
+else (what it writes there is still checked: services/aggregate/decode.py).
 """
 
 from __future__ import annotations
@@ -9,8 +21,20 @@ import argparse
 import logging
 import os
 
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import (
+    ACL,
+    ACLOperation,
+    ACLPermissionType,
+    ConfigResource,
+    ConfigResourceType,
+    KafkaAdminClient,
+    NewTopic,
+    ResourcePattern,
+    ResourceType,
+)
 from kafka.errors import TopicAlreadyExistsError
+
+from shared.kafka_credentials import KafkaCredentials, client_options, principal_credentials
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +55,40 @@ def state_topic(reports: str) -> str:
     return f"{reports}.state"
 
 
+REPORTS_CONFIGS = {"retention.ms": str(-1), "message.timestamp.type": "LogAppendTime"}
+
+
+def acl_grants(env: dict[str, str] | None = None) -> list[ACL]:
+    """Every ACL the principals need on the topics (and consumer group) named by ``env``."""
+    env = dict(os.environ) if env is None else env
+    reports, dead, totals = topic_names(env)
+    group = env.get("BAOCAO_AGGREGATE_APP_ID", "baocao-aggregate")
+    read, write, describe = ACLOperation.READ, ACLOperation.WRITE, ACLOperation.DESCRIBE
+    grants: list[tuple[str, ResourceType, str, tuple[ACLOperation, ...]]] = [
+        ("ingest", ResourceType.TOPIC, reports, (write, describe)),
+        ("unit", ResourceType.TOPIC, reports, (write, describe)),
+        ("aggregate", ResourceType.TOPIC, reports, (read, write, describe)),
+        ("aggregate", ResourceType.TOPIC, state_topic(reports), (read, write, describe)),
+        ("aggregate", ResourceType.TOPIC, dead, (write, describe)),
+        ("aggregate", ResourceType.TOPIC, totals, (write, describe)),
+        ("aggregate", ResourceType.GROUP, group, (read, describe)),
+        ("reader", ResourceType.TOPIC, totals, (read, describe)),
+    ]
+    return [
+        ACL(f"User:{who}", "*", op, ACLPermissionType.ALLOW, ResourcePattern(kind, name))
+        for who, kind, name, ops in grants
+        for op in ops
+    ]
+
+
 def topic_specs(partitions: int, env: dict[str, str] | None = None) -> list[NewTopic]:
     reports, dead, totals = topic_names(env)
     return [
         # Ingest writes each report to its province's partition (services/aggregate/routing.py);
         # other producers may key as they like: the aggregator forwards what it finds elsewhere.
-        NewTopic(reports, partitions, 1, topic_configs={"retention.ms": str(-1)}),
+        # LogAppendTime: a message's timestamp is when the broker appended it, which a producer
+        # cannot set; it is the receipt time of a report sent straight to Kafka (on time or late).
+        NewTopic(reports, partitions, 1, topic_configs=REPORTS_CONFIGS),
         NewTopic(dead, 1, 1, topic_configs={"retention.ms": str(-1)}),
         # Keyed by unit|series|period, compacted: reading from the start ends with current totals.
         NewTopic(totals, partitions, 1, topic_configs={"cleanup.policy": "compact"}),
@@ -45,8 +97,19 @@ def topic_specs(partitions: int, env: dict[str, str] | None = None) -> list[NewT
     ]
 
 
-def create_topics(bootstrap: str, partitions: int = DEFAULT_PARTITIONS, env: dict[str, str] | None = None) -> list[str]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="baocao-topics")
+def create_topics(
+    bootstrap: str,
+    partitions: int = DEFAULT_PARTITIONS,
+    env: dict[str, str] | None = None,
+    credentials: KafkaCredentials | None = None,
+) -> list[str]:
+    """Creates the topics that do not exist, sets the reports topic's timestamps to LogAppendTime
+    (on a topic created before that too) and grants the ACLs. ``credentials``: the admin's, by
+    default from ``env`` and the environment (the profile's credentials folder, else
+    BAOCAO_KAFKA_USERNAME/PASSWORD)."""
+    if credentials is None:
+        credentials = principal_credentials({**os.environ, **(env or {})}, "admin")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="baocao-topics", **client_options(credentials))
     created = []
     try:
         for spec in topic_specs(partitions, env):
@@ -54,7 +117,11 @@ def create_topics(bootstrap: str, partitions: int = DEFAULT_PARTITIONS, env: dic
                 admin.create_topics([spec])
                 created.append(spec.name)
             except TopicAlreadyExistsError:
-                pass
+                if spec.name == topic_names(env)[0]:
+                    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, REPORTS_CONFIGS)])
+        result = admin.create_acls(acl_grants(env))
+        if result.get("failed"):
+            raise RuntimeError(f"Kafka refused ACLs: {result['failed']}")
     finally:
         admin.close()
     return created

@@ -12,6 +12,14 @@ if TYPE_CHECKING:
     from services.aggregate.app import Runtime
 
 
+LOG_APPEND_TIME = 1  # Kafka's timestamp type of a message whose timestamp the broker set
+
+
+def _headers(headers: Any) -> list[tuple[str, bytes | None]]:
+    items = headers.items() if isinstance(headers, dict) else (headers or ())
+    return [(str(k), v) for k, v in items]
+
+
 def _raw(events: list[Any]) -> list[RawMessage]:
     return [
         RawMessage(
@@ -21,6 +29,8 @@ def _raw(events: list[Any]) -> list[RawMessage]:
             key=e.message.key,
             value=e.value,
             timestamp_ms=int(e.message.timestamp * 1000) if e.message.timestamp else None,
+            headers=tuple(_headers(e.message.headers)),
+            log_append_time=e.message.timestamp_type == LOG_APPEND_TIME,
         )
         for e in events
     ]

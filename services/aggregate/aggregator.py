@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.aggregate.decode import Rejected, decode
+from services.aggregate.decode import Rejected, Trust, decode
 from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.routing import forwarded, partition_for
 from services.aggregate.state import Changelog, decode_entry, encode_entry
@@ -48,6 +48,7 @@ from services.aggregate.worker import (
 from shared.catalog import Catalog
 from shared.hierarchy import Level, OrgTree
 from shared.rollup import Entry, Outcome, Rollup, TotalsDoc, entry_key, figure_names
+from shared.stamps import STAMP_HEADER, stamp
 from shared.totals_docs import to_stored
 from shared.totals_stream import encode, totals_message
 
@@ -112,6 +113,8 @@ class Aggregator:
         retry_pause: float = 0.5,
         entries: EntriesFactory | None = None,
         full_batch: int | None = None,
+        *,
+        trust: Trust,
     ) -> None:
         self.catalog = catalog
         self.tree = tree
@@ -128,6 +131,7 @@ class Aggregator:
         self.entries = entries  # where a partition's entries are kept (default: a dict in memory)
         self.full_batch = full_batch  # a batch this big means a backlog (the agent's batch_max)
         self.in_backlog = False
+        self.trust = trust  # checks where a message comes from (decode.py); stamps what is forwarded
         self.parts: dict[int, PartitionState] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
         self._publish_lock = asyncio.Lock()
@@ -230,7 +234,7 @@ class Aggregator:
         self.in_backlog = self.full_batch is not None and len(messages) >= self.full_batch
         await self.ensure_loaded({m.partition for m in messages})
         records = []
-        moved: list[tuple[int, bytes | None, bytes]] = []
+        moved: list[tuple[int, bytes | None, bytes, list[tuple[str, bytes]]]] = []
         rejected: list[tuple[RawMessage, Rejected]] = []
         outcomes: dict[str, int] = {}
         refreshed = False
@@ -238,12 +242,12 @@ class Aggregator:
             state = self.parts.get(m.partition)
             if state is None:  # revoked while we waited: its new owner reads it again
                 continue
-            report = decode(m.value, m.timestamp_ms, self.catalog, self.tree)
+            report = decode(m.value, m.timestamp_ms, self.catalog, self.tree, m.origin, self.trust)
             if isinstance(report, Rejected) and report.reason == "unknown_unit" and not refreshed:
                 if self.refresh_registry is not None:  # an agency registered moments ago elsewhere
                     refreshed = True
                     await retrying(self.metrics, "registry", self.refresh_registry, self.retry_pause)
-                    report = decode(m.value, m.timestamp_ms, self.catalog, self.tree)
+                    report = decode(m.value, m.timestamp_ms, self.catalog, self.tree, m.origin, self.trust)
             if isinstance(report, Rejected):
                 rejected.append((m, report))
                 continue
@@ -251,7 +255,9 @@ class Aggregator:
             path = tree.path(report.unit)
             target = partition_for(path[-1], self.partitions)
             if target != m.partition:
-                moved.append((target, m.key, forwarded(m.value or b"", m.timestamp_ms, m.source)))
+                # checked here (token, receipt time): stamped, so its province's worker trusts it
+                envelope = forwarded(m.value or b"", m.timestamp_ms, m.source)
+                moved.append((target, m.key, envelope, [(STAMP_HEADER, stamp(self.trust.stamp_key, envelope))]))
                 outcomes["forwarded"] = outcomes.get("forwarded", 0) + 1
                 continue
             expected = tree.get(report.unit).level in self._expected_levels[report.series]

@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.aggregate.agents import register_agents
 from services.aggregate.aggregator import Aggregator
+from services.aggregate.decode import Trust
 from services.aggregate.entries import EntryFiles
 from services.aggregate.faust_kafka import AggregateApp
 from services.aggregate.metrics import AggregateMetrics
@@ -31,8 +32,10 @@ from services.aggregate.state import KafkaChangelog
 from services.aggregate.view import MongoTotalsView
 from shared.catalog import load_catalog
 from shared.hierarchy import load_vietnam
+from shared.kafka_credentials import KafkaCredentials, client_options
 from shared.mongo import ensure_indexes, make_client, ping
 from shared.registry import AgencyRegistry
+from shared.revocations import MongoRevocations
 from shared.startup import freeze_startup_objects
 from tools.topics import state_topic
 
@@ -65,6 +68,9 @@ class Runtime:
             await ensure_indexes(self.mongo, settings.mongodb_database)
             registry = AgencyRegistry(self.mongo, settings.mongodb_database, tree)
             await registry.refresh()
+            trust = Trust.from_secret(settings.auth_secret.get_secret_value())
+            revocations = MongoRevocations(self.mongo, settings.mongodb_database)
+            trust.revoked = await revocations.snapshot()
             # Our own producer for what must be acknowledged before a batch is: forwarded reports,
             # changelog entries, totals, dead letters. Idempotent, so a retried send is not a
             # second copy.
@@ -75,6 +81,7 @@ class Runtime:
                 linger_ms=5,
                 max_batch_size=1024 * 1024,
                 max_request_size=4 * 1024 * 1024,
+                **client_options(settings.kafka_credentials),  # type: ignore[arg-type]
             )
             await self.producer.start()
             producer = self.producer
@@ -89,8 +96,14 @@ class Runtime:
                 for future in pending:
                     await future  # done by now: returns at once, or raises what the send raised
 
-            async def forward(records: list[tuple[int, bytes | None, bytes]]) -> None:
-                await send_all(settings.reports_topic, list(records))
+            async def forward(records: list[tuple[int, bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
+                pending = [
+                    await producer.send(settings.reports_topic, value, key=key, partition=p, headers=headers)
+                    for p, key, value, headers in records
+                ]
+                await producer.flush()
+                for future in pending:
+                    await future
 
             async def send_totals(messages: list[tuple[bytes, bytes]]) -> None:
                 await send_all(settings.totals_topic, [(None, k, v) for k, v in messages])
@@ -106,7 +119,12 @@ class Runtime:
                 catalog,
                 tree,
                 partitions,
-                KafkaChangelog(settings.kafka_bootstrap_servers, state_topic(settings.reports_topic), producer),
+                KafkaChangelog(
+                    settings.kafka_bootstrap_servers,
+                    state_topic(settings.reports_topic),
+                    producer,
+                    credentials=settings.kafka_credentials,
+                ),
                 MongoTotalsView(self.mongo, settings.mongodb_database),
                 send_totals,
                 forward,
@@ -115,11 +133,13 @@ class Runtime:
                 refresh_registry=registry.refresh,
                 entries=self.entry_files.open if self.entry_files is not None else None,
                 full_batch=settings.batch_max,
+                trust=trust,
             )
             aggregator.assign(self._assigned)
             self.aggregator = aggregator
             self._tasks = [
                 asyncio.create_task(registry.refresh_forever(settings.registry_refresh_seconds)),
+                asyncio.create_task(_follow_revocations(revocations, trust)),
                 asyncio.create_task(aggregator.publish_forever(settings.flush_interval)),
                 asyncio.create_task(aggregator.write_forever(settings.write_interval)),
             ]
@@ -184,6 +204,7 @@ def create_app(settings: AggregateSettings) -> faust.App:
         topic_allow_declare=False,  # topics are created by tools/topics.py with their partitions
         topic_disable_leader=True,
         stream_wait_empty=False,
+        broker_credentials=_faust_credentials(settings.kafka_credentials),
     )
     metrics = AggregateMetrics()
     runtime = Runtime(app, settings, metrics)
@@ -221,6 +242,30 @@ def create_app(settings: AggregateSettings) -> faust.App:
 
     app.baocao_runtime = runtime  # type: ignore[attr-defined]
     return app
+
+
+async def _follow_revocations(revocations: MongoRevocations, trust: Trust, every_s: float = 5.0) -> None:
+    """Tokens revoked through any service stop counting on the Kafka path within ``every_s``;
+    while MongoDB does not answer, the last list stays."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            trust.revoked = await revocations.snapshot()
+        except Exception:
+            log.warning("revoked tokens not read; keeping the last list", exc_info=True)
+
+
+def _faust_credentials(credentials: KafkaCredentials | None) -> faust.SASLCredentials | None:
+    if credentials is None:
+        return None
+    if credentials.protocol != "SASL_PLAINTEXT":
+        # faust turns SASL into SASL_SSL only when given an SSL context; not wired up here
+        raise ValueError(
+            f"the aggregator supports BAOCAO_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT only, not {credentials.protocol}"
+        )
+    return faust.SASLCredentials(
+        username=credentials.username, password=credentials.password, mechanism=credentials.mechanism
+    )
 
 
 def _update_lag(app: faust.App, metrics: AggregateMetrics) -> None:

@@ -1,10 +1,13 @@
 """Turns a raw Kafka message into a Report, or into a reason to dead-letter it.
 
-Messages come from ingest (an envelope with the server's receipt time) or straight from a unit's
-or a province's own systems (a bare report; its receipt time is the broker's timestamp). Neither
-is trusted: both are validated against the same schema as at ingest, and whatever a message
-holds, decoding it returns a Report or a Rejected, never raises (a message of 100,000 "[" makes
-json.loads raise RecursionError, an integer of 5,000 digits ValueError).
+Messages come from ingest or a forwarding worker (an envelope with a server's receipt time,
+stamped: shared/stamps.py) or straight from a unit's or a province's own systems (a bare report
+with its producer's token in the ``baocao-token`` header; its receipt time is the broker's
+LogAppendTime timestamp, never a field of the message). An envelope without a valid stamp, a
+bare report without a valid token with the submit scope, or one for a unit outside the token's
+subtree is a dead letter. Every report is validated against the same schema as at ingest, and
+whatever a message holds, decoding it returns a Report or a Rejected, never raises (a message of
+100,000 "[" makes json.loads raise RecursionError, an integer of 5,000 digits ValueError).
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shared.auth import InvalidToken, Principal, Scope, verify
 from shared.catalog import Catalog
 from shared.hierarchy import OrgTree
 from shared.reports import REPORT_ADAPTER, ReportEnvelope
 from shared.rollup import Report, report_from_input
+from shared.stamps import STAMP_HEADER, TOKEN_HEADER, header, is_stamped, stamp_key
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +34,34 @@ MAX_MESSAGE_BYTES = 256 * 1024
 
 @dataclass(frozen=True)
 class Rejected:
-    reason: str  # a short machine-readable class: invalid_json, invalid_report, unknown_unit, too_large, rejected
+    # a short machine-readable class: invalid_json, invalid_report, unknown_unit, too_large,
+    # rejected, unsigned_envelope, no_token, invalid_token, forbidden_scope, forbidden_unit,
+    # producer_time
+    reason: str
     detail: str
+
+
+@dataclass
+class Trust:
+    """What decoding checks the origin of a message with: the services' secret (tokens), the key
+    of ingest's and the workers' stamps derived from it, and the revoked token ids (replaced by
+    the worker every few seconds from MongoDB, as the HTTP services read them)."""
+
+    secret: str
+    stamp_key: bytes
+    revoked: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_secret(cls, secret: str) -> Trust:
+        return cls(secret, stamp_key(secret))
+
+
+@dataclass(frozen=True)
+class Origin:
+    """A message's headers and how its timestamp was set (LogAppendTime: by the broker)."""
+
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    log_append_time: bool = False
 
 
 def _first_errors(exc: ValidationError, limit: int = 5) -> str:
@@ -41,15 +72,46 @@ def _first_errors(exc: ValidationError, limit: int = 5) -> str:
     return "; ".join(parts)
 
 
-def decode(value: bytes | None, timestamp_ms: int | None, catalog: Catalog, tree: OrgTree) -> Report | Rejected:
+def decode(
+    value: bytes | None, timestamp_ms: int | None, catalog: Catalog, tree: OrgTree, origin: Origin, trust: Trust
+) -> Report | Rejected:
     try:
-        return _decode(value, timestamp_ms, catalog, tree)
+        return _decode(value, timestamp_ms, catalog, tree, origin, trust)
     except Exception as exc:  # noqa: BLE001 - whatever a producer sent, it is a dead letter, not a crash
         log.warning("undecodable message", extra={"error": repr(exc)[:300]})
         return Rejected("invalid_report", f"could not be decoded: {type(exc).__name__}: {str(exc)[:200]}")
 
 
-def _decode(value: bytes | None, timestamp_ms: int | None, catalog: Catalog, tree: OrgTree) -> Report | Rejected:
+def _producer(value: bytes, timestamp_ms: int | None, origin: Origin, trust: Trust) -> Principal | Rejected:
+    """The token a bare report came with, checked when the broker appended the message."""
+    token = header(origin.headers, TOKEN_HEADER)
+    if not token:
+        return Rejected(
+            "no_token",
+            f"a report produced straight to Kafka carries its producer's token (bcv1...) in the {TOKEN_HEADER} header",
+        )
+    if not origin.log_append_time or timestamp_ms is None:
+        # Whoever sets the timestamp decides whether the report is on time: only the broker may.
+        return Rejected(
+            "producer_time",
+            "the message's timestamp was set by its producer; the topic must have message.timestamp.type=LogAppendTime",
+        )
+    try:
+        principal = verify(trust.secret, token.decode("ascii"), now=timestamp_ms / 1000)
+    except (InvalidToken, UnicodeDecodeError) as exc:
+        return Rejected(
+            "invalid_token", f"{TOKEN_HEADER}: {exc if isinstance(exc, InvalidToken) else 'malformed token'}"
+        )
+    if principal.token_id in trust.revoked:
+        return Rejected("invalid_token", f"{TOKEN_HEADER}: token revoked")
+    if Scope.SUBMIT not in principal.scopes:
+        return Rejected("forbidden_scope", f"{TOKEN_HEADER}: the token lacks the 'submit' scope")
+    return principal
+
+
+def _decode(
+    value: bytes | None, timestamp_ms: int | None, catalog: Catalog, tree: OrgTree, origin: Origin, trust: Trust
+) -> Report | Rejected:
     if value is None:
         return Rejected("invalid_json", "empty message")
     if len(value) > MAX_MESSAGE_BYTES:
@@ -60,6 +122,18 @@ def _decode(value: bytes | None, timestamp_ms: int | None, catalog: Catalog, tre
         return Rejected("invalid_json", f"{type(exc).__name__}: {str(exc)[:200]}")
     if not isinstance(raw, dict):
         return Rejected("invalid_report", "a report is a JSON object")
+    producer: Principal | None = None
+    if not is_stamped(trust.stamp_key, value, header(origin.headers, STAMP_HEADER)):
+        if "report" in raw:
+            return Rejected(
+                "unsigned_envelope",
+                f"an envelope (report, received_at) is what ingest writes, with its {STAMP_HEADER} header; "
+                "a unit's system sends the bare report with its token",
+            )
+        checked = _producer(value, timestamp_ms, origin, trust)
+        if isinstance(checked, Rejected):
+            return checked
+        producer = checked
     try:
         if "report" in raw:
             envelope = ReportEnvelope.model_validate(raw)
@@ -74,4 +148,8 @@ def _decode(value: bytes | None, timestamp_ms: int | None, catalog: Catalog, tre
         return Rejected("unknown_unit", f"unit {model.unit!r} is not in the registry")
     if model.unit not in tree.for_period(model.period):  # a unit closed (or not yet open) then
         return Rejected("unknown_unit", tree.why_not(model.unit, model.period))
+    if producer is not None and not producer.covers(tree, model.unit):
+        return Rejected(
+            "forbidden_unit", f"{TOKEN_HEADER}: a token of unit {producer.unit} may not submit for unit {model.unit}"
+        )
     return report_from_input(model.model_dump(), received_at, catalog)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -11,6 +11,14 @@ from shared.settings import ServiceSettings
 class AggregateSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="BAOCAO_AGGREGATE_", extra="ignore", populate_by_name=True)
 
+    auth_secret: SecretStr = Field(
+        validation_alias=AliasChoices("BAOCAO_AUTH_SECRET", "auth_secret"),
+        description=(
+            "the key that signs access tokens (at least 32 characters); no default: the worker checks the tokens"
+            " of reports produced straight to Kafka and the stamps of ingest's"
+        ),
+        min_length=32,
+    )
     app_id: str = Field(default="baocao-aggregate", description="faust app id = Kafka consumer group")
     host: str = "127.0.0.1"
     port: int = 6066

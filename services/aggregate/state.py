@@ -26,6 +26,7 @@ from typing import Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic_core import to_json
 
+from shared.kafka_credentials import KafkaCredentials, client_options
 from shared.rollup import Entry
 
 Record = tuple[int, bytes, bytes]  # (partition, key, value)
@@ -50,8 +51,11 @@ class Changelog(Protocol):
 
 
 class KafkaChangelog:
-    def __init__(self, bootstrap: str, topic: str, producer: AIOKafkaProducer) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, producer: AIOKafkaProducer, credentials: KafkaCredentials | None = None
+    ) -> None:
         self.bootstrap = bootstrap
+        self.credentials = credentials
         self.topic = topic
         self.producer = producer
 
@@ -74,6 +78,7 @@ class KafkaChangelog:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=32 * 1024 * 1024,
+            **client_options(self.credentials),  # type: ignore[arg-type]
         )
         await consumer.start()
         try:

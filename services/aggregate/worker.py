@@ -12,8 +12,9 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from pymongo.errors import PyMongoError
 
-from services.aggregate.decode import Rejected
+from services.aggregate.decode import Origin, Rejected
 from services.aggregate.metrics import AggregateMetrics
+from shared.stamps import STAMP_HEADER, TOKEN_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +27,22 @@ class RawMessage:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    log_append_time: bool = False  # the timestamp is the broker's (LogAppendTime), not the producer's
 
     @property
     def source(self) -> str:
         return f"{self.topic}/{self.partition}/{self.offset}"
 
+    @property
+    def origin(self) -> Origin:
+        return Origin(self.headers, self.log_append_time)
+
 
 # (key, value, headers) -> awaitable that completes once the broker has the dead letter
 DeadLetterSink = Callable[[bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[Any]]
-# [(partition, key, value), ...] -> awaitable that completes once the broker has them all
-ForwardSink = Callable[[list[tuple[int, bytes | None, bytes]]], Awaitable[Any]]
+# [(partition, key, value, headers), ...] -> awaitable that completes once the broker has them all
+ForwardSink = Callable[[list[tuple[int, bytes | None, bytes, list[tuple[str, bytes]]]]], Awaitable[Any]]
 RegistryRefresh = Callable[[], Awaitable[int]]
 
 
@@ -73,6 +80,8 @@ async def send_dead_letters(
             ("baocao-reason", why.reason.encode()),
             ("baocao-detail", why.detail.encode()[:1000]),
             ("baocao-source", m.source.encode()),
+            # kept so that a replay (baocao dead-letters replay) is checked as the original was
+            *((k, v) for k, v in m.headers if k in (TOKEN_HEADER, STAMP_HEADER) and v is not None),
         ]
 
         async def send(m: RawMessage = m, headers: list[tuple[str, bytes]] = headers) -> Any:

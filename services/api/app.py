@@ -249,7 +249,9 @@ def create_app(
             refresher = asyncio.create_task(reg.refresh_forever())
             revoked = revoked or MongoRevocations(mongo, settings.mongodb_database)
         auth = Authenticator(settings.auth_secret.get_secret_value(), revoked or InMemoryRevocations())
-        broadcaster = TotalsBroadcaster(settings.kafka_bootstrap_servers, settings.totals_topic, cache)
+        broadcaster = TotalsBroadcaster(
+            settings.kafka_bootstrap_servers, settings.totals_topic, cache, credentials=settings.kafka_credentials
+        )
         follower = asyncio.create_task(broadcaster.run()) if reader is None else None
         state["broadcaster"] = broadcaster
         state.update(reader=rd, tree=reg.tree if reg else org, mongo=mongo, registry=reg, auth=auth, cache=cache)

@@ -14,6 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from services.api.cache import TotalsCache
+from shared.kafka_credentials import KafkaCredentials, client_options
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000
@@ -27,8 +28,11 @@ class Subscription:
 
 
 class TotalsBroadcaster:
-    def __init__(self, bootstrap: str, topic: str, cache: TotalsCache | None = None) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, cache: TotalsCache | None = None, credentials: KafkaCredentials | None = None
+    ) -> None:
         self.bootstrap = bootstrap
+        self.credentials = credentials
         self.topic = topic
         self.cache = cache  # the API's documents, kept current by the same messages
         self.subscriptions: set[Subscription] = set()
@@ -58,7 +62,11 @@ class TotalsBroadcaster:
         """Follow the topic from its end, reconnecting while Kafka is away."""
         while True:
             consumer = AIOKafkaConsumer(
-                self.topic, bootstrap_servers=self.bootstrap, auto_offset_reset="latest", enable_auto_commit=False
+                self.topic,
+                bootstrap_servers=self.bootstrap,
+                auto_offset_reset="latest",
+                enable_auto_commit=False,
+                **client_options(self.credentials),  # type: ignore[arg-type]
             )
             try:
                 await consumer.start()

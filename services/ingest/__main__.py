@@ -21,9 +21,15 @@ def main() -> int:
     import uvicorn
 
     from services.ingest.app import create_app
+    from shared.header_timeout import header_timeout_protocol
 
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=10
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+        http=header_timeout_protocol(settings.header_timeout_seconds),  # slowloris: shared/header_timeout.py
     )
     return 0
 

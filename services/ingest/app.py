@@ -19,7 +19,14 @@ from pydantic import BaseModel, Field, ValidationError
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import KafkaPublisher, Publisher, PublishFailed
 from services.ingest.ratelimit import RateLimiter
-from services.ingest.service import ConflictError, IngestService, Outcome, Status, UnknownUnitError
+from services.ingest.service import (
+    ConflictError,
+    IngestService,
+    Outcome,
+    OutsideSubtreeError,
+    Status,
+    UnknownUnitError,
+)
 from services.ingest.settings import IngestSettings
 from services.ingest.submissions import MongoSubmissionLog, SubmissionLog
 from shared.auth import Principal, Scope
@@ -41,6 +48,7 @@ from shared.mongo import make_client, ping
 from shared.registry import AgencyRegistry
 from shared.reports import REPORT_ADAPTER, ReportIn
 from shared.revocations import InMemoryRevocations, MongoRevocations, Revocations
+from shared.stamps import stamp_key
 from shared.startup import freeze_startup_objects
 
 log = logging.getLogger(__name__)
@@ -147,7 +155,11 @@ def create_app(
         registry = None
         if pub is None:
             kafka = KafkaPublisher(
-                settings.kafka_bootstrap_servers, settings.reports_topic, settings.produce_timeout_seconds
+                settings.kafka_bootstrap_servers,
+                settings.reports_topic,
+                settings.produce_timeout_seconds,
+                credentials=settings.kafka_credentials,
+                stamp_key=stamp_key(settings.auth_secret.get_secret_value()),
             )
             await kafka.start()
             pub = kafka
@@ -241,7 +253,11 @@ def create_app(
             log_rejected("/v1/reports", "forbidden", [{"loc": ["body", "unit"], "msg": exc.detail}], ids)
             raise
         try:
-            outcome = await service.submit(report)
+            outcome = await service.submit(report, principal)
+        except OutsideSubtreeError as exc:
+            metrics.reports.labels("forbidden").inc()
+            log_rejected("/v1/reports", "forbidden", [{"loc": ["body", "unit"], "msg": str(exc)}], ids)
+            return JSONResponse({"detail": str(exc)}, status_code=403)
         except UnknownUnitError as exc:
             metrics.reports.labels("unknown_unit").inc()
             errors = [{"loc": ["body", "unit"], "msg": str(exc), "type": "unknown_unit"}]
@@ -317,9 +333,11 @@ def create_app(
             async with gate:
                 outcome: Outcome | None = None
                 try:
-                    outcome = await service.submit(report)
+                    outcome = await service.submit(report, principal)
                     status = outcome.status.value
                     errors = None
+                except OutsideSubtreeError as exc:
+                    status, errors = "forbidden", [{"loc": ["unit"], "msg": str(exc)}]
                 except UnknownUnitError as exc:
                     status, errors = "unknown_unit", [{"loc": ["unit"], "msg": str(exc)}]
                 except ConflictError as exc:
@@ -327,7 +345,7 @@ def create_app(
                 except PublishFailed as exc:
                     status, errors = "unavailable", [{"loc": [], "msg": str(exc)}]
             metrics.reports.labels(status).inc()
-            if status in ("unknown_unit", "conflict"):
+            if status in ("unknown_unit", "conflict", "forbidden"):
                 log_rejected("/v1/reports/batch", status, errors or [], ids, index)
             return BatchItemOut(
                 index=index, report_id=report.report_id, revision=report.revision, status=status, errors=errors
@@ -343,12 +361,37 @@ def create_app(
         code = 503 if any(r.status == "unavailable" for r in results) else 200
         return JSONResponse(out.model_dump(mode="json", exclude_none=True), status_code=code)
 
+    _declare_batch_items(app, settings.max_batch)
     app.include_router(probes_router(metrics.registry, ready))
     add_body_size_limit(app, settings.max_body_bytes)
     add_request_metrics(app, metrics.requests, metrics.request_seconds)
     app.state.metrics = metrics
     app.state.components = state
     return app
+
+
+def _declare_batch_items(app: FastAPI, max_batch: int) -> None:
+    """The batch's items in the OpenAPI schema are the single route's report (one of the kinds,
+    by ``kind``), not "any object". The route itself takes plain objects and validates each on
+    its own, so that one bad item gets its own errors and the others still go through."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        paths = schema["paths"]
+        report = paths["/v1/reports"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        paths["/v1/reports/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"] = {
+            "type": "array",
+            "items": report,
+            "maxItems": max_batch,
+            "title": "Reports",
+            "description": f"Up to {max_batch} reports, each as for POST /v1/reports; each is checked on its own",
+        }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _clean_errors(errors: Any) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 KafkaPublisher produces with acks=all and idempotence, keyed by province code, to the partition
 CRC-32(key) mod the partition count: every report of a province in one partition, in order, the
-one whose aggregator counts them (services/aggregate/routing.py). InMemoryPublisher is the fake;
+one whose aggregator counts them (services/aggregate/routing.py). Every message carries ingest's
+stamp (shared/stamps.py), by which the aggregator knows it was checked here. InMemoryPublisher is the fake;
 both pass tests/contract/test_publisher_contract.py.
 """
 
@@ -15,6 +16,9 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+
+from shared.kafka_credentials import KafkaCredentials, client_options
+from shared.stamps import STAMP_HEADER, stamp
 
 
 class PublishFailed(RuntimeError):
@@ -35,8 +39,17 @@ class Publisher(Protocol):
 
 
 class KafkaPublisher:
-    def __init__(self, bootstrap: str, topic: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        timeout_s: float = 10.0,
+        credentials: KafkaCredentials | None = None,
+        *,
+        stamp_key: bytes,
+    ) -> None:
         self.topic = topic
+        self.stamp_key = stamp_key
         self.timeout_s = timeout_s
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
@@ -49,6 +62,7 @@ class KafkaPublisher:
             max_batch_size=512 * 1024,
             request_timeout_ms=int(timeout_s * 1000),
             client_id="baocao-ingest",
+            **client_options(credentials),  # type: ignore[arg-type]
         )
         self._started = False
         self._partitions: int | None = None
@@ -68,7 +82,14 @@ class KafkaPublisher:
                 self._partitions = len(known)
             partition = zlib.crc32(key) % self._partitions  # as the aggregator routes (not murmur2)
             meta = await asyncio.wait_for(
-                self._producer.send_and_wait(self.topic, value=value, key=key, partition=partition), self.timeout_s
+                self._producer.send_and_wait(
+                    self.topic,
+                    value=value,
+                    key=key,
+                    partition=partition,
+                    headers=[(STAMP_HEADER, stamp(self.stamp_key, value))],
+                ),
+                self.timeout_s,
             )
         except (KafkaError, TimeoutError) as exc:
             raise PublishFailed(f"Kafka did not acknowledge: {type(exc).__name__}") from exc

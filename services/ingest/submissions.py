@@ -1,7 +1,14 @@
-"""What ingest remembers of each report_id: its unit and series, and the revisions it accepted
-(with a digest of their content). It lets ingest answer a resubmission as a duplicate and refuse
-a revision that would change a report's unit or kind. The aggregator does not depend on it: its
-own state (the latest revision of every report) makes every redelivery harmless.
+"""What ingest remembers of each report: its series and the revisions it accepted (with a digest
+of their content). It lets ingest answer a resubmission as a duplicate and refuse a revision that
+would change a report's kind. The aggregator does not depend on it: its own state (the latest
+revision of every report) makes every redelivery harmless.
+
+A report is identified by (unit, report_id), as the aggregator keys its entries
+(``<unit>/<report_id>``, shared/rollup.py): report ids are chosen by each unit, so two units may
+use the same one, and one unit's report never answers, blocks or reveals another's. Documents are
+stored under ``_id`` ``<unit>/<report_id>`` with ``unit`` and ``report_id`` as fields. (Before
+December 2026 the ``_id`` was the bare report id; such documents are still listed, and a revision
+of one is recorded under the new key.)
 """
 
 from __future__ import annotations
@@ -24,8 +31,12 @@ class Submission:
     revisions: dict[int, str] = field(default_factory=dict)  # revision -> content digest
 
 
+def submission_key(unit: str, report_id: str) -> str:
+    return f"{unit}/{report_id}"
+
+
 class SubmissionLog(Protocol):
-    async def get(self, report_id: str) -> Submission | None: ...
+    async def get(self, unit: str, report_id: str) -> Submission | None: ...
 
     async def record(self, report_id: str, unit: str, series: str, revision: int, digest: str) -> None: ...
 
@@ -47,20 +58,21 @@ class MongoSubmissionLog:
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         self._col = client[database][SUBMISSIONS]
-        self._gets = _Coalescer[str, Submission | None](self._get_many)
+        self._gets = _Coalescer[tuple[str, str], Submission | None](self._get_many)
         self._records = _Coalescer[Record, None](self._record_many)
 
-    async def get(self, report_id: str) -> Submission | None:
-        return await self._gets.call(report_id)
+    async def get(self, unit: str, report_id: str) -> Submission | None:
+        return await self._gets.call((unit, report_id))
 
     async def record(self, report_id: str, unit: str, series: str, revision: int, digest: str) -> None:
         await self._records.call(Record(report_id, unit, series, revision, digest))
 
-    async def _get_many(self, report_ids: list[str]) -> list[Submission | None]:
-        found = {d["_id"]: d async for d in self._col.find({"_id": {"$in": list(dict.fromkeys(report_ids))}})}
+    async def _get_many(self, keys: list[tuple[str, str]]) -> list[Submission | None]:
+        ids = list(dict.fromkeys(submission_key(u, r) for u, r in keys))
+        found = {d["_id"]: d async for d in self._col.find({"_id": {"$in": ids}})}
         out: list[Submission | None] = []
-        for rid in report_ids:
-            doc = found.get(rid)
+        for unit, rid in keys:
+            doc = found.get(submission_key(unit, rid))
             out.append(
                 None
                 if doc is None
@@ -74,10 +86,10 @@ class MongoSubmissionLog:
         await self._col.bulk_write(
             [
                 UpdateOne(
-                    {"_id": r.report_id},
+                    {"_id": submission_key(r.unit, r.report_id)},
                     {
                         "$set": {f"revisions.{r.revision}": r.digest},
-                        "$setOnInsert": {"unit": r.unit, "series": r.series},
+                        "$setOnInsert": {"unit": r.unit, "report_id": r.report_id, "series": r.series},
                     },
                     upsert=True,
                 )
@@ -132,10 +144,10 @@ class InMemorySubmissionLog:
     def __init__(self) -> None:
         self.items: dict[str, Submission] = {}
 
-    async def get(self, report_id: str) -> Submission | None:
-        item = self.items.get(report_id)
+    async def get(self, unit: str, report_id: str) -> Submission | None:
+        item = self.items.get(submission_key(unit, report_id))
         return None if item is None else Submission(item.report_id, item.unit, item.series, dict(item.revisions))
 
     async def record(self, report_id: str, unit: str, series: str, revision: int, digest: str) -> None:
-        item = self.items.setdefault(report_id, Submission(report_id, unit, series))
+        item = self.items.setdefault(submission_key(unit, report_id), Submission(report_id, unit, series))
         item.revisions[revision] = digest

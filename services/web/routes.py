@@ -448,7 +448,7 @@ def web_router(settings: ApiSettings) -> APIRouter:
                 kind, _, indicator = series.partition(".")
                 rows.append(
                     {
-                        "report_id": doc["_id"],
+                        "report_id": doc.get("report_id", doc["_id"]),  # _id: <unit>/<report_id>
                         "unit": doc.get("unit"),
                         "unit_name": tree.get(doc["unit"]).name if doc.get("unit") in tree else "",
                         "kind": kind,

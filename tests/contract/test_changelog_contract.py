@@ -14,9 +14,11 @@ async def changelog(request):
         return
     ns = request.getfixturevalue("namespace")  # its topics have 4 partitions
     bootstrap = ns.env["KAFKA_BOOTSTRAP_SERVERS"]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **ns.kafka_options("aggregate")
+    )
     await producer.start()
-    yield KafkaChangelog(bootstrap, state_topic(ns.reports_topic), producer)
+    yield KafkaChangelog(bootstrap, state_topic(ns.reports_topic), producer, credentials=ns.credentials("aggregate"))
     await producer.stop()
 
 

@@ -3,6 +3,8 @@
 import pytest
 
 from services.ingest.publisher import InMemoryPublisher, KafkaPublisher
+from shared.stamps import stamp_key
+from tests.conftest import TEST_SECRET
 
 
 @pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.integration)])
@@ -11,7 +13,13 @@ async def publisher(request):
         yield InMemoryPublisher(topic="reports", partitions=4)
         return
     ns = request.getfixturevalue("namespace")
-    kafka = KafkaPublisher(ns.env["KAFKA_BOOTSTRAP_SERVERS"], ns.reports_topic, timeout_s=20)
+    kafka = KafkaPublisher(
+        ns.env["KAFKA_BOOTSTRAP_SERVERS"],
+        ns.reports_topic,
+        timeout_s=20,
+        credentials=ns.credentials("ingest"),
+        stamp_key=stamp_key(TEST_SECRET),
+    )
     await kafka.start()
     yield kafka
     await kafka.stop()

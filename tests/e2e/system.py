@@ -8,10 +8,35 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from kafka import KafkaProducer
 
 from deploy.processes import ServiceProcess, aggregate_process, http_process
 from shared.auth import COUNTRY, Scope, mint
+from shared.stamps import TOKEN_HEADER
 from tests.conftest import TEST_SECRET, Namespace, wait_until
+
+
+class UnitProducer:
+    """A unit's own system producing straight to Kafka: it logs in as the ``unit`` principal and
+    sends its token in the ``baocao-token`` header of every message (none when ``token`` is None)."""
+
+    def __init__(self, namespace: Namespace, token: str | None, **options: Any) -> None:
+        self.producer = KafkaProducer(
+            bootstrap_servers=namespace.env["KAFKA_BOOTSTRAP_SERVERS"],
+            acks="all",
+            **namespace.kafka_options("unit"),
+            **options,
+        )
+        self.headers = [(TOKEN_HEADER, token.encode())] if token is not None else []
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None) -> Any:
+        return self.producer.send(topic, value=value, key=key, partition=partition, headers=self.headers)
+
+    def flush(self) -> None:
+        self.producer.flush()
+
+    def close(self) -> None:
+        self.producer.close()
 
 
 @dataclass
@@ -28,6 +53,10 @@ class System:
 
     def token(self, unit: str, *scopes: Scope) -> str:
         return mint(TEST_SECRET, unit, scopes, 3600)
+
+    def unit_producer(self, unit: str = COUNTRY, token: str | None = "mint") -> UnitProducer:
+        """A producer straight to Kafka with a submit token of ``unit`` (or the given ``token``)."""
+        return UnitProducer(self.namespace, self.token(unit, Scope.SUBMIT) if token == "mint" else token)
 
     def client(self, url: str, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token or self.admin_token}"}
@@ -58,10 +87,11 @@ class System:
             proc.stop()
 
 
-def start_system(namespace: Namespace, aggregators: int = 1) -> System:
+def start_system(namespace: Namespace, aggregators: int = 1, env: dict[str, str] | None = None) -> System:
+    """The services on the namespace's topics and database; ``env``: more settings for them."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"baocao-{namespace.suffix}-"))
-    ingest = http_process("ingest", run_dir, namespace.env)
-    api = http_process("api", run_dir, {**namespace.env, "BAOCAO_API_INGEST_URL": ingest.url})
+    ingest = http_process("ingest", run_dir, {**namespace.env, **(env or {})})
+    api = http_process("api", run_dir, {**namespace.env, **(env or {}), "BAOCAO_API_INGEST_URL": ingest.url})
     system = System(namespace, run_dir, ingest, api)
     for proc in (ingest, api):
         proc.start()

@@ -18,13 +18,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from shared.auth import Scope
 from shared.hierarchy import load_vietnam
 from tests.conftest import Namespace, wait_until
 
 from .oracle import closes_at, differences, expected_totals
-from .system import System, start_system
+from .system import System, UnitProducer, start_system
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 log = logging.getLogger(__name__)
@@ -118,9 +119,9 @@ def make_workload(seed: int, n_reports: int, now: datetime | None = None) -> lis
     return sent + late
 
 
-def consumer_lag(bootstrap: str, group: str, topic: str) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+def consumer_lag(bootstrap: str, group: str, topic: str, options: dict[str, str] | None = None) -> int:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **(options or {}))
     try:
         committed = admin.list_group_offsets(group).get(group, {})
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
@@ -137,7 +138,7 @@ def drain_and_compare(ns: Namespace, expected: dict[str, dict[str, int]], timeou
     view is written by a flush after the commit); return what still differs."""
     bootstrap, group = ns.env["KAFKA_BOOTSTRAP_SERVERS"], ns.env["BAOCAO_AGGREGATE_APP_ID"]
     wait_until(
-        lambda: consumer_lag(bootstrap, group, ns.reports_topic) == 0,
+        lambda: consumer_lag(bootstrap, group, ns.reports_topic, ns.kafka_options("admin")) == 0,
         timeout=timeout,
         interval=1,
         what="the aggregators to drain the topic",
@@ -150,8 +151,7 @@ def drain_and_compare(ns: Namespace, expected: dict[str, dict[str, int]], timeou
     return wrong
 
 
-def produce(bootstrap: str, topic: str, messages: list[dict[str, Any]], pace_s: float) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+def produce(producer: UnitProducer, topic: str, messages: list[dict[str, Any]], pace_s: float) -> None:
     try:
         for i, m in enumerate(messages):
             producer.send(topic, key=m["unit"].encode(), value=json.dumps(m).encode())
@@ -165,10 +165,11 @@ def produce(bootstrap: str, topic: str, messages: list[dict[str, Any]], pace_s: 
 
 def run_chaos(system: System, seed: int, victims: int) -> dict[str, int]:
     ns = system.namespace
-    bootstrap = ns.env["KAFKA_BOOTSTRAP_SERVERS"]
     clock = datetime.now(UTC)
     messages = make_workload(seed, SCALE["reports"], clock)
-    feeder = threading.Thread(target=produce, args=(bootstrap, ns.reports_topic, messages, 0.05), daemon=True)
+    # as a province's own system would: the province tokens would do; the country's covers all three
+    producer = UnitProducer(ns, system.token("VN", Scope.SUBMIT), enable_idempotence=True, linger_ms=5)
+    feeder = threading.Thread(target=produce, args=(producer, ns.reports_topic, messages, 0.05), daemon=True)
     feeder.start()
     rng = random.Random(seed)
     kills = 0

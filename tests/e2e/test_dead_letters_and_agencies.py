@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 
 from tests.conftest import wait_until
 
@@ -38,6 +38,7 @@ def read_dead_letters(system, expected):
         system.namespace.dead_letter_topic,
         bootstrap_servers=system.namespace.env["KAFKA_BOOTSTRAP_SERVERS"],
         auto_offset_reset="earliest",
+        **system.namespace.kafka_options("admin"),
         consumer_timeout_ms=2000,
     )
     seen = []
@@ -50,7 +51,7 @@ def read_dead_letters(system, expected):
 
 def test_bad_messages_are_dead_lettered_with_reason_and_source_and_the_stream_goes_on(system):
     env = system.namespace.env
-    producer = KafkaProducer(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], acks="all")
+    producer = system.unit_producer()
     topic = system.namespace.reports_topic
     producer.send(topic, key=b"14923", value=b"{not json")
     producer.send(topic, key=b"14923", value=json.dumps(good("bad-1", "14923", attended=999)).encode())

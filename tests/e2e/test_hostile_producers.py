@@ -6,7 +6,6 @@ import json
 import time
 
 import pytest
-from kafka import KafkaProducer
 
 from deploy.processes import aggregate_process
 from services.aggregate.routing import partition_for
@@ -21,7 +20,7 @@ PARTITIONS = 4  # the test namespace's topics
 
 
 def producer(system):
-    return KafkaProducer(bootstrap_servers=system.namespace.env["KAFKA_BOOTSTRAP_SERVERS"], acks="all")
+    return system.unit_producer()
 
 
 def test_a_report_whose_revisions_arrive_on_two_partitions_counts_once(system):
@@ -82,7 +81,12 @@ def test_a_worker_killed_after_its_changelog_and_before_its_flush_leaves_nothing
         assert http.post("/v1/reports", json=good("k1", "14923", attended=3)).status_code == 202
     wait_until(
         lambda: (
-            consumer_lag(env["KAFKA_BOOTSTRAP_SERVERS"], env["BAOCAO_AGGREGATE_APP_ID"], system.namespace.reports_topic)
+            consumer_lag(
+                env["KAFKA_BOOTSTRAP_SERVERS"],
+                env["BAOCAO_AGGREGATE_APP_ID"],
+                system.namespace.reports_topic,
+                system.namespace.kafka_options("admin"),
+            )
             == 0
         ),
         timeout=60,

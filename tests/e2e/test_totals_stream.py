@@ -44,7 +44,13 @@ def test_a_province_mirror_from_the_stream_equals_the_stored_totals(system, tmp_
 
     def mirror_differences():
         """Totals whose mirrored state differs from the stored one: id -> (mirrored, stored)."""
-        mirror(env["KAFKA_BOOTSTRAP_SERVERS"], env["BAOCAO_TOTALS_TOPIC"], "38", db)
+        mirror(
+            env["KAFKA_BOOTSTRAP_SERVERS"],
+            env["BAOCAO_TOTALS_TOPIC"],
+            "38",
+            db,
+            credentials=system.namespace.credentials("reader"),
+        )
         got, stored = read_mirror(db), stored_totals()
 
         def figures(m):

@@ -8,21 +8,28 @@ import pytest
 
 from services.aggregate import aggregator as aggregator_module
 from services.aggregate.aggregator import Aggregator
+from services.aggregate.decode import Trust
 from services.aggregate.entries import EntryFiles
 from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.routing import partition_for
 from services.aggregate.state import InMemoryChangelog
 from services.aggregate.view import InMemoryTotalsView
 from services.aggregate.worker import RawMessage
+from shared.auth import COUNTRY, Scope, mint
 from shared.catalog import load_catalog
 from shared.hierarchy import load_vietnam
+from shared.stamps import TOKEN_HEADER
 from shared.totals_stream import periods_of
+from tests.conftest import TEST_SECRET
 from tests.e2e.oracle import flatten
 
 CATALOG = load_catalog()
 TREE = load_vietnam(["38", "01"])
 AT = datetime(2020, 12, 26, tzinfo=UTC)
 PARTITIONS = 4
+TRUST = Trust.from_secret(TEST_SECRET)
+# the whole country's submit token, valid when the fake broker appends the messages (2020)
+PRODUCER_TOKEN = mint(TEST_SECRET, COUNTRY, [Scope.SUBMIT], 10**9, now=1_500_000_000)
 
 
 def report(rid, attended, rev=1, unit="14923", withdrawn=False, period="2020-12", kind="study_session"):
@@ -75,7 +82,7 @@ class Pipeline:
         self.metrics = AggregateMetrics()
         self.changelog = changelog or InMemoryChangelog()
         self.view = view or InMemoryTotalsView()
-        self.topic: dict[int, list[tuple[bytes | None, int | None]]] = {p: [] for p in range(PARTITIONS)}
+        self.topic: dict[int, list[tuple[bytes | None, int | None, tuple]]] = {p: [] for p in range(PARTITIONS)}
         self.published: list[tuple[bytes, bytes]] = []
         self.dead: list[tuple[bytes | None, dict[str, bytes]]] = []
         self.aggregator = self.new_aggregator()
@@ -94,11 +101,12 @@ class Pipeline:
             self.metrics,
             retry_pause=0,
             entries=self.entries,
+            trust=TRUST,
         )
 
     async def _forward(self, records):
-        for p, _key, value in records:
-            self.topic[p].append((value, None))
+        for p, _key, value, headers in records:
+            self.topic[p].append((value, None, tuple(headers)))
 
     async def _publish(self, messages):
         self.published.extend(messages)
@@ -106,8 +114,11 @@ class Pipeline:
     async def _dead_letter(self, key, value, headers):
         self.dead.append((value, dict(headers)))
 
-    def produce(self, value: bytes, partition=0, timestamp_ms=1_600_000_000_000):
-        self.topic[partition].append((value, timestamp_ms))
+    def produce(self, value: bytes, partition=0, timestamp_ms=1_600_000_000_000, headers=None):
+        """A message as a unit's system produces it (with its token; the broker sets the time)."""
+        if headers is None:
+            headers = ((TOKEN_HEADER, PRODUCER_TOKEN.encode()),)
+        self.topic[partition].append((value, timestamp_ms, headers))
 
     async def send(self, reports, partition=0):
         """Reports produced straight to one partition of ``reports`` (not necessarily their
@@ -117,7 +128,10 @@ class Pipeline:
 
     def batch(self, partition, start=0, end=None):
         values = self.topic[partition][start:end]
-        return [RawMessage("reports", partition, start + i, b"k", v, ts) for i, (v, ts) in enumerate(values)]
+        return [
+            RawMessage("reports", partition, start + i, b"k", v, ts, h, log_append_time=True)
+            for i, (v, ts, h) in enumerate(values)
+        ]
 
     async def apply(self, aggregator=None, from_start=False):
         """Hand the aggregator every message it has not seen, partition by partition, until
@@ -179,7 +193,7 @@ async def test_a_unit_whose_messages_come_on_two_partitions_is_counted_once():
     await p.apply()
     for unit in ("14923", "386", "38"):
         assert p.total(f"{unit}|study_session|2020-12") == 25
-    (moved, _ts), *rest = p.topic[home][2:]
+    (moved, _ts, _headers), *rest = p.topic[home][2:]
     assert not rest
     assert json.loads(moved)["source"] == f"forwarded from reports/{other}/0"
     assert json.loads(moved)["received_at"] == "2020-09-13T12:26:40+00:00"  # the original's broker time

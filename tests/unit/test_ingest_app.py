@@ -93,11 +93,25 @@ def test_the_same_revision_with_other_figures_is_a_conflict(world):
     assert r.status_code == 409 and "revision 2" in r.json()["detail"]
 
 
-def test_a_report_cannot_move_to_another_unit(world):
+def test_a_report_id_is_the_units_own_a_siblings_report_of_that_id_is_another_report(world):
+    client, publisher, _ = world
+    assert client.post("/v1/reports", json=report(), headers=auth("14923")).status_code == 202
+    r = client.post("/v1/reports", json=report(unit="14926", attended=5), headers=auth("14926"))
+    assert (r.status_code, r.json()["status"]) == (202, "accepted")
+    assert "14923" not in r.text
+    assert sorted(e["report"]["unit"] for e in published(publisher)) == ["14923", "14926"]
+
+
+def test_a_revision_cannot_change_its_kind_and_the_answer_speaks_only_of_the_units_own_report(world):
     client, _, _ = world
-    client.post("/v1/reports", json=report(), headers=auth("386"))
-    r = client.post("/v1/reports", json=report(unit="14926", rev=2), headers=auth("386"))
-    assert r.status_code == 409 and "cannot change its unit" in r.json()["detail"]
+    client.post("/v1/reports", json=report(), headers=auth("14923"))
+    reflection = {**report(rev=2), "kind": "reflection", "body": {"members_submitted": 1, "members_required": 2}}
+    r = client.post("/v1/reports", json=reflection, headers=auth("14923"))
+    assert r.status_code == 409
+    assert r.json()["detail"] == (
+        "report r-1 of unit 14923 is a study_session report; a revision cannot change its kind, nor move to a "
+        "period of another administrative tree (@2025: the tree from 2025-07-01); use a new report_id"
+    )
 
 
 def test_an_invalid_report_gets_422_naming_the_field(world):

@@ -55,3 +55,21 @@ def test_error_answers_share_one_declared_schema(schema_of):
         for op in item.values():
             for code in ("401", "403", "413"):
                 assert op["responses"][code]["content"]["application/json"]["schema"] == ref, (path, code)
+
+
+def test_the_batch_route_declares_its_items_as_the_single_route_report():
+    schema = ingest_schema()
+    single = schema["paths"]["/v1/reports"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    batch = schema["paths"]["/v1/reports/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert batch["type"] == "array" and batch["maxItems"] == 1000
+    assert batch["items"] == single
+    kinds = {ref["$ref"].rsplit("/", 1)[-1] for ref in batch["items"]["oneOf"]}
+    assert kinds == {
+        "StudySessionReportIn",
+        "ActionProgramReportIn",
+        "MemberRatingReportIn",
+        "ReflectionReportIn",
+        "IndicatorReportIn",
+    }
+    assert batch["items"]["discriminator"]["propertyName"] == "kind"
+    assert kinds <= set(schema["components"]["schemas"])

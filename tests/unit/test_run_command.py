@@ -98,7 +98,7 @@ def world(tmp_path, monkeypatch):
         w.started.append(self)
 
     monkeypatch.setattr(stack, "start", fake_stack_start)
-    monkeypatch.setattr("tools.topics.create_topics", lambda bootstrap: None)
+    monkeypatch.setattr("tools.topics.create_topics", lambda bootstrap, **kwargs: None)
     monkeypatch.setattr(ServiceProcess, "start", fake_start)
     monkeypatch.setattr(ServiceProcess, "start_command", tracked_start_command)
     monkeypatch.setattr(run, "prometheus_binary", lambda: str(w.script))

@@ -172,13 +172,26 @@ def _message(unit, period):
     return json.dumps(session("x", unit, period, 1, 2)).encode()
 
 
+def _decode(unit, period):
+    """As a province's own system would send it straight to Kafka: with its token, at the broker's time."""
+    from services.aggregate.decode import Origin, Trust
+    from shared.auth import Scope, mint
+    from shared.stamps import TOKEN_HEADER
+    from tests.conftest import TEST_SECRET
+
+    appended = 1_767_225_600  # 2026-01-01 UTC
+    tok = mint(TEST_SECRET, "38", (Scope.SUBMIT,), 3600, now=appended - 60)
+    origin = Origin(((TOKEN_HEADER, tok.encode()),), True)
+    return decode(_message(unit, period), appended * 1000, CATALOG, VIETNAM, origin, Trust.from_secret(TEST_SECRET))
+
+
 def test_the_aggregator_refuses_a_district_for_a_period_after_the_reform_saying_why():
-    rejected = decode(_message("386", "2025-Q4"), 0, CATALOG, VIETNAM)
+    rejected = _decode("386", "2025-Q4")
     assert rejected.reason == "unknown_unit"  # type: ignore[union-attr]
     detail = rejected.detail  # type: ignore[union-attr]
     assert "tree 2025" in detail and "2025-07-01" in detail and "district 'Huyện Bá Thước'" in detail
-    assert decode(_message("386", "2025-06"), 0, CATALOG, VIETNAM).unit == "386"  # type: ignore[union-attr]
-    assert decode(_message("14923", "2025-Q4"), 0, CATALOG, VIETNAM).unit == "14923"  # type: ignore[union-attr]
+    assert _decode("386", "2025-06").unit == "386"  # type: ignore[union-attr]
+    assert _decode("14923", "2025-Q4").unit == "14923"  # type: ignore[union-attr]
 
 
 def test_a_unit_search_ignores_accents_and_case_and_can_list_a_parents_children():

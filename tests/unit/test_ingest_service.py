@@ -1,0 +1,63 @@
+"""The ingest use case decides whether a token may submit for a unit once the unit is known, so an
+agency registered (through the API) while a request was under way cannot slip through: the
+lookup that loads it and the subtree check see the same tree."""
+
+import asyncio
+
+import pytest
+
+from services.ingest.metrics import IngestMetrics
+from services.ingest.publisher import InMemoryPublisher
+from services.ingest.service import IngestService, OutsideSubtreeError, Status
+from services.ingest.submissions import InMemorySubmissionLog
+from shared.auth import Principal, Scope
+from shared.catalog import load_catalog
+from shared.hierarchy import load_vietnam
+from shared.reports import REPORT_ADAPTER
+from tests.unit.test_ingest_app import report
+
+
+def commune_token(unit: str) -> Principal:
+    return Principal("t1", unit, frozenset({Scope.SUBMIT}), 2**40)
+
+
+def service_registering(agency: str, parent: str) -> tuple[IngestService, InMemoryPublisher]:
+    """A service whose registry lookup finds ``agency`` registered a moment ago (under
+    ``parent``) and loads it into the tree, as AgencyRegistry.lookup does."""
+    tree = load_vietnam(["38"])
+    publisher = InMemoryPublisher()
+
+    async def lookup(code: str) -> bool:
+        await asyncio.sleep(0)  # the database round trip, during which anything may run
+        if code == agency and code not in tree:
+            tree.add_agency(agency, "Doanh nghiệp X", parent)
+        return code in tree
+
+    service = IngestService(publisher, InMemorySubmissionLog(), tree, load_catalog(), IngestMetrics(), lookup)
+    return service, publisher
+
+
+async def test_a_neighbours_agency_registered_meanwhile_is_refused_and_nothing_is_published():
+    service, publisher = service_registering("14926-dnx", "14926")
+    item = REPORT_ADAPTER.validate_python(report(unit="14926-dnx"))
+    with pytest.raises(OutsideSubtreeError, match="unit 14926-dnx is outside this token's unit 14923"):
+        await service.submit(item, commune_token("14923"))
+    assert publisher.partitions == [[] for _ in publisher.partitions]
+
+
+async def test_many_at_once_none_slips_through():
+    service, publisher = service_registering("14926-dnx", "14926")
+    items = [REPORT_ADAPTER.validate_python(report(unit="14926-dnx", rid=f"r{i}")) for i in range(200)]
+    outcomes = await asyncio.gather(
+        *(service.submit(item, commune_token("14923")) for item in items), return_exceptions=True
+    )
+    assert all(isinstance(o, OutsideSubtreeError) for o in outcomes)
+    assert sum(len(p) for p in publisher.partitions) == 0
+
+
+async def test_an_agency_of_ones_own_unit_registered_meanwhile_is_accepted():
+    service, publisher = service_registering("14923-dnx", "14923")
+    item = REPORT_ADAPTER.validate_python(report(unit="14923-dnx"))
+    outcome = await service.submit(item, commune_token("14923"))
+    assert outcome.status == Status.ACCEPTED
+    assert sum(len(p) for p in publisher.partitions) == 1
