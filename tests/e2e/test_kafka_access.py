@@ -225,7 +225,7 @@ def test_on_time_is_decided_by_the_broker_clock_not_by_what_a_producer_writes(sy
     topic = ns.reports_topic
     closed = "2021-11"  # long past its deadline (2021-11-14)
     before_deadline = datetime(2021, 11, 10, tzinfo=UTC)
-    producer = system.unit_producer("386")  # the district's system, for two of its communes
+    producer = system.unit_producer("38")  # the province's system (its units in both trees)
     envelope = {"report": good("backdated-envelope", "14923", attended=5), "received_at": before_deadline.isoformat()}
     producer.send(topic, json.dumps(envelope).encode(), key=b"14923")
     producer.producer.send(  # a bare report whose producer claims it was sent before the deadline
@@ -236,7 +236,8 @@ def test_on_time_is_decided_by_the_broker_clock_not_by_what_a_producer_writes(sy
         timestamp_ms=int(before_deadline.timestamp() * 1000),
     )
     opened = open_month(datetime.now(UTC))
-    producer.send(topic, json.dumps(in_period(good("in-time", "14926", attended=4), opened)).encode(), key=b"14926")
+    # an open month is in the 2025 tree, where 14923 is Xã Bá Thước under Thanh Hóa (38)
+    producer.send(topic, json.dumps(in_period(good("in-time", "14923", attended=4), opened)).encode(), key=b"14923")
     producer.flush()
     producer.close()
 
@@ -245,7 +246,7 @@ def test_on_time_is_decided_by_the_broker_clock_not_by_what_a_producer_writes(sy
     assert late["completeness"]["study_session"]["units_on_time"] == 0
     assert [h["baocao-reason"] for h in read_dead_letters(system, 1)] == ["unsigned_envelope"]
     on_time = wait_until(
-        lambda: (t := system.totals("14926", opened))["metrics"].get("study_session.members_attended") == 4 and t,
+        lambda: (t := system.totals("14923", opened))["metrics"].get("study_session.members_attended") == 4 and t,
         timeout=60,
         what=f"the report of {opened} to be counted",
     )
