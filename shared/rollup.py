@@ -26,7 +26,7 @@ from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 from operator import add, mul, sub
-from typing import Any
+from typing import Any, Protocol
 
 from shared.catalog import INDICATOR_KIND, Catalog, Combine, OverTime, SeriesSpec
 from shared.periods import deadline, parse_period, span_of
@@ -175,14 +175,85 @@ def report_from_input(payload: Mapping[str, Any], received_at: datetime, catalog
     )
 
 
+def report_from_model(model: Any, received_at: datetime, catalog: Catalog) -> Report:
+    """The same as :func:`report_from_input` of ``model.model_dump()``, read from the validated
+    model's attributes (dumping it cost a quarter of decoding a message)."""
+    body = model.body
+    kind = model.kind
+    withdrawn = bool(model.withdrawn)
+    if kind == INDICATOR_KIND:
+        if body is None:
+            raise ValueError("a withdrawn indicator report still names body.indicator")
+        series = catalog.indicators[body.indicator].series
+    else:
+        series = catalog.series_for(kind, None)
+    values = {} if withdrawn else {f.name: int(getattr(body, f.name)) for f in series.totalled_fields}
+    return Report(
+        report_id=model.report_id,
+        revision=int(model.revision),
+        unit=model.unit,
+        kind=sys.intern(kind),
+        series=series.key,
+        period=sys.intern(model.period),
+        values=values,
+        withdrawn=withdrawn,
+        received_at=received_at,
+    )
+
+
 def is_on_time(report: Report, spec: SeriesSpec) -> bool:
     due = deadline(parse_period(report.period), spec.closing_day, spec.grace_days)
     return report.received_at <= due
 
 
-def _recency(key: str, period: str) -> tuple[Any, ...]:
+@lru_cache(maxsize=4096)
+def _period_rank(period: str) -> tuple[int, int]:
     p = parse_period(period)
-    return (p.end, p.start, key)
+    return p.end.toordinal(), p.start.toordinal()
+
+
+Rank = tuple[int, int, str]  # (period end, period start, entry key), compared in that order
+
+
+def stock_rank(key: str, period: str) -> Rank:
+    """Which of a unit's reports gives a stock's value in a period: the one whose own period ends
+    last, then starts last (a month's report over its quarter's), then the highest entry key."""
+    end, start = _period_rank(period)
+    return end, start, key
+
+
+class StockValues(Protocol):
+    """The figures of every active report of a series with a stock field, per own-figures cell
+    (``<unit>|<series>|<period>``), so the latest can be found again when it is corrected or
+    withdrawn. They grow with the reports, so the worker keeps them on disk (entries.py); this
+    in-memory one is the default and the fake, and both pass tests/contract/test_entries_contract.py."""
+
+    def put(self, cell: str, rank: Rank, values: tuple[int, ...]) -> None: ...
+
+    def remove(self, cell: str, rank: Rank) -> None: ...
+
+    def latest(self, cell: str) -> tuple[int, ...] | None:
+        """The values of the highest-ranked report of the cell; None when it has none."""
+        ...
+
+
+class InMemoryStockValues:
+    def __init__(self) -> None:
+        self.cells: dict[str, dict[Rank, tuple[int, ...]]] = {}
+
+    def put(self, cell: str, rank: Rank, values: tuple[int, ...]) -> None:
+        self.cells.setdefault(cell, {})[rank] = values
+
+    def remove(self, cell: str, rank: Rank) -> None:
+        reports = self.cells.get(cell)
+        if reports is not None:
+            reports.pop(rank, None)
+            if not reports:
+                del self.cells[cell]
+
+    def latest(self, cell: str) -> tuple[int, ...] | None:
+        reports = self.cells.get(cell)
+        return reports[max(reports)] if reports else None
 
 
 @dataclass(frozen=True)
@@ -232,7 +303,7 @@ def _values(spec: SeriesSpec, values: Mapping[str, int]) -> tuple[int, ...]:
 # about as many as reports; grouped by (unit, series) and without an object around a second list,
 # 100,000 of the bench's reports take 24 MiB less):
 # [active reports, active reports on time, latest, *summed fields], ``latest`` being None or, for a
-# series with a stock field, the active reports by recency (a stock takes the latest's value).
+# series with a stock field, the values of the latest active report (StockValues holds the others).
 _ACTIVE, _ON_TIME, _LATEST, _SUMS = 0, 1, 2, 3
 OwnCell = list[Any]
 
@@ -241,18 +312,10 @@ def _new_cell(fields: int) -> OwnCell:
     return [0, 0, None, *([0] * fields)]
 
 
-def _cell_add(cell: OwnCell, key: str, e: Entry, values: tuple[int, ...], plan: _Plan, sign: int) -> None:
+def _cell_add(cell: OwnCell, e: Entry, values: tuple[int, ...], sign: int) -> None:
     cell[_ACTIVE] += sign
     cell[_ON_TIME] += sign * int(e.on_time)
     cell[_SUMS:] = map(add, cell[_SUMS:], values) if sign > 0 else map(sub, cell[_SUMS:], values)
-    if plan.has_stock:
-        latest = cell[_LATEST]
-        if latest is None:
-            latest = cell[_LATEST] = {}
-        if sign > 0:
-            latest[key] = (_recency(key, e.period), values)
-        else:
-            latest.pop(key, None)
 
 
 def _contribution(cell: OwnCell, plan: _Plan) -> list[int]:
@@ -261,8 +324,8 @@ def _contribution(cell: OwnCell, plan: _Plan) -> list[int]:
     if cell[_ACTIVE] <= 0:
         return [0] * (plan.fields + len(COUNTERS))
     sums = cell[_SUMS:]
-    if cell[_LATEST]:
-        latest = max(cell[_LATEST].values(), key=lambda item: item[0])[1]
+    latest = cell[_LATEST]
+    if latest is not None:
         figures = [s if flow else v for s, v, flow in zip(sums, latest, plan.flow, strict=True)]
     else:
         figures = sums
@@ -331,9 +394,15 @@ class TotalsDoc:
 
 
 class Rollup:
-    def __init__(self, catalog: Catalog, entries: MutableMapping[str, Entry] | None = None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        entries: MutableMapping[str, Entry] | None = None,
+        stocks: StockValues | None = None,
+    ) -> None:
         self.catalog = catalog
         self.entries: MutableMapping[str, Entry] = entries if entries is not None else {}
+        self.stocks: StockValues = stocks if stocks is not None else InMemoryStockValues()
         # each unit's own figures: (unit, series) -> period -> cell (see _new_cell)
         self.own: dict[tuple[str, str], dict[str, OwnCell]] = {}
         self.docs: dict[str, TotalsDoc] = {}
@@ -435,9 +504,17 @@ class Rollup:
             before = _contribution(cell, plan)
             if bucket in old_in:
                 assert previous is not None
-                _cell_add(cell, key, previous, old_values, plan, -1)
+                _cell_add(cell, previous, old_values, -1)
             if bucket in new_in:
-                _cell_add(cell, key, entry, new_values, plan, +1)
+                _cell_add(cell, entry, new_values, +1)
+            if plan.has_stock:
+                stock_cell = f"{unit}|{series}|{bucket}"
+                if bucket in old_in:
+                    assert previous is not None
+                    self.stocks.remove(stock_cell, stock_rank(key, previous.period))
+                if bucket in new_in:
+                    self.stocks.put(stock_cell, stock_rank(key, entry.period), new_values)
+                cell[_LATEST] = self.stocks.latest(stock_cell) if cell[_ACTIVE] > 0 else None
             after = _contribution(cell, plan)
             if cell[_ACTIVE] == 0:
                 del cells[bucket]

@@ -79,6 +79,45 @@ PAUSE_PER_BUILD = 3
 PAUSE_PER_BUILD_IN_BACKLOG = 9
 
 
+# the freshness histogram's last finite bound (metrics.py), in seconds
+FRESHNESS_LAST_BOUND = 300.0
+
+
+class ReceiptTimes:
+    """The receipt times of reports applied and not yet wholly published, for the freshness
+    histogram: counts per hundredth of a second, so a backlog of a million reports holds a few
+    thousand numbers, not a million datetimes (a publication rarely takes everything while a
+    backlog drains). Past ``limit`` distinct times, those older than the histogram's last bound
+    are observed at once: they fall in its last bucket whenever they are published."""
+
+    RESOLUTION = 100  # per second; an age is at most 10 ms over the truth
+
+    def __init__(self, histogram: Any, last_bound: float, limit: int = 50_000) -> None:
+        self.histogram = histogram
+        self.last_bound = last_bound
+        self.limit = limit  # above last_bound * RESOLUTION, so recent times always fit
+        self.counts: dict[int, int] = {}
+
+    def add(self, at: datetime) -> None:
+        key = int(at.timestamp() * self.RESOLUTION)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        if len(self.counts) > self.limit:
+            now = time.time()
+            cutoff = (now - self.last_bound) * self.RESOLUTION
+            for old in [k for k in self.counts if k < cutoff]:
+                self._observe(now, old, self.counts.pop(old))
+
+    def observe_all(self, visible: float) -> None:
+        counts, self.counts = self.counts, {}
+        for key, n in counts.items():
+            self._observe(visible, key, n)
+
+    def _observe(self, visible: float, key: int, n: int) -> None:
+        age = max(0.0, visible - key / self.RESOLUTION)
+        for _ in range(n):
+            self.histogram.observe(age)
+
+
 def _close(rollup: Rollup) -> None:
     close = getattr(rollup.entries, "close", None)
     if close is not None:
@@ -142,7 +181,8 @@ class Aggregator:
         self._unwritten: dict[str, tuple[int, dict[str, Any] | None]] = {}
         self._unwritten_event = asyncio.Event()
         self._taken = asyncio.Event()  # set (and replaced) each time a write takes what waits
-        self._received: list[datetime] = []  # receipt times of reports applied since the last publication
+        # receipt times of the reports applied since everything was last published
+        self._received = ReceiptTimes(metrics.freshness, FRESHNESS_LAST_BOUND)
         self.pending = 0  # documents changed since the last publication
         self._dirty = asyncio.Event()  # set when something changed that no publication has taken yet
 
@@ -197,7 +237,9 @@ class Aggregator:
                 del self._loading[partition]
 
     async def _restore(self, partition: int) -> Rollup:
-        rollup = Rollup(self.catalog, self.entries(partition) if self.entries is not None else None)
+        entries = self.entries(partition) if self.entries is not None else None
+        # an entry file keeps the stocks' figures too (entries.py); else they stay in memory
+        rollup = Rollup(self.catalog, entries, getattr(entries, "stocks", None))
         try:
             async for _, key, value in self.changelog.read([partition]):
                 k, entry = decode_entry(key, value)
@@ -269,7 +311,7 @@ class Aggregator:
                 rejected.append((m, Rejected("rejected", applied.reason)))
             elif applied.entry is not None:
                 records.append(encode_entry(m.partition, entry_key(report.unit, report.report_id), applied.entry))
-                self._received.append(report.received_at)
+                self._received.add(report.received_at)
         if self.pending:
             self._dirty.set()
         if moved:
@@ -370,11 +412,9 @@ class Aggregator:
                         published[doc_id] = (version, None)  # all its figures were withdrawn
                         del rollup.docs[doc_id]
             self.pending = sum(len(state.rollup.changed) for state in self.parts.values())
-            received: list[datetime] = []
-            if self.pending:
+            everything = not self.pending
+            if not everything:
                 self._dirty.set()  # more to publish next time
-            else:  # every report applied so far is now wholly published
-                received, self._received = self._received, []
             # processor time, not wall time: on a busy machine waiting for a core is not building
             self._last_build_seconds = time.thread_time() - building
             if not messages:
@@ -388,9 +428,8 @@ class Aggregator:
             self.metrics.unwritten.set(len(self._unwritten))
             self.metrics.flush_seconds.observe(time.perf_counter() - started)
             self.metrics.flush_size.observe(len(messages))
-            visible = datetime.now(UTC)
-            for at in received:
-                self.metrics.freshness.observe(max(0.0, (visible - at).total_seconds()))
+            if everything:  # every report applied so far is now wholly published
+                self._received.observe_all(time.time())
             return len(messages)
 
     async def write_view(self) -> int:

@@ -32,6 +32,7 @@ from services.aggregate.state import KafkaChangelog
 from services.aggregate.view import MongoTotalsView
 from shared.catalog import load_catalog
 from shared.hierarchy import load_vietnam
+from shared.kafka_batches import send_batched
 from shared.kafka_credentials import KafkaCredentials, client_options
 from shared.mongo import ensure_indexes, make_client, ping
 from shared.registry import AgencyRegistry
@@ -87,26 +88,11 @@ class Runtime:
             producer = self.producer
             partitions = len(await producer.partitions_for(settings.reports_topic))
 
-            async def send_all(topic: str, records: list[tuple[int | None, bytes | None, bytes | None]]) -> None:
-                # Into the producer's buffer one after the other, then wait for them all: sending
-                # them concurrently makes every sender wake up each time a batch drains, and
-                # asyncio.gather over tens of thousands of futures costs as much again.
-                pending = [await producer.send(topic, value, key=key, partition=p) for p, key, value in records]
-                await producer.flush()
-                for future in pending:
-                    await future  # done by now: returns at once, or raises what the send raised
-
             async def forward(records: list[tuple[int, bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
-                pending = [
-                    await producer.send(settings.reports_topic, value, key=key, partition=p, headers=headers)
-                    for p, key, value, headers in records
-                ]
-                await producer.flush()
-                for future in pending:
-                    await future
+                await send_batched(producer, settings.reports_topic, records)
 
             async def send_totals(messages: list[tuple[bytes, bytes]]) -> None:
-                await send_all(settings.totals_topic, [(None, k, v) for k, v in messages])
+                await send_batched(producer, settings.totals_topic, ((None, k, v, ()) for k, v in messages))
 
             async def send_dead_letter(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> Any:
                 fut = await producer.send(settings.dead_letter_topic, value, key=key, headers=headers)

@@ -1,9 +1,11 @@
 """Where the roll-up keeps the latest revision of every report: a SQLite file per partition.
 
-The entries are the only part of the aggregator's state that grows with the number of reports
-(about half a kilobyte each in memory; the totals and each unit's own figures grow with the
-tree and the periods instead). So the worker keeps them on disk and its memory does not follow
-the report count. The file is a cache of the changelog (state.py), nothing more: it is rebuilt
+The entries, and the figures of every active report of a series with a stock field (which the
+roll-up needs to find a stock's latest value again when that report is corrected or withdrawn:
+``stocks``, in the same file), are the only parts of the aggregator's state that grow with the
+number of reports (about half a kilobyte per entry in memory; the totals and each unit's own
+figures grow with the tree and the periods instead). So the worker keeps them on disk and its
+memory does not follow the report count. The file is a cache of the changelog (state.py), nothing more: it is rebuilt
 from the changelog whenever the partition is assigned and deleted when it is revoked, so it needs
 no journal and no fsync, and a worker killed with SIGKILL leaves only files that the next worker
 started on this data directory removes.
@@ -23,9 +25,9 @@ import sqlite3
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
-from shared.rollup import Entry
+from shared.rollup import Entry, Rank
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class DiskEntries(MutableMapping[str, Entry]):
         ):
             self._db.execute(f"PRAGMA {pragma}")
         self._db.execute("CREATE TABLE entries (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
+        self.stocks = DiskStockValues(self._db)
         self._count = 0
         # Writes go into one long transaction, committed every COMMIT_EVERY writes: a statement
         # that commits on its own costs several times more, and nothing here needs to be durable.
@@ -88,6 +91,33 @@ class DiskEntries(MutableMapping[str, Entry]):
     def close(self) -> None:
         self._db.close()
         self.path.unlink(missing_ok=True)
+
+
+class DiskStockValues:
+    """shared.rollup.StockValues in a table of an entry file: the latest of a cell is the first row
+    of its primary key read backwards, a lookup of a few microseconds however many it holds."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._db.execute(
+            "CREATE TABLE stocks (cell TEXT, period_end INTEGER, period_start INTEGER, key TEXT, "
+            "value BLOB NOT NULL, PRIMARY KEY (cell, period_end, period_start, key)) WITHOUT ROWID"
+        )
+
+    def put(self, cell: str, rank: Rank, values: tuple[int, ...]) -> None:
+        self._db.execute("INSERT OR REPLACE INTO stocks VALUES (?, ?, ?, ?, ?)", (cell, *rank, to_json(values)))
+
+    def remove(self, cell: str, rank: Rank) -> None:
+        self._db.execute(
+            "DELETE FROM stocks WHERE cell = ? AND period_end = ? AND period_start = ? AND key = ?", (cell, *rank)
+        )
+
+    def latest(self, cell: str) -> tuple[int, ...] | None:
+        row = self._db.execute(
+            "SELECT value FROM stocks WHERE cell = ? ORDER BY period_end DESC, period_start DESC, key DESC LIMIT 1",
+            (cell,),
+        ).fetchone()
+        return tuple(from_json(row[0])) if row is not None else None
 
 
 class EntryFiles:

@@ -26,6 +26,7 @@ from typing import Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic_core import to_json
 
+from shared.kafka_batches import send_batched
 from shared.kafka_credentials import KafkaCredentials, client_options
 from shared.rollup import Entry
 
@@ -62,11 +63,7 @@ class KafkaChangelog:
     async def append(self, records: list[Record]) -> None:
         if not records:
             return
-        # into the producer's buffer one after the other, then wait for them all (see app.py)
-        pending = [await self.producer.send(self.topic, value, key=key, partition=p) for p, key, value in records]
-        await self.producer.flush()
-        for future in pending:
-            await future
+        await send_batched(self.producer, self.topic, ((p, key, value, ()) for p, key, value in records))
 
     async def read(self, partitions: Iterable[int]) -> AsyncIterator[Record]:
         tps = [TopicPartition(self.topic, p) for p in partitions]

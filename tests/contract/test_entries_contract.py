@@ -1,5 +1,6 @@
 """One contract, two places for the roll-up's entries: a dict, and a SQLite file (entries.py).
-The roll-up only needs a mutable mapping; the file must behave as the dict does."""
+The roll-up only needs a mutable mapping; the file must behave as the dict does. The same for the
+stocks' figures (shared.rollup.StockValues): in memory, and in a table of the same file."""
 
 import dataclasses
 import fcntl
@@ -8,7 +9,7 @@ import os
 import pytest
 
 from services.aggregate.entries import DiskEntries, EntryFiles
-from shared.rollup import Entry
+from shared.rollup import Entry, InMemoryStockValues, stock_rank
 
 
 def entry(revision: int, attended: int = 5, withdrawn: bool = False) -> Entry:
@@ -33,6 +34,42 @@ def entries(request, tmp_path):
     disk = DiskEntries(tmp_path / "p0.sqlite", cache_mb=1)
     yield disk
     disk.close()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def stocks(request, tmp_path):
+    if request.param == "memory":
+        yield InMemoryStockValues()
+        return
+    disk = DiskEntries(tmp_path / "p0.sqlite", cache_mb=1)
+    yield disk.stocks
+    disk.close()
+
+
+def test_a_stock_cell_s_latest_is_its_highest_ranked_report_and_follows_removals(stocks):
+    cell = "386|indicator.hospital_beds|2024"
+    assert stocks.latest(cell) is None
+    stocks.put(cell, stock_rank("386/a", "2024-11"), (310,))
+    stocks.put(cell, stock_rank("386/c", "2024-07"), (300,))
+    assert stocks.latest(cell) == (310,)
+    stocks.put(cell, stock_rank("386/b", "2024-Q4"), (320,))  # ends later than November
+    assert stocks.latest(cell) == (320,)
+    stocks.put(cell, stock_rank("386/d", "2024-12"), (330,))  # same end as Q4, starts later
+    assert stocks.latest(cell) == (330,)
+    stocks.put(cell, stock_rank("386/e", "2024-12"), (340,))  # same period: the higher key wins
+    assert stocks.latest(cell) == (340,)
+    stocks.put(cell, stock_rank("386/e", "2024-12"), (345,))  # a correction replaces its figures
+    assert stocks.latest(cell) == (345,)
+    stocks.remove(cell, stock_rank("386/e", "2024-12"))
+    stocks.remove(cell, stock_rank("386/d", "2024-12"))
+    assert stocks.latest(cell) == (320,)
+    stocks.remove(cell, stock_rank("386/b", "2024-Q4"))
+    assert stocks.latest(cell) == (310,)
+    stocks.remove(cell, stock_rank("386/zz", "2024-01"))  # not there: nothing happens
+    assert stocks.latest("387|indicator.hospital_beds|2024") is None  # cells are apart
+    stocks.remove(cell, stock_rank("386/a", "2024-11"))
+    stocks.remove(cell, stock_rank("386/c", "2024-07"))
+    assert stocks.latest(cell) is None
 
 
 def test_an_entry_written_is_read_back_equal_and_a_missing_key_is_none(entries):

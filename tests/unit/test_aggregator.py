@@ -327,3 +327,33 @@ async def test_publications_coalesce_more_while_the_agent_drains_a_backlog():
     assert aggregator_module.PAUSE_PER_BUILD_IN_BACKLOG > aggregator_module.PAUSE_PER_BUILD
     await p.apply()
     assert p.total("38|study_session|2020-12") == 35
+
+
+def _histogram_count(metrics: AggregateMetrics, bound: str) -> float:
+    return metrics.registry.get_sample_value("baocao_aggregate_freshness_seconds_bucket", {"le": bound}) or 0.0
+
+
+def test_receipt_times_waiting_for_publication_stay_bounded_and_are_all_observed():
+    metrics = AggregateMetrics()
+    times = aggregator_module.ReceiptTimes(metrics.freshness, 300.0, limit=10)
+    now = datetime.now(UTC).timestamp()
+    for i in range(40):  # a backlog of old reports, each received at another moment
+        times.add(datetime.fromtimestamp(now - 3600 - i, UTC))
+    for _ in range(5):
+        times.add(datetime.fromtimestamp(now - 0.02, UTC))
+    assert len(times.counts) <= 11  # the old ones went to the histogram's last bucket already
+    times.observe_all(now)
+    assert times.counts == {}
+    assert _histogram_count(metrics, "+Inf") == 45
+    assert _histogram_count(metrics, "300.0") == 5  # only the five recent ones, within 50 ms
+    assert _histogram_count(metrics, "0.05") == 5
+
+
+def test_messages_sent_in_batches_go_to_the_partition_kafka_s_default_partitioner_picks():
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from shared.kafka_batches import partition_of_key
+
+    for key in (b"38|study_session|2024", b"14923|indicator.hospital_beds|2020-2025", "Hà Nội".encode()):
+        for partitions in (1, 3, 8):
+            assert partition_of_key(key, partitions) == DefaultPartitioner()(key, list(range(partitions)), [])
