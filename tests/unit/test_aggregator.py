@@ -357,3 +357,48 @@ def test_messages_sent_in_batches_go_to_the_partition_kafka_s_default_partitione
     for key in (b"38|study_session|2024", b"14923|indicator.hospital_beds|2020-2025", "Hà Nội".encode()):
         for partitions in (1, 3, 8):
             assert partition_of_key(key, partitions) == DefaultPartitioner()(key, list(range(partitions)), [])
+
+
+def test_the_worker_s_garbage_collections_are_timed_by_generation():
+    import gc
+
+    metrics = AggregateMetrics()
+    metrics.watch_gc()
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(metrics._on_gc)
+    count = metrics.registry.get_sample_value("baocao_aggregate_gc_pause_seconds_count", {"generation": "2"})
+    assert count == 1
+
+
+async def test_survivors_are_frozen_and_everything_is_collected_once_per_full_period(monkeypatch):
+    import asyncio
+    import gc
+
+    from shared import startup
+
+    calls: list[str] = []
+    sleeps = 0
+    # the start, then each round's check; after the full collection (at 40 s) its time is noted
+    clock = iter([0.0, 10.0, 20.0, 30.0, 40.0, 40.0, 50.0])
+
+    async def sleep(seconds: float) -> None:
+        nonlocal sleeps
+        sleeps += 1
+        if sleeps == 6:
+            raise asyncio.CancelledError
+        calls.append("sleep")
+
+    monkeypatch.setattr(startup.gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(startup.gc, "unfreeze", lambda: calls.append("unfreeze"))
+    monkeypatch.setattr(startup.gc, "collect", lambda *a: calls.append("collect"))
+    with pytest.raises(asyncio.CancelledError):
+        await startup.freeze_survivors_forever(10.0, 35.0, clock=lambda: next(clock), sleep=sleep)
+    # frozen every round without a forced collection; past 35 s, unfrozen and collected once
+    assert calls == [
+        *("sleep", "freeze") * 3,
+        *("sleep", "unfreeze", "collect", "freeze"),
+        *("sleep", "freeze"),
+    ]
+    assert gc.isenabled()
