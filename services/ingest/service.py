@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from pydantic_core import to_json
 from pymongo.errors import PyMongoError
 
 from services.ingest.metrics import IngestMetrics
@@ -136,7 +137,9 @@ class IngestService:
         # aggregator counts it (services/aggregate/routing.py). An agency registered a moment
         # ago and not yet in our copy of the tree goes by its own code; the aggregator forwards it.
         key = tree.path(report.unit)[-1] if report.unit in tree else report.unit
-        await self.publisher.publish(key.encode(), json.dumps(envelope, ensure_ascii=False).encode())
+        # pydantic-core's serializer: compact UTF-8 JSON, in Rust (json.dumps here and in digest()
+        # were 18 % of the batch route's time)
+        await self.publisher.publish(key.encode(), to_json(envelope))
         self.metrics.produce_seconds.observe(time.perf_counter() - started)
         try:
             await self.submissions.record(report.report_id, report.unit, series_key, report.revision, content)
