@@ -10,7 +10,7 @@ Bodies are not under this deadline (a large upload on a slow line is legitimate;
 limit in shared/http.py bounds it). The first version of this was built on uvicorn's h11 protocol
 (pure Python): single-report POSTs to ingest fell from 1,899 to 1,539 per second (`make bench`).
 
-Both HTTP services run with it (``uvicorn.run(..., http=header_timeout_protocol(seconds))``).
+Both HTTP services run with it, through :func:`serve`.
 """
 
 from __future__ import annotations
@@ -93,3 +93,18 @@ def header_timeout_protocol(seconds: float) -> type[HeaderTimeoutProtocol]:
         header_timeout = float(seconds)
 
     return Configured
+
+
+def serve(app: Any, host: str, port: int, header_timeout_seconds: float) -> None:
+    """Run an HTTP service's app under uvicorn as both services run: our logging, 10 s to finish
+    requests on shutdown, and the request-header deadline above."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+        http=header_timeout_protocol(header_timeout_seconds),
+    )

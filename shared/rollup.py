@@ -176,29 +176,19 @@ def report_from_input(payload: Mapping[str, Any], received_at: datetime, catalog
 
 
 def report_from_model(model: Any, received_at: datetime, catalog: Catalog) -> Report:
-    """The same as :func:`report_from_input` of ``model.model_dump()``, read from the validated
-    model's attributes (dumping it cost a quarter of decoding a message)."""
+    """:func:`report_from_input` of a validated ReportIn model, without ``model.model_dump()``
+    (dumping it cost a quarter of decoding a message): its fields, and its body's as they are."""
     body = model.body
-    kind = model.kind
-    withdrawn = bool(model.withdrawn)
-    if kind == INDICATOR_KIND:
-        if body is None:
-            raise ValueError("a withdrawn indicator report still names body.indicator")
-        series = catalog.indicators[body.indicator].series
-    else:
-        series = catalog.series_for(kind, None)
-    values = {} if withdrawn else {f.name: int(getattr(body, f.name)) for f in series.totalled_fields}
-    return Report(
-        report_id=model.report_id,
-        revision=int(model.revision),
-        unit=model.unit,
-        kind=sys.intern(kind),
-        series=series.key,
-        period=sys.intern(model.period),
-        values=values,
-        withdrawn=withdrawn,
-        received_at=received_at,
-    )
+    payload = {
+        "report_id": model.report_id,
+        "revision": model.revision,
+        "unit": model.unit,
+        "kind": model.kind,
+        "period": model.period,
+        "withdrawn": model.withdrawn,
+        "body": body.__dict__ if body is not None else None,
+    }
+    return report_from_input(payload, received_at, catalog)
 
 
 def is_on_time(report: Report, spec: SeriesSpec) -> bool:

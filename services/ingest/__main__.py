@@ -18,19 +18,10 @@ def main() -> int:
         sys.stderr.write(describe_missing(exc) + "\n")
         return 2
     configure_logging("ingest", settings.log_level)
-    import uvicorn
-
     from services.ingest.app import create_app
-    from shared.header_timeout import header_timeout_protocol
+    from shared.header_timeout import serve
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-        http=header_timeout_protocol(settings.header_timeout_seconds),  # slowloris: shared/header_timeout.py
-    )
+    serve(create_app(settings), settings.host, settings.port, settings.header_timeout_seconds)
     return 0
 
 
