@@ -92,6 +92,13 @@ async def read_at_rate(
         log.warning("read API: %d of %d failed: %s", sent - ok, sent, dict(statuses))
     server = bucket_change(before, after, SERVER_HISTOGRAM, route=route)
     return {
+        # what the API's memory served: documents from the stream, answers already built
+        **{
+            f"{name}_{result}": after.by_label(f"{metric}_total", "result").get(result, 0.0)
+            - before.by_label(f"{metric}_total", "result").get(result, 0.0)
+            for name, metric in (("cache", "baocao_api_cache_lookups"), ("answers", "baocao_api_answers_lookups"))
+            for result in ("hit", "miss")
+        },
         "target_rate": rate,
         "scheduled": len(paths),
         "requests": sent,

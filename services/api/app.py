@@ -66,7 +66,7 @@ from shared.periods import ACCEPTED_FORMS, PeriodError, parse_period
 from shared.registry import AgencyRegistry
 from shared.reports import UNIT_CODE_PATTERN, NfcText
 from shared.revocations import InMemoryRevocations, MongoRevocations, Revocations, RevocationsUnavailable
-from shared.startup import freeze_startup_objects
+from shared.startup import freeze_startup_objects, freeze_survivors_forever
 
 
 class ApiMetrics:
@@ -238,7 +238,7 @@ def create_app(
         rd, reg, revoked = reader, registry, revocations
         cache = None
         if rd is None:
-            mongo = make_client(settings.mongodb_uri, "baocao-api")
+            mongo = make_client(settings.mongodb_uri, "baocao-api", min_connections=16)
             rd = MongoTotalsReader(mongo, settings.mongodb_database)
             if settings.cache_documents:
                 cache = TotalsCache(settings.cache_documents, settings.cache_answers_mb * 2**20)
@@ -255,8 +255,12 @@ def create_app(
         follower = asyncio.create_task(broadcaster.run()) if reader is None else None
         state["broadcaster"] = broadcaster
         state.update(reader=rd, tree=reg.tree if reg else org, mongo=mongo, registry=reg, auth=auth, cache=cache)
+        freezer = None
         if mongo is not None:  # a real deployment, not an app built by a test
             freeze_startup_objects()
+            # the cache's documents are millions of objects: frozen out of the collector's reach, as
+            # in the aggregator (drill-downs at 500/s: p50 119 -> 3.9 ms, p99 774 -> 274 ms)
+            freezer = asyncio.create_task(freeze_survivors_forever())
         try:
             yield
         finally:
@@ -264,6 +268,8 @@ def create_app(
                 follower.cancel()
             if refresher:
                 refresher.cancel()
+            if freezer:
+                freezer.cancel()
             if mongo is not None:
                 await mongo.close()
 

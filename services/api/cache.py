@@ -21,15 +21,14 @@ document it was built from.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from pydantic_core import to_json
 
-from services.api.repository import TotalsReader, reporting_units, views_of
+from services.api.repository import Figures, TotalsReader, figures_of, reporting_units
 from shared.hierarchy import COUNTRY
-from shared.totals_docs import stored_id
 
 
 class Answers:
@@ -175,38 +174,40 @@ class CachedTotalsReader:
         self.store = store
         self.cache = cache
 
-    async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        wanted = list(ids)
+    async def figures(self, units: Sequence[str], series: Sequence[str], period: str) -> dict[tuple[str, str], Figures]:
         cache = self.cache
         if not cache.serving:
-            return await self.store.get_many(wanted)
-        found: dict[str, dict[str, Any]] = {}
-        missing: list[str] = []
+            return await self.store.figures(units, series, period)
+        missing: set[str] = set()
 
         async def from_cache(doc_ids: list[str]) -> dict[str, dict[str, Any]]:
+            found = {}
             for doc_id in doc_ids:
                 doc = cache.get(doc_id)
                 if doc is None:
-                    missing.append(doc_id)
+                    missing.add(doc_id)
                 else:
                     found[doc_id] = doc
+            cache.hits += len(found)
+            cache.misses += len(missing)
             return found
 
-        views = await views_of(wanted, from_cache)
-        cache.hits += len(found)
-        cache.misses += len(missing)
-        if missing:
-            lacking = set(missing)
-            rest = [i for i in wanted if _doc_id(i) in lacking]
-            views.update(await self.store.get_many(rest))
-        return {i: views[i] for i in wanted if i in views}
+        out = await figures_of(units, series, period, from_cache)
+        if missing:  # what the cache lacks comes from the database; what it holds is newer there
+            lacking: set[tuple[str, str]] = set()
+            for doc_id in missing:
+                unit, name, _ = doc_id.split("|")
+                lacking.add((unit, name))
+            rest = await self.store.figures(
+                [u for u in units if any((u, s) in lacking for s in series)],
+                [s for s in series if any((u, s) in lacking for u in units)],
+                period,
+            )
+            out.update((key, found) for key, found in rest.items() if key in lacking)
+        return out
 
     async def reporting_units(self, units: Iterable[str], series: str, period: str) -> set[str]:
         return await reporting_units(self, units, series, period)
-
-
-def _doc_id(total_id: str) -> str:
-    return stored_id(total_id)
 
 
 class CacheCollector:

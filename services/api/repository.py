@@ -1,15 +1,15 @@
 """The read API's port to the totals, with the MongoDB adapter and an in-memory fake.
 
-The API asks for totals by their id, ``<unit>|<series>|<period>``; they are stored one document
-per (unit, series, span) (shared/totals_docs.py), so each adapter reads the documents holding the
-periods asked for and hands back each period's view. Both pass
+The API asks for the figures of units and series in one period; they are stored one document per
+(unit, series, span) (shared/totals_docs.py), so each adapter reads the documents of the period's
+span, only that period of them, and hands back its figures. Both pass
 tests/contract/test_totals_reader_contract.py.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -17,13 +17,18 @@ from pymongo import AsyncMongoClient
 
 from shared.mongo import TOTALS
 from shared.periods import span_of
-from shared.rollup import OWN, TotalKey
-from shared.totals_docs import period_view
+from shared.rollup import OWN
+
+# What the API reads of one total: the stored figures of one (unit, series) in one period, as the
+# aggregator wrote them (shared/totals_docs.py): ``sums`` and the non-zero counters. Read-only: the
+# cache hands out the dictionaries it holds.
+Figures = Mapping[str, Any]
 
 
 class TotalsReader(Protocol):
-    async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Totals by id (unit|series|period): ``sums`` and the counters; absent ids have none."""
+    async def figures(self, units: Sequence[str], series: Sequence[str], period: str) -> dict[tuple[str, str], Figures]:
+        """The figures of every (unit, series) asked for in ``period``, keyed (unit, series);
+        those with none are absent."""
         ...
 
     async def reporting_units(self, units: Iterable[str], series: str, period: str) -> set[str]:
@@ -31,21 +36,24 @@ class TotalsReader(Protocol):
         ...
 
 
-async def views_of(
-    ids: list[str], fetch: Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]]
-) -> dict[str, dict[str, Any]]:
-    """The totals ``ids`` (unit|series|period) from the stored documents ``fetch`` gives by id.
-    (The drill-down asks for hundreds at a time: each id is split once.)"""
-    wanted = []
-    for i in ids:
-        unit, series, period = i.split("|")
-        wanted.append((i, f"{unit}|{series}|{_span(period)}", period))
-    stored = await fetch(list(dict.fromkeys(doc_id for _, doc_id, _ in wanted)))
-    out = {}
-    for i, doc_id, period in wanted:
-        view = period_view(stored.get(doc_id), period)
-        if view is not None:
-            out[i] = view
+async def figures_of(
+    units: Sequence[str],
+    series: Sequence[str],
+    period: str,
+    fetch: Callable[[list[str]], Awaitable[Mapping[str, Mapping[str, Any]]]],
+) -> dict[tuple[str, str], Figures]:
+    """The figures of (unit, series) in ``period`` from the stored documents ``fetch`` gives by id
+    (one per unit, series and the period's span). A drill-down asks for hundreds at once: the span
+    is worked out once, and nothing is copied."""
+    span = _span(period)
+    keys = [(u, s) for u in units for s in series]
+    doc_ids = [f"{u}|{s}|{span}" for u, s in keys]  # shared.rollup.doc_id
+    stored = await fetch(doc_ids)
+    out: dict[tuple[str, str], Figures] = {}
+    for key, doc_id in zip(keys, doc_ids, strict=True):
+        doc = stored.get(doc_id)
+        if doc is not None and (found := (doc.get("periods") or {}).get(period)):
+            out[key] = found
     return out
 
 
@@ -55,24 +63,22 @@ def _span(period: str) -> str:
 
 
 async def reporting_units(reader: TotalsReader, units: Iterable[str], series: str, period: str) -> set[str]:
-    views = await reader.get_many([TotalKey(u, series, period).id for u in units])
-    return {v["unit"] for v in views.values() if v.get(OWN, 0) > 0}
+    found = await reader.figures(list(units), [series], period)
+    return {unit for (unit, _), f in found.items() if f.get(OWN, 0) > 0}
 
 
 class MongoTotalsReader:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         self._col = client[database][TOTALS]
 
-    async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        wanted = list(ids)
-        # only the periods asked for; by _id, the one index every MongoDB-compatible server has
-        periods = {i.rsplit("|", 1)[1] for i in wanted}
-        projection = {"unit": 1, "series": 1, "parents": 1, "version": 1, **{f"periods.{p}": 1 for p in periods}}
+    async def figures(self, units: Sequence[str], series: Sequence[str], period: str) -> dict[tuple[str, str], Figures]:
+        # only the period asked for; by _id, the one index every MongoDB-compatible server has
+        projection = {f"periods.{period}": 1}
 
         async def fetch(doc_ids: list[str]) -> dict[str, dict[str, Any]]:
             return {d["_id"]: d async for d in self._col.find({"_id": {"$in": doc_ids}}, projection=projection)}
 
-        return await views_of(wanted, fetch)
+        return await figures_of(units, series, period, fetch)
 
     async def reporting_units(self, units: Iterable[str], series: str, period: str) -> set[str]:
         return await reporting_units(self, units, series, period)
@@ -87,8 +93,8 @@ class InMemoryTotalsReader:
     async def _documents(self, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
         return {i: copy.deepcopy(self.docs[i]) for i in doc_ids if i in self.docs}
 
-    async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        return await views_of(list(ids), self._documents)
+    async def figures(self, units: Sequence[str], series: Sequence[str], period: str) -> dict[tuple[str, str], Figures]:
+        return await figures_of(units, series, period, self._documents)
 
     async def reporting_units(self, units: Iterable[str], series: str, period: str) -> set[str]:
         return await reporting_units(self, units, series, period)

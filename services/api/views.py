@@ -7,14 +7,15 @@ and denominator at the level asked, and rounded half-up to 4 decimals (5962/6600
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from services.api.repository import TotalsReader
+from services.api.repository import Figures, TotalsReader
 from shared.catalog import Catalog, SeriesSpec
 from shared.hierarchy import COUNTRY, LEGACY, TREE_2025, Conversion2025, Level, OrgTree, Unit
-from shared.rollup import COUNTERS, REPORTS, UNITS_ON_TIME, UNITS_REPORTED, TotalKey, rates, round_rate
+from shared.rollup import REPORTS, UNITS_ON_TIME, UNITS_REPORTED, rates, round_rate
 
 
 class UnitRef(BaseModel):
@@ -110,11 +111,11 @@ def unit_out(tree: OrgTree, code: str) -> UnitOut:
     )
 
 
-def completeness(spec: SeriesSpec, tree: OrgTree, code: str, doc: dict[str, Any] | None) -> CompletenessOut:
+def completeness(spec: SeriesSpec, tree: OrgTree, code: str, doc: Figures | None) -> CompletenessOut:
     return CompletenessOut.model_validate(_completeness(tree.count(code, spec.expected_levels), doc or {}))
 
 
-def _completeness(expected: int, doc: dict[str, Any]) -> dict[str, Any]:
+def _completeness(expected: int, doc: Figures) -> dict[str, Any]:
     reported = int(doc.get(UNITS_REPORTED, 0))
     on_time = int(doc.get(UNITS_ON_TIME, 0))
     return {
@@ -134,14 +135,15 @@ def _completeness(expected: int, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def totals_row(
-    catalog: Catalog, tree: OrgTree, code: str, period: str, docs: dict[str, dict[str, Any]]
+    catalog: Catalog, tree: OrgTree, code: str, period: str, found: Mapping[tuple[str, str], Figures]
 ) -> dict[str, Any]:
-    """One unit's totals for ``period`` from the views ``docs`` (by total id), as UnitTotalsOut."""
+    """One unit's totals for ``period`` from the figures ``found`` (by unit and series), as
+    UnitTotalsOut."""
     metrics: dict[str, int | float | None] = {}
     rate_out: dict[str, dict[str, Any]] = {}
     comp: dict[str, dict[str, Any]] = {}
     for key, spec in catalog.series.items():
-        doc = docs.get(f"{code}|{key}|{period}")  # TotalKey(code, key, period).id
+        doc = found.get((code, key))
         expected = tree.count(code, spec.expected_levels)
         if doc is None:
             if expected == 0:
@@ -181,44 +183,43 @@ async def children_totals_data(
 ) -> dict[str, Any]:
     """One row of totals per child as ChildrenTotalsOut's JSON shape."""
     children = tree.children(code)
-    ids = [TotalKey(c.code, s, period).id for c in children for s in catalog.series]
-    docs = await reader.get_many(ids)
+    found = await reader.figures([c.code for c in children], list(catalog.series), period)
     return {
         "unit": _unit_ref(tree.get(code)),
         "period": period,
-        "children": [totals_row(catalog, tree, c.code, period, docs) for c in children],
+        "children": [totals_row(catalog, tree, c.code, period, found) for c in children],
     }
 
 
 async def _docs(
     reader: TotalsReader, series: list[str], tree: OrgTree, code: str, period: str
-) -> dict[str, dict[str, Any]]:
-    """The unit's totals per series; for the whole country (``VN``), the sums of its provinces'
+) -> dict[tuple[str, str], Figures]:
+    """The unit's figures per series; for the whole country (``VN``), the sums of its provinces'
     (every field that adds up the tree does so at the provinces already; counters add up too)."""
     if code != COUNTRY:
-        return await reader.get_many([TotalKey(code, s, period).id for s in series])
+        return await reader.figures([code], series, period)
     return await _summed(reader, series, [p.code for p in tree.provinces()], COUNTRY, period)
 
 
 async def _summed(
     reader: TotalsReader, series: list[str], parts: list[str], code: str, period: str
-) -> dict[str, dict[str, Any]]:
-    """The totals of ``parts`` (units with disjoint subtrees) added up, per series, as if they
+) -> dict[tuple[str, str], Figures]:
+    """The figures of ``parts`` (units with disjoint subtrees) added up, per series, as if they
     were ``code``'s: summed fields and the subtree counters add; ``own`` is 0."""
-    found = await reader.get_many([TotalKey(p, s, period).id for p in parts for s in series])
-    out: dict[str, dict[str, Any]] = {}
+    found = await reader.figures(parts, series, period)
+    out: dict[tuple[str, str], Figures] = {}
     for s in series:
-        docs = [d for p in parts if (d := found.get(TotalKey(p, s, period).id))]
+        docs = [d for p in parts if (d := found.get((p, s)))]
         if not docs:
             continue
         sums: dict[str, int] = {}
         for d in docs:
             for name, value in (d.get("sums") or {}).items():
                 sums[name] = sums.get(name, 0) + int(value)
-        total: dict[str, Any] = {"unit": code, "series": s, "period": period, "sums": sums}
-        for c in COUNTERS:
-            total[c] = sum(int(d.get(c, 0)) for d in docs) if c in (REPORTS, UNITS_REPORTED, UNITS_ON_TIME) else 0
-        out[TotalKey(code, s, period).id] = total
+        total: dict[str, Any] = {"sums": sums}
+        for c in (REPORTS, UNITS_REPORTED, UNITS_ON_TIME):
+            total[c] = sum(int(d.get(c, 0)) for d in docs)
+        out[(code, s)] = total
     return out
 
 
@@ -252,7 +253,7 @@ async def remapped_totals(
     rate_out: dict[str, RateOut] = {}
     comp: dict[str, CompletenessOut] = {}
     for key, spec in catalog.series.items():
-        doc = docs.get(TotalKey(code, key, period).id)
+        doc = docs.get((code, key))
         expected = sum(old.count(u.code, spec.expected_levels) for u, _ in sources)
         if doc is None and expected == 0:
             continue
@@ -328,6 +329,6 @@ async def missing_units(
         unit=unit_ref(tree.get(code)),
         series=series,
         period=period,
-        completeness=completeness(spec, tree, code, docs.get(TotalKey(code, series, period).id)),
+        completeness=completeness(spec, tree, code, docs.get((code, series))),
         not_reported=missing,
     )

@@ -54,16 +54,18 @@ async def reader(request):
         yield wrapper(MongoTotalsReader(client, database))
 
 
-async def test_totals_by_id_are_one_period_of_their_stored_document(reader):
-    got = await reader.get_many(["38|study_session|2020-12", "nope|study_session|2020-12", "38|study_session|2020-11"])
-    assert list(got) == ["38|study_session|2020-12"]
-    assert got["38|study_session|2020-12"]["sums"] == {"members_attended": 35}
-    assert got["38|study_session|2020-12"]["reports"] == 2
-    assert got["38|study_session|2020-12"]["period"] == "2020-12"
-    both = await reader.get_many(["14923|study_session|2020-12", "14923|study_session|2021-01"])
-    assert {k: v["sums"] for k, v in both.items()} == {
-        "14923|study_session|2020-12": {"members_attended": 15},
-        "14923|study_session|2021-01": {"members_attended": 9},
+async def test_figures_are_one_period_of_their_stored_document(reader):
+    got = await reader.figures(["38", "nope"], ["study_session", "conference"], "2020-12")
+    assert got == {("38", "study_session"): {"sums": {"members_attended": 35}, "reports": 2, "units_reported": 2}}
+    assert await reader.figures(["38"], ["study_session"], "2020-11") == {}
+    assert await reader.figures([], ["study_session"], "2020-12") == {}
+    communes = ["14923", "14926", "14929"]
+    assert {k: v["sums"] for k, v in (await reader.figures(communes, ["study_session"], "2020-12")).items()} == {
+        ("14923", "study_session"): {"members_attended": 15},
+        ("14926", "study_session"): {"members_attended": 20},
+    }  # 14929's report was withdrawn: its period has no figures
+    assert await reader.figures(["14923"], ["study_session"], "2021-01") == {
+        ("14923", "study_session"): {"sums": {"members_attended": 9}, "reports": 1, "own": 1}
     }
 
 
