@@ -76,7 +76,11 @@ class MongoTotalsReader:
         projection = {f"periods.{period}": 1}
 
         async def fetch(doc_ids: list[str]) -> dict[str, dict[str, Any]]:
-            return {d["_id"]: d async for d in self._col.find({"_id": {"$in": doc_ids}}, projection=projection)}
+            # one round trip: MongoDB's first batch stops at 101 documents unless told otherwise (a
+            # district's drill-down asks for up to 30 communes x 11 series); mongo-java-server
+            # sends them all at once either way
+            cursor = self._col.find({"_id": {"$in": doc_ids}}, projection=projection, batch_size=len(doc_ids) + 1)
+            return {d["_id"]: d for d in await cursor.to_list(None)}
 
         return await figures_of(units, series, period, fetch)
 
