@@ -96,8 +96,11 @@ async def read_at_rate(
         **{
             f"{name}_{result}": after.by_label(f"{metric}_total", "result").get(result, 0.0)
             - before.by_label(f"{metric}_total", "result").get(result, 0.0)
-            for name, metric in (("cache", "baocao_api_cache_lookups"), ("answers", "baocao_api_answers_lookups"))
-            for result in ("hit", "miss")
+            for name, metric, results in (
+                ("cache", "baocao_api_cache_lookups", ("hit", "miss", "absent")),
+                ("answers", "baocao_api_answers_lookups", ("hit", "miss")),
+            )
+            for result in results
         },
         "target_rate": rate,
         "scheduled": len(paths),

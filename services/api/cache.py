@@ -13,6 +13,13 @@ follower loses the topic (Kafka away) or starts again, the cache is emptied (wha
 meanwhile is unknown) and reads go to MongoDB until the stream brings documents again. Memory is
 bounded: past ``max_documents`` the least recently used documents go (about 3 KB each).
 
+The follower reads the topic from its beginning first (services/api/stream.py). The topic is
+compacted, so that replay brings the latest version of every document ever published, and every
+document MongoDB holds was published first: once replayed, the cache knows which documents exist.
+A document it has never seen is then known to be absent (most of what a drill-down asks for: a
+commune that has not reported a series in a year) and is not looked for in MongoDB; only those
+that exist but were pushed out of memory are. The ids known cost about 100 bytes each.
+
 The same messages keep a second, smaller memory: :class:`Answers`, the JSON of answers built from
 those documents (a unit's totals, a drill-down), each dropped as soon as a message changes a
 document it was built from.
@@ -106,27 +113,52 @@ class TotalsCache:
         self.max_documents = max_documents
         self._docs: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.serving = False  # whether the follower is live (else nothing is kept or served)
+        self.replaying = False  # the follower is reading the topic from its beginning
+        self.complete = False  # everything published has been seen: what was not does not exist
+        self._existing: set[str] = set()  # ids of the documents with figures, cached or not
         self.answers = Answers(answer_bytes)
         self.hits = 0
         self.misses = 0
+        self.absent = 0  # looked up, known not to exist
 
     def __len__(self) -> int:
         return len(self._docs)
 
-    def follower_started(self) -> None:
-        """The follower (re)started at the end of the topic: what it missed meanwhile is unknown."""
+    def _forget(self) -> None:
         self._docs.clear()
+        self._existing.clear()
         self.answers.clear()
+        self.serving = self.replaying = self.complete = False
+
+    def follower_started(self) -> None:
+        """The follower (re)started at the end of the topic: what was published before is unknown,
+        so what the cache lacks is read from the database."""
+        self._forget()
         self.serving = True
 
+    def follower_replaying(self) -> None:
+        """The follower (re)started at the beginning of the topic: documents are kept, nothing is
+        served until :meth:`follower_replayed`."""
+        self._forget()
+        self.replaying = True
+
+    def follower_replayed(self) -> None:
+        """The follower has read the topic up to where it ended when the replay started: the cache
+        has seen every document published, and serves."""
+        self.replaying = False
+        self.serving = self.complete = True
+
     def follower_lost(self) -> None:
-        self._docs.clear()
-        self.answers.clear()
-        self.serving = False
+        self._forget()
+
+    def exists(self, doc_id: str) -> bool:
+        """Whether the document may hold figures: always, unless the replay made the cache
+        complete and the stream never brought it (or brought it emptied)."""
+        return not self.complete or doc_id in self._existing
 
     def offer_message(self, message: dict[str, Any]) -> None:
         """A totals message (shared/totals_stream.py): the whole current document."""
-        if not self.serving:
+        if not (self.serving or self.replaying):
             return
         doc_id = message["id"]
         version = int(message["version"])
@@ -134,13 +166,18 @@ class TotalsCache:
         if current is not None and current["version"] >= version:
             return  # a duplicate or an older version (a republication after a restore)
         self.answers.changed(list(message.get("parents", ())) or [message["unit"]])
+        periods = message.get("periods") or {}
+        if periods:
+            self._existing.add(doc_id)
+        else:
+            self._existing.discard(doc_id)  # all its figures withdrawn: deleted from MongoDB too
         self._docs[doc_id] = {
             "_id": doc_id,
             "unit": message["unit"],
             "series": message["series"],
             "parents": list(message.get("parents", ())),
             "version": version,
-            "periods": message.get("periods") or {},
+            "periods": periods,
         }
         self._docs.move_to_end(doc_id)
         while len(self._docs) > self.max_documents:
@@ -182,14 +219,18 @@ class CachedTotalsReader:
 
         async def from_cache(doc_ids: list[str]) -> dict[str, dict[str, Any]]:
             found = {}
+            absent = 0
             for doc_id in doc_ids:
                 doc = cache.get(doc_id)
-                if doc is None:
+                if doc is not None:
+                    found[doc_id] = doc
+                elif cache.exists(doc_id):
                     missing.add(doc_id)
                 else:
-                    found[doc_id] = doc
+                    absent += 1
             cache.hits += len(found)
             cache.misses += len(missing)
+            cache.absent += absent
             return found
 
         out = await figures_of(units, series, period, from_cache)
@@ -221,10 +262,13 @@ class CacheCollector:
             "baocao_api_cache_documents", "Totals documents from the stream held by the API", value=len(self.cache)
         )
         lookups = CounterMetricFamily(
-            "baocao_api_cache_lookups", "Totals documents looked up in the API's cache, by result", labels=["result"]
+            "baocao_api_cache_lookups",
+            "Totals documents looked up in the API's cache: hit, miss (read from MongoDB), absent (known not to exist)",
+            labels=["result"],
         )
         lookups.add_metric(["hit"], self.cache.hits)
-        lookups.add_metric(["miss"], self.cache.misses)
+        lookups.add_metric(["miss"], self.cache.misses)  # read from MongoDB
+        lookups.add_metric(["absent"], self.cache.absent)  # known not to exist: not read
         yield lookups
         answers = self.cache.answers
         yield GaugeMetricFamily(

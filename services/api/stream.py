@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.api.cache import TotalsCache
 from shared.kafka_credentials import KafkaCredentials, client_options
@@ -38,9 +38,13 @@ class TotalsBroadcaster:
         self.subscriptions: set[Subscription] = set()
         self.ready = asyncio.Event()
 
-    def publish(self, message: dict[str, Any]) -> None:
+    def publish(self, message: dict[str, Any], news: bool = True) -> None:
+        """A message from the topic to the cache, and to the subscribers when it is ``news``
+        (published after the follower started, not replayed)."""
         if self.cache is not None:
             self.cache.offer_message(message)
+        if not news:
+            return
         parents = set(message.get("parents", ()))
         for sub in self.subscriptions:
             if sub.unit in parents or sub.unit == "VN":
@@ -59,25 +63,43 @@ class TotalsBroadcaster:
             self.subscriptions.discard(sub)
 
     async def run(self) -> None:
-        """Follow the topic from its end, reconnecting while Kafka is away."""
+        """Follow the topic, reconnecting while Kafka is away. Each time, the topic is first read
+        from its beginning into the cache (services/api/cache.py), then followed: only what is
+        published after the start goes to the subscribers."""
         while True:
             consumer = AIOKafkaConsumer(
                 self.topic,
                 bootstrap_servers=self.bootstrap,
-                auto_offset_reset="latest",
+                auto_offset_reset="earliest",  # no group, no committed offsets: from the beginning
                 enable_auto_commit=False,
                 **client_options(self.credentials),  # type: ignore[arg-type]
             )
             try:
                 await consumer.start()
+                partitions = await self._partitions(consumer)
+                # where the topic ended as the replay began: records from there on are news
+                ends = await consumer.end_offsets(partitions)
+                behind = {tp for tp, end in ends.items() if end > 0}
                 if self.cache is not None:
-                    self.cache.follower_started()
+                    self.cache.follower_replaying()
+                    if not behind:
+                        self.cache.follower_replayed()
                 self.ready.set()
-                async for record in consumer:
-                    try:
-                        self.publish(json.loads(record.value))
-                    except (ValueError, TypeError, KeyError):
-                        log.warning("undecodable totals message", extra={"offset": record.offset})
+                while True:
+                    batches = await consumer.getmany(timeout_ms=500)
+                    for tp, records in batches.items():
+                        for record in records:
+                            try:
+                                self.publish(json.loads(record.value), news=record.offset >= ends[tp])
+                            except (ValueError, TypeError, KeyError):
+                                log.warning("undecodable totals message", extra={"offset": record.offset})
+                    if behind:
+                        # by position, not by the last record seen: the records just before the
+                        # end may have been compacted away, or be transaction markers, never delivered
+                        behind = {tp for tp in behind if await consumer.position(tp) < ends[tp]}
+                        if not behind and self.cache is not None:
+                            self.cache.follower_replayed()
+                            log.info("totals stream replayed", extra={"documents": len(self.cache)})
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -87,3 +109,12 @@ class TotalsBroadcaster:
                 if self.cache is not None:
                     self.cache.follower_lost()  # what comes meanwhile is unknown: read MongoDB
                 await consumer.stop()
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """The topic's partitions, all assigned to this consumer (it has no group) once the
+        broker's metadata names them."""
+        for _ in range(100):
+            if partitions := consumer.assignment():
+                return sorted(partitions)
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"topic {self.topic} has no partitions (does it exist?)")

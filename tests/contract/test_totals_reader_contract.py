@@ -23,29 +23,42 @@ VIEWS = [
 DOCS = list(stored_from_views(VIEWS).values())
 
 
+def _message(doc):
+    return {"id": doc["_id"], **{k: doc[k] for k in ("unit", "series", "span", "parents", "version", "periods")}}
+
+
 def cached(store):
-    """The API's cache in front of a store: following the stream, and the stream has brought one
-    of the documents (the same as stored), so answers come from both."""
+    """The API's cache in front of a store: following the stream from its end, and the stream has
+    brought one of the documents (the same as stored), so answers come from both."""
     cache = TotalsCache(max_documents=100)
     cache.follower_started()
-    doc = next(d for d in DOCS if d["_id"] == "14923|study_session|2020")
-    cache.offer_message(
-        {"id": doc["_id"], **{k: doc[k] for k in ("unit", "series", "span", "parents", "version", "periods")}}
-    )
+    cache.offer_message(_message(next(d for d in DOCS if d["_id"] == "14923|study_session|2020")))
+    return CachedTotalsReader(store, cache)
+
+
+def replayed(store):
+    """The API's cache after replaying the topic (every stored document was published first), too
+    small to keep them all: some answers come from memory, some from the store, and what was never
+    published is known to be absent."""
+    cache = TotalsCache(max_documents=2)
+    cache.follower_replaying()
+    for doc in DOCS:
+        cache.offer_message(_message(doc))
+    cache.follower_replayed()
     return CachedTotalsReader(store, cache)
 
 
 def _with_and_without_cache():
     for param in MEMORY_AND_MONGODB:
         adapter, marks = (param.values[0], param.marks) if hasattr(param, "values") else (param, ())
-        for wrap in ("plain", "cached"):
+        for wrap in ("plain", "cached", "replayed"):
             yield pytest.param((adapter, wrap), marks=marks, id=f"{adapter}-{wrap}")
 
 
 @pytest.fixture(params=list(_with_and_without_cache()))
 async def reader(request):
     adapter, wrap = request.param
-    wrapper = cached if wrap == "cached" else (lambda store: store)
+    wrapper = {"cached": cached, "replayed": replayed, "plain": lambda store: store}[wrap]
     if adapter == "memory":
         yield wrapper(InMemoryTotalsReader({d["_id"]: dict(d) for d in DOCS}))
         return

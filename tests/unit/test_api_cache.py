@@ -294,3 +294,50 @@ async def test_the_country_answer_is_dropped_when_a_province_document_changes():
     assert b'"study_session.members_attended":5' in await cache.answer(key, build)
     cache.offer_message(msg(province, 8, version=21))  # the province's document: VN adds it up
     assert b'"study_session.members_attended":8' in await cache.answer(key, build)
+
+
+# ---------------------------------------------------------------- after a replay: what exists is known
+
+
+async def test_after_a_replay_what_was_never_published_is_absent_without_reading_the_database():
+    store, cache, reader = setup(max_documents=1)
+    cache.follower_replaying()
+    cache.offer_message(message("14923", 5, version=10))
+    cache.offer_message(message("14926", 3, version=1))  # pushes 14923's out of memory
+    assert await attended(reader) == 5  # not served while replaying: from the database
+    assert store.asked == [[TOTAL]]
+    cache.follower_replayed()
+    store.asked.clear()
+    assert await attended(reader, "14926") == 3  # in memory
+    assert await attended(reader) == 5  # exists, out of memory: from the database
+    assert store.asked == [[TOTAL]]
+    store.asked.clear()
+    store.docs["14929|study_session|2020"] = stored("14929", 9, version=1)  # never published
+    assert await attended(reader, "14929") is None
+    assert store.asked == []
+    assert (cache.hits, cache.misses, cache.absent) == (1, 1, 1)
+
+
+async def test_a_document_emptied_on_the_stream_is_absent_and_one_published_later_exists():
+    store, cache, reader = setup(max_documents=1)
+    cache.follower_replaying()
+    cache.offer_message(message("14923", 5, version=10))
+    cache.follower_replayed()
+    cache.offer_message({**message("14923", 5, version=11), "periods": {}})
+    cache.offer_message(message("14926", 3, version=1))  # pushes the emptied one out of memory
+    assert not cache.exists("14923|study_session|2020")
+    assert await attended(reader) is None
+    assert store.asked == []
+    cache.offer_message(message("14929", 2, version=1))
+    assert cache.exists("14929|study_session|2020") and cache.exists("14926|study_session|2020")
+
+
+async def test_without_a_replay_nothing_is_known_absent():
+    _, cache, reader = setup()
+    cache.follower_started()  # from the end of the topic: earlier documents are unknown
+    assert cache.exists("14929|study_session|2020")
+    assert await attended(reader) == 5
+    cache.follower_replaying()
+    cache.follower_replayed()
+    cache.follower_lost()
+    assert cache.exists("14929|study_session|2020") and not cache.serving
