@@ -12,7 +12,7 @@ fails the run):
     freshness    reports through ingest at a steady rate to an aggregator of their own, from an
                  empty database; probes polled through the read API
     reads        the read API over the backlog's totals at a target request rate, two endpoints
-                 in turn
+                 in turn, after restarting it (the time its follower takes to replay the topic)
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bench import aggregation, api_reads, freshness, ingest_load, kafka_limits
 from bench.environment import (
@@ -40,7 +42,7 @@ from bench.environment import (
 from bench.figures import Figures, table
 from bench.machine import machine, now, summary_line, versions
 from bench.procs import CpuWatch, memory_kb
-from bench.promtext import bucket_change
+from bench.promtext import Scrape, bucket_change, scrape
 from bench.sizes import Sizes
 from bench.stats import histogram_bound
 from bench.workload import Workload, kafka_message
@@ -329,11 +331,45 @@ def _record_freshness(
             figures.annotate(key, "; ".join(filter(None, [figures.items[key].note, note])))
 
 
+def restart_api(ctx: Context) -> dict[str, Any]:
+    """Restart the API that followed the aggregation, as after a deployment: how long its follower
+    takes to replay the totals topic (reads go to MongoDB meanwhile), and the documents it holds."""
+    ctx.services.stop(ctx.proc("api-main"))
+    started = time.perf_counter()
+    api = ctx.procs["api-main"] = ctx.services.http("api", "main")
+    api.wait_ready(ctx.sizes.phase_timeout_s)
+    ready = time.perf_counter() - started
+
+    async def replayed() -> Scrape:
+        async with httpx.AsyncClient() as client:
+            while True:
+                page = await scrape(client, api.url)
+                if page.total("baocao_api_cache_complete") >= 1:
+                    return page
+                if time.perf_counter() - started > ctx.sizes.phase_timeout_s:
+                    raise TimeoutError("the API did not replay the totals topic in time")
+                await asyncio.sleep(0.2)
+
+    page = asyncio.run(replayed())
+    out = {
+        "ready_seconds": ready,
+        "replayed_seconds": time.perf_counter() - started,
+        "cached_documents": page.total("baocao_api_cache_documents"),
+    }
+    log.info(
+        "API restarted: ready after %.1f s, topic replayed after %.1f s (%d documents in memory)",
+        out["ready_seconds"],
+        out["replayed_seconds"],
+        out["cached_documents"],
+    )
+    return out
+
+
 def phase_reads(ctx: Context) -> None:
     sizes, workload = ctx.sizes, ctx.workload
+    out: dict[str, Any] = {"restart": restart_api(ctx)}
     api, token = ctx.proc("api-main"), ctx.names.token()
     n = max(1, round(sizes.api_rate * sizes.api_seconds))
-    out = {}
     for name, paths in (
         ("totals", api_reads.totals_paths(workload, n, ctx.seed)),
         ("children", api_reads.children_paths(workload, n, ctx.seed)),

@@ -261,6 +261,11 @@ class CacheCollector:
         yield GaugeMetricFamily(
             "baocao_api_cache_documents", "Totals documents from the stream held by the API", value=len(self.cache)
         )
+        yield GaugeMetricFamily(
+            "baocao_api_cache_complete",
+            "1 once the follower has replayed the totals topic: the cache knows which documents exist",
+            value=int(self.cache.complete),
+        )
         lookups = CounterMetricFamily(
             "baocao_api_cache_lookups",
             "Totals documents looked up in the API's cache: hit, miss (read from MongoDB), absent (known not to exist)",
