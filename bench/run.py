@@ -390,6 +390,7 @@ def phase_reads(ctx: Context) -> None:
         ctx.figures.set(f"api_{name}_p50_ms", result["p50_ms"])
         ctx.figures.set(f"api_{name}_p99_ms", result["p99_ms"])
         out[name] = result
+    out["api_memory"] = memory_kb(api.pid or 0)  # its cache full after the replay and the reads
     ctx.details["reads"] = out
 
 

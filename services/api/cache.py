@@ -11,7 +11,7 @@ version of a cached document comes the same way, and a version never replaces a 
 What is not cached is read from MongoDB, only the periods asked for, as without a cache. When the
 follower loses the topic (Kafka away) or starts again, the cache is emptied (what was published
 meanwhile is unknown) and reads go to MongoDB until the stream brings documents again. Memory is
-bounded: past ``max_documents`` the least recently used documents go (about 3 KB each).
+bounded: past ``max_documents`` the least recently used documents go (about 5 KB each).
 
 The follower reads the topic from its beginning first (services/api/stream.py). The topic is
 compacted, so that replay brings the latest version of every document ever published, and every

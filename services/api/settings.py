@@ -30,9 +30,9 @@ class ApiSettings(HttpServiceSettings):
         default=5.0, gt=0, description="how often an open stream checks that its token has not expired or been revoked"
     )
     cache_documents: int = Field(
-        default=100_000,
+        default=150_000,
         ge=0,
-        description="totals documents from the totals stream the API keeps in memory, about 3 KB each (0: none)",
+        description="totals documents from the totals stream the API keeps in memory, about 5 KB each (0: none)",
     )
     cache_answers_mb: int = Field(
         default=64,
