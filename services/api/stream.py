@@ -80,6 +80,10 @@ class TotalsBroadcaster:
                 # where the topic ended as the replay began: records from there on are news
                 ends = await consumer.end_offsets(partitions)
                 behind = {tp for tp, end in ends.items() if end > 0}
+                if self.cache is None:  # no cache to fill (turned off): follow from the end
+                    for tp, end in ends.items():
+                        consumer.seek(tp, end)
+                    behind = set()
                 if self.cache is not None:
                     self.cache.follower_replaying()
                     if not behind:

@@ -77,3 +77,32 @@ async def test_the_follower_replays_the_topic_into_the_cache_and_only_news_reach
         with pytest.raises(asyncio.CancelledError):
             await task
     assert not cache.serving and not cache.complete  # stopped: nothing is served from memory
+
+
+async def test_without_a_cache_the_follower_starts_at_the_end(namespace, caplog):
+    """Nothing to fill, so the topic is not replayed: an old message is never even read."""
+    topic = namespace.env["BAOCAO_TOTALS_TOPIC"]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=namespace.env["KAFKA_BOOTSTRAP_SERVERS"], **namespace.kafka_options("aggregate")
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"not json", key=b"x")
+    finally:
+        await producer.stop()
+    follower = TotalsBroadcaster(
+        namespace.env["KAFKA_BOOTSTRAP_SERVERS"], topic, None, credentials=namespace.credentials("reader")
+    )
+    task = asyncio.create_task(follower.run())
+    try:
+        async with follower.subscribe("38") as sub:
+            await until(follower.ready.is_set)
+            await send(namespace, topic, message("14926", 3, 1))
+            news = await asyncio.wait_for(sub.queue.get(), timeout=30)
+            assert news["id"] == "14926|study_session|2020"
+            assert sub.queue.empty()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert "undecodable totals message" not in caplog.text
