@@ -76,11 +76,6 @@ class TotalKey:
     def id(self) -> str:
         return f"{self.unit}|{self.series}|{self.period}"
 
-    @classmethod
-    def parse(cls, total_id: str) -> TotalKey:
-        unit, series, period = total_id.split("|")
-        return cls(unit, series, period)
-
 
 def doc_id(unit: str, series: str, span: str) -> str:
     return f"{unit}|{series}|{span}"

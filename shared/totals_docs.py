@@ -9,8 +9,8 @@
 The span is the period's year (months, quarters, half-years, the year) or its congress term, so
 a report touches two documents per unit and ancestor, not one per enclosing period. Every figure
 of every period is computed by the aggregator (a quarter's units_reported is not the sum of its
-months'). Zero figures and empty periods are left out. The read API and the totals stream see one
-period at a time: :func:`period_view`.
+months'). Zero figures and empty periods are left out. The read API reads one period's figures
+of them at a time (services/api/repository.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from shared.periods import span_of
-from shared.rollup import COUNTERS, TotalKey, TotalsDoc, doc_id
+from shared.rollup import COUNTERS, TotalsDoc, doc_id
 
 
 @lru_cache(maxsize=256)
@@ -53,33 +53,6 @@ def to_stored(doc: TotalsDoc, version: int, part: int, updated_at: datetime) -> 
         "updated_at": updated_at,
         "periods": periods,
     }
-
-
-def stored_id(total_id: str) -> str:
-    key = TotalKey.parse(total_id)
-    return doc_id(key.unit, key.series, span_of(key.period))
-
-
-def period_view(stored: dict[str, Any] | None, period: str) -> dict[str, Any] | None:
-    """One period of a stored document, in the shape of a totals message's figures: ``_id`` the
-    total's id (unit|series|period), ``sums`` and the counters. None when it has no figures."""
-    if not stored:
-        return None
-    figures = (stored.get("periods") or {}).get(period)
-    if not figures:
-        return None
-    view = {
-        "_id": f"{stored['unit']}|{stored['series']}|{period}",  # TotalKey(unit, series, period).id
-        "unit": stored["unit"],
-        "series": stored["series"],
-        "period": period,
-        "parents": list(stored.get("parents", ())),
-        "version": int(stored.get("version", 0)),
-        "sums": dict(figures.get("sums") or {}),
-    }
-    for c in COUNTERS:
-        view[c] = int(figures.get(c, 0))
-    return view
 
 
 def stored_from_views(views: list[dict[str, Any]], part: int = 0, version: int = 1) -> dict[str, dict[str, Any]]:

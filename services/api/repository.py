@@ -17,7 +17,7 @@ from pymongo import AsyncMongoClient
 
 from shared.mongo import TOTALS
 from shared.periods import span_of
-from shared.rollup import OWN
+from shared.rollup import OWN, doc_id
 
 # What the API reads of one total: the stored figures of one (unit, series) in one period, as the
 # aggregator wrote them (shared/totals_docs.py): ``sums`` and the non-zero counters. Read-only: the
@@ -47,11 +47,11 @@ async def figures_of(
     is worked out once, and nothing is copied."""
     span = _span(period)
     keys = [(u, s) for u in units for s in series]
-    doc_ids = [f"{u}|{s}|{span}" for u, s in keys]  # shared.rollup.doc_id
+    doc_ids = [doc_id(u, s, span) for u, s in keys]
     stored = await fetch(doc_ids)
     out: dict[tuple[str, str], Figures] = {}
-    for key, doc_id in zip(keys, doc_ids, strict=True):
-        doc = stored.get(doc_id)
+    for key, stored_id in zip(keys, doc_ids, strict=True):
+        doc = stored.get(stored_id)
         if doc is not None and (found := (doc.get("periods") or {}).get(period)):
             out[key] = found
     return out

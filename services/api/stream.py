@@ -84,7 +84,7 @@ class TotalsBroadcaster:
                     for tp, end in ends.items():
                         consumer.seek(tp, end)
                     behind = set()
-                if self.cache is not None:
+                else:
                     self.cache.follower_replaying()
                     if not behind:
                         self.cache.follower_replayed()
