@@ -24,6 +24,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="seconds-long sizes (a check, not a measurement)")
     parser.add_argument("--reports", type=int, metavar="N", help="backlog size for aggregation and memory")
     parser.add_argument("--drain-timeout", type=float, metavar="S", help="seconds the aggregator gets to drain")
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="aggregate workers draining the backlog together (default 1)"
+    )
     parser.add_argument("--partitions", type=int, default=8, help="partitions of each topic (default 8)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated reports")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help=f"default {RESULTS}")
@@ -36,6 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.reports is not None and args.reports < 1:
         parser.error("--reports must be at least 1")
+    if args.workers is not None and not 1 <= args.workers <= args.partitions:
+        parser.error(f"--workers must be between 1 and the partitions ({args.partitions})")
     if args.only is not None:
         known = {name for name, _ in PHASES}
         args.only = frozenset(p.strip() for p in args.only.split(",") if p.strip())
@@ -58,7 +63,7 @@ def configure_logging(level: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
-    sizes = (SMOKE if args.smoke else FULL).adjusted(args.reports, args.drain_timeout)
+    sizes = (SMOKE if args.smoke else FULL).adjusted(args.reports, args.drain_timeout, args.workers)
     try:
         return run(sizes, args.partitions, args.seed, args.results_dir, args.only)
     except StackError as exc:

@@ -1,7 +1,11 @@
-"""Aggregation throughput: one aggregator worker drains a pre-produced backlog.
+"""Aggregation throughput: one aggregator worker (or several in one consumer group) drains a
+pre-produced backlog.
 
-The worker's own counter baocao_aggregate_reports_total (summed over outcomes) says how many
-messages it has applied; it is sampled from /metrics while the backlog drains. The rate is the
+The workers' own counter baocao_aggregate_reports_total (summed over outcomes and workers) says
+how many messages they have applied; it is sampled from /metrics while the backlog drains.
+Messages counted twice are left out: forwarded to their province's partition (counted again
+there), and duplicates and stale revisions (a message applied by one worker before a rebalance
+and read again by the partition's next owner; the backlog itself has neither). The rate is the
 backlog divided by the time from the last sample showing nothing applied to the first showing
 everything applied, so the worker's start-up (imports, tree, rebalance) is left out. A backlog
 not drained within the time limit gives the rate over what was applied. Kafka's committed
@@ -24,6 +28,7 @@ from bench.promtext import Scrape, scrape
 log = logging.getLogger(__name__)
 
 APPLIED = "baocao_aggregate_reports_total"
+AGAIN = ("forwarded", "duplicate", "stale")  # outcomes of a message counted again elsewhere
 FRESHNESS = "baocao_aggregate_freshness_seconds"
 FLUSH_DOCUMENTS = "baocao_aggregate_flush_documents"
 FLUSH_SECONDS = "baocao_aggregate_flush_duration_seconds"
@@ -118,11 +123,11 @@ class Drain:
 
 
 async def watch_drain(
-    url: str, alive: Callable[[], bool], expected: int, started: float, timeout_s: float, interval_s: float
+    urls: list[str], alive: Callable[[], bool], expected: int, started: float, timeout_s: float, interval_s: float
 ) -> Drain:
-    """Sample the worker's applied counter until it reaches ``expected`` or time runs out.
+    """Sample the workers' applied counters until their sum reaches ``expected`` or time runs out.
 
-    ``alive()`` tells whether the worker process still runs; ``started`` is its start time
+    ``alive()`` tells whether every worker process still runs; ``started`` is their start time
     (time.perf_counter())."""
     drain = Drain(expected)
     deadline = started + timeout_s
@@ -132,14 +137,14 @@ async def watch_drain(
             if not alive():
                 raise AggregatorDied("the aggregator exited while draining the backlog")
             try:
-                page = await scrape(http, url)
+                page = Scrape.merged([await scrape(http, url) for url in urls])
             except httpx.HTTPError:  # not listening yet
                 await asyncio.sleep(interval_s)
                 continue
             now = time.perf_counter() - started
             drain.outcomes = page.by_label(APPLIED, "outcome")
-            # a report forwarded to its province's partition is counted again when applied there
-            drain.samples.append((now, page.total(APPLIED) - drain.outcomes.get("forwarded", 0.0)))
+            twice = sum(drain.outcomes.get(outcome, 0.0) for outcome in AGAIN)
+            drain.samples.append((now, page.total(APPLIED) - twice))
             if now - last_log >= 10:
                 log.info("aggregator: %d of %d applied after %.0f s", drain.applied, expected, now)
                 last_log = now
@@ -152,14 +157,14 @@ async def watch_drain(
 UNWRITTEN = "baocao_aggregate_view_unwritten_documents"
 
 
-async def wait_view_written(url: str, timeout_s: float) -> float | None:
-    """Seconds until the worker has written to MongoDB everything it published (its gauge of
-    unwritten documents at 0 twice in a row), or None if that did not happen within the limit."""
+async def wait_view_written(urls: list[str], timeout_s: float) -> float | None:
+    """Seconds until the workers have written to MongoDB everything they published (their gauges
+    of unwritten documents at 0 twice in a row), or None if that did not happen within the limit."""
     started = time.perf_counter()
     zeros = 0
     async with httpx.AsyncClient() as http:
         while time.perf_counter() - started < timeout_s:
-            page = await scrape(http, url)
+            page = Scrape.merged([await scrape(http, url) for url in urls])
             zeros = zeros + 1 if page.total(UNWRITTEN) == 0 else 0
             if zeros >= 2:
                 return time.perf_counter() - started
@@ -167,9 +172,10 @@ async def wait_view_written(url: str, timeout_s: float) -> float | None:
     return None
 
 
-async def metrics_now(url: str) -> Scrape:
+async def metrics_now(urls: list[str]) -> Scrape:
+    """The metrics of the workers at ``urls``, summed (Scrape.merged)."""
     async with httpx.AsyncClient() as http:
-        return await scrape(http, url)
+        return Scrape.merged([await scrape(http, url) for url in urls])
 
 
 # ---------------------------------------------------------------- consumer lag

@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from deploy import stack
@@ -226,8 +226,18 @@ class Services:
         self._start(proc)
         return proc
 
-    def aggregator(self, role: str) -> ServiceProcess:
-        proc = aggregate_process(self.run_dir / role, self._env(role))
+    def aggregator(self, role: str, name: str = "aggregate") -> ServiceProcess:
+        """An aggregate worker for ``role``, started; workers of one role share its consumer group
+        (each its own ``name``: data directory and log)."""
+        proc = aggregate_process(self.run_dir / role, self._env(role), name=name)
+        self._start(proc)
+        return proc
+
+    def faust_consumer(self, role: str, expected: int, result: Path) -> ServiceProcess:
+        """bench.faust_limit in an aggregate worker's environment for ``role``, started: it
+        writes what it measured to ``result`` and stops."""
+        worker = aggregate_process(self.run_dir / role, self._env(role), name="faust-limit")
+        proc = replace(worker, module="bench.faust_limit", args=[str(expected), str(result)])
         self._start(proc)
         return proc
 

@@ -14,9 +14,10 @@ from bench.sizes import TARGET_API_P99_MS, TARGET_FRESHNESS_P99_MS, TARGET_INGES
 SPECS: dict[str, tuple[str, str, str]] = {
     "kafka_produce_rate": ("Kafka produce, raw aiokafka acks=all", "reports/s", "higher"),
     "kafka_consume_decode_rate": ("Kafka consume + decode, raw aiokafka", "reports/s", "higher"),
+    "faust_consume_decode_rate": ("Kafka consume + decode, faust agent", "reports/s", "higher"),
     "ingest_single_rate": ("Ingest, one report per POST", "reports/s", "higher"),
     "ingest_batch_rate": ("Ingest, batches of 1,000", "reports/s", "higher"),
-    "aggregate_rate": ("Aggregation, 1 worker, {backlog} backlog", "reports/s", "higher"),
+    "aggregate_rate": ("Aggregation, {workers}, {backlog} backlog", "reports/s", "higher"),
     "freshness_send_rate": ("Freshness load, sent through ingest", "reports/s", "higher"),
     "freshness_p50_ms": ("Freshness p50, ack -> province via API", "ms", "lower"),
     "freshness_p99_ms": ("Freshness p99, ack -> province via API", "ms", "lower"),
@@ -66,10 +67,10 @@ class Figure:
 class Figures:
     """The run's figures, in SPECS order; unset ones stay None (and fail the run)."""
 
-    def __init__(self, backlog: int) -> None:
+    def __init__(self, backlog: int, workers: int = 1) -> None:
+        named = {"backlog": f"{backlog:,}", "workers": "1 worker" if workers == 1 else f"{workers} workers"}
         self.items = {
-            key: Figure(key, title.format(backlog=f"{backlog:,}"), unit, better)
-            for key, (title, unit, better) in SPECS.items()
+            key: Figure(key, title.format(**named), unit, better) for key, (title, unit, better) in SPECS.items()
         }
 
     def set(self, key: str, value: float | None) -> None:
@@ -89,6 +90,7 @@ class Figures:
         """Measured limits where the brief names one, absolute targets elsewhere."""
         self.limit("ingest_single_rate", TARGET_INGEST_SINGLE_PER_S, "target")
         self.limit("ingest_batch_rate", self.value("kafka_produce_rate"), "raw produce")
+        self.limit("faust_consume_decode_rate", self.value("kafka_consume_decode_rate"), "raw consume+decode")
         self.limit("aggregate_rate", self.value("kafka_consume_decode_rate"), "raw consume+decode")
         self.limit("freshness_send_rate", freshness_target_rate, "target rate")
         for key in ("freshness_p99_ms", "aggregate_freshness_p99_ms"):

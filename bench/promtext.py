@@ -22,6 +22,16 @@ class Scrape:
                 samples[(s.name, tuple(sorted(s.labels.items())))] = float(s.value)
         return cls(samples)
 
+    @classmethod
+    def merged(cls, scrapes: list[Scrape]) -> Scrape:
+        """The pages of several processes as one: each sample summed over them (counters and
+        histograms of workers sharing the load)."""
+        samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for page in scrapes:
+            for key, value in page.samples.items():
+                samples[key] = samples.get(key, 0.0) + value
+        return cls(samples)
+
     def total(self, name: str) -> float:
         """Sum of a sample over all its label values (e.g. a counter over outcomes)."""
         return sum(v for (n, _), v in self.samples.items() if n == name)

@@ -137,13 +137,41 @@ def phase_limits(ctx: Context) -> None:
     log.info("raw consume+decode: %d reports in %.2f s", consumed.count, consumed.seconds)
     if consumed.failures:
         raise RuntimeError(f"{consumed.failures} messages did not decode")
+    through_faust, faust_cpu = _faust_consume(ctx, len(messages))
+    log.info(
+        "faust consume+decode: %d reports in %.2f s (%s s of processor time)",
+        through_faust.count,
+        through_faust.seconds,
+        faust_cpu,
+    )
     ctx.figures.set("kafka_produce_rate", produced.rate)
     ctx.figures.set("kafka_consume_decode_rate", consumed.rate if consumed.count else None)
+    ctx.figures.set("faust_consume_decode_rate", through_faust.rate if through_faust.count >= len(messages) else None)
     ctx.details["limits"] = {
         "message_bytes_mean": sum(len(v) for _, v in messages) / len(messages),
         "produce": produced.as_dict(),
         "consume_decode": consumed.as_dict(),
+        "faust_consume_decode": {**through_faust.as_dict(), "cpu_seconds": faust_cpu},
     }
+
+
+def _faust_consume(ctx: Context, expected: int) -> tuple[kafka_limits.Timed, float | None]:
+    """The same messages through a faust agent set up as the aggregate worker's (bench.faust_limit),
+    in a process of its own, logged in as the aggregator, in the limits role's consumer group."""
+    result = ctx.services.run_dir / "limits" / "faust-limit.json"
+    result.unlink(missing_ok=True)
+    proc = ctx.services.faust_consumer("limits", expected, result)
+    deadline = time.monotonic() + ctx.sizes.phase_timeout_s
+    try:
+        while not result.exists() and proc.alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        ctx.services.stop(proc)
+    if not result.exists():
+        log.warning("the faust consumer measured nothing; see %s:\n%s", proc.log_path, proc.tail())
+        return kafka_limits.Timed(0, 0.0), None
+    got = json.loads(result.read_text())
+    return kafka_limits.Timed(int(got["count"]), float(got["seconds"]), int(got["failures"])), got["cpu_seconds"]
 
 
 def phase_ingest(ctx: Context) -> None:
@@ -188,20 +216,23 @@ def phase_ingest(ctx: Context) -> None:
 def phase_aggregation(ctx: Context) -> None:
     loaded = _produce_backlog(ctx)
     ctx.settle("aggregation")
-    proc = ctx.services.aggregator("main")
-    ctx.procs["aggregate-main"] = proc
+    workers = [ctx.services.aggregator("main", _worker_name(i, ctx.sizes.workers)) for i in range(ctx.sizes.workers)]
+    ctx.procs.update((f"{w.name}-main", w) for w in workers)
+    urls = [w.url for w in workers]
     watch = ctx.watch()
-    drain = _watch_drain(ctx, proc)
-    view_behind_s = asyncio.run(aggregation.wait_view_written(proc.url, 120)) if drain.done else None
-    memory = memory_kb(proc.pid or 0)
+    drain = _watch_drain(ctx, workers)
+    view_behind_s = asyncio.run(aggregation.wait_view_written(urls, 120)) if drain.done else None
+    each = [memory_kb(w.pid or 0) for w in workers]
+    memory = {key: sum(m[key] for m in each) for key in ("processes", "peak_rss_kb", "rss_kb")}
     cpu = watch.stop()
-    flushes = aggregation.flush_summary(None, asyncio.run(aggregation.metrics_now(proc.url)), drain.applied)
+    flushes = aggregation.flush_summary(None, asyncio.run(aggregation.metrics_now(urls)), drain.applied)
     timeout = 30 if drain.done else 0  # committed offsets trail the applied counter by ~1 s
     topic, group = ctx.names.reports_topic("main"), ctx.names.consumer_group("main")
     lag, waited = aggregation.wait_lag_zero(
         ctx.servers.bootstrap, group, topic, timeout, ctx.servers.kafka_options("admin")
     )
-    ctx.services.stop(ctx.procs.pop("aggregate-main"))  # the reads then see a settled database
+    for w in workers:  # the reads then see a settled database
+        ctx.services.stop(ctx.procs.pop(f"{w.name}-main"))
     _record_drain(ctx, drain, memory)
     ctx.details["aggregation"] = {
         "backlog": ctx.sizes.backlog,
@@ -209,7 +240,9 @@ def phase_aggregation(ctx: Context) -> None:
         "drain": drain.as_dict(),
         "consumer_lag_after": lag,
         "lag_zero_wait_s": round(waited, 2),
+        "workers": ctx.sizes.workers,
         "memory_after_drain": memory,
+        "memory_after_drain_per_worker": each,
         "cpu": cpu,
         "flushes": flushes,
         # after the last report was applied, until MongoDB had everything published
@@ -237,12 +270,23 @@ def _produce_backlog(ctx: Context) -> kafka_limits.Timed:
     return loaded
 
 
-def _watch_drain(ctx: Context, proc: ServiceProcess) -> aggregation.Drain:
+def _worker_name(index: int, workers: int) -> str:
+    return "aggregate" if workers == 1 else f"aggregate-{index + 1}"
+
+
+def _watch_drain(ctx: Context, workers: list[ServiceProcess]) -> aggregation.Drain:
     sizes = ctx.sizes
     interval = 0.1 if sizes.backlog <= 20_000 else 0.25
     started = time.perf_counter()
     drain = asyncio.run(
-        aggregation.watch_drain(proc.url, proc.alive, sizes.backlog, started, sizes.drain_timeout_s, interval)
+        aggregation.watch_drain(
+            [w.url for w in workers],
+            lambda: all(w.alive() for w in workers),
+            sizes.backlog,
+            started,
+            sizes.drain_timeout_s,
+            interval,
+        )
     )
     rate = f"{drain.rate:,.0f}" if drain.rate else "n/a"
     log.info("aggregator: %d of %d applied, %s reports/s", drain.applied, sizes.backlog, rate)
@@ -271,7 +315,7 @@ def phase_freshness(ctx: Context) -> None:
     agg = ctx.services.aggregator("fresh")
     ctx.procs["aggregate-fresh"] = agg
     agg.wait_ready(sizes.phase_timeout_s)
-    before = asyncio.run(aggregation.metrics_now(agg.url))
+    before = asyncio.run(aggregation.metrics_now([agg.url]))
     watch = ctx.watch()
     result = asyncio.run(
         freshness.measure(
@@ -412,7 +456,7 @@ def measure(
 ) -> tuple[Figures, dict[str, Any]]:
     """Run every phase (or those in ``only``, with the services they need) against the servers;
     return the figures and the run's details."""
-    figures = Figures(sizes.backlog)
+    figures = Figures(sizes.backlog, sizes.workers)
     with servers() as srv:
         names = RunNames()
         ctx = Context(

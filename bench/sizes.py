@@ -34,10 +34,14 @@ class Sizes:
     api_seconds: float
     idle_timeout_s: float  # how long a phase waits for the database to finish earlier work
     phase_timeout_s: float  # bound on other waits: services starting, Kafka round trips
+    workers: int = 1  # aggregate workers draining the backlog together (one consumer group)
 
-    def adjusted(self, reports: int | None = None, drain_timeout_s: float | None = None) -> Sizes:
-        """These sizes with the backlog and the drain time limit overridden where given."""
+    def adjusted(
+        self, reports: int | None = None, drain_timeout_s: float | None = None, workers: int | None = None
+    ) -> Sizes:
+        """These sizes with the backlog, the drain time limit and the workers overridden where given."""
         out = self if reports is None else replace(self, backlog=reports)
+        out = out if workers is None else replace(out, workers=workers)
         return out if drain_timeout_s is None else replace(out, drain_timeout_s=drain_timeout_s)
 
     def as_dict(self) -> dict[str, Any]:

@@ -173,9 +173,11 @@ class Runtime:
             await self.mongo.close()
 
 
-def create_app(settings: AggregateSettings) -> faust.App:
+def faust_app(settings: AggregateSettings) -> AggregateApp:
+    """The faust app as the worker runs it (consumer, commits, credentials), without agents:
+    ``bench.faust_limit`` measures what it costs to consume through it."""
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    app = AggregateApp(
+    return AggregateApp(
         settings.app_id,
         broker=[f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")],
         value_serializer="raw",
@@ -196,6 +198,10 @@ def create_app(settings: AggregateSettings) -> faust.App:
         stream_wait_empty=False,
         broker_credentials=_faust_credentials(settings.kafka_credentials),
     )
+
+
+def create_app(settings: AggregateSettings) -> faust.App:
+    app = faust_app(settings)
     metrics = AggregateMetrics()
     runtime = Runtime(app, settings, metrics)
     reports = app.topic(settings.reports_topic, value_serializer="raw", key_serializer="raw")
