@@ -154,18 +154,20 @@ async def watch_drain(
     return drain
 
 
+UNPUBLISHED = "baocao_aggregate_unpublished_documents"
 UNWRITTEN = "baocao_aggregate_view_unwritten_documents"
 
 
 async def wait_view_written(urls: list[str], timeout_s: float) -> float | None:
-    """Seconds until the workers have written to MongoDB everything they published (their gauges
-    of unwritten documents at 0 twice in a row), or None if that did not happen within the limit."""
+    """Seconds until the workers have published everything the reports changed and written it
+    all to MongoDB (their gauges of unpublished and of unwritten documents at 0 twice in a row),
+    or None if that did not happen within the limit."""
     started = time.perf_counter()
     zeros = 0
     async with httpx.AsyncClient() as http:
         while time.perf_counter() - started < timeout_s:
             page = Scrape.merged([await scrape(http, url) for url in urls])
-            zeros = zeros + 1 if page.total(UNWRITTEN) == 0 else 0
+            zeros = zeros + 1 if page.total(UNPUBLISHED) == 0 and page.total(UNWRITTEN) == 0 else 0
             if zeros >= 2:
                 return time.perf_counter() - started
             await asyncio.sleep(0.1)

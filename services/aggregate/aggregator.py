@@ -220,6 +220,7 @@ class Aggregator:
             self._reconcile(partition, state, stored)
             self.parts[partition] = state
             self.pending += len(rollup.changed)
+            self.metrics.unpublished.set(self.pending)
             if rollup.changed:
                 self._dirty.set()
             log.info(
@@ -314,6 +315,7 @@ class Aggregator:
                 self._received.add(report.received_at)
         if self.pending:
             self._dirty.set()
+        self.metrics.unpublished.set(self.pending)
         if moved:
             await retrying(self.metrics, "forward", lambda: self.forward(moved), self.retry_pause)
         if records:
@@ -340,6 +342,9 @@ class Aggregator:
         started = time.perf_counter()
         while True:
             per_build = PAUSE_PER_BUILD_IN_BACKLOG if self.in_backlog else PAUSE_PER_BUILD
+            # a backlog lasts while full batches come: without a batch until the next publication,
+            # what is left is published at the lighter pace (a drained backlog's tail included)
+            self.in_backlog = False
             pause = max(interval, per_build * self._last_build_seconds)
             await asyncio.sleep(max(0.0, pause - (time.perf_counter() - started)))
             await self._dirty.wait()
@@ -412,6 +417,7 @@ class Aggregator:
                         published[doc_id] = (version, None)  # all its figures were withdrawn
                         del rollup.docs[doc_id]
             self.pending = sum(len(state.rollup.changed) for state in self.parts.values())
+            self.metrics.unpublished.set(self.pending)
             everything = not self.pending
             if not everything:
                 self._dirty.set()  # more to publish next time

@@ -48,6 +48,11 @@ class AggregateMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
+        self.unpublished = Gauge(
+            "baocao_aggregate_unpublished_documents",
+            "Totals documents changed by reports applied and not yet published on the stream",
+            registry=self.registry,
+        )
         self.unwritten = Gauge(
             "baocao_aggregate_view_unwritten_documents",
             "Totals documents published on the stream and not yet written to MongoDB",
