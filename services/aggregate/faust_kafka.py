@@ -49,7 +49,7 @@ class RewindingConsumer(faust_aiokafka.Consumer):
             await self._thread.seek_to_beginning(*fresh)
         return committed
 
-    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - faust's loop, see (2)
+    async def _drain_messages(self, fetcher: Any) -> None:  # faust's loop, see (2)
         getmany = self.getmany
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
