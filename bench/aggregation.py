@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from bench.promtext import Scrape, scrape
+from bench.promtext import Scrape, scrape, scrape_all
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ async def watch_drain(
             if not alive():
                 raise AggregatorDied("the aggregator exited while draining the backlog")
             try:
-                page = Scrape.merged([await scrape(http, url) for url in urls])
+                page = await scrape_all(http, urls)
             except httpx.HTTPError:  # not listening yet
                 await asyncio.sleep(interval_s)
                 continue
@@ -166,7 +166,7 @@ async def wait_view_written(urls: list[str], timeout_s: float) -> float | None:
     zeros = 0
     async with httpx.AsyncClient() as http:
         while time.perf_counter() - started < timeout_s:
-            page = Scrape.merged([await scrape(http, url) for url in urls])
+            page = await scrape_all(http, urls)
             zeros = zeros + 1 if page.total(UNPUBLISHED) == 0 and page.total(UNWRITTEN) == 0 else 0
             if zeros >= 2:
                 return time.perf_counter() - started
@@ -175,9 +175,9 @@ async def wait_view_written(urls: list[str], timeout_s: float) -> float | None:
 
 
 async def metrics_now(urls: list[str]) -> Scrape:
-    """The metrics of the workers at ``urls``, summed (Scrape.merged)."""
+    """The metrics of the workers at ``urls``, summed."""
     async with httpx.AsyncClient() as http:
-        return Scrape.merged([await scrape(http, url) for url in urls])
+        return await scrape_all(http, urls)
 
 
 # ---------------------------------------------------------------- consumer lag

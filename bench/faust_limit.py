@@ -28,7 +28,7 @@ def main() -> int:
     mode.loop.use("uvloop")  # as services/aggregate/__main__.py
     from faust import Worker
 
-    from services.aggregate.agents import _raw
+    from services.aggregate.agents import raw_messages
     from services.aggregate.app import faust_app
     from services.aggregate.settings import AggregateSettings
 
@@ -43,7 +43,7 @@ def main() -> int:
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within):
             if not started:
                 started, cpu = time.perf_counter(), time.process_time()
-            for message in _raw(events):
+            for message in raw_messages(events):
                 count += 1
                 try:
                     decode(message.value or b"")

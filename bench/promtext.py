@@ -63,3 +63,8 @@ async def scrape(client: httpx.AsyncClient, url: str) -> Scrape:
     response = await client.get(url.rstrip("/") + "/metrics", timeout=10)
     response.raise_for_status()
     return Scrape.parse(response.text)
+
+
+async def scrape_all(client: httpx.AsyncClient, urls: list[str]) -> Scrape:
+    """The pages of the processes at ``urls``, summed (Scrape.merged)."""
+    return Scrape.merged([await scrape(client, url) for url in urls])

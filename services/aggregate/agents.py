@@ -20,7 +20,7 @@ def _headers(headers: Any) -> list[tuple[str, bytes | None]]:
     return [(str(k), v) for k, v in items]
 
 
-def _raw(events: list[Any]) -> list[RawMessage]:
+def raw_messages(events: list[Any]) -> list[RawMessage]:
     return [
         RawMessage(
             topic=e.message.topic,
@@ -45,5 +45,5 @@ def register_agents(app: faust.App, reports: faust.TopicT, runtime: Runtime) -> 
     async def apply_reports(stream: faust.StreamT[Any]) -> None:
         aggregator = await runtime.start()
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within):  # type: ignore[attr-defined]
-            await aggregator.handle(_raw(events))
+            await aggregator.handle(raw_messages(events))
             await aggregator.backpressure(settings.flush_documents)
