@@ -158,22 +158,38 @@ def _period(period: str) -> str:
     return period
 
 
-# Refused in agency names: control characters (NUL, newlines, ...), the bidirectional embeddings,
-# overrides and isolates that make text display in another order than it is stored (U+202A-U+202E,
-# U+2066-U+2069), and the markup characters < and >.
-_BIDI_CONTROLS = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+# Refused in agency names: characters that are invisible, change how the text around them is
+# displayed, or have no agreed meaning, so that two names that look alike are alike and a name
+# cannot hide what it says: control characters (Cc: NUL, newlines, ...), the bidirectional
+# embeddings, overrides, isolates and marks (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F,
+# U+061C), every other format character (Cf: zero-width space, BOM, soft hyphen, tag characters;
+# the zero-width joiners too, which Vietnamese names have no use for), line and paragraph
+# separators (Zl, Zp), surrogates (Cs), private-use (Co) and unassigned (Cn) code points, and
+# the markup characters < and >. A name must hold at least one letter or digit.
+_BIDI_CONTROLS = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
+_REFUSED_CATEGORIES = {
+    "Cc": "control characters",
+    "Cf": "invisible format characters",
+    "Zl": "line separators",
+    "Zp": "paragraph separators",
+    "Cs": "surrogate code points",
+    "Co": "private-use characters",
+    "Cn": "unassigned code points",
+}
 
 
 def _plain_name(name: str) -> str:
     for position, char in enumerate(name):
-        if unicodedata.category(char) == "Cc":
-            raise ValueError(f"must not contain control characters (U+{ord(char):04X} at position {position})")
         if char in _BIDI_CONTROLS:
             raise ValueError(
                 f"must not contain bidirectional control characters (U+{ord(char):04X} at position {position})"
             )
+        if (what := _REFUSED_CATEGORIES.get(unicodedata.category(char))) is not None:
+            raise ValueError(f"must not contain {what} (U+{ord(char):04X} at position {position})")
         if char in "<>":
             raise ValueError(f"must not contain '<' or '>' (at position {position})")
+    if not any(unicodedata.category(char)[0] in "LN" for char in name):
+        raise ValueError("must contain at least one letter or digit")
     return name
 
 
@@ -188,7 +204,8 @@ class AgencyIn(BaseModel):
         min_length=1,
         max_length=200,
         examples=["Đảng bộ Bệnh viện Đa khoa tỉnh"],
-        description="plain text: no control or bidirectional control characters, no '<' or '>'",
+        description="plain text with a letter or digit: no control, format (zero-width, bidirectional, BOM, tag), "
+        "separator, private-use or unassigned characters, no '<' or '>'",
     )
     parent: str = Field(pattern=r"^[0-9]{2,5}$", examples=["38"], description="a commune, district or province")
 

@@ -211,6 +211,18 @@ def admin_client():
         ("Bệnh viện \u202egnóh", "bidirectional control characters (U+202E at position 10)"),
         ("\u2066Bệnh viện", "bidirectional control characters (U+2066 at position 0)"),
         ("<script>alert(1)</script>", "'<' or '>' (at position 0)"),
+        ("Bệnh\u2028viện", "line separators (U+2028 at position 4)"),
+        ("Bệnh\u2029viện", "paragraph separators (U+2029 at position 4)"),
+        ("Bệnh viện\u200f 1", "bidirectional control characters (U+200F at position 9)"),
+        ("Bệnh viện\u061c 1", "bidirectional control characters (U+061C at position 9)"),
+        ("Bệnh\ufeffviện", "invisible format characters (U+FEFF at position 4)"),
+        ("Bệnh viện\U000e0041\U000e007f", "invisible format characters (U+E0041 at position 9)"),
+        ("Bệnh\u200dviện", "invisible format characters (U+200D at position 4)"),
+        ("Bệnh\ue000viện", "private-use characters (U+E000 at position 4)"),
+        ("Bệnh\U000e0080viện", "unassigned code points (U+E0080 at position 4)"),
+        ("\u200b", "invisible format characters (U+200B at position 0)"),
+        ("- . -", "at least one letter or digit"),
+        ("\u0301\u0301", "at least one letter or digit"),
     ],
 )
 def test_agency_names_refuse_control_and_bidi_characters_and_markup(admin_client, name, problem):
@@ -328,3 +340,14 @@ def test_a_token_holds_at_most_the_configured_number_of_streams():
         revocations.revoked.add(token_id)  # ends the first stream at its next check
         assert first.result(timeout=10).text.endswith('"token revoked"}\n\n')
         assert app.state.components["streams"] == {}
+
+
+@pytest.mark.parametrize("name", ["Đảng bộ Bệnh viện Đa khoa tỉnh", "Trường THCS số 2", "  Chi bộ 3  ", "Xã Ia Rsai"])
+def test_agency_names_in_plain_vietnamese_are_accepted(admin_client, name):
+    r = admin_client.post(
+        "/v1/admin/agencies",
+        json={"code": "38-plain", "name": name, "parent": "38"},
+        headers=auth("38", (Scope.ADMIN,)),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == name.strip()
