@@ -5,6 +5,9 @@ from __future__ import annotations
 from shared.catalog import INDICATOR_KIND, Catalog, SeriesSpec
 
 LEVELS = {"country": "Toàn quốc", "province": "Tỉnh", "district": "Huyện", "commune": "Xã", "agency": "Cơ quan"}
+# the kinds of unit an official name starts with: a level holds several (a commune-level unit is
+# a xã, a phường, a thị trấn or, from July 2025, an đặc khu), and a page calls each unit by its own
+KINDS = ("Thành phố", "Thị trấn", "Thị xã", "Đặc khu", "Phường", "Quận", "Huyện", "Tỉnh", "Xã")
 
 FIELDS = {
     "resolution": "Nghị quyết",
@@ -72,6 +75,25 @@ def series_title(catalog: Catalog, key: str) -> str:
     if key.startswith(f"{INDICATOR_KIND}."):
         return f"Chỉ tiêu: {title(spec.title)}"
     return title(spec.title)
+
+
+def level_label(level: str, name: str = "") -> str:
+    """What a unit is, from its official name when it starts with a kind of unit ("Phường Hàm
+    Rồng" -> "Phường", "Đặc khu Côn Đảo" -> "Đặc khu"), else from its level ("Cơ quan")."""
+    if level in ("country", "agency"):
+        return LEVELS[level]
+    folded = name.casefold()
+    for kind in KINDS:
+        if folded.startswith(kind.casefold() + " "):
+            return kind
+    return LEVELS.get(level, level)
+
+
+def whole_label(level: str, name: str = "") -> str:
+    """The heading of a unit's own row in its table: "Toàn phường", "Toàn tỉnh", "Toàn quốc"."""
+    if level == "country":
+        return LEVELS["country"]
+    return f"Toàn {level_label(level, name).lower()}"
 
 
 def field_label(name: str) -> str:

@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,9 @@ from services.web.chart import Point, bar_chart, chart_periods
 from services.web.forms import body_fields, build_report, schema_errors
 from services.web.session import COOKIE, BadSession, seal, session_key, unseal
 from services.web.sheets import SheetError, read_rows, table_csv, table_xlsx, template_csv, template_xlsx, totals_table
-from shared.auth import COUNTRY, InvalidToken, Principal, Scope, verify
+from shared.auth import COUNTRY, InvalidToken, Placement, Principal, Scope, verify
 from shared.catalog import Catalog, load_catalog
-from shared.hierarchy import OrgTree
+from shared.hierarchy import LEGACY, OrgTree, UnknownTree
 from shared.mongo import SUBMISSIONS
 from shared.periods import VIETNAM_TZ, PeriodError, parse_period
 from shared.revocations import RevocationsUnavailable
@@ -100,9 +100,27 @@ TEMPLATES.env.globals.update(
     fmt_rate=labels.fmt_rate,
     fmt_share=labels.fmt_share,
     fmt_fraction=labels.fmt_fraction,
+    level_label=labels.level_label,
+    whole_label=labels.whole_label,
     levels=labels.LEVELS,
     statuses=labels.STATUSES,
 )
+
+
+def submissions_query(org: OrgTree, principal: Principal, catalog: Catalog) -> dict[str, Any] | None:
+    """The submission log's documents ``principal`` may list: for each tree, the reports of
+    that tree's periods whose unit is in the token's subtree there (an old district's token
+    lists nothing of the 2025 tree, where 14923 is a commune of province 38); None: nothing."""
+    if principal.unit == COUNTRY:
+        return {}
+    branches = []
+    for tree in org.versions:
+        if principal.unit not in tree:
+            continue
+        keys = [k if tree.tree_id == LEGACY else f"{k}@{tree.tree_id}" for k in catalog.series]
+        codes = [u.code for u in tree.subtree(principal.unit)]
+        branches.append({"unit": {"$in": codes}, "series": {"$in": keys}})
+    return {"$or": branches} if branches else None
 
 
 def web_router(settings: ApiSettings) -> APIRouter:
@@ -148,11 +166,19 @@ def web_router(settings: ApiSettings) -> APIRouter:
         if code not in tree:
             raise PageError(404, f"Không có đơn vị mã {code}.")
 
+    def in_force(request: Request) -> OrgTree:
+        """The tree of a page that names neither a period nor a tree: the one in force today."""
+        return components(request)["tree"].in_force()  # type: ignore[no-any-return]
+
+    def named(request: Request, code: str) -> Any:
+        """``code`` as the tree in force today names it, else as the newest tree holding it (an
+        abolished district); None when no tree holds it."""
+        tree = in_force(request)
+        holder = tree if code in tree else next((t for t in reversed(tree.versions) if code in t), None)
+        return None if holder is None else holder.get(code)
+
     def page(request: Request, name: str, s: Session | None, status: int = 200, **context: Any) -> Response:
-        tree: OrgTree = components(request)["tree"]
-        me = None
-        if s is not None and s.principal.unit in tree:
-            me = tree.get(s.principal.unit)
+        me = named(request, s.principal.unit) if s is not None else None
         return TEMPLATES.TemplateResponse(
             request,
             name,
@@ -168,6 +194,18 @@ def web_router(settings: ApiSettings) -> APIRouter:
             raise PageError(422, "Kỳ không hợp lệ: dùng dạng 2025-03, 2025-Q1, 2025-H1, 2025 hoặc 2020-2025.") from None
         return text
 
+    def page_period(request: Request, code: str, period: str | None) -> str:
+        """The period a unit's page shows: the one chosen; else this month when the tree in force
+        today holds the unit; else the last month of the newest tree that holds it (an abolished
+        district's pages open on June 2025, not on a month it cannot have figures for)."""
+        if (period or "").strip():
+            return checked_period(period)
+        tree = in_force(request)
+        holder = next((t for t in reversed(tree.versions) if code in t), None)
+        if code in tree or holder is None or holder.valid_to is None:
+            return this_month()
+        return (holder.valid_to - timedelta(days=1)).strftime("%Y-%m")
+
     def checked_series(series: str | None) -> str:
         series = series or "study_session"
         if series not in catalog.series:
@@ -175,13 +213,15 @@ def web_router(settings: ApiSettings) -> APIRouter:
         return series
 
     @router.get("/")
-    async def home(request: Request) -> Response:
+    async def home(request: Request, period: str | None = None) -> Response:
         s = await session(request)
         if s.principal.unit != COUNTRY:
             return RedirectResponse(f"/web/units/{s.principal.unit}", status_code=303)
-        tree: OrgTree = components(request)["tree"]
+        # the provinces of the period's tree when one is chosen, else of the tree in force today
+        chosen = checked_period(period) if period else None
+        tree = components(request)["tree"].for_period(chosen) if chosen else in_force(request)
         provinces = sorted(tree.provinces(), key=lambda u: u.code)
-        return page(request, "country.html", s, provinces=provinces)
+        return page(request, "country.html", s, provinces=provinces, period=chosen)
 
     @router.get("/login")
     async def login_form(request: Request) -> Response:
@@ -232,7 +272,7 @@ def web_router(settings: ApiSettings) -> APIRouter:
     ) -> Response:
         s = await session(request)
         c = components(request)
-        period, series = checked_period(period), checked_series(series)
+        period, series = page_period(request, code, period), checked_series(series)
         tree: OrgTree = c["tree"].holding(code, period)  # the tree of the period (codes are reused)
         allow(s, tree, Scope.READ, code)
         table = await table_of(request, code, period, series)
@@ -274,7 +314,7 @@ def web_router(settings: ApiSettings) -> APIRouter:
         request: Request, code: str, fmt: str, period: str | None = None, series: str | None = None
     ) -> Response:
         s = await session(request)
-        period, series = checked_period(period), checked_series(series)
+        period, series = page_period(request, code, period), checked_series(series)
         allow(s, components(request)["tree"].holding(code, period), Scope.READ, code)
         if fmt not in ("csv", "xlsx"):
             raise PageError(404, "Chỉ xuất được CSV hoặc Excel (.xlsx).")
@@ -292,7 +332,7 @@ def web_router(settings: ApiSettings) -> APIRouter:
     ) -> Response:
         s = await session(request)
         c = components(request)
-        period, series = checked_period(period), checked_series(series)
+        period, series = page_period(request, code, period), checked_series(series)
         tree: OrgTree = c["tree"].holding(code, period)  # the tree of the period (codes are reused)
         allow(s, tree, Scope.READ, code)
         missing = await missing_units(c["reader"], catalog, tree, code, series, period)
@@ -310,9 +350,12 @@ def web_router(settings: ApiSettings) -> APIRouter:
         )
 
     @router.get("/units/{code}/events")
-    async def events(request: Request, code: str) -> Response:
+    async def events(request: Request, code: str, period: str | None = None) -> Response:
         s = await session(request)
-        tree: OrgTree = components(request)["tree"]
+        try:  # the tree of the page's period, as the page itself decided
+            tree: OrgTree = components(request)["tree"].holding(code, page_period(request, code, period))
+        except PageError:
+            return JSONResponse({"detail": "Kỳ không hợp lệ."}, status_code=422)
         if code not in tree or Scope.STREAM not in s.principal.scopes or not s.principal.covers(tree, code):
             return JSONResponse({"detail": "Không có quyền nhận cập nhật của đơn vị này."}, status_code=403)
         broadcaster = components(request)["broadcaster"]
@@ -331,9 +374,25 @@ def web_router(settings: ApiSettings) -> APIRouter:
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
-    def submit_units(request: Request, s: Session) -> list[Any] | None:
-        """The units a form offers, or None when there are too many to list (a code is typed)."""
-        tree: OrgTree = components(request)["tree"]
+    def form_tree(request: Request, values: dict[str, Any]) -> OrgTree:
+        """The tree a report form is about: its period's when a valid period is filled in, else
+        the one its ``tree`` field names (a revision of a report of the old tree), else the tree in
+        force today (a report of the current period)."""
+        org: OrgTree = components(request)["tree"]
+        period = str(values.get("period") or "").strip()
+        if period:
+            try:
+                return org.for_period(period)
+            except PeriodError:
+                pass
+        try:
+            return org.version_named(str(values.get("tree") or ""))
+        except UnknownTree:
+            return in_force(request)
+
+    def submit_units(s: Session, tree: OrgTree, chosen: str) -> list[Any] | None:
+        """The units of ``tree`` a form offers, or None when a code is typed instead: too many to
+        list, the token's unit not in this tree, or a chosen unit the list does not hold."""
         if s.principal.unit not in tree:
             return None
         units = []
@@ -341,9 +400,31 @@ def web_router(settings: ApiSettings) -> APIRouter:
             units.append(u)
             if len(units) > MAX_SELECT_UNITS:
                 return None
+        if chosen and chosen not in {u.code for u in units}:
+            return None
         return units
 
+    def unit_error(request: Request, s: Session, unit: str, period: str) -> str | None:
+        """Why the token may not send a report of ``period`` for ``unit``, decided in the tree of
+        the period (codes are reused across trees); None when it may, or when the period itself is
+        not valid (its own error says so)."""
+        org: OrgTree = components(request)["tree"]
+        try:
+            placement = s.principal.may_report(org, unit, period)
+        except PeriodError:
+            return None
+        if placement is Placement.ALLOWED:
+            return None
+        if placement is Placement.CLOSED:
+            own = org.for_period(period)
+            return (
+                f"Đơn vị {unit} không có trong cây đơn vị của kỳ {period} "
+                f"({'trước' if own.tree_id == LEGACY else 'từ'} 1/7/2025): chọn đơn vị hoặc kỳ khác."
+            )
+        return "Đơn vị này không có hoặc nằm ngoài phạm vi của mã truy cập."
+
     def form_page(request: Request, s: Session, kind: str, values: dict[str, Any], **extra: Any) -> Response:
+        tree = form_tree(request, values)
         return page(
             request,
             "submit.html",
@@ -353,7 +434,8 @@ def web_router(settings: ApiSettings) -> APIRouter:
             kind_title=labels.kind_title(catalog, kind),
             fields=body_fields(catalog, kind),
             values=values,
-            units=submit_units(request, s),
+            units=submit_units(s, tree, str(values.get("unit") or "").strip()),
+            tree_id=tree.tree_id,
             labels_of={**labels.FIELDS, "unit": "Đơn vị báo cáo"},
             errors=extra.pop("errors", {}),
             **extra,
@@ -367,9 +449,13 @@ def web_router(settings: ApiSettings) -> APIRouter:
     async def submit_form(request: Request, kind: str = "study_session") -> Response:
         s = await session(request)
         need_submit(request, s)
+        # "study_session@2025": a series as the submission log names it, the tree after the "@"
+        kind, _, tree_id = kind.partition("@")
         if kind not in catalog.kinds:
             raise PageError(404, "Không có loại báo cáo này.")
         values = {k: v for k, v in request.query_params.items() if k != "kind"}
+        if tree_id:
+            values.setdefault("tree", tree_id)
         values.setdefault("unit", s.principal.unit if s.principal.unit != COUNTRY else "")
         # stamped once, when the form is drawn: the same form sent twice (a retry) is then the
         # same report, which ingest answers as a duplicate
@@ -396,11 +482,10 @@ def web_router(settings: ApiSettings) -> APIRouter:
         kind = values.pop("kind", "")
         if kind not in catalog.kinds:
             raise PageError(404, "Không có loại báo cáo này.")
-        tree: OrgTree = components(request)["tree"]
         unit = values.get("unit", "").strip()
-        if unit and (unit not in tree or not s.principal.covers(tree, unit)):
-            errors = {"unit": "Đơn vị này không có hoặc nằm ngoài phạm vi của mã truy cập."}
-            return form_page(request, s, kind, values, errors=errors, status=422)
+        refused = unit_error(request, s, unit, values.get("period", "").strip()) if unit else None
+        if refused:
+            return form_page(request, s, kind, values, errors={"unit": refused}, status=422)
         checked = build_report(catalog, kind, values, stamped(values.get("submitted_at")))
         if checked.report is None:
             return form_page(request, s, kind, values, errors=checked.errors, status=422)
@@ -434,23 +519,31 @@ def web_router(settings: ApiSettings) -> APIRouter:
         if not s.principal.scopes & {Scope.SUBMIT, Scope.READ}:
             raise PageError(403, "Mã truy cập này không có quyền xem báo cáo đã gửi.")
         c = components(request)
-        tree: OrgTree = c["tree"]
+        org: OrgTree = c["tree"]
         rows: list[dict[str, Any]] = []
         mongo = c.get("mongo")
-        if mongo is not None:
-            query: dict[str, Any] = {}
-            if s.principal.unit != COUNTRY:
-                query["unit"] = {"$in": [u.code for u in tree.subtree(s.principal.unit)]}
+        query = submissions_query(org, s.principal, catalog)
+        if mongo is not None and query is not None:
             cursor = mongo[settings.mongodb_database][SUBMISSIONS].find(query).sort("_id", 1).limit(500)
             async for doc in cursor:
                 revisions = sorted(int(r) for r in (doc.get("revisions") or {}))
-                series = str(doc.get("series", ""))
+                # the log names a report's series with the tree of its period ("study_session@2025";
+                # none for the old tree): the report's unit is the unit of that tree
+                series, _, tree_id = str(doc.get("series", "")).partition("@")
+                try:
+                    tree = org.version_named(tree_id or LEGACY)
+                except UnknownTree:
+                    continue
+                unit = doc.get("unit")
+                if unit is None or not s.principal.covers(tree, unit):
+                    continue
                 kind, _, indicator = series.partition(".")
                 rows.append(
                     {
                         "report_id": doc.get("report_id", doc["_id"]),  # _id: <unit>/<report_id>
-                        "unit": doc.get("unit"),
-                        "unit_name": tree.get(doc["unit"]).name if doc.get("unit") in tree else "",
+                        "unit": unit,
+                        "unit_name": tree.get(unit).name if unit in tree else "",
+                        "tree": tree.tree_id,
                         "kind": kind,
                         "indicator": indicator,
                         "series_title": labels.series_title(catalog, series) if series in catalog.series else series,
@@ -501,15 +594,15 @@ def web_router(settings: ApiSettings) -> APIRouter:
             rows = read_rows(catalog, kind, filename, data)
         except SheetError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=422)
-        tree: OrgTree = components(request)["tree"]
         out = []
         now = datetime.now(UTC)  # one stamp for the file: sending its checked rows again is a duplicate
         for number, values in rows:
             checked = build_report(catalog, kind, values, now)
             errors = dict(checked.errors)
             unit = str(values.get("unit", "")).strip()
-            if unit and "unit" not in errors and (unit not in tree or not s.principal.covers(tree, unit)):
-                errors["unit"] = "Đơn vị này không có hoặc nằm ngoài phạm vi của mã truy cập."
+            refused = unit_error(request, s, unit, str(values.get("period", "")).strip()) if unit else None
+            if refused and "unit" not in errors:
+                errors["unit"] = refused
             out.append(
                 {
                     "row": number,
