@@ -18,6 +18,9 @@ from shared.periods import Granularity
 
 CATALOG_PATH = Path(__file__).with_name("data") / "catalog.json"
 INDICATOR_KIND = "indicator"
+# A report is on time when it arrives by the end of the 15th day after its period ends (a monthly
+# report by the 15th of the next month): see the README, "Timeliness".
+DEFAULT_DAYS_AFTER_END = 15
 
 
 class Combine(StrEnum):
@@ -70,8 +73,8 @@ class SeriesSpec:
     fields: tuple[FieldSpec, ...]
     rates: tuple[RateSpec, ...]
     expected_levels: frozenset[str]
-    closing_day: int = 14
-    grace_days: int = 0
+    # the sending deadline: the end of this many days after the period's end (shared/periods.deadline)
+    days_after_end: int = DEFAULT_DAYS_AFTER_END
 
     @cached_property
     def totalled_fields(self) -> tuple[FieldSpec, ...]:
@@ -134,6 +137,16 @@ def _field(name: str, raw: dict[str, Any]) -> FieldSpec:
     )
 
 
+def _days_after_end(raw: dict[str, Any], where: str) -> int:
+    unknown = set(raw) - {"days_after_end"}
+    if unknown:
+        raise ValueError(f"catalog: {where}.deadline takes only days_after_end, not {sorted(unknown)}")
+    days = raw.get("days_after_end", DEFAULT_DAYS_AFTER_END)
+    if not isinstance(days, int) or isinstance(days, bool) or days < 0:
+        raise ValueError(f"catalog: {where}.deadline.days_after_end must be a whole number of days >= 0, got {days!r}")
+    return days
+
+
 def _indicator(code: str, raw: dict[str, Any]) -> IndicatorSpec:
     over_time = OverTime(raw["over_time"])
     lo, hi = int(raw.get("min", 0)), int(raw["max"])
@@ -156,8 +169,7 @@ def _indicator(code: str, raw: dict[str, Any]) -> IndicatorSpec:
         fields=fields,
         rates=rates,
         expected_levels=frozenset(raw.get("expected_levels", ())),
-        closing_day=int(raw.get("closing_day", 14)),
-        grace_days=int(raw.get("grace_days", 0)),
+        days_after_end=_days_after_end(raw.get("deadline", {}), key),
     )
     return IndicatorSpec(code, raw["title"], raw["combine"], series, lo, hi)
 
@@ -167,7 +179,6 @@ def parse_catalog(raw: dict[str, Any]) -> Catalog:
     series: dict[str, SeriesSpec] = {}
     for name, k in raw["kinds"].items():
         fields = tuple(_field(fname, f) for fname, f in k["fields"].items())
-        deadline = k.get("deadline", {})
         spec = SeriesSpec(
             key=name,
             title=k["title"],
@@ -177,8 +188,7 @@ def parse_catalog(raw: dict[str, Any]) -> Catalog:
                 for rname, r in k.get("rates", {}).items()
             ),
             expected_levels=frozenset(k.get("expected_levels", ())),
-            closing_day=int(deadline.get("closing_day", 14)),
-            grace_days=int(deadline.get("grace_days", 0)),
+            days_after_end=_days_after_end(k.get("deadline", {}), name),
         )
         kinds[name] = KindSpec(
             name=name,

@@ -161,16 +161,24 @@ def _enclosing(label: str) -> tuple[Period, ...]:
     return tuple(q for q in (parse_period(x) for x in chain) if q.era == p.era)
 
 
-def deadline(period: Period, closing_day: int = 14, grace_days: int = 0) -> datetime:
-    """The end of the day on which data for ``period`` closes, in Vietnam time.
+def deadline(period: Period, days_after_end: int) -> datetime:
+    """The last instant a report for ``period`` counts as on time: the end of the day
+    ``days_after_end`` days after the period's last day, in Vietnam time (so 15 for 2025-03 is
+    2025-04-15 23:59:59.999999 ICT; 0 is the end of the period itself).
 
-    After Decree 09/2019/NĐ-CP: monthly data closes on the 14th of the month (the window runs from
-    the 15th of the previous month), annual data on 14 December; generally, on ``closing_day`` of
-    the period's last month. ``grace_days`` moves the deadline later, per report kind.
+    Decree 09/2019/NĐ-CP's 14th is the data cut-off, which decides the period a fact belongs to;
+    the sending deadline comes after the period closes and is set per report kind (catalog
+    ``deadline.days_after_end``), as DHIS2 counts a report timely within N days of its period's end.
     """
-    last_month = period.end
-    day = date(last_month.year, last_month.month, min(closing_day, last_month.day))
-    return datetime(day.year, day.month, day.day, 23, 59, 59, 999999, VIETNAM_TZ) + timedelta(days=grace_days)
+    if days_after_end < 0:
+        raise ValueError(f"days_after_end must not be negative, got {days_after_end}")
+    day = period.end + timedelta(days=days_after_end)
+    return datetime(day.year, day.month, day.day, 23, 59, 59, 999999, VIETNAM_TZ)
+
+
+def has_begun(period: Period, at: datetime) -> bool:
+    """Whether ``period`` has begun at the instant ``at``: its first day has started in Vietnam."""
+    return datetime(period.start.year, period.start.month, period.start.day, tzinfo=VIETNAM_TZ) <= at
 
 
 @lru_cache(maxsize=4096)

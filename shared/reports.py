@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from shared.catalog import INDICATOR_KIND, Catalog, FieldSpec, KindSpec, load_catalog
-from shared.periods import PeriodError, parse_period
+from shared.periods import VIETNAM_TZ, PeriodError, has_begun, parse_period
 
 # Report ids are chosen by the client and stable across revisions. No dots or dollar signs: they
 # become keys in stored documents.
@@ -34,6 +34,12 @@ REPORT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_:/-]{0,79}$"
 UNIT_CODE_PATTERN = r"^[0-9]{2,5}(-[a-z0-9][a-z0-9_]{0,39})?$"
 MAX_REVISION = 1_000_000
 EARLIEST_SUBMISSION = datetime(2000, 1, 1, tzinfo=UTC)
+# How far ahead of the receipt time a report may reach (future_problems). A period begins at an
+# instant (00:00 Vietnam time), so minutes cover a sender's clock running ahead. An event date
+# has no time of day: a meeting entered just after midnight on a device a few minutes fast is
+# dated "tomorrow" by the server's clock, so one day is allowed; anything further is refused.
+PERIOD_CLOCK_SKEW = timedelta(minutes=5)
+DATE_SKEW = timedelta(days=1)
 
 
 def _nfc(text: str) -> str:
@@ -207,3 +213,44 @@ class ReportEnvelope(BaseModel):
     report: dict[str, Any]
     received_at: AwareDatetime
     source: str = "http"
+
+
+def future_problems(
+    report: ReportInBase, received_at: datetime, catalog: Catalog | None = None
+) -> list[dict[str, Any]]:
+    """What in ``report`` lies after ``received_at`` (the server's receipt time, never the
+    sender's): a period that has not begun in Vietnam time, or an event date (a ``date`` field of
+    its kind: held_on, adopted_on, ...) later than the receipt day plus :data:`DATE_SKEW`. Each
+    problem names its field (``loc``, relative to the report) like a validation error. A
+    withdrawal is never refused: it adds no figures, and it is how a unit takes back such a
+    report accepted before this rule."""
+    if report.withdrawn:
+        return []
+    problems: list[dict[str, Any]] = []
+    period = parse_period(report.period)
+    local = received_at.astimezone(VIETNAM_TZ)
+    if not has_begun(period, received_at + PERIOD_CLOCK_SKEW):
+        problems.append(
+            {
+                "loc": ["period"],
+                "msg": f"period {report.period} has not begun: it starts on {period.start} (Vietnam time) "
+                f"and the report was received at {local:%Y-%m-%d %H:%M} Vietnam time",
+                "type": "in_future",
+            }
+        )
+    body = getattr(report, "body", None)
+    kind = (catalog or load_catalog()).kinds.get(getattr(report, "kind", ""))
+    if body is not None and kind is not None:
+        latest = (local + DATE_SKEW).date()
+        for f in kind.fields:
+            day = getattr(body, f.name, None) if f.type == "date" else None
+            if isinstance(day, date) and day > latest:
+                problems.append(
+                    {
+                        "loc": ["body", f.name],
+                        "msg": f"body.{f.name} {day} is in the future: the report was received on "
+                        f"{local.date()} (Vietnam time), and a date may be at most one day later",
+                        "type": "in_future",
+                    }
+                )
+    return problems

@@ -187,7 +187,7 @@ def report_from_model(model: Any, received_at: datetime, catalog: Catalog) -> Re
 
 
 def is_on_time(report: Report, spec: SeriesSpec) -> bool:
-    due = deadline(parse_period(report.period), spec.closing_day, spec.grace_days)
+    due = deadline(parse_period(report.period), spec.days_after_end)
     return report.received_at <= due
 
 

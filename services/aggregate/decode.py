@@ -24,7 +24,7 @@ from pydantic_core import from_json
 from shared.auth import InvalidToken, Principal, Scope, verify
 from shared.catalog import Catalog
 from shared.hierarchy import OrgTree
-from shared.reports import REPORT_ADAPTER, ReportEnvelope
+from shared.reports import REPORT_ADAPTER, ReportEnvelope, future_problems
 from shared.rollup import Report, report_from_model
 from shared.stamps import STAMP_HEADER, TOKEN_HEADER, header, is_stamped, stamp_key
 
@@ -37,7 +37,7 @@ MAX_MESSAGE_BYTES = 256 * 1024
 class Rejected:
     # a short machine-readable class: invalid_json, invalid_report, unknown_unit, too_large,
     # rejected, unsigned_envelope, no_token, invalid_token, forbidden_scope, forbidden_unit,
-    # producer_time
+    # producer_time, in_future
     reason: str
     detail: str
 
@@ -146,6 +146,9 @@ def _decode(
         model = REPORT_ADAPTER.validate_python(payload)
     except ValidationError as exc:
         return Rejected("invalid_report", _first_errors(exc))
+    # against the receipt time (ingest's, or the broker's), as ingest checks it
+    if problems := future_problems(model, received_at, catalog):
+        return Rejected("in_future", "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems))
     if not any(model.unit in version for version in tree.versions):
         return Rejected("unknown_unit", f"unit {model.unit!r} is not in the registry")
     if model.unit not in tree.for_period(model.period):  # a unit closed (or not yet open) then

@@ -7,8 +7,9 @@ import asyncio
 import logging
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Request
@@ -21,11 +22,13 @@ from services.ingest.publisher import KafkaPublisher, Publisher, PublishFailed
 from services.ingest.ratelimit import RateLimiter
 from services.ingest.service import (
     ConflictError,
+    FutureReportError,
     IngestService,
     Outcome,
     OutsideSubtreeError,
     Status,
     UnknownUnitError,
+    utc_now,
 )
 from services.ingest.settings import IngestSettings
 from services.ingest.submissions import MongoSubmissionLog, SubmissionLog
@@ -125,8 +128,10 @@ def create_app(
     submissions: SubmissionLog | None = None,
     tree: OrgTree | None = None,
     revocations: Revocations | None = None,
+    clock: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
-    """Real adapters are opened in the lifespan unless fakes are passed in (unit tests)."""
+    """Real adapters are opened in the lifespan unless fakes are passed in (unit tests); ``clock``
+    gives the receipt time of each report."""
     metrics = IngestMetrics()
     catalog = load_catalog()
     limiter = RateLimiter(settings.rate_limit_per_second, max(settings.rate_limit_burst, settings.max_batch))
@@ -165,7 +170,9 @@ def create_app(
             pub = kafka
         if subs is None:
             mongo = make_client(settings.mongodb_uri, "baocao-ingest")
-            subs = MongoSubmissionLog(mongo, settings.mongodb_database)
+            log_store = MongoSubmissionLog(mongo, settings.mongodb_database)
+            await log_store.ensure_indexes()  # the web pages list a subtree's reports, newest first
+            subs = log_store
             registry = AgencyRegistry(mongo, settings.mongodb_database, org)
             await registry.refresh()
             refresher = asyncio.create_task(registry.refresh_forever())
@@ -174,7 +181,9 @@ def create_app(
         )
         state["auth"] = Authenticator(settings.auth_secret.get_secret_value(), revoked)
         state["tree"] = org
-        state["service"] = IngestService(pub, subs, org, catalog, metrics, registry.lookup if registry else None)
+        state["service"] = IngestService(
+            pub, subs, org, catalog, metrics, registry.lookup if registry else None, clock=clock
+        )
         state["publisher"] = pub
         state["mongo"] = mongo
         if mongo is not None:  # a real deployment, not an app built by a test
@@ -267,6 +276,13 @@ def create_app(
             metrics.reports.labels("conflict").inc()
             log_rejected("/v1/reports", "conflict", [{"loc": [], "msg": str(exc)}], ids)
             return JSONResponse({"detail": str(exc)}, status_code=409)
+        except FutureReportError as exc:
+            for e in exc.errors:
+                metrics.validation_failures.labels(e["type"]).inc()
+            metrics.reports.labels("invalid").inc()
+            errors = [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors]
+            log_rejected("/v1/reports", "invalid", errors, ids)
+            return JSONResponse({"detail": errors}, status_code=422)
         except PublishFailed as exc:
             metrics.reports.labels("unavailable").inc()
             return JSONResponse({"detail": f"{exc}; the report was not accepted, please retry"}, status_code=503)
@@ -342,10 +358,12 @@ def create_app(
                     status, errors = "unknown_unit", [{"loc": ["unit"], "msg": str(exc)}]
                 except ConflictError as exc:
                     status, errors = "conflict", [{"loc": [], "msg": str(exc)}]
+                except FutureReportError as exc:
+                    status, errors = "invalid", exc.errors
                 except PublishFailed as exc:
                     status, errors = "unavailable", [{"loc": [], "msg": str(exc)}]
             metrics.reports.labels(status).inc()
-            if status in ("unknown_unit", "conflict", "forbidden"):
+            if status in ("unknown_unit", "conflict", "forbidden", "invalid"):
                 log_rejected("/v1/reports/batch", status, errors or [], ids, index)
             return BatchItemOut(
                 index=index, report_id=report.report_id, revision=report.revision, status=status, errors=errors

@@ -21,7 +21,7 @@ from services.ingest.submissions import SubmissionLog
 from shared.auth import Principal
 from shared.catalog import Catalog
 from shared.hierarchy import LEGACY, OrgTree
-from shared.reports import ReportInBase
+from shared.reports import ReportInBase, future_problems
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,19 @@ class ConflictError(ValueError):
     """The report contradicts what its unit had accepted before under the same report_id."""
 
 
+class FutureReportError(ValueError):
+    """The report's period has not begun, or an event date of it lies ahead, at its receipt
+    (answered 422; ``errors`` name each field, relative to the report)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(e["msg"] for e in errors))
+        self.errors = errors
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 def digest(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
@@ -70,6 +83,7 @@ class IngestService:
         catalog: Catalog,
         metrics: IngestMetrics,
         lookup_unit: Callable[[str], Awaitable[bool]] | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.publisher = publisher
         self.submissions = submissions
@@ -77,6 +91,7 @@ class IngestService:
         self.catalog = catalog
         self.metrics = metrics
         self.lookup_unit = lookup_unit
+        self.clock = clock  # the receipt time: this server's clock, never the sender's
 
     async def known(self, unit: str) -> bool:
         if self.tree.known_anywhere(unit):
@@ -84,6 +99,9 @@ class IngestService:
         return self.lookup_unit is not None and await self.lookup_unit(unit)
 
     async def submit(self, report: ReportInBase, principal: Principal, source: str = "http") -> Outcome:
+        received_at = self.clock()
+        if problems := future_problems(report, received_at, self.catalog):
+            raise FutureReportError(problems)
         if not await self.known(report.unit):
             raise UnknownUnitError(report.unit)
         # Decided here, at the point of use, on the tree as it is once the unit is known; nothing
@@ -129,7 +147,7 @@ class IngestService:
                 )
         envelope = {
             "report": payload,
-            "received_at": datetime.now(UTC).isoformat(),
+            "received_at": received_at.isoformat(),
             "source": source,
         }
         started = time.perf_counter()

@@ -13,7 +13,7 @@ Nothing here reads the clock: the caller says when the messages arrived.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from shared.hierarchy import OrgTree
@@ -35,8 +35,8 @@ def buckets(month: str) -> list[str]:
     year, mm = int(month[:4]), int(month[5:])
     start = year - (year - 2000) % 5
     chain = [month, f"{year}-Q{(mm - 1) // 3 + 1}", f"{year}-H{(mm - 1) // 6 + 1}", str(year), f"{start}-{start + 5}"]
-    after = closes_at(month) >= REFORM  # a period closes in its last month, so this is its tree
-    return [b for b in chain if (closes_at(b) >= REFORM) == after]
+    after = ends_on(month) >= REFORM.date()  # a period belongs to the tree valid at its end
+    return [b for b in chain if (ends_on(b) >= REFORM.date()) == after]
 
 
 def series_of(report: dict[str, Any]) -> str:
@@ -47,8 +47,11 @@ def numbers(report: dict[str, Any]) -> dict[str, int]:
     return {k: v for k, v in report["body"].items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
-def closes_at(period: str) -> datetime:
-    """When data for a period closes: 23:59:59.999999 on the 14th of its last month, UTC+7."""
+DAYS_AFTER_END = 15  # the catalog's deadline of every kind the chaos workload sends
+
+
+def ends_on(period: str) -> date:
+    """The last day of a period."""
     if "-Q" in period:
         year, month = int(period[:4]), 3 * int(period[-1])
     elif "-H" in period:
@@ -59,8 +62,14 @@ def closes_at(period: str) -> datetime:
         year, month = int(period[5:]) - 1, 12
     else:
         year, month = int(period[:4]), int(period[5:])
-    ict = timezone(timedelta(hours=7))
-    return datetime(year, month, 14, 23, 59, 59, 999999, tzinfo=ict)
+    return date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+
+
+def closes_at(period: str) -> datetime:
+    """The last instant a report for a period is on time: 23:59:59.999999, UTC+7, on the
+    DAYS_AFTER_END-th day after the period's last day."""
+    day = ends_on(period) + timedelta(days=DAYS_AFTER_END)
+    return datetime(day.year, day.month, day.day, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=7)))
 
 
 def expected_totals(sent: list[dict[str, Any]], tree: OrgTree, arrived_at: datetime) -> dict[str, dict[str, int]]:

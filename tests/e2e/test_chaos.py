@@ -14,7 +14,7 @@ import os
 import random
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -38,18 +38,19 @@ MARGIN = timedelta(days=2)  # no month whose deadline is this close to the workl
 
 
 def months_around(now: datetime, count: int = 6) -> list[str]:
-    """Months before and after ``now`` (some already closed, some still open, across a year's
-    end when ``now`` is near one), leaving out any whose deadline is within MARGIN of ``now``:
-    so whether a report arrives on time does not depend on how long the test takes."""
-    out = []
-    year, month = now.year, now.month
-    y, m = (year, month - 4) if month > 4 else (year - 1, month + 8)
+    """Months up to ``now``'s own (in Vietnam time), oldest first: some already closed, the
+    current one still open (none has not begun: such a report is refused), across a year's end
+    when ``now`` is near one; leaving out any whose deadline is within MARGIN of ``now``, so
+    whether a report arrives on time does not depend on how long the test takes."""
+    out: list[str] = []
+    local = now.astimezone(timezone(timedelta(hours=7)))
+    y, m = local.year, local.month
     while len(out) < count:
         label = f"{y}-{m:02d}"
         if abs(closes_at(label) - now) > MARGIN:
             out.append(label)
-        y, m = (y, m + 1) if m < 12 else (y + 1, 1)
-    return out
+        y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+    return out[::-1]
 
 
 def make_workload(seed: int, n_reports: int, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -84,7 +85,7 @@ def make_workload(seed: int, n_reports: int, now: datetime | None = None) -> lis
                 total = rng.randint(20, 400)
                 body = {
                     "resolution": "NQ",
-                    "held_on": f"{month}-05",
+                    "held_on": f"{month}-01",  # not after the clock's day: no date from the future
                     "format": "online",
                     "bridge_points": rng.randint(0, 5),
                     "delegates": rng.randint(0, 50),

@@ -213,7 +213,7 @@ def in_period(report: dict, period: str) -> dict:
         **report,
         "period": period,
         "submitted_at": datetime.now(UTC).isoformat(),
-        "body": {**report["body"], "held_on": f"{period}-05"},
+        "body": {**report["body"], "held_on": f"{period}-01"},  # not after today: no date from the future
     }
 
 
@@ -223,7 +223,7 @@ def test_on_time_is_decided_by_the_broker_clock_not_by_what_a_producer_writes(sy
     sets is replaced by the broker's (LogAppendTime)."""
     ns = system.namespace
     topic = ns.reports_topic
-    closed = "2021-11"  # long past its deadline (2021-11-14)
+    closed = "2021-11"  # long past its deadline (2021-12-15)
     before_deadline = datetime(2021, 11, 10, tzinfo=UTC)
     producer = system.unit_producer("38")  # the province's system (its units in both trees)
     envelope = {"report": good("backdated-envelope", "14923", attended=5), "received_at": before_deadline.isoformat()}

@@ -114,7 +114,7 @@ class Pipeline:
     async def _dead_letter(self, key, value, headers):
         self.dead.append((value, dict(headers)))
 
-    def produce(self, value: bytes, partition=0, timestamp_ms=1_600_000_000_000, headers=None):
+    def produce(self, value: bytes, partition=0, timestamp_ms=1_610_000_000_000, headers=None):  # after 2020-12 began
         """A message as a unit's system produces it (with its token; the broker sets the time)."""
         if headers is None:
             headers = ((TOKEN_HEADER, PRODUCER_TOKEN.encode()),)
@@ -196,7 +196,7 @@ async def test_a_unit_whose_messages_come_on_two_partitions_is_counted_once():
     (moved, _ts, _headers), *rest = p.topic[home][2:]
     assert not rest
     assert json.loads(moved)["source"] == f"forwarded from reports/{other}/0"
-    assert json.loads(moved)["received_at"] == "2020-09-13T12:26:40+00:00"  # the original's broker time
+    assert json.loads(moved)["received_at"] == "2021-01-07T06:13:20+00:00"  # the original's broker time
 
 
 async def test_undecodable_messages_are_dead_letters_and_the_rest_of_their_batch_counts():

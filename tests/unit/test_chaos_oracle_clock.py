@@ -18,8 +18,8 @@ TREE = load_vietnam()  # the chaos workload spans districts of two provinces
 ICT = timezone(timedelta(hours=7))
 CLOCKS = [
     datetime(2026, 12, 2, 14, 0, tzinfo=UTC),
-    datetime(2026, 12, 14, 23, 59, 59, tzinfo=ICT),  # the last second of December's window
-    datetime(2026, 12, 15, 0, 0, 1, tzinfo=ICT),  # the first second after it
+    datetime(2026, 12, 15, 23, 59, 59, tzinfo=ICT),  # the last second of November's window
+    datetime(2026, 12, 16, 0, 0, 1, tzinfo=ICT),  # the first second after it
     datetime(2027, 1, 1, tzinfo=UTC),
     datetime(2031, 6, 30, 12, tzinfo=UTC),
 ]
@@ -56,9 +56,10 @@ def test_the_workload_months_keep_clear_of_their_deadlines(clock):
 @pytest.mark.parametrize(
     ("arrival", "on_time"),
     [
-        (datetime(2026, 12, 14, 23, 59, 59, 999999, tzinfo=ICT), 1),
-        (datetime(2026, 12, 15, 0, 0, 0, tzinfo=ICT), 0),
-        (datetime(2027, 1, 1, tzinfo=UTC), 0),
+        (datetime(2027, 1, 15, 23, 59, 58, tzinfo=ICT), 1),
+        (datetime(2027, 1, 15, 23, 59, 59, 999999, tzinfo=ICT), 1),
+        (datetime(2027, 1, 16, 0, 0, 0, tzinfo=ICT), 0),
+        (datetime(2027, 2, 1, tzinfo=UTC), 0),
     ],
 )
 def test_on_time_at_the_edge_of_the_deadline_is_the_same_for_the_roll_up_and_the_oracle(arrival, on_time):

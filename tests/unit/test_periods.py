@@ -1,8 +1,9 @@
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from shared.periods import Granularity, PeriodError, deadline, parse_period, term_of_year
+from shared.periods import VIETNAM_TZ as ICT
+from shared.periods import Granularity, PeriodError, deadline, has_begun, parse_period, term_of_year
 
 
 @pytest.mark.parametrize(
@@ -54,9 +55,30 @@ def test_terms_run_in_five_year_steps_from_congress_years():
     assert term_of_year(2025) == "2025-2030"
 
 
-def test_monthly_data_closes_on_the_14th_in_vietnam_time():
-    due = deadline(parse_period("2025-03"))
-    assert (due.year, due.month, due.day, due.hour) == (2025, 3, 14, 23)
-    assert due.utcoffset().total_seconds() == 7 * 3600
-    assert deadline(parse_period("2025")).date() == date(2025, 12, 14)
-    assert deadline(parse_period("2025-03"), grace_days=3).date() == date(2025, 3, 17)
+def test_the_deadline_is_the_end_of_the_nth_day_after_the_period_in_vietnam_time():
+    due = deadline(parse_period("2025-03"), 15)
+    assert due == datetime(2025, 4, 15, 23, 59, 59, 999999, tzinfo=ICT)
+    assert due.utcoffset() == timedelta(hours=7)
+    assert deadline(parse_period("2025-03"), 0) == datetime(2025, 3, 31, 23, 59, 59, 999999, tzinfo=ICT)
+    assert deadline(parse_period("2024-02"), 15).date() == date(2024, 3, 15)  # after a leap February
+    assert deadline(parse_period("2025-Q4"), 15).date() == date(2026, 1, 15)
+    assert deadline(parse_period("2025"), 31).date() == date(2026, 1, 31)
+    assert deadline(parse_period("2020-2025"), 15).date() == date(2025, 1, 15)
+
+
+def test_a_negative_number_of_days_after_the_end_is_refused():
+    with pytest.raises(ValueError, match="days_after_end"):
+        deadline(parse_period("2025-03"), -1)
+
+
+@pytest.mark.parametrize(
+    ("at", "begun"),
+    [
+        (datetime(2026, 11, 30, 23, 59, 59, tzinfo=ICT), False),
+        (datetime(2026, 12, 1, 0, 0, 0, tzinfo=ICT), True),
+        (datetime(2026, 11, 30, 17, 0, 0, tzinfo=UTC), True),  # 00:00 on 1 December in Vietnam
+        (datetime(2026, 11, 30, 16, 59, 59, tzinfo=UTC), False),
+    ],
+)
+def test_a_period_begins_at_midnight_of_its_first_day_in_vietnam(at, begun):
+    assert has_begun(parse_period("2026-12"), at) is begun

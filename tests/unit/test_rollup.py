@@ -1,15 +1,17 @@
 """The roll-up domain: exact deltas up the tree, corrections, withdrawals, flows and stocks."""
 
+import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.catalog import Catalog, load_catalog
+from shared.catalog import CATALOG_PATH, DEFAULT_DAYS_AFTER_END, Catalog, load_catalog, parse_catalog
 from shared.hierarchy import Level, OrgTree, load_vietnam
-from shared.rollup import Outcome, Report, Rollup, rates, round_rate
+from shared.rollup import Outcome, Report, Rollup, is_on_time, rates, report_from_input, round_rate
+from tools import demo
 
 CATALOG = load_catalog()
 TREE = load_vietnam(["38"])
@@ -126,13 +128,68 @@ def test_a_district_reporting_for_itself_is_not_counted_as_an_expected_unit():
 
 
 def test_on_time_is_decided_by_the_first_arrival_and_a_late_correction_keeps_it():
+    # 2020-12 is due by the end of 15 January 2021 (Vietnam time); LATE is 1 February
     totals, _ = apply_all([session(at=EARLY), session(rev=2, attended=1, at=LATE)])
-    assert total(totals, "386", "study_session", "2020-12", "units_on_time") == 0  # 26 Dec is after 14 Dec
-    totals, _ = apply_all([session(period="2021-01", at=LATE)])
-    assert total(totals, "386", "study_session", "2021-01", "units_on_time") == 0
-    early = datetime(2021, 1, 10, tzinfo=UTC)
-    totals, _ = apply_all([session(period="2021-01", at=early), session(rev=2, period="2021-01", at=LATE)])
-    assert total(totals, "386", "study_session", "2021-01", "units_on_time") == 1
+    assert total(totals, "386", "study_session", "2020-12", "units_on_time") == 1
+    totals, _ = apply_all([session(at=LATE)])
+    assert total(totals, "386", "study_session", "2020-12", "units_on_time") == 0
+    totals, _ = apply_all([session(at=LATE), session(rev=2, attended=1, at=EARLY)])
+    assert total(totals, "386", "study_session", "2020-12", "units_on_time") == 0
+
+
+ICT = timezone(timedelta(hours=7))
+DUE_2020_12 = datetime(2021, 1, 15, 23, 59, 59, 999999, tzinfo=ICT)  # 15 days after 31 December
+
+
+@pytest.mark.parametrize(
+    ("arrival", "on_time"),
+    [
+        (DUE_2020_12 - timedelta(seconds=1), 1),
+        (DUE_2020_12, 1),
+        (DUE_2020_12 + timedelta(seconds=1), 0),
+        (DUE_2020_12 + timedelta(microseconds=1), 0),  # 00:00 on 16 January in Vietnam
+        (datetime(2021, 1, 15, 16, 59, 59, tzinfo=UTC), 1),  # 23:59:59 on 15 January in Vietnam
+        (datetime(2021, 1, 15, 17, 0, 0, tzinfo=UTC), 0),  # still the 15th in UTC, the 16th in Vietnam
+    ],
+)
+def test_on_time_at_the_edge_of_the_deadline(arrival, on_time):
+    totals, _ = apply_all([session(at=arrival)])
+    assert total(totals, "386", "study_session", "2020-12", "units_reported") == 1
+    assert total(totals, "386", "study_session", "2020-12", "units_on_time") == on_time
+    assert total(totals, "14923", "study_session", "2020-12", "own_on_time") == on_time
+
+
+def test_the_deadline_comes_from_the_kind_in_the_catalog():
+    raw = json.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+    raw["kinds"]["study_session"]["deadline"] = {"days_after_end": 3}
+    catalog = parse_catalog(raw)
+    spec = catalog.series["study_session"]
+    assert spec.days_after_end == 3
+    assert is_on_time(session(at=datetime(2021, 1, 3, 23, 59, 59, tzinfo=ICT)), spec)
+    assert not is_on_time(session(at=datetime(2021, 1, 4, 0, 0, 0, tzinfo=ICT)), spec)
+    assert CATALOG.series["study_session"].days_after_end == DEFAULT_DAYS_AFTER_END
+    assert CATALOG.series["member_rating"].days_after_end == 31  # year-end ratings: by 31 January
+
+
+@pytest.mark.parametrize("bad", [{"closing_day": 14}, {"days_after_end": -1}, {"days_after_end": "15"}])
+def test_a_deadline_the_catalog_cannot_mean_is_refused_when_it_loads(bad):
+    raw = json.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+    raw["kinds"]["study_session"]["deadline"] = bad
+    with pytest.raises(ValueError, match=r"study_session\.deadline"):
+        parse_catalog(raw)
+
+
+def test_seed_000s_conference_sent_two_days_later_counts_on_time():
+    """Held 25 December 2020, sent 27 December (demo.seed_000_study_sessions): 21 of 21 communes
+    on time, at the district and the province."""
+    rollup = Rollup(CATALOG)
+    reports = [r for r in demo.seed_000_study_sessions(TREE) if r["unit"] != demo.BA_THUOC]
+    for r in reports:
+        report = report_from_input(r, datetime.fromisoformat(r["submitted_at"]), CATALOG)
+        rollup.apply(report, *where(report))
+    for unit in ("386", "38"):
+        assert total(rollup, unit, "study_session", "2020-12", "units_reported") == 21
+        assert total(rollup, unit, "study_session", "2020-12", "units_on_time") == 21
 
 
 def test_the_kind_of_a_report_cannot_change_between_revisions():

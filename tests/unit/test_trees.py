@@ -22,7 +22,7 @@ from tests.unit.test_rollup import where
 CATALOG = load_catalog()
 VIETNAM = load_vietnam()
 NEW = VIETNAM.version_named(TREE_2025)
-AT = datetime(2026, 1, 5, tzinfo=UTC)  # after every deadline below: all late, none on time
+AT = datetime(2026, 2, 1, tzinfo=UTC)  # after every deadline below (2025-Q4: 15 January 2026): all late
 
 
 def session(rid, unit, period, attended, total, rev=1):
