@@ -48,10 +48,25 @@ def client():
         yield c
 
 
+ORIGIN = {"Origin": "http://testserver"}  # the site's own origin, as a browser sends it
+
+
 def login(client: TestClient, unit: str, *scopes: Scope) -> str:
+    """A fresh session for a token of ``unit``, as the login form makes it (with its proof field
+    when the form has one); later posts carry the page's CSRF token (:func:`guarded`)."""
+    client.cookies.clear()
     token = mint(TEST_SECRET, unit, scopes or (Scope.READ,), 3600)
-    assert client.post("/web/login", data={"token": token}).status_code == 303
+    form = client.get("/web/login").text
+    proof = re.search(r'name="csrf" value="([^"]+)"', form)
+    data = {"token": token, **({"csrf": proof.group(1)} if proof else {})}
+    assert client.post("/web/login", data=data, headers=ORIGIN).status_code == 303
     return token
+
+
+def guarded(client: TestClient) -> dict[str, str]:
+    """The headers a page's own script sends with a post: the origin and the session's CSRF token."""
+    meta = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/web/submissions").text)
+    return {**ORIGIN, **({"X-CSRF-Token": meta.group(1)} if meta else {})}
 
 
 def options(html: str) -> list[str]:
@@ -94,7 +109,9 @@ def test_the_form_lists_the_units_of_the_tree_of_the_period_reported(client):
     assert not {"070", "071", "076"} & set(today)
     old = options(client.get("/web/submit", params={"tree": "legacy"}).text)
     assert {"070", "076"} <= set(old) and "00691" not in old
-    by_period = client.post("/web/submit", data={"kind": "study_session", "unit": "08", "period": "2020-12"})
+    by_period = client.post(
+        "/web/submit", data={"kind": "study_session", "unit": "08", "period": "2020-12"}, headers=guarded(client)
+    )
     assert by_period.status_code == 422 and "070" in options(by_period.text)
 
 
@@ -110,7 +127,8 @@ def test_a_revision_link_of_a_2025_report_opens_the_form(client):
 def post(client: TestClient, unit: str, period: str) -> Any:
     body = {"held_on": f"{period}-05", "format": "in_person", "bridge_points": "1", "delegates": "10"}
     body |= {"resolution": "NQ", "members_attended": "5", "members_total": "10"}
-    return client.post("/web/submit", data={"kind": "study_session", "unit": unit, "period": period, **body})
+    data = {"kind": "study_session", "unit": unit, "period": period, **body}
+    return client.post("/web/submit", data=data, headers=guarded(client))
 
 
 def test_the_forms_scope_check_is_made_in_the_tree_of_the_reports_period(client):
@@ -135,6 +153,7 @@ def check_rows(client: TestClient, units: list[str], period: str) -> list[dict]:
         "/web/upload/check",
         data={"kind": "study_session"},
         files={"file": ("a.csv", header + "\r\n".join(rows).encode())},
+        headers=guarded(client),
     )
     assert answer.status_code == 200, answer.text
     return answer.json()["rows"]
@@ -212,6 +231,9 @@ LOG = [
 
 @pytest.fixture
 def logged(client):
+    """The submission log holds ``LOG``. A first login comes before it, so the web sessions keep
+    to the memory they start with (only the log is faked)."""
+    login(client, "VN")
     client.app.state.components["mongo"] = _Databases(FakeCollection(LOG))
     return client
 
