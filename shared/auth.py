@@ -34,6 +34,14 @@ class Scope(StrEnum):
     ADMIN = "admin"  # register agencies in the subtree, list and replay dead letters
 
 
+class Placement(StrEnum):
+    """Where a report for a unit and period stands for one token (:meth:`Principal.may_report`)."""
+
+    ALLOWED = "allowed"  # a unit of the period's tree, in the token's subtree there
+    OUTSIDE = "outside"  # not in the token's subtree in the period's tree (answered 403)
+    CLOSED = "closed"  # the token's unit in another tree, not a unit of the period's tree (422)
+
+
 class InvalidToken(Exception):
     """Missing, malformed, badly signed, expired or revoked. Answered 401."""
 
@@ -57,6 +65,20 @@ class Principal:
             return self.unit in tree.path(code)
         except UnknownUnit:
             return False
+
+    def may_report(self, tree: OrgTree, code: str, period: str) -> Placement:
+        """Whether this token may send a report of ``period`` for ``code``, decided in the tree of
+        the period (any version of ``tree`` will do: codes are reused across versions, so 14923 is
+        under district 386 before July 2025 and under province 38 after). A code that is not a unit
+        of the period's tree is ``CLOSED`` only for a token that covers it in a tree that holds it
+        (so only such a token learns why); for any other token it is ``OUTSIDE``."""
+        own = tree.for_period(period)
+        if code in own:
+            return Placement.ALLOWED if self.covers(own, code) else Placement.OUTSIDE
+        holder = tree.holding(code, period)
+        if code in holder and self.covers(holder, code):
+            return Placement.CLOSED
+        return Placement.OUTSIDE
 
     def may_see(self, tree: OrgTree, code: str) -> bool:
         """Whether this token may learn if ``code`` exists. For a known unit, ``covers``; for an

@@ -46,21 +46,33 @@ class AgencyRegistry:
 
     def _add(self, doc: dict[str, Any]) -> bool:
         try:
-            self.tree.add_agency(doc["_id"], doc["name"], doc["parent"])
+            self.tree.add_agency(doc["_id"], doc["name"], doc["parent"], doc.get("trees"))
             return True
         except (HierarchyError, UnknownUnit) as exc:
             # A registry from another tree version or another province set: skip, say so.
             log.warning("agency not loaded", extra={"agency": doc["_id"], "reason": str(exc)})
             return False
 
-    async def register(self, code: str, name: str, parent: str) -> bool:
-        """Register an agency; False when it was already registered identically."""
-        self.tree.add_agency(code, name, parent)  # validates parent and code; raises on conflict
+    async def register(self, code: str, name: str, parent: str, trees: list[str] | None = None) -> bool:
+        """Register an agency, in the tree versions ``trees`` (all that hold ``parent`` when None);
+        False when it was already registered identically. A document without ``trees`` is in
+        every version that holds its parent."""
+        if trees is not None and not trees:
+            raise HierarchyError(f"agency {code} would be in no tree")
+        # validates parent and code, raises on conflict
+        self.tree.add_agency(code, name, parent, trees)
+        doc: dict[str, Any] = {"_id": code, "name": name, "parent": parent}
+        if trees is not None:
+            doc["trees"] = sorted(trees)
         try:
-            await self._col.insert_one({"_id": code, "name": name, "parent": parent})
+            await self._col.insert_one(doc)
         except DuplicateKeyError:
             existing = await self._col.find_one({"_id": code})
-            if existing and (existing["name"], existing["parent"]) != (name, parent):
+            if existing and (existing["name"], existing["parent"], existing.get("trees")) != (
+                name,
+                parent,
+                doc.get("trees"),
+            ):
                 raise HierarchyError(f"agency {code} is already registered differently") from None
             return False
         return True

@@ -151,9 +151,13 @@ def read(unit):
 
 
 def test_a_unit_is_shown_in_the_tree_asked_for(api):
-    assert api.get("/v1/units/14923", headers=read("38")).json()["name"] == "Thị trấn Cành Nàng"
+    old = api.get("/v1/units/14923", params={"tree": "legacy"}, headers=read("38")).json()
+    assert (old["name"], old["parent"]["code"]) == ("Thị trấn Cành Nàng", "386")
     new = api.get("/v1/units/14923", params={"tree": "2025"}, headers=read("38")).json()
     assert (new["name"], new["parent"]["code"]) == ("Xã Bá Thước", "38")
+    # with neither tree nor period: the tree in force today
+    assert api.get("/v1/units/14923", headers=read("38")).json() == new
+    assert api.get("/v1/units/386", headers=read("38")).status_code == 404
     r = api.get("/v1/units/14923", params={"tree": "1976"}, headers=read("38"))
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "tree"]
 
@@ -190,10 +194,12 @@ def test_units_are_found_by_name_without_accents_within_the_tokens_subtree(api):
     found = api.get("/v1/units", params={"q": "ba thuoc", "tree": "2025"}, headers=read(COUNTRY)).json()
     assert found["tree"] == "2025"
     assert [(u["code"], u["name"], u["parent"]["code"]) for u in found["units"]] == [("14923", "Xã Bá Thước", "38")]
-    legacy = api.get("/v1/units", params={"q": "BA THUOC"}, headers=read("38")).json()
+    legacy = api.get("/v1/units", params={"q": "BA THUOC", "tree": "legacy"}, headers=read("38")).json()
     assert [u["code"] for u in legacy["units"]] == ["386"]
+    today = api.get("/v1/units", params={"q": "BA THUOC"}, headers=read("38")).json()
+    assert (today["tree"], [u["code"] for u in today["units"]]) == ("2025", ["14923"])
     # the neighbour's token finds nothing outside its subtree
-    assert api.get("/v1/units", params={"q": "ba thuoc"}, headers=read("14926")).json()["units"] == []
+    assert api.get("/v1/units", params={"q": "ba thuoc", "tree": "legacy"}, headers=read("14926")).json()["units"] == []
     children = api.get("/v1/units", params={"parent": "38", "tree": "2025", "limit": 1000}, headers=read("38")).json()[
         "units"
     ]
