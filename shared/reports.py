@@ -235,7 +235,7 @@ def future_problems(
                 "loc": ["period"],
                 "msg": f"period {report.period} has not begun: it starts on {period.start} (Vietnam time) "
                 f"and the report was received at {local:%Y-%m-%d %H:%M} Vietnam time",
-                "type": "in_future",
+                "type": "period_not_begun",
             }
         )
     body = getattr(report, "body", None)
@@ -250,7 +250,7 @@ def future_problems(
                         "loc": ["body", f.name],
                         "msg": f"body.{f.name} {day} is in the future: the report was received on "
                         f"{local.date()} (Vietnam time), and a date may be at most one day later",
-                        "type": "in_future",
+                        "type": "date_in_future",
                     }
                 )
     return problems

@@ -266,6 +266,8 @@ _MESSAGES = {
     "date_type": "Ngày không hợp lệ.",
     "literal_error": "Chọn một giá trị trong danh sách.",
     "extra_forbidden": "Trường này không được phép.",
+    "period_not_begun": "Kỳ này chưa bắt đầu: chỉ báo cáo kỳ đã bắt đầu.",
+    "date_in_future": "Ngày này chưa đến: nhập ngày đã diễn ra.",
 }
 
 

@@ -25,6 +25,7 @@ from services.api.settings import ApiSettings
 from services.api.views import children_totals, missing_units, unit_totals
 from services.web import labels
 from services.web.chart import Point, bar_chart, chart_periods
+from services.web.deadlines import deadline_of, deadline_rule
 from services.web.forms import body_fields, build_report, schema_errors
 from services.web.session import COOKIE, BadSession, seal, session_key, unseal
 from services.web.sheets import SheetError, read_rows, table_csv, table_xlsx, template_csv, template_xlsx, totals_table
@@ -96,6 +97,8 @@ def mount_web(app: FastAPI, settings: ApiSettings) -> None:
 
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 TEMPLATES.env.globals.update(
+    deadline_of=deadline_of,
+    deadline_rule=deadline_rule,
     fmt_int=labels.fmt_int,
     fmt_rate=labels.fmt_rate,
     fmt_share=labels.fmt_share,

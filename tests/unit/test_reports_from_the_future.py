@@ -79,7 +79,7 @@ def test_a_report_of_a_period_under_way_with_a_past_date_has_no_problem():
 )
 def test_a_period_that_has_not_begun_is_refused_naming_the_period(period, held_on):
     [first, *_] = problems(session(period=period, held_on=held_on))
-    assert first["loc"] == ["period"] and first["type"] == "in_future"
+    assert first["loc"] == ["period"] and first["type"] == "period_not_begun"
     assert f"period {period} has not begun" in first["msg"]
     assert "2026-12-07 15:30 Vietnam time" in first["msg"]
 
@@ -111,7 +111,7 @@ def test_an_event_date_more_than_a_day_after_the_receipt_day_is_refused_naming_t
                 "loc": ["body", "held_on"],
                 "msg": f"body.held_on {held_on} is in the future: the report was received on 2026-12-07 "
                 "(Vietnam time), and a date may be at most one day later",
-                "type": "in_future",
+                "type": "date_in_future",
             }
         ]
 
