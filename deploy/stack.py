@@ -16,6 +16,13 @@ it chose, so a test run never touches the demo data.
 
 When KAFKA_BOOTSTRAP_SERVERS or MONGODB_URI are set, those servers are used and no local one is
 started for them.
+
+Both local servers take logins only. Kafka's users are made when its storage is formatted
+(kafka/credentials/, one file per principal). The database takes SCRAM-SHA-256 logins as user
+``baocao``, whose password is drawn once per profile (mongodb/credentials.env); the server reads
+only the salted keys (mongodb/users), and MONGODB_URI carries the login, so every client made from
+the endpoints logs in. A profile's folder is 0700, its files owner-only, and the servers run with
+umask 077.
 """
 
 from __future__ import annotations
@@ -23,12 +30,15 @@ from __future__ import annotations
 import argparse
 import base64
 import gc
+import hashlib
+import hmac
 import json
 import logging
 import os
 import secrets
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -36,6 +46,7 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from shared.kafka_credentials import (
     CREDENTIALS_DIR,
@@ -46,6 +57,7 @@ from shared.kafka_credentials import (
     principal_credentials,
     read_env_file,
 )
+from shared.mongo import redact_uri
 
 log = logging.getLogger("baocao.stack")
 
@@ -58,14 +70,55 @@ RUN = ROOT / ".run"
 # (stop() finds them by pid), and a collected Popen of a live child only produces a warning.
 _STARTED: list[subprocess.Popen[bytes]] = []
 
+# The servers create their data, logs and checkpoints readable by their owner only.
+SERVER_UMASK = 0o077
+
+
+def open_private_log(path: Path) -> int:
+    """A log file opened for appending, created owner-only (0600); the caller closes the descriptor."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)  # a log made before this rule keeps working, without its group/other bits
+    return fd
+
 
 def _spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
-    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+    fd = open_private_log(log_path)
+    try:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            argv,
+            stdout=fd,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            umask=SERVER_UMASK,
         )
+    finally:
+        os.close(fd)
     _STARTED.append(proc)
     return proc
+
+
+def make_private_dir(path: Path) -> None:
+    """Creates ``path`` (and its missing parents) and makes it 0700."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def restrict_tree(root: Path) -> None:
+    """Takes every group and other permission away under ``root`` (folders 0700, files keep their
+    owner bits): what a profile made before its servers ran with umask 077 left readable."""
+    if not root.is_dir():
+        return
+    os.chmod(root, 0o700)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            try:
+                mode = os.lstat(path).st_mode
+                if mode & 0o077 and not stat.S_ISLNK(mode):
+                    os.chmod(path, 0o700 if stat.S_ISDIR(mode) else mode & 0o700)
+            except FileNotFoundError:  # a running server removed it meanwhile
+                continue
 
 
 class StackError(RuntimeError):
@@ -129,10 +182,9 @@ class Profile:
         return {}
 
     def save(self, state: dict) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.state_file)
+        """Writes stack.json owner-only: its endpoints carry the database login."""
+        make_private_dir(self.dir)
+        write_private(self.state_file, json.dumps(state, indent=2))
 
 
 # ---------------------------------------------------------------- Kafka
@@ -225,7 +277,9 @@ def start_kafka(profile: Profile, state: dict) -> str:
     kdir = profile.dir / "kafka"
     data = kdir / "data"
     logs = kdir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    make_private_dir(profile.dir)
+    make_private_dir(kdir)
+    make_private_dir(logs)
     ks = state.setdefault("kafka", {})
     port = ks.get("port") or int(os.environ.get("BAOCAO_KAFKA_PORT", 0)) or free_port()
     controller_port = ks.get("controller_port") or free_port()
@@ -260,26 +314,55 @@ def start_kafka(profile: Profile, state: dict) -> str:
         cluster_id = "-"
         while cluster_id.startswith("-"):  # the storage tool would read a leading "-" as an option
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        fmt = subprocess.run(
-            [
-                *jvm,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(props),
-                *(f"--add-scram=SCRAM-SHA-512=[name={n},password={p}]" for n, p in passwords.items()),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        fmt = format_kafka_storage(jvm, kdir, cluster_id, props, passwords)
         if fmt.returncode != 0:
             raise StackError(f"formatting Kafka storage failed:\n{fmt.stdout}\n{fmt.stderr}")
     proc = _spawn([*jvm, "kafka.Kafka", str(props)], logs / "stdout.log")
     ks.update(pid=proc.pid, port=port, controller_port=controller_port)
-    return f"127.0.0.1:{port}"
+    bootstrap = f"127.0.0.1:{port}"
+    _name_the_broker(creds, bootstrap)
+    return bootstrap
+
+
+def _name_the_broker(creds: Path, bootstrap: str) -> None:
+    """Each principal's env file names the broker too, so ``. unit.env`` is all a unit's system
+    needs before ``baocao submit FILE --kafka``."""
+    for path in sorted(creds.glob("*.env")):
+        lines = [line for line in path.read_text().splitlines() if not line.startswith("KAFKA_BOOTSTRAP_SERVERS=")]
+        write_private(path, "".join(f"{line}\n" for line in [f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}", *lines]))
+
+
+def format_kafka_storage(
+    jvm: list[str], kdir: Path, cluster_id: str, props: Path, passwords: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Runs Kafka's StorageTool format, which creates the users (--add-scram) with their passwords.
+    The tool takes credentials only as arguments, so the main class and its arguments go in a java
+    argument file (``java @file``, expanded by the launcher inside the process), owner-only and
+    removed afterwards: the process table shows ``@<file>`` and never a password."""
+    argfile = kdir / "format.args"
+    args = [
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        cluster_id,
+        "-c",
+        str(props),
+        *(f"--add-scram=SCRAM-SHA-512=[name={n},password={p}]" for n, p in passwords.items()),
+    ]
+    # One argument a line, quoted (a path may hold spaces); in quotes, \\ and \" are escapes.
+    quoted = (arg.replace("\\", "\\\\").replace('"', '\\"') for arg in args)
+    write_private(argfile, "".join(f'"{arg}"\n' for arg in quoted))
+    try:
+        return subprocess.run(
+            # no performance-data file (jps/jcmd) that would show the expanded arguments
+            [*jvm, "-XX:-UsePerfData", f"@{argfile}"],
+            capture_output=True,
+            text=True,
+            check=False,
+            umask=SERVER_UMASK,
+        )
+    finally:
+        argfile.unlink(missing_ok=True)
 
 
 def kafka_ready(bootstrap: str, deadline_s: float = 90.0, credentials: KafkaCredentials | None = None) -> None:
@@ -336,13 +419,66 @@ def _wait_round_trip(bootstrap: str, deadline: float, options: dict[str, str]) -
 # ---------------------------------------------------------------- MongoDB-compatible server
 
 
+MONGODB_USER = "baocao"
+MONGODB_PASSWORD = "BAOCAO_MONGODB_PASSWORD"
+SCRAM_ITERATIONS = 15000  # MongoDB's default for SCRAM-SHA-256
+
+
+def mongodb_credentials_file(profile: Profile) -> Path:
+    """The local database's login (BAOCAO_MONGODB_USERNAME, BAOCAO_MONGODB_PASSWORD), mode 600."""
+    return profile.dir / "mongodb" / "credentials.env"
+
+
+def mongodb_password(profile: Profile, create: bool = False) -> str:
+    """The profile's database password; with ``create``, drawn and written when there is none."""
+    path = mongodb_credentials_file(profile)
+    try:
+        return read_env_file(path)[MONGODB_PASSWORD]
+    except (OSError, KeyError):
+        if not create:
+            raise StackError(
+                f"no database login in {path}: the running database predates authentication; "
+                f"stop the profile (python -m deploy.stack stop --profile {profile.name}) and start it again"
+            ) from None
+    make_private_dir(path.parent)
+    password = secrets.token_urlsafe(24)
+    write_private(path, f"BAOCAO_MONGODB_USERNAME={MONGODB_USER}\n{MONGODB_PASSWORD}={password}\n")
+    return password
+
+
+def scram_sha256_user(name: str, password: str, iterations: int = SCRAM_ITERATIONS, salt: bytes | None = None) -> str:
+    """A line of the server's users file (deploy/mongo-java-server ScramUsers): the user's salt and
+    SCRAM-SHA-256 keys (RFC 5802), from which the password cannot be read back."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    # RFC 7677 prepares the password with SASLprep; a base64url password is its own preparation.
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    keys = " ".join(base64.b64encode(b).decode() for b in (salt, stored_key, server_key))
+    return f"{name} SCRAM-SHA-256 {iterations} {keys}\n"
+
+
+def mongodb_uri(port: int, password: str) -> str:
+    """The local server's URI, with the login: a client made from it authenticates."""
+    return (
+        f"mongodb://{MONGODB_USER}:{quote(password, safe='')}@127.0.0.1:{port}/"
+        "?authSource=admin&authMechanism=SCRAM-SHA-256"
+    )
+
+
 def start_mongo(profile: Profile, state: dict) -> str:
-    """mongo-java-server with its H2 backend (deploy/mongo-java-server), one file per profile."""
+    """mongo-java-server with its H2 backend (deploy/mongo-java-server), one file per profile,
+    taking SCRAM-SHA-256 logins of the profile's user only."""
     lib = CACHE / "mongo-java-server" / "lib"
     if not lib.is_dir():
         raise StackError("mongo-java-server is not installed: run deploy/install.sh (or `make install`)")
     mdir = profile.dir / "mongodb"
-    mdir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(profile.dir)
+    make_private_dir(mdir)
+    password = mongodb_password(profile, create=True)
+    users = mdir / "users"
+    write_private(users, scram_sha256_user(MONGODB_USER, password))
     ms = state.setdefault("mongodb", {})
     port = ms.get("port") or int(os.environ.get("BAOCAO_MONGODB_PORT", 0)) or free_port()
     proc = _spawn(
@@ -360,11 +496,12 @@ def start_mongo(profile: Profile, state: dict) -> str:
             "127.0.0.1",
             str(port),
             str(mdir / "baocao.mv"),
+            str(users),
         ],
         mdir / "server.log",
     )
     ms.update(pid=proc.pid, port=port)
-    return f"mongodb://127.0.0.1:{port}/"
+    return mongodb_uri(port, password)
 
 
 def mongodb_ready(uri: str, deadline_s: float = 30.0) -> None:
@@ -382,7 +519,7 @@ def mongodb_ready(uri: str, deadline_s: float = 30.0) -> None:
         except PyMongoError as exc:
             last = exc
             time.sleep(0.3)
-    raise StackError(f"MongoDB at {uri} not ready after {deadline_s:.0f}s: {last!r}")
+    raise StackError(f"MongoDB at {redact_uri(uri)} not ready after {deadline_s:.0f}s: {last!r}")
 
 
 # ---------------------------------------------------------------- commands
@@ -412,15 +549,16 @@ def start(profile: Profile) -> dict[str, str]:
 
     mongo = os.environ.get("MONGODB_URI")
     if mongo:
-        log.info("using external MongoDB at %s", mongo)
+        log.info("using external MongoDB at %s", redact_uri(mongo))
     elif _running(state.get("mongodb")):
-        mongo = f"mongodb://127.0.0.1:{state['mongodb']['port']}/"
+        mongo = mongodb_uri(state["mongodb"]["port"], mongodb_password(profile))
     else:
         mongo = start_mongo(profile, state)
         profile.save(state)
     endpoints["MONGODB_URI"] = mongo
 
     mongodb_ready(mongo)
+    restrict_tree(profile.dir)
     kafka_ready(bootstrap, credentials=principal_credentials({**os.environ, **endpoints}, "admin"))
     state["endpoints"] = endpoints
     profile.save(state)
@@ -490,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "start":
             for key, value in start(profile).items():
-                log.info("%s=%s", key, value)
+                log.info("%s=%s", key, redact_uri(value))
         elif args.command == "stop":
             stop(profile)
         elif args.command == "status":

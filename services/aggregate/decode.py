@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import from_json
 
-from shared.auth import InvalidToken, Principal, Scope, verify
+from shared.auth import InvalidToken, Placement, Principal, Scope, verify
 from shared.catalog import Catalog
 from shared.hierarchy import OrgTree
 from shared.reports import REPORT_ADAPTER, ReportEnvelope, future_problems
@@ -151,10 +151,13 @@ def _decode(
         return Rejected("in_future", "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems))
     if not any(model.unit in version for version in tree.versions):
         return Rejected("unknown_unit", f"unit {model.unit!r} is not in the registry")
+    # in the tree of the report's period, as ingest decides (Principal.may_report)
+    if producer is not None and producer.may_report(tree, model.unit, model.period) is Placement.OUTSIDE:
+        return Rejected(
+            "forbidden_unit",
+            f"{TOKEN_HEADER}: a token of unit {producer.unit} may not submit for unit {model.unit} "
+            f"in {tree.for_period(model.period).validity()}, the tree of period {model.period}",
+        )
     if model.unit not in tree.for_period(model.period):  # a unit closed (or not yet open) then
         return Rejected("unknown_unit", tree.why_not(model.unit, model.period))
-    if producer is not None and not producer.covers(tree, model.unit):
-        return Rejected(
-            "forbidden_unit", f"{TOKEN_HEADER}: a token of unit {producer.unit} may not submit for unit {model.unit}"
-        )
     return report_from_model(model, received_at, catalog)

@@ -18,7 +18,7 @@ from pymongo.errors import PyMongoError
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import Publisher
 from services.ingest.submissions import SubmissionLog
-from shared.auth import Principal
+from shared.auth import Placement, Principal
 from shared.catalog import Catalog
 from shared.hierarchy import LEGACY, OrgTree
 from shared.reports import ReportInBase, future_problems
@@ -104,16 +104,15 @@ class IngestService:
             raise FutureReportError(problems)
         if not await self.known(report.unit):
             raise UnknownUnitError(report.unit)
-        # Decided here, at the point of use, on the tree as it is once the unit is known; nothing
-        # between this and the publication can change it (a unit is never moved or removed). The
-        # batch route used to check before the lookup and let an unknown code through, and the
-        # agency that code became a moment later (registered through the API) was accepted
-        # whoever its parent was: a commune's batch for its neighbour's agency had 7 to 66 of
-        # 1,000 accepted. The routes' own checks (Principal.may_see) answer early and alike.
-        if not principal.covers(self.tree, report.unit):
+        # Decided here, at the point of use, once the unit is known (a unit is never moved or
+        # removed, so nothing between this and the publication can change the answer), and in
+        # the tree of the report's period: codes are reused across trees, and a token's subtree
+        # in one tree says nothing of the units with the same codes in the other.
+        placement = principal.may_report(self.tree, report.unit, report.period)
+        if placement is Placement.OUTSIDE:
             raise OutsideSubtreeError(report.unit, principal.unit)
         tree = self.tree.for_period(report.period)  # the tree valid at the period's end
-        if report.unit not in tree:  # closed by the 2025 reform (a district), or not yet created
+        if placement is Placement.CLOSED:  # closed by the 2025 reform (a district), or not yet created
             raise UnknownUnitError(report.unit, self.tree.why_not(report.unit, report.period))
         payload = report.model_dump(mode="json")
         series = self.catalog.series_for(payload["kind"], payload.get("body")).key
