@@ -37,6 +37,12 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("BAOCAO_KAFKA_SECURITY_PROTOCOL", "kafka_security_protocol"),
         description="SASL_PLAINTEXT, or SASL_SSL where the brokers have TLS",
     )
+    kafka_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        validation_alias=AliasChoices("BAOCAO_KAFKA_REPLICATION_FACTOR", "kafka_replication_factor"),
+        description="copies of each partition of a topic a service declares (tools/topics.py makes the rest)",
+    )
     mongodb_uri: str = Field(
         validation_alias=AliasChoices("MONGODB_URI", "mongodb_uri"),
         description="mongodb:// URI of the MongoDB-compatible database",

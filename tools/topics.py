@@ -3,6 +3,12 @@ principal). Idempotent.
 
 python -m tools.topics [--partitions 8]
 
+Every topic gets the replication factor and ``min.insync.replicas`` of the environment (Replication):
+
+    BAOCAO_KAFKA_REPLICATION_FACTOR   copies of each partition (1 on one broker; 3 on a cluster)
+    BAOCAO_KAFKA_MIN_INSYNC_REPLICAS  copies an acks=all write waits for (1 on one broker; 2 on a
+                                      cluster, so one broker may be down and writes go on)
+
 The broker refuses every request no ACL allows (allow.everyone.if.no.acl.found=false):
 
     reports            ingest, unit: write · aggregate: read, write (forwarding)
@@ -20,6 +26,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from kafka.admin import (
     ACL,
@@ -39,9 +47,52 @@ from shared.kafka_credentials import KafkaCredentials, client_options, principal
 log = logging.getLogger(__name__)
 
 DEFAULT_PARTITIONS = 8
+REPLICATION_FACTOR = "BAOCAO_KAFKA_REPLICATION_FACTOR"
+MIN_INSYNC_REPLICAS = "BAOCAO_KAFKA_MIN_INSYNC_REPLICAS"
 
 
-def topic_names(env: dict[str, str] | None = None) -> tuple[str, str, str]:
+@dataclass(frozen=True)
+class Replication:
+    """How many copies of each partition the topics have (``factor``) and how many of them hold a
+    message before an acks=all producer gets its acknowledgement (``min_insync``). With
+    ``min_insync`` < ``factor``, a broker may be lost and writes go on; an acknowledged message is
+    on ``min_insync`` brokers."""
+
+    factor: int = 1
+    min_insync: int = 1
+
+    def __post_init__(self) -> None:
+        if self.factor < 1:
+            raise ValueError(f"{REPLICATION_FACTOR} must be at least 1, not {self.factor}")
+        if not 1 <= self.min_insync <= self.factor:
+            raise ValueError(
+                f"{MIN_INSYNC_REPLICAS} must be between 1 and {REPLICATION_FACTOR} ({self.factor}), "
+                f"not {self.min_insync}"
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Replication:
+        """From the two variables; without them 1/1 (one broker). ``min_insync`` defaults to 2
+        when the factor is 2 or more: one copy besides the leader's before a write counts."""
+        env = os.environ if env is None else env
+        factor = _positive_int(env, REPLICATION_FACTOR, 1)
+        return cls(factor, _positive_int(env, MIN_INSYNC_REPLICAS, min(factor, 2)))
+
+    def env(self) -> dict[str, str]:
+        return {REPLICATION_FACTOR: str(self.factor), MIN_INSYNC_REPLICAS: str(self.min_insync)}
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def topic_names(env: Mapping[str, str] | None = None) -> tuple[str, str, str]:
     env = dict(os.environ) if env is None else env
     return (
         env.get("BAOCAO_REPORTS_TOPIC", "reports"),
@@ -81,19 +132,27 @@ def acl_grants(env: dict[str, str] | None = None) -> list[ACL]:
     ]
 
 
-def topic_specs(partitions: int, env: dict[str, str] | None = None) -> list[NewTopic]:
+def topic_specs(
+    partitions: int, env: Mapping[str, str] | None = None, replication: Replication | None = None
+) -> list[NewTopic]:
+    """The project's topics, named by ``env``, each with ``replication`` (by default from ``env``
+    and the environment: Replication.from_env)."""
     reports, dead, totals = topic_names(env)
+    if replication is None:
+        replication = Replication.from_env({**os.environ, **(env or {})})
+    factor = replication.factor
+    isr = {"min.insync.replicas": str(replication.min_insync)}
     return [
         # Ingest writes each report to its province's partition (services/aggregate/routing.py);
         # other producers may key as they like: the aggregator forwards what it finds elsewhere.
         # LogAppendTime: a message's timestamp is when the broker appended it, which a producer
         # cannot set; it is the receipt time of a report sent straight to Kafka (on time or late).
-        NewTopic(reports, partitions, 1, topic_configs=REPORTS_CONFIGS),
-        NewTopic(dead, 1, 1, topic_configs={"retention.ms": str(-1)}),
+        NewTopic(reports, partitions, factor, topic_configs={**REPORTS_CONFIGS, **isr}),
+        NewTopic(dead, 1, factor, topic_configs={"retention.ms": str(-1), **isr}),
         # Keyed by unit|series|period, compacted: reading from the start ends with current totals.
-        NewTopic(totals, partitions, 1, topic_configs={"cleanup.policy": "compact"}),
+        NewTopic(totals, partitions, factor, topic_configs={"cleanup.policy": "compact", **isr}),
         # The aggregator's changelog: the state of partition p of reports in its partition p.
-        NewTopic(state_topic(reports), partitions, 1, topic_configs={"cleanup.policy": "compact"}),
+        NewTopic(state_topic(reports), partitions, factor, topic_configs={"cleanup.policy": "compact", **isr}),
     ]
 
 
@@ -103,8 +162,9 @@ def create_topics(
     env: dict[str, str] | None = None,
     credentials: KafkaCredentials | None = None,
 ) -> list[str]:
-    """Creates the topics that do not exist, sets the reports topic's timestamps to LogAppendTime
-    (on a topic created before that too) and grants the ACLs. ``credentials``: the admin's, by
+    """Creates the topics that do not exist, sets the configuration of those that do (the reports
+    topic's LogAppendTime, every topic's min.insync.replicas: on a topic created before these
+    rules too; a topic's replication factor is not changed here) and grants the ACLs. ``credentials``: the admin's, by
     default from ``env`` and the environment (the profile's credentials folder, else
     BAOCAO_KAFKA_USERNAME/PASSWORD)."""
     if credentials is None:
@@ -117,8 +177,8 @@ def create_topics(
                 admin.create_topics([spec])
                 created.append(spec.name)
             except TopicAlreadyExistsError:
-                if spec.name == topic_names(env)[0]:
-                    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, REPORTS_CONFIGS)])
+                # the whole of the topic's own configuration: alter_configs replaces, not merges
+                admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, spec.topic_configs)])
         result = admin.create_acls(acl_grants(env))
         if result.get("failed"):
             raise RuntimeError(f"Kafka refused ACLs: {result['failed']}")

@@ -194,6 +194,8 @@ def faust_app(settings: AggregateSettings) -> AggregateApp:
         broker_heartbeat_interval=1.0,
         producer_acks=-1,
         topic_allow_declare=False,  # topics are created by tools/topics.py with their partitions
+        # what faust would declare itself (none while it may not declare): as many copies as ours
+        topic_replication_factor=settings.kafka_replication_factor,
         topic_disable_leader=True,
         stream_wait_empty=False,
         broker_credentials=_faust_credentials(settings.kafka_credentials),
