@@ -215,9 +215,12 @@ def start_services(profile: stack.Profile, demo: bool) -> int:
     urls = {s.name: s.url for s in services}
     write_urls(profile, urls)
     if demo:
+        from shared.kafka_credentials import principal_env
         from tools.cli import load_demo
 
-        counts = load_demo(urls["api"], urls["ingest"], token_path.read_text().strip())
+        # at the times the units sent them, through ingest's use case in ingest's environment
+        ingest_env = principal_env(env, "ingest")
+        counts = load_demo(urls["api"], urls["ingest"], token_path.read_text().strip(), ingest_env)
         log.info("demo data submitted: %s", counts)
     prom = _start_prometheus(profile, services)
     if prom:

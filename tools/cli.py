@@ -165,7 +165,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0 if set(counts) <= {"accepted", "duplicate"} else 1
 
 
-def load_demo(api_url: str, ingest_url: str, token: str) -> dict[str, int]:
+def load_demo(api_url: str, ingest_url: str, token: str, ingest_env: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Registers the demo's agencies, then submits its reports: to the running ingest, which
+    receives them now (every report of a past period is then late), or, given ingest's own
+    environment (``make run``), through ingest's use case at the times the units sent them
+    (``python -m tools.demo``: tools/demo.send_as_sent)."""
+    import subprocess
+
     from shared.hierarchy import load_vietnam
     from tools import demo
 
@@ -174,7 +180,19 @@ def load_demo(api_url: str, ingest_url: str, token: str) -> dict[str, int]:
             r = http.post("/v1/admin/agencies", json=agency)
             if r.status_code not in (200, 201):
                 raise RuntimeError(f"registering {agency['code']}: {r.status_code} {r.text[:300]}")
-    return submit_http(demo.all_reports(load_vietnam()), ingest_url, token)
+    if ingest_env is None:
+        return submit_http(demo.all_reports(load_vietnam()), ingest_url, token)
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.demo"],
+        env={**os.environ, **ingest_env},
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"demo reports as sent: exit {done.returncode}: {done.stderr[-1000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def cmd_demo_load(args: argparse.Namespace) -> int:

@@ -8,17 +8,30 @@ Xã Bá Thước 14923 among them, report for 2025-Q4 (:func:`reform_2025_study_
 Where a seed gives a total (5,962 of 6,600 members at Bá Thước's conference), the demo splits it
 over the communes so that the district total is exactly the seed's figure; where it gives none,
 figures are deterministic and plausible, never random.
+
+Timeliness: each report's ``submitted_at`` is when its unit sent it, mostly a couple of days after
+the event, so on time (a report is due by the 15th day after its period ends: shared/catalog.py);
+a few of Đakrông's communes send late (:data:`LATE_SENDERS`). ``make run`` submits the reports
+through ingest's own use case with that time as the receipt time (:func:`send_as_sent`), as if
+ingest had received each then; ``baocao demo load`` sends them to a running ingest, which
+stamps its own clock, so there every report of a past period counts as late. The current
+month's reports (:func:`current_study_sessions`) are sent now and are on time either way.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+import asyncio
+import json
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from shared.hierarchy import OrgTree
-from shared.periods import VIETNAM_TZ
+from shared.periods import VIETNAM_TZ, parse_period
 
 BA_THUOC, LANG_CHANH, THANH_SON, BINH_DAI, DAKRONG = "386", "388", "238", "835", "467"
+# Đakrông's communes (by their position in the district) that send some yearly reports weeks after
+# the deadline (15 January for a year, 31 January for the year-end rating)
+LATE_SENDERS = (1, 4, 7, 9, 12)
 RESOLUTION_38 = "Nghị quyết Đại hội Đảng bộ tỉnh Thanh Hóa lần thứ XIX, nhiệm kỳ 2020-2025"
 
 
@@ -204,9 +217,8 @@ def seed_002_004_indicators(tree: OrgTree) -> list[dict[str, Any]]:
     communes = communes_of(tree, DAKRONG)
     for i, code in enumerate(communes):
         for year in (2021, 2022, 2023, 2024):
-            reports.append(
-                _indicator(code, "new_party_members", str(year), date(year, 12, 5), value=6 + (i + year) % 5)
-            )
+            sent = date(year + 1, 2, 20) if i in LATE_SENDERS and year == 2022 else date(year, 12, 5)
+            reports.append(_indicator(code, "new_party_members", str(year), sent, value=6 + (i + year) % 5))
         reports.append(_indicator(code, "new_rural_communes", "2024", date(2024, 12, 5), value=1 if i < 3 else 0))
         reports.append(
             _indicator(code, "schools_national_standard", "2024", date(2024, 12, 5), numerator=2 + i % 2, denominator=4)
@@ -228,7 +240,7 @@ def member_ratings(tree: OrgTree) -> list[dict[str, Any]]:
                 "unit": code,
                 "kind": "member_rating",
                 "period": "2023",
-                "submitted_at": _stamp(date(2024, 1, 5), 0),
+                "submitted_at": _stamp(date(2024, 2, 5) if i in LATE_SENDERS else date(2024, 1, 5), 0),
                 "body": {
                     "excellent": excellent,
                     "good": good,
@@ -299,7 +311,38 @@ def reform_2025_study_sessions(tree: OrgTree) -> list[dict[str, Any]]:
     return reports
 
 
-def all_reports(tree: OrgTree) -> list[dict[str, Any]]:
+def current_study_sessions(tree: OrgTree, now: datetime) -> list[dict[str, Any]]:
+    """This month (in Vietnam time, so the first page a clerk opens has figures): the communes of
+    the former Bá Thước district but the last hold a study session on the 1st (no later than
+    today) and send it at ``now``. Figures are plausible, not from a seed."""
+    local = now.astimezone(VIETNAM_TZ)
+    period = f"{local.year}-{local.month:02d}"
+    held = parse_period(period).start
+    version = tree.for_period(period)
+    communes = [c for c in BA_THUOC_AREA_2025 if c in version][:-1]
+    return [
+        {
+            "report_id": f"{code}-study-{period}",
+            "revision": 1,
+            "unit": code,
+            "kind": "study_session",
+            "period": period,
+            "submitted_at": now.isoformat(),
+            "body": {
+                "resolution": "Nghị quyết Đại hội Đảng bộ tỉnh Thanh Hóa lần thứ XXI, nhiệm kỳ 2025-2030",
+                "held_on": held.isoformat(),
+                "format": "in_person",
+                "bridge_points": 1,
+                "delegates": 0,
+                "members_attended": 780 + 11 * i,
+                "members_total": 860 + 9 * i,
+            },
+        }
+        for i, code in enumerate(communes)
+    ]
+
+
+def all_reports(tree: OrgTree, now: datetime | None = None) -> list[dict[str, Any]]:
     return (
         seed_000_study_sessions(tree)
         + reform_2025_study_sessions(tree)
@@ -307,4 +350,66 @@ def all_reports(tree: OrgTree) -> list[dict[str, Any]]:
         + seed_003_action_programs(tree)
         + seed_002_004_indicators(tree)
         + member_ratings(tree)
+        + current_study_sessions(tree, now or datetime.now(UTC))
     )
+
+
+async def send_as_sent(reports: list[dict[str, Any]], settings: Any) -> dict[str, int]:
+    """Submit ``reports`` through ingest's own use case (validation, the unit's tree, the
+    submission log, a stamped envelope on ``reports``), each with its ``submitted_at`` as the
+    receipt time: the demo's history as if ingest had received each report when it was sent.
+    Only the operator of the stack can do this (the services' secret, ingest's Kafka login and
+    the database); ``settings`` are ingest's (services.ingest.settings.IngestSettings)."""
+    from services.ingest.metrics import IngestMetrics
+    from services.ingest.publisher import KafkaPublisher
+    from services.ingest.service import IngestService
+    from services.ingest.submissions import MongoSubmissionLog
+    from shared.auth import COUNTRY, Scope, mint, verify
+    from shared.catalog import load_catalog
+    from shared.hierarchy import load_vietnam
+    from shared.mongo import make_client
+    from shared.registry import AgencyRegistry
+    from shared.reports import REPORT_ADAPTER
+    from shared.stamps import stamp_key
+
+    secret = settings.auth_secret.get_secret_value()
+    org = load_vietnam(settings.province_codes)
+    mongo = make_client(settings.mongodb_uri, "baocao-demo")
+    registry = AgencyRegistry(mongo, settings.mongodb_database, org)
+    await registry.refresh()  # the demo's agencies, registered through the API before
+    publisher = KafkaPublisher(
+        settings.kafka_bootstrap_servers,
+        settings.reports_topic,
+        settings.produce_timeout_seconds,
+        credentials=settings.kafka_credentials,
+        stamp_key=stamp_key(secret),
+    )
+    await publisher.start()
+    sent_at: list[datetime] = []
+    service = IngestService(
+        publisher,
+        MongoSubmissionLog(mongo, settings.mongodb_database),
+        org,
+        load_catalog(),
+        IngestMetrics(),
+        registry.lookup,
+        clock=lambda: sent_at[-1],
+    )
+    principal = verify(secret, mint(secret, COUNTRY, (Scope.SUBMIT,), 3600))
+    counts: dict[str, int] = {}
+    try:
+        for raw in reports:
+            sent_at.append(datetime.fromisoformat(raw["submitted_at"]).astimezone(UTC))
+            outcome = await service.submit(REPORT_ADAPTER.validate_python(raw), principal, source="demo")
+            counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
+    finally:
+        await publisher.stop()
+        await mongo.close()
+    return counts
+
+
+if __name__ == "__main__":  # python -m tools.demo: what `make run` calls, with ingest's environment
+    from services.ingest.settings import IngestSettings
+    from shared.hierarchy import load_vietnam
+
+    print(json.dumps(asyncio.run(send_as_sent(all_reports(load_vietnam()), IngestSettings()))))
