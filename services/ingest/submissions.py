@@ -14,13 +14,21 @@ of one is recorded under the new key.)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-from pymongo import AsyncMongoClient, UpdateOne
+from pymongo import DESCENDING, AsyncMongoClient, UpdateOne
 
 from shared.mongo import SUBMISSIONS
+
+# a report recorded before the log kept the time of its last revision sorts as if recorded then
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PAGE_SIZE = 50  # reports per page of a listing
 
 
 @dataclass
@@ -29,16 +37,61 @@ class Submission:
     unit: str
     series: str
     revisions: dict[int, str] = field(default_factory=dict)  # revision -> content digest
+    updated: datetime = EPOCH  # when its latest revision was recorded
+
+
+@dataclass(frozen=True)
+class SubmissionPage:
+    items: list[Submission]
+    next: str | None  # the cursor of the page after this one; None on the last page
+
+
+class BadCursor(ValueError):
+    """A listing cursor that this log did not hand out."""
 
 
 def submission_key(unit: str, report_id: str) -> str:
     return f"{unit}/{report_id}"
 
 
+def _cursor(updated: datetime, key: str) -> str:
+    """Where a listing stopped: the (time, key) of its last row, which the next page starts after."""
+    millis = int(updated.timestamp() * 1000)
+    return base64.urlsafe_b64encode(json.dumps([millis, key]).encode()).decode().rstrip("=")
+
+
+def _after(cursor: str) -> tuple[datetime, str]:
+    try:
+        millis, key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(millis, int) or isinstance(millis, bool) or not isinstance(key, str):
+            raise TypeError
+        return datetime.fromtimestamp(millis / 1000, UTC), key
+    except (ValueError, TypeError, binascii.Error, OverflowError, OSError):
+        raise BadCursor("not a cursor of this listing; start again from the first page") from None
+
+
+def _millis(moment: datetime) -> datetime:
+    """``moment`` at MongoDB's precision (milliseconds), so both adapters order and page alike."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 class SubmissionLog(Protocol):
     async def get(self, unit: str, report_id: str) -> Submission | None: ...
 
     async def record(self, report_id: str, unit: str, series: str, revision: int, digest: str) -> None: ...
+
+    async def page(
+        self, where: Mapping[str, Any] | None, after: str | None = None, size: int = PAGE_SIZE
+    ) -> SubmissionPage:
+        """The reports ``where`` selects, newest revision first (ties by key, in reverse),
+        ``size`` at most, starting after the ``after`` cursor a previous page gave; BadCursor for
+        a cursor it did not give. ``where`` is a filter on the fields ``unit`` and ``series`` in
+        MongoDB's query language, of equalities, ``$in`` and ``$or`` (None or {}: every report)."""
+        ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -56,10 +109,43 @@ class MongoSubmissionLog:
     bulk write). A thousand concurrent submissions cost a handful of round trips, not two
     thousand, and a lone submission is not delayed."""
 
-    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+    def __init__(
+        self, client: AsyncMongoClient[dict[str, Any]], database: str, clock: Callable[[], datetime] = utc_now
+    ) -> None:
         self._col = client[database][SUBMISSIONS]
+        self._clock = clock
         self._gets = _Coalescer[tuple[str, str], Submission | None](self._get_many)
         self._records = _Coalescer[Record, None](self._record_many)
+
+    async def ensure_indexes(self) -> None:
+        """The indexes a listing needs (a unit's or a subtree's reports, newest first, and every
+        report newest first), and a time for the reports recorded before the log kept one."""
+        await self._col.create_index([("unit", 1), ("updated", DESCENDING), ("_id", DESCENDING)])
+        await self._col.create_index([("updated", DESCENDING), ("_id", DESCENDING)])
+        await self._col.update_many({"updated": {"$exists": False}}, {"$set": {"updated": EPOCH}})
+
+    async def page(
+        self, where: Mapping[str, Any] | None, after: str | None = None, size: int = PAGE_SIZE
+    ) -> SubmissionPage:
+        clauses: list[Mapping[str, Any]] = [where] if where else []
+        if after is not None:
+            at, key = _after(after)
+            clauses.append({"$or": [{"updated": {"$lt": at}}, {"updated": at, "_id": {"$lt": key}}]})
+        query = clauses[0] if len(clauses) == 1 else {"$and": clauses} if clauses else {}
+        cursor = self._col.find(query).sort([("updated", DESCENDING), ("_id", DESCENDING)]).limit(size + 1)
+        docs = [d async for d in cursor]
+        items = [
+            Submission(
+                str(d.get("report_id", d["_id"])),
+                str(d.get("unit", "")),
+                str(d.get("series", "")),
+                {int(k): v for k, v in (d.get("revisions") or {}).items()},
+                d.get("updated") or EPOCH,
+            )
+            for d in docs[:size]
+        ]
+        more = len(docs) > size
+        return SubmissionPage(items, _cursor(items[-1].updated, str(docs[size - 1]["_id"])) if more else None)
 
     async def get(self, unit: str, report_id: str) -> Submission | None:
         return await self._gets.call((unit, report_id))
@@ -88,7 +174,7 @@ class MongoSubmissionLog:
                 UpdateOne(
                     {"_id": submission_key(r.unit, r.report_id)},
                     {
-                        "$set": {f"revisions.{r.revision}": r.digest},
+                        "$set": {f"revisions.{r.revision}": r.digest, "updated": _millis(self._clock())},
                         "$setOnInsert": {"unit": r.unit, "report_id": r.report_id, "series": r.series},
                     },
                     upsert=True,
@@ -141,13 +227,52 @@ class _Coalescer(Generic[K, R]):
 
 
 class InMemorySubmissionLog:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
         self.items: dict[str, Submission] = {}
+        self._clock = clock
 
     async def get(self, unit: str, report_id: str) -> Submission | None:
         item = self.items.get(submission_key(unit, report_id))
-        return None if item is None else Submission(item.report_id, item.unit, item.series, dict(item.revisions))
+        return None if item is None else self._copy(item)
 
     async def record(self, report_id: str, unit: str, series: str, revision: int, digest: str) -> None:
         item = self.items.setdefault(submission_key(unit, report_id), Submission(report_id, unit, series))
         item.revisions[revision] = digest
+        item.updated = _millis(self._clock())
+
+    async def page(
+        self, where: Mapping[str, Any] | None, after: str | None = None, size: int = PAGE_SIZE
+    ) -> SubmissionPage:
+        rows = sorted(
+            ((item.updated, key, item) for key, item in self.items.items() if _matches(where or {}, item)),
+            key=lambda row: (row[0], row[1]),
+            reverse=True,
+        )
+        if after is not None:
+            at, last = _after(after)
+            rows = [row for row in rows if (row[0], row[1]) < (at, last)]
+        items = [self._copy(item) for _, _, item in rows[:size]]
+        return SubmissionPage(items, _cursor(rows[size - 1][0], rows[size - 1][1]) if len(rows) > size else None)
+
+    @staticmethod
+    def _copy(item: Submission) -> Submission:
+        return Submission(item.report_id, item.unit, item.series, dict(item.revisions), item.updated)
+
+
+def _matches(where: Mapping[str, Any], item: Submission) -> bool:
+    """Whether ``item`` passes a filter of the kind SubmissionLog.page takes."""
+    fields = {"unit": item.unit, "series": item.series}
+    for name, wanted in where.items():
+        if name == "$or":
+            if not any(_matches(branch, item) for branch in wanted):
+                return False
+        elif name not in fields:
+            raise ValueError(f"a listing filters on unit and series, not {name!r}")
+        elif isinstance(wanted, Mapping):
+            if set(wanted) != {"$in"}:
+                raise ValueError(f"a listing filters with equalities, $in and $or, not {sorted(wanted)}")
+            if fields[name] not in wanted["$in"]:
+                return False
+        elif fields[name] != wanted:
+            return False
+    return True

@@ -23,6 +23,7 @@ from starlette.datastructures import UploadFile
 
 from services.api.settings import ApiSettings
 from services.api.views import children_totals, missing_units, unit_totals
+from services.ingest.submissions import BadCursor, MongoSubmissionLog, SubmissionLog, submission_key
 from services.web import labels
 from services.web.chart import Point, bar_chart, chart_periods
 from services.web.deadlines import deadline_of, deadline_rule
@@ -32,7 +33,6 @@ from services.web.sheets import SheetError, read_rows, table_csv, table_xlsx, te
 from shared.auth import COUNTRY, InvalidToken, Placement, Principal, Scope, verify
 from shared.catalog import Catalog, load_catalog
 from shared.hierarchy import LEGACY, OrgTree, UnknownTree
-from shared.mongo import SUBMISSIONS
 from shared.periods import VIETNAM_TZ, PeriodError, parse_period
 from shared.revocations import RevocationsUnavailable
 
@@ -517,7 +517,7 @@ def web_router(settings: ApiSettings) -> APIRouter:
         return form_page(request, s, kind, values, errors=errors, status=422 if answer.status_code < 500 else 503)
 
     @router.get("/submissions")
-    async def submissions(request: Request) -> Response:
+    async def submissions(request: Request, after: str | None = None) -> Response:
         s = await session(request)
         if not s.principal.scopes & {Scope.SUBMIT, Scope.READ}:
             raise PageError(403, "Mã truy cập này không có quyền xem báo cáo đã gửi.")
@@ -526,9 +526,20 @@ def web_router(settings: ApiSettings) -> APIRouter:
         rows: list[dict[str, Any]] = []
         mongo = c.get("mongo")
         query = submissions_query(org, s.principal, catalog)
-        if mongo is not None and query is not None:
-            cursor = mongo[settings.mongodb_database][SUBMISSIONS].find(query).sort("_id", 1).limit(500)
-            async for doc in cursor:
+        next_after = None
+        # the ingest's submission log (a test may set another); a page at a time, newest first,
+        # ``after`` being the cursor the previous page linked to
+        listed: SubmissionLog | None = c.get("submission_log") or (
+            MongoSubmissionLog(mongo, settings.mongodb_database) if mongo is not None else None
+        )
+        if listed is not None and query is not None:
+            try:
+                listing = await listed.page(query, after)
+            except BadCursor as exc:
+                raise PageError(422, f"Địa chỉ trang không hợp lệ (after): {exc}") from None
+            next_after = listing.next
+            docs = [{"_id": submission_key(i.unit, i.report_id), **vars(i)} for i in listing.items]
+            for doc in docs:
                 revisions = sorted(int(r) for r in (doc.get("revisions") or {}))
                 # the log names a report's series with the tree of its period ("study_session@2025";
                 # none for the old tree): the report's unit is the unit of that tree
@@ -554,7 +565,15 @@ def web_router(settings: ApiSettings) -> APIRouter:
                         "next": (revisions[-1] + 1) if revisions else 1,
                     }
                 )
-        return page(request, "submissions.html", s, rows=rows, can_submit=Scope.SUBMIT in s.principal.scopes)
+        return page(
+            request,
+            "submissions.html",
+            s,
+            rows=rows,
+            can_submit=Scope.SUBMIT in s.principal.scopes,
+            next_after=next_after,
+            paged=after is not None,
+        )
 
     @router.get("/upload")
     async def upload_page(request: Request, kind: str = "study_session") -> Response:

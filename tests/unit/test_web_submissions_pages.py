@@ -1,0 +1,61 @@
+"""The page of submitted reports lists them a page at a time, newest first, through the
+submission log's listing (services/ingest/submissions.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+
+from services.ingest.submissions import PAGE_SIZE, InMemorySubmissionLog
+from shared.auth import Scope
+from tests.unit.test_web_trees import client, login  # noqa: F401 - the fixture and the login form
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+def rows(html: str) -> list[str]:
+    return re.findall(r'<tr data-report="([^"]+)">', html)
+
+
+def next_link(html: str) -> str | None:
+    found = re.search(r'id="next-page" rel="next" href="([^"]+)"', html)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+async def _fill(log: InMemorySubmissionLog, n: int) -> None:
+    for i in range(n):
+        await log.record(f"r{i:03d}", "14923", "study_session", 1, "d")
+    await log.record("r-other", "14926", "study_session", 1, "d")  # a sibling's, never listed for 14923
+
+
+def test_the_submissions_page_pages_newest_first_and_each_report_once(client):  # noqa: F811
+    log = InMemorySubmissionLog(clock=Ticks())
+    asyncio.run(_fill(log, 2 * PAGE_SIZE + 7))
+    client.app.state.components["submission_log"] = log
+    login(client, "14923", Scope.SUBMIT)
+    seen: list[list[str]] = []
+    url: str | None = "/web/submissions"
+    while url is not None:
+        page = client.get(url)
+        assert page.status_code == 200
+        seen.append(rows(page.text))
+        url = next_link(page.text)
+    assert [len(p) for p in seen] == [PAGE_SIZE, PAGE_SIZE, 7]
+    everything = [r for p in seen for r in p]
+    assert everything == [f"r{i:03d}" for i in reversed(range(2 * PAGE_SIZE + 7))]
+    assert 'id="first-page"' in client.get(next_link(client.get("/web/submissions").text)).text
+
+
+def test_a_submissions_page_cursor_the_log_did_not_give_is_422_not_500(client):  # noqa: F811
+    client.app.state.components["submission_log"] = InMemorySubmissionLog()
+    login(client, "14923", Scope.SUBMIT)
+    page = client.get("/web/submissions", params={"after": "not-a-cursor"})
+    assert page.status_code == 422 and "after" in page.text
