@@ -62,10 +62,16 @@ class MongoRevocations:
         self._cache = found
         self._loaded_at = time.monotonic()
 
-    async def snapshot(self) -> frozenset[str]:
-        """Every revoked token id, read again when the cached list is older than ``ttl_s`` (for
-        checks that cannot await per token: the aggregator's, on tokens in Kafka messages)."""
-        await self.is_revoked("")
+    async def snapshot(self, fresh: bool = False) -> frozenset[str]:
+        """Every revoked token id, read again when the cached list is older than ``ttl_s``, or
+        always when ``fresh`` (for checks that cannot await per token: the aggregator's, on tokens
+        in Kafka messages, which reads the list on its own schedule). When the database does not
+        answer, the last list (within ``stale_s``)."""
+        if fresh:
+            async with self._lock:
+                await self._refresh()
+        else:
+            await self.is_revoked("")
         return frozenset(self._cache)
 
     async def revoke(self, token_id: str, reason: str) -> None:

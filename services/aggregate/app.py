@@ -125,7 +125,7 @@ class Runtime:
             self.aggregator = aggregator
             self._tasks = [
                 asyncio.create_task(registry.refresh_forever(settings.registry_refresh_seconds)),
-                asyncio.create_task(_follow_revocations(revocations, trust)),
+                asyncio.create_task(_follow_revocations(revocations, trust, settings.revocations_refresh_seconds)),
                 asyncio.create_task(aggregator.publish_forever(settings.flush_interval)),
                 asyncio.create_task(aggregator.write_forever(settings.write_interval)),
                 asyncio.create_task(freeze_survivors_forever()),
@@ -242,13 +242,15 @@ def create_app(settings: AggregateSettings) -> faust.App:
     return app
 
 
-async def _follow_revocations(revocations: MongoRevocations, trust: Trust, every_s: float = 5.0) -> None:
-    """Tokens revoked through any service stop counting on the Kafka path within ``every_s``;
-    while MongoDB does not answer, the last list stays."""
+async def _follow_revocations(revocations: MongoRevocations, trust: Trust, every_s: float) -> None:
+    """Tokens revoked through any service stop counting on the Kafka path within ``every_s`` plus
+    one read: each read goes to MongoDB (``fresh``), not through the list's cache, whose own age
+    limit would otherwise skip a read now and then and double the wait; while MongoDB does not
+    answer, the last list stays."""
     while True:
         await asyncio.sleep(every_s)
         try:
-            trust.revoked = await revocations.snapshot()
+            trust.revoked = await revocations.snapshot(fresh=True)
         except Exception:
             log.warning("revoked tokens not read; keeping the last list", exc_info=True)
 

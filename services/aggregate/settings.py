@@ -48,6 +48,14 @@ class AggregateSettings(ServiceSettings):
     )
     entries_cache_mb: int = Field(default=8, ge=1, description="SQLite page cache per partition's entry file")
     registry_refresh_seconds: float = 10.0
+    revocations_refresh_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description=(
+            "seconds between two reads of the revoked token ids from MongoDB: a revocation reaches the"
+            " worker within this plus the time one read takes"
+        ),
+    )
     session_timeout_seconds: float = Field(
         default=10.0, ge=6, description="a killed worker's partitions move to the others after this"
     )

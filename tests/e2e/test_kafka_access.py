@@ -289,3 +289,42 @@ def test_a_token_revoked_meanwhile_stops_counting_on_the_kafka_path(system):
     producer.close()
     wait_until(lambda: revoked_letters() == before + 1, timeout=60, what="the last report to be a dead letter")
     assert system.totals("14923", "2021-11")["metrics"]["study_session.members_attended"] % 10 == 2
+
+
+# README (Security, the Kafka path): a revocation reaches the workers within this many seconds
+REVOCATION_BOUND_S = 5.0
+
+
+def test_a_report_sent_straight_to_kafka_after_the_stated_bound_of_a_revocation_is_a_dead_letter(system):
+    ns = system.namespace
+    token = system.token("14944", Scope.SUBMIT)
+    producer = system.unit_producer(token=token)
+    producer.send(ns.reports_topic, json.dumps(good("bound-before", "14944", attended=3)).encode(), key=b"14944")
+    producer.flush()
+    system.wait_for_metric("14944", "2021-11", "study_session.members_attended", 3)
+    subprocess.run(
+        [sys.executable, "-m", "tools.cli", "token", "revoke", token, "--reason", "test"],
+        env={**ns.env, "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    time.sleep(REVOCATION_BOUND_S)  # the bound the README states (a wait, not an assertion on time)
+    producer.send(ns.reports_topic, json.dumps(good("bound-after", "14944", attended=40)).encode(), key=b"14944")
+    producer.flush()
+    producer.close()
+    # then a report with a valid token, behind it in the same partition: once it counts, the one
+    # before it has been judged
+    marker = system.unit_producer("14944")
+    marker.send(ns.reports_topic, json.dumps(good("bound-marker", "14944", attended=5)).encode(), key=b"14944")
+    marker.flush()
+    marker.close()
+    totals = wait_until(
+        lambda: (
+            (t := system.totals("14944", "2021-11"))["metrics"].get("study_session.members_attended") in (8, 48) and t
+        ),
+        timeout=90,
+        what="the report after the revocation and the one behind it to be judged",
+    )
+    assert totals["metrics"]["study_session.members_attended"] == 8  # 3 + 5: the revoked token's report did not count
