@@ -42,3 +42,21 @@ class ApiSettings(HttpServiceSettings):
             " changes a document they show (0: none; needs cache_documents)"
         ),
     )
+    # what one file uploaded to the web pages (/web/upload/check) may hold; past any, a 413 naming it
+    upload_max_rows: int = Field(default=5000, ge=1, description="rows under the header row (blank rows count)")
+    upload_max_columns: int = Field(default=64, ge=1, description="columns of the sheet")
+    upload_max_cells: int = Field(default=100_000, ge=1, description="cells in the sheet, empty written ones included")
+    upload_max_cell_chars: int = Field(default=2000, ge=1, description="characters of one cell")
+    upload_max_zip_members: int = Field(default=64, ge=1, description="parts (zip members) of an .xlsx")
+    upload_max_part_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1, description="bytes one part of an .xlsx decompresses to"
+    )
+    upload_max_unzipped_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1, description="bytes all parts of an .xlsx decompress to together"
+    )
+    upload_workers: int = Field(
+        default=2, ge=1, description="processes that parse uploaded files; at most this many files are parsed at once"
+    )
+    upload_queue: int = Field(
+        default=8, ge=0, description="uploaded files that may wait for a parse worker (503 with Retry-After past it)"
+    )

@@ -29,7 +29,16 @@ from services.web.chart import Point, bar_chart, chart_periods
 from services.web.deadlines import deadline_of, deadline_rule
 from services.web.forms import body_fields, build_report, schema_errors
 from services.web.session import COOKIE, BadSession, seal, session_key, unseal
-from services.web.sheets import SheetError, read_rows, table_csv, table_xlsx, template_csv, template_xlsx, totals_table
+from services.web.sheets import (
+    SheetError,
+    UploadLimits,
+    table_csv,
+    table_xlsx,
+    template_csv,
+    template_xlsx,
+    totals_table,
+)
+from services.web.uploads import UploadParser, UploadsBusy
 from shared.auth import COUNTRY, InvalidToken, Placement, Principal, Scope, verify
 from shared.catalog import Catalog, load_catalog
 from shared.hierarchy import LEGACY, OrgTree, UnknownTree
@@ -133,6 +142,17 @@ def web_router(settings: ApiSettings) -> APIRouter:
     catalog: Catalog = load_catalog()
     series_choices = [(s, labels.series_title(catalog, s)) for s in catalog.series]
     kind_choices = [(k, labels.kind_title(catalog, k)) for k in catalog.kinds]
+    upload_limits = UploadLimits(
+        max_rows=settings.upload_max_rows,
+        max_columns=settings.upload_max_columns,
+        max_cells=settings.upload_max_cells,
+        max_cell_chars=settings.upload_max_cell_chars,
+        max_zip_members=settings.upload_max_zip_members,
+        max_member_bytes=settings.upload_max_part_bytes,
+        max_unzipped_bytes=settings.upload_max_unzipped_bytes,
+    )
+    # files are parsed in worker processes, never on the event loop (services/web/uploads.py)
+    uploads = UploadParser(settings.upload_workers, settings.upload_queue)
 
     def components(request: Request) -> dict[str, Any]:
         return request.app.state.components  # type: ignore[no-any-return]
@@ -612,24 +632,29 @@ def web_router(settings: ApiSettings) -> APIRouter:
             data = await upload.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
             return JSONResponse({"detail": "Tệp lớn hơn 4 MB."}, status_code=413)
-        try:
-            rows = read_rows(catalog, kind, filename, data)
-        except SheetError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=422)
-        out = []
         now = datetime.now(UTC)  # one stamp for the file: sending its checked rows again is a duplicate
-        for number, values in rows:
-            checked = build_report(catalog, kind, values, now)
-            errors = dict(checked.errors)
-            unit = str(values.get("unit", "")).strip()
-            refused = unit_error(request, s, unit, str(values.get("period", "")).strip()) if unit else None
+        try:
+            rows = await uploads.check(kind, filename, data, upload_limits, now)
+        except SheetError as exc:  # past a limit: 413 and which one; a file that is not a table: 422
+            if exc.limit:
+                return JSONResponse({"detail": str(exc), "limit": exc.limit}, status_code=413)
+            return JSONResponse({"detail": str(exc)}, status_code=422)
+        except UploadsBusy:
+            return JSONResponse(
+                {"detail": "Máy chủ đang đọc nhiều tệp khác; hãy thử lại sau ít giây."},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        out = []
+        for number, unit, period, report, errors in rows:
+            refused = unit_error(request, s, unit, period) if unit else None
             if refused and "unit" not in errors:
                 errors["unit"] = refused
             out.append(
                 {
                     "row": number,
                     "unit": unit,
-                    "report": checked.report if not errors else None,
+                    "report": report if not errors else None,
                     "errors": {labels.field_label(k) if k != "_form" else "": v for k, v in errors.items()},
                 }
             )
@@ -643,7 +668,11 @@ def web_router(settings: ApiSettings) -> APIRouter:
             return JSONResponse({"detail": "Mã truy cập này không có quyền gửi báo cáo."}, status_code=403)
         try:
             reports = (await request.json())["reports"]
-        except (ValueError, KeyError, TypeError):
+        except RecursionError:
+            return JSONResponse({"detail": "JSON không hợp lệ: lồng quá sâu."}, status_code=400)
+        except ValueError as exc:
+            return JSONResponse({"detail": f"JSON không hợp lệ: {exc}"}, status_code=400)
+        except (KeyError, TypeError):
             reports = None
         if not isinstance(reports, list) or not 0 < len(reports) <= 1000:
             return JSONResponse({"detail": "Yêu cầu không hợp lệ."}, status_code=400)

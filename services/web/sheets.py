@@ -10,20 +10,49 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from xml.etree.ElementTree import ParseError, iterparse
 
 from openpyxl import Workbook, load_workbook
+from openpyxl.utils import column_index_from_string, get_column_letter, range_boundaries
 
 from services.web.forms import ENVELOPE, body_fields
-from services.web.labels import FIELDS, LEVELS, field_label, metric_label, series_title
+from services.web.labels import FIELDS, LEVELS, field_label, fmt_int, metric_label, series_title
 from shared.catalog import Catalog
-
-MAX_UPLOAD_ROWS = 5000
 
 
 class SheetError(ValueError):
-    """A file that cannot be read as a table of reports; the message is for the person."""
+    """A file that cannot be read as a table of reports; the message is for the person. ``limit``
+    names the upload limit the file passed (an UploadLimits field), None for a malformed file."""
+
+    def __init__(self, message: str, limit: str | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses from the parse worker process intact
+        return (SheetError, (str(self), self.limit))
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one uploaded file may hold. The reader checks each limit as it reads, before the
+    part past it is parsed, and stops at the first one passed (SheetError with ``limit`` set).
+    The defaults fit a province's real files (a few thousand rows of a dozen columns) several
+    times over; the API settings (BAOCAO_API_UPLOAD_*) set them."""
+
+    max_rows: int = 5000  # rows under the header, by row number: blank rows count
+    max_columns: int = 64
+    max_cells: int = 100_000  # cells present in the sheet, empty ones included
+    max_cell_chars: int = 2000
+    max_zip_members: int = 64  # parts of an .xlsx
+    max_member_bytes: int = 8 * 1024 * 1024  # one part of an .xlsx, decompressed
+    max_unzipped_bytes: int = 32 * 1024 * 1024  # all parts of an .xlsx together, decompressed
+
+
+DEFAULT_LIMITS = UploadLimits()
 
 
 @dataclass(frozen=True)
@@ -115,14 +144,42 @@ def export_header(table: Table) -> list[str]:
     return EXPORT_HEAD + [f"{c.label} ({c.key})" for c in table.columns] + EXPORT_TAIL
 
 
+# A text cell starting with one of these is read as a formula by a spreadsheet (OWASP "CSV
+# injection"): = + - @, tab and carriage return, and the full-width forms of = + - @ that some
+# spreadsheets (and IMEs) turn into the ASCII ones.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def looks_like_formula(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(FORMULA_STARTS)
+
+
+def csv_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, with a leading apostrophe (shown as
+    text, the value kept readable); numbers, negative ones included, are left as numbers."""
+    return "'" + value if looks_like_formula(value) else value
+
+
 def table_csv(table: Table) -> bytes:
-    """UTF-8 with a byte-order mark, so Excel opens the Vietnamese names correctly."""
+    """UTF-8 with a byte-order mark, so Excel opens the Vietnamese names correctly. No cell is a
+    formula: text that would be one is written as text (csv_safe)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(export_header(table))
+    writer.writerow([csv_safe(v) for v in export_header(table)])
     for row in _export_rows(table):
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow(["" if v is None else csv_safe(v) for v in row])
     return out.getvalue().encode("utf-8-sig")
+
+
+def _text_not_formula(sheet: Any) -> None:
+    """Every text cell of ``sheet`` that openpyxl took for a formula (it does for a leading "=")
+    is written as a string, and every text cell that a spreadsheet would turn into a formula when
+    edited carries the quote prefix (Excel's "this is text" mark). Numbers stay numbers."""
+    for cells in sheet.iter_rows():
+        for cell in cells:
+            if looks_like_formula(cell.value):
+                cell.data_type = "s"
+                cell.quotePrefix = True
 
 
 def table_xlsx(table: Table) -> bytes:
@@ -140,6 +197,7 @@ def table_xlsx(table: Table) -> bytes:
                 for cell in cells:
                     cell.number_format = "0.00%"
     sheet.column_dimensions["B"].width = 36
+    _text_not_formula(sheet)
     return _save(book)
 
 
@@ -195,41 +253,212 @@ def _column_name(header: Any) -> str:
     return by_label.get(text.lower(), text)
 
 
-def read_rows(catalog: Catalog, kind: str, filename: str, data: bytes) -> list[tuple[int, dict[str, Any]]]:
+def read_rows(
+    catalog: Catalog, kind: str, filename: str, data: bytes, limits: UploadLimits = DEFAULT_LIMITS
+) -> list[tuple[int, dict[str, Any]]]:
     """(row number as the spreadsheet shows it, field name -> value) for every non-empty row of
-    a CSV or .xlsx file whose first row names the columns of ``kind``'s template."""
-    if filename.lower().endswith(".xlsx"):
-        try:
-            book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except Exception as exc:
-            raise SheetError("Không đọc được tệp Excel (.xlsx).") from exc
-        sheet = book.worksheets[0]
-        table = [list(r) for r in sheet.iter_rows(values_only=True)]
-        book.close()
-    elif filename.lower().endswith(".csv"):
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise SheetError("Tệp CSV phải mã hoá UTF-8.") from None
-        sample = text.split("\n", 1)[0]
-        delimiter = ";" if sample.count(";") > sample.count(",") else ","
-        table = [list(r) for r in csv.reader(io.StringIO(text), delimiter=delimiter)]
+    a CSV or .xlsx file whose first row names the columns of ``kind``'s template. Reads as it
+    goes and stops at the first of ``limits`` the file passes (SheetError naming it)."""
+    name = filename.lower()
+    if name.endswith(".xlsx"):
+        table = _xlsx_rows(data, limits)
+    elif name.endswith(".csv"):
+        table = _csv_rows(data, limits)
     else:
         raise SheetError("Chỉ nhận tệp .csv hoặc .xlsx.")
-    if not table:
+    header = next(table, None)
+    if header is None:
         raise SheetError("Tệp trống.")
-    names = [_column_name(h) for h in table[0]]
+    names = [_column_name(h) for h in header]
     known = set(template_columns(catalog, kind))
-    unknown = [str(h) for h, n in zip(table[0], names, strict=True) if n and n not in known]
+    unknown = [str(h) for h, n in zip(header, names, strict=True) if n and n not in known]
     if unknown:
         raise SheetError(f"Cột không thuộc mẫu báo cáo này: {', '.join(unknown)}. Hãy dùng tệp mẫu.")
     if "unit" not in names or "period" not in names:
         raise SheetError("Thiếu cột mã đơn vị (unit) hoặc kỳ báo cáo (period). Hãy dùng tệp mẫu.")
     rows = []
-    for number, cells in enumerate(table[1:], start=2):
+    for number, cells in enumerate(table, start=2):
         values = {n: v for n, v in zip(names, cells, strict=False) if n and v not in (None, "")}
         if values:
             rows.append((number, values))
-    if len(rows) > MAX_UPLOAD_ROWS:
-        raise SheetError(f"Tối đa {MAX_UPLOAD_ROWS} dòng mỗi tệp; tệp này có {len(rows)}.")
     return rows
+
+
+def _too_many_rows(where: str, number: int, limits: UploadLimits) -> SheetError:
+    return SheetError(
+        f"{where}dòng {fmt_int(number)}: tệp có quá {fmt_int(limits.max_rows)} dòng dưới dòng tiêu đề"
+        " (dòng trống cũng tính). Hãy chia thành nhiều tệp.",
+        "max_rows",
+    )
+
+
+def _too_many_columns(where: str, number: int, column: int, limits: UploadLimits) -> SheetError:
+    return SheetError(
+        f"{where}dòng {fmt_int(number)}, cột {get_column_letter(min(column, 16384))}: tệp có quá"
+        f" {limits.max_columns} cột. Hãy dùng tệp mẫu.",
+        "max_columns",
+    )
+
+
+def _too_many_cells(where: str, number: int, limits: UploadLimits) -> SheetError:
+    return SheetError(
+        f"{where}dòng {fmt_int(number)}: tệp có quá {fmt_int(limits.max_cells)} ô. Hãy chia thành nhiều tệp.",
+        "max_cells",
+    )
+
+
+def _cell_too_long(where: str, number: int, column: int | None, limits: UploadLimits) -> SheetError:
+    at = f", cột {get_column_letter(column)}" if column else ""
+    return SheetError(
+        f"{where}dòng {fmt_int(number)}{at}: ô dài quá {fmt_int(limits.max_cell_chars)} ký tự.", "max_cell_chars"
+    )
+
+
+def _checked_row(where: str, number: int, cells: list[Any], seen: int, limits: UploadLimits) -> int:
+    """The cells read so far, ``cells`` included, after checking them against ``limits``."""
+    if number > limits.max_rows + 1:
+        raise _too_many_rows(where, number, limits)
+    if len(cells) > limits.max_columns:
+        raise _too_many_columns(where, number, limits.max_columns + 1, limits)
+    for column, value in enumerate(cells, start=1):
+        if isinstance(value, str) and len(value) > limits.max_cell_chars:
+            raise _cell_too_long(where, number, column, limits)
+    seen += sum(1 for v in cells if v not in (None, ""))
+    if seen > limits.max_cells:
+        raise _too_many_cells(where, number, limits)
+    return seen
+
+
+def _csv_rows(data: bytes, limits: UploadLimits) -> Iterator[list[Any]]:
+    """The rows of a CSV file, read one line at a time (the file is at most the upload size)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SheetError(f"Tệp CSV phải mã hoá UTF-8 (byte {fmt_int(exc.start + 1)} không phải UTF-8).") from None
+    sample = text[: text.find("\n")] if "\n" in text else text
+    delimiter = ";" if sample.count(";") > sample.count(",") else ","
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    where = "Tệp CSV, "
+    seen = 0
+    number = 0
+    while True:
+        number += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # the csv module refuses a field past its own limit (csv.field_size_limit, far above
+            # max_cell_chars) before the row reaches the checks below
+            if "field larger than field limit" in str(exc):
+                raise _cell_too_long(where, reader.line_num, None, limits) from None
+            raise SheetError(f"{where}dòng {fmt_int(reader.line_num)}: không đọc được ({exc}).") from None
+        seen = _checked_row(where, number, cells, seen, limits)
+        yield cells
+
+
+def _xlsx_rows(data: bytes, limits: UploadLimits) -> Iterator[list[Any]]:
+    """The rows of the first sheet of an .xlsx file. Its parts are checked before any is
+    decompressed: how many, and the size each says it decompresses to (zipfile never gives more
+    bytes than a part declares: a part that holds more fails its length and CRC check). The
+    sheet's XML is then walked once without keeping it, to check the declared dimension, row
+    numbers, columns and cell count; only a sheet within the limits is read by openpyxl, as a
+    stream (read-only mode, the declared dimension ignored, so nothing is padded to it)."""
+    unreadable = SheetError("Không đọc được tệp Excel (.xlsx).")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise unreadable from None
+    with archive:
+        parts = archive.infolist()
+        if len(parts) > limits.max_zip_members:
+            raise SheetError(
+                f"Tệp .xlsx có {fmt_int(len(parts))} phần nén, tối đa {fmt_int(limits.max_zip_members)}.",
+                "max_zip_members",
+            )
+        for part in parts:
+            if part.file_size > limits.max_member_bytes:
+                raise SheetError(
+                    f"Tệp .xlsx: phần {part.filename} giải nén ra {fmt_int(part.file_size)} byte, tối đa"
+                    f" {fmt_int(limits.max_member_bytes)} byte mỗi phần.",
+                    "max_member_bytes",
+                )
+        total = sum(p.file_size for p in parts)
+        if total > limits.max_unzipped_bytes:
+            raise SheetError(
+                f"Tệp .xlsx giải nén ra {fmt_int(total)} byte, tối đa {fmt_int(limits.max_unzipped_bytes)} byte.",
+                "max_unzipped_bytes",
+            )
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
+        raise unreadable from exc
+    try:
+        if not book.worksheets:
+            raise SheetError("Tệp Excel không có trang tính nào.")
+        sheet = book.worksheets[0]
+        where = f"Trang tính “{sheet.title}”, "
+        try:
+            with book._archive.open(sheet._worksheet_path) as source:  # type: ignore[attr-defined]
+                _scan_sheet(source, where, limits)
+            sheet.reset_dimensions()
+            seen = 0
+            for number, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
+                seen = _checked_row(where, number, list(cells), seen, limits)
+                yield list(cells)
+        except SheetError:
+            raise
+        except Exception as exc:  # a malformed cell or part met while reading
+            raise SheetError(f"{where}không đọc được: {exc}") from exc
+    finally:
+        book.close()
+
+
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+
+
+def _scan_sheet(source: Any, where: str, limits: UploadLimits) -> None:
+    """Walks a sheet's XML once, element by element, keeping nothing: refuses a declared
+    dimension, a row number, a column or a number of cells past ``limits``."""
+    number = 0
+    column = 0
+    cells = 0
+    try:
+        for event, element in iterparse(source, events=("start", "end")):
+            tag = element.tag
+            if event == "start":
+                if tag == f"{_MAIN}row":
+                    number = int(element.get("r") or number + 1)
+                    column = 0
+                    if number > limits.max_rows + 1:
+                        raise _too_many_rows(where, number, limits)
+                elif tag == f"{_MAIN}c":
+                    ref = element.get("r")
+                    column = column_index_from_string(ref.rstrip("0123456789")) if ref else column + 1
+                    if column > limits.max_columns:
+                        raise _too_many_columns(where, number, column, limits)
+                    cells += 1
+                    if cells > limits.max_cells:
+                        raise _too_many_cells(where, number, limits)
+                elif tag == f"{_MAIN}dimension":
+                    _check_dimension(where, element.get("ref") or "", limits)
+            else:
+                element.clear()
+    except SheetError:
+        raise
+    except (ParseError, ValueError) as exc:
+        raise SheetError(f"{where}không đọc được: {exc}") from None
+
+
+def _check_dimension(where: str, ref: str, limits: UploadLimits) -> None:
+    try:
+        _, _, last_column, last_row = range_boundaries(ref.upper())
+    except (ValueError, TypeError):
+        return  # a dimension openpyxl cannot read is not used; the rows themselves are checked
+    if (last_row or 0) > limits.max_rows + 1 or (last_column or 0) > limits.max_columns:
+        raise SheetError(
+            f"{where}khai báo vùng {ref} ({fmt_int(last_row or 0)} dòng, {fmt_int(last_column or 0)} cột),"
+            f" quá {fmt_int(limits.max_rows)} dòng dưới dòng tiêu đề hoặc {limits.max_columns} cột."
+            " Hãy xoá các dòng, cột trống thừa hoặc dùng tệp mẫu.",
+            "max_rows" if (last_row or 0) > limits.max_rows + 1 else "max_columns",
+        )

@@ -1,0 +1,99 @@
+"""Uploaded files are read and checked away from the event loop that serves every request.
+
+Contract: a file is parsed (services.web.sheets.read_rows, then each row checked as a report) in a
+pool of ``workers`` separate processes. At most ``workers`` files are parsed at once and at most
+``queue`` more wait for a worker; an upload past that is refused at once (UploadsBusy, a 503 to
+the client) rather than queued without end. The event loop only awaits the result, so the other
+routes are answered while files are parsed, whatever the files hold.
+
+Processes rather than threads: reading a spreadsheet is pure-Python work that holds the GIL, so a
+parsing thread would take the interpreter in turns with the event loop, and its memory would be
+the API's. A worker process has its own interpreter and memory; it is replaced after
+``tasks_per_worker`` files, which gives back whatever a parse took. Workers are started with
+"spawn" (never forked from the API, whose threads and sockets a fork would copy) on the first
+upload, not at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from services.web.forms import build_report
+from services.web.sheets import UploadLimits, read_rows
+from shared.catalog import Catalog, load_catalog
+
+# (row number, unit and period as written, the report or None, field name -> error)
+CheckedRow = tuple[int, str, str, dict[str, Any] | None, dict[str, str]]
+
+
+class UploadsBusy(Exception):
+    """Every worker is busy and the queue is full: the client should retry in a moment."""
+
+
+@cache
+def _catalog() -> Catalog:
+    return load_catalog()
+
+
+def check_file(kind: str, filename: str, data: bytes, limits: UploadLimits, now: datetime) -> list[CheckedRow]:
+    """Runs in a worker: the file's rows, each built into a report of ``kind`` or its errors.
+    Raises SheetError for a file that cannot be read or passes a limit."""
+    catalog = _catalog()
+    out: list[CheckedRow] = []
+    for number, values in read_rows(catalog, kind, filename, data, limits):
+        checked = build_report(catalog, kind, values, now)
+        unit, period = (str(values.get(name, "")).strip() for name in ("unit", "period"))
+        out.append((number, unit, period, checked.report, dict(checked.errors)))
+    return out
+
+
+class UploadParser:
+    def __init__(self, workers: int, queue: int, tasks_per_worker: int = 50) -> None:
+        self.workers = workers
+        self.queue = queue
+        self.tasks_per_worker = tasks_per_worker
+        self.pending = 0  # files handed to the pool and not finished, the running ones included
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                max_tasks_per_child=self.tasks_per_worker,
+            )
+        return self._pool
+
+    async def check(
+        self, kind: str, filename: str, data: bytes, limits: UploadLimits, now: datetime
+    ) -> list[CheckedRow]:
+        if self.pending >= self.workers + self.queue:
+            raise UploadsBusy
+        loop = asyncio.get_running_loop()
+        try:
+            future: Future[list[CheckedRow]] = self._executor().submit(check_file, kind, filename, data, limits, now)
+        except BrokenProcessPool:  # a worker died (killed, out of memory): a new pool for this file
+            self._pool = None
+            future = self._executor().submit(check_file, kind, filename, data, limits, now)
+        # counted until the worker is done with it, even when the client goes away first
+        self.pending += 1
+        future.add_done_callback(lambda _: loop.is_closed() or loop.call_soon_threadsafe(self._finished))
+        try:
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool:  # the worker died under this file: the next file gets a new pool
+            self._pool = None
+            raise UploadsBusy from None
+
+    def _finished(self) -> None:
+        self.pending -= 1
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
