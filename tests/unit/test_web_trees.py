@@ -297,6 +297,8 @@ def test_pages_without_a_period_use_the_tree_in_force_today(client):
     assert 'href="/web/units/08"' in country and 'href="/web/units/02"' not in country  # 2 of 34 loaded here
     before = client.get("/web/", params={"period": "2020-12"}).text
     assert 'href="/web/units/02?period=2020-12"' in before
+    old_province = client.get("/web/units/02", params={"period": "2020-12"}).text  # back up: the same tree
+    assert 'href="/web/?period=2020-12">Toàn quốc<' in old_province
     login(client, NEW_BA_THUOC)
     page = client.get(f"/web/units/{NEW_BA_THUOC}").text
     assert 'class="who">Xã Bá Thước<' in page and "Thị trấn Cành Nàng" not in page
