@@ -35,6 +35,7 @@ from services.api.views import (
     unit_totals_data,
 )
 from services.web.routes import mount_web
+from services.web.security import SecurityHeaders
 from shared.auth import Scope
 from shared.catalog import load_catalog
 from shared.hierarchy import (
@@ -549,5 +550,6 @@ def create_app(
     add_body_size_limit(app, settings.max_body_bytes)
     add_request_metrics(app, metrics.requests, metrics.request_seconds)
     answer_invalid_json_with_400(app)
+    app.add_middleware(SecurityHeaders)  # added last: the outermost, so every answer carries them
     app.state.components = state
     return app

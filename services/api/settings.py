@@ -26,6 +26,25 @@ class ApiSettings(HttpServiceSettings):
     max_streams_per_token: int = Field(
         default=4, ge=1, description="server-sent event streams one token may hold open at once (429 past it)"
     )
+    web_max_streams_per_session: int = Field(
+        default=3, ge=1, description="live-update streams one web session may hold open at once (429 past it)"
+    )
+    web_stream_recheck_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="how often the web's live-update streams check that the session is open and its token not revoked",
+    )
+    web_origin: str = Field(
+        default="",
+        description=(
+            "the pages' public origin, scheme://host[:port] (e.g. https://baocao.example.vn behind a proxy); a"
+            " state-changing request under /web/ must come from it. Empty: the origin the request was addressed to"
+        ),
+    )
+    web_cookie_secure: bool | None = Field(
+        default=None,
+        description="Secure flag of the session cookie; unset: when the request or web_origin is https",
+    )
     stream_recheck_seconds: float = Field(
         default=5.0, gt=0, description="how often an open stream checks that its token has not expired or been revoked"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import UploadFile
@@ -28,7 +29,26 @@ from services.web import labels
 from services.web.chart import Point, bar_chart, chart_periods
 from services.web.deadlines import deadline_of, deadline_rule
 from services.web.forms import body_fields, build_report, schema_errors
-from services.web.session import COOKIE, BadSession, seal, session_key, unseal
+from services.web.security import SAFE_METHODS, OriginGuard, refused_message
+from services.web.session import (
+    COOKIE,
+    LOGIN_COOKIE,
+    LOGIN_NONCE_SECONDS,
+    BadSession,
+    InMemorySessions,
+    MongoSessions,
+    ReleasingStream,
+    SessionStore,
+    SessionsUnavailable,
+    StoredSession,
+    StreamGuard,
+    lifetime,
+    login_proof,
+    login_proof_ok,
+    new_id,
+    parse_id,
+    session_key,
+)
 from services.web.sheets import (
     SheetError,
     UploadLimits,
@@ -61,6 +81,14 @@ class LoginRequired(Exception):
     """No session, or one whose token is no longer valid: back to the login page."""
 
 
+class CsrfRefused(Exception):
+    """A state-changing request without this session's CSRF token: 403, the session kept."""
+
+
+# answered in JSON, not as a page: what the pages' script calls
+JSON_PATHS = ("/events", "/upload/check", "/upload/send")
+
+
 class PageError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -72,6 +100,11 @@ class PageError(Exception):
 class Session:
     token: str
     principal: Principal
+    stored: StoredSession | None = None
+
+    @property
+    def csrf(self) -> str:
+        return self.stored.csrf if self.stored is not None else ""
 
     @property
     def scopes(self) -> set[str]:
@@ -87,6 +120,27 @@ def mount_web(app: FastAPI, settings: ApiSettings) -> None:
     app.include_router(web_router(settings))
     app.mount("/web/static", StaticFiles(directory=HERE / "static"), name="web-static")
 
+    async def refuse(request: Request, reason: str) -> Response:
+        message = refused_message(reason)
+        if request.url.path.endswith(JSON_PATHS):
+            return JSONResponse({"detail": message}, status_code=403)
+        return TEMPLATES.TemplateResponse(
+            request, "error.html", {"message": message, "status": 403, "session": None}, status_code=403
+        )
+
+    app.add_middleware(OriginGuard, configured_origin=settings.web_origin, refuse=refuse)
+
+    async def csrf_refused(request: Request, exc: Exception) -> Response:
+        return await refuse(request, "this page's form token (CSRF) is missing or wrong")
+
+    async def sessions_unavailable(request: Request, exc: Exception) -> Response:
+        message = "Không kiểm tra được phiên đăng nhập lúc này; hãy thử lại sau ít giây."
+        if request.url.path.endswith(JSON_PATHS):
+            return JSONResponse({"detail": message}, status_code=503, headers={"Retry-After": "5"})
+        return TEMPLATES.TemplateResponse(
+            request, "error.html", {"message": message, "status": 503, "session": None}, status_code=503
+        )
+
     async def login_required(request: Request, exc: Exception) -> Response:
         if request.url.path.endswith(("/events", "/upload/check", "/upload/send")):
             return JSONResponse({"detail": "Phiên đăng nhập đã hết hạn."}, status_code=401)
@@ -101,6 +155,8 @@ def mount_web(app: FastAPI, settings: ApiSettings) -> None:
         )
 
     app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(CsrfRefused, csrf_refused)
+    app.add_exception_handler(SessionsUnavailable, sessions_unavailable)
     app.add_exception_handler(PageError, page_error)
 
 
@@ -170,15 +226,45 @@ def web_router(settings: ApiSettings) -> APIRouter:
             raise LoginRequired
         return principal
 
+    def sessions(request: Request) -> SessionStore:
+        c = components(request)
+        if "web_sessions" not in c:
+            mongo = c.get("mongo")
+            c["web_sessions"] = (
+                MongoSessions(mongo, settings.mongodb_database)
+                if mongo is not None
+                else InMemorySessions(c["auth"].revocations)
+            )
+        return c["web_sessions"]  # type: ignore[no-any-return]
+
+    async def csrf_given(request: Request) -> str | None:
+        """The CSRF token a request carries: the X-CSRF-Token header (the pages' script), or the
+        ``csrf`` field of a urlencoded form (a form sent without script)."""
+        if header := request.headers.get("x-csrf-token"):
+            return header
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media == "application/x-www-form-urlencoded":
+            field = (await request.form()).get("csrf")
+            return field if isinstance(field, str) else None
+        return None
+
     async def session(request: Request) -> Session:
-        value = request.cookies.get(COOKIE)
-        if not value:
-            raise LoginRequired
         try:
-            token = unseal(key, value)
+            session_id = parse_id(request.cookies.get(COOKIE))
         except BadSession:
             raise LoginRequired from None
-        return Session(token, await principal_of(request, token))
+        stored = await sessions(request).get(session_id)
+        if stored is None:
+            raise LoginRequired
+        if request.method not in SAFE_METHODS and not stored.csrf_ok(await csrf_given(request)):
+            raise CsrfRefused
+        principal = await principal_of(request, stored.token)
+        return Session(stored.token, principal, stored)
+
+    def secure_cookie(request: Request) -> bool:
+        if settings.web_cookie_secure is not None:
+            return settings.web_cookie_secure
+        return request.url.scheme == "https" or settings.web_origin.lower().startswith("https:")
 
     def allow(s: Session, tree: OrgTree, scope: Scope, code: str) -> None:
         # 404 only for a code the token could see if it existed: no probing for other units
@@ -205,7 +291,14 @@ def web_router(settings: ApiSettings) -> APIRouter:
         return TEMPLATES.TemplateResponse(
             request,
             name,
-            {"session": s, "me": me, "series_choices": series_choices, "kind_choices": kind_choices, **context},
+            {
+                "session": s,
+                "me": me,
+                "csrf": s.csrf if s is not None else "",
+                "series_choices": series_choices,
+                "kind_choices": kind_choices,
+                **context,
+            },
             status_code=status,
         )
 
@@ -246,35 +339,72 @@ def web_router(settings: ApiSettings) -> APIRouter:
         provinces = sorted(tree.provinces(), key=lambda u: u.code)
         return page(request, "country.html", s, provinces=provinces, period=chosen)
 
+    def login_page(request: Request, status: int = 200, **context: Any) -> Response:
+        """The login form, with its CSRF field: the HMAC of a nonce kept in a cookie of its own
+        (reused while valid, so two open login tabs both work)."""
+        try:
+            nonce = parse_id(request.cookies.get(LOGIN_COOKIE))
+        except BadSession:
+            nonce = new_id()
+        response = page(request, "login.html", None, status, csrf=login_proof(key, nonce), **context)
+        response.set_cookie(
+            LOGIN_COOKIE,
+            nonce,
+            max_age=LOGIN_NONCE_SECONDS,
+            path="/web/login",
+            httponly=True,
+            samesite="strict",
+            secure=secure_cookie(request),
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     @router.get("/login")
     async def login_form(request: Request) -> Response:
-        return page(request, "login.html", None)
+        return login_page(request)
 
     @router.post("/login")
     async def login(request: Request) -> Response:
         form = await request.form()
+        proof = form.get("csrf")
+        if not login_proof_ok(key, request.cookies.get(LOGIN_COOKIE), proof if isinstance(proof, str) else None):
+            raise CsrfRefused
         token = str(form.get("token") or "").strip()
         try:
             principal = await principal_of(request, token)
         except LoginRequired:
-            return page(
-                request, "login.html", None, 401, error="Mã truy cập không hợp lệ, đã hết hạn hoặc đã bị thu hồi."
-            )
-        value, max_age = seal(key, token, principal.expires_at)
+            return login_page(request, 401, error="Mã truy cập không hợp lệ, đã hết hạn hoặc đã bị thu hồi.")
+        store = sessions(request)
+        try:  # a session already open in this browser ends: a login always starts a new one
+            await store.delete(parse_id(request.cookies.get(COOKIE)))
+        except BadSession:
+            pass
+        expires_at = lifetime(principal.expires_at)
+        session_id, _ = await store.create(token, principal.token_id, expires_at)
         response = RedirectResponse("/web/", status_code=303)
         response.set_cookie(
             COOKIE,
-            value,
-            max_age=max_age,
+            session_id,
+            max_age=max(int(expires_at - time.time()), 0),
             path="/web",
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=secure_cookie(request),
         )
+        response.delete_cookie(LOGIN_COOKIE, path="/web/login")
         return response
 
     @router.post("/logout")
-    async def logout() -> Response:
+    async def logout(request: Request) -> Response:
+        """Ends the session on the server: its cookie, kept or replayed, opens nothing after."""
+        try:
+            session_id = parse_id(request.cookies.get(COOKIE))
+        except BadSession:
+            session_id = None
+        if session_id is not None and (stored := await sessions(request).get(session_id)) is not None:
+            if not stored.csrf_ok(await csrf_given(request)):
+                raise CsrfRefused
+            await sessions(request).delete(session_id)
         response = RedirectResponse("/web/login", status_code=303)
         response.delete_cookie(COOKIE, path="/web")
         return response
@@ -381,21 +511,71 @@ def web_router(settings: ApiSettings) -> APIRouter:
             return JSONResponse({"detail": "Kỳ không hợp lệ."}, status_code=422)
         if code not in tree or Scope.STREAM not in s.principal.scopes or not s.principal.covers(tree, code):
             return JSONResponse({"detail": "Không có quyền nhận cập nhật của đơn vị này."}, status_code=403)
-        broadcaster = components(request)["broadcaster"]
+        c = components(request)
+        broadcaster = c["broadcaster"]
+        stored, token_id = s.stored, s.principal.token_id
+        assert stored is not None
+        # the streams a session holds, and those its token holds (shared with the API's streams)
+        per_session: dict[str, int] = c.setdefault("web_streams", {})
+        per_token: dict[str, int] = c.setdefault("streams", {})
+        held = per_session.get(stored.key, 0)
+        if held >= settings.web_max_streams_per_session or per_token.get(token_id, 0) >= settings.max_streams_per_token:
+            return JSONResponse(
+                {
+                    "detail": f"Phiên này đã mở {held} luồng cập nhật trực tiếp, nhiều nhất được phép; hãy đóng "
+                    "bớt một trang. / This session already holds the most live-update streams allowed "
+                    "(BAOCAO_API_WEB_MAX_STREAMS_PER_SESSION, BAOCAO_API_MAX_STREAMS_PER_TOKEN); close one first."
+                },
+                status_code=429,
+                headers={"Retry-After": "5"},
+            )
+        per_session[stored.key] = held + 1
+        per_token[token_id] = per_token.get(token_id, 0) + 1
+
+        def release() -> None:
+            for counts, name in ((per_session, stored.key), (per_token, token_id)):
+                left = counts.pop(name, 1) - 1
+                if left > 0:
+                    counts[name] = left
+
+        guard: StreamGuard = c.setdefault("web_stream_guard", StreamGuard(settings.web_stream_recheck_seconds))
+        store = sessions(request)
+        deadline = min(stored.expires_at, float(s.principal.expires_at))
 
         async def stream() -> AsyncIterator[str]:
-            async with broadcaster.subscribe(code) as sub:
-                yield ": connected\n\n"
-                while True:
-                    try:
-                        message = await asyncio.wait_for(sub.queue.get(), timeout=15)
-                    except TimeoutError:
-                        yield ": keep-alive\n\n"
-                        continue
-                    change = {"series": message.get("series"), "periods": sorted(message.get("periods") or {})}
-                    yield f"event: total\ndata: {json.dumps(change)}\n\n"
+            handle, ended = guard.watch(store, stored)
+            ender = asyncio.ensure_future(ended.wait())
+            getter: asyncio.Future[Any] | None = None
+            try:
+                async with broadcaster.subscribe(code) as sub:
+                    yield ": connected\n\n"
+                    while True:
+                        left = deadline - time.time()
+                        if left <= 0:
+                            reason = "Phiên đăng nhập đã hết hạn."
+                            break
+                        if getter is None:
+                            getter = asyncio.ensure_future(sub.queue.get())
+                        done, _ = await asyncio.wait(
+                            {getter, ender}, timeout=min(left, 15), return_when=asyncio.FIRST_COMPLETED
+                        )
+                        if ender in done:
+                            reason = "Phiên đăng nhập đã kết thúc (đăng xuất hoặc mã truy cập bị thu hồi)."
+                            break
+                        if getter in done:
+                            message, getter = getter.result(), None
+                            change = {"series": message.get("series"), "periods": sorted(message.get("periods") or {})}
+                            yield f"event: total\ndata: {json.dumps(change)}\n\n"
+                        elif time.time() < deadline:
+                            yield ": keep-alive\n\n"
+                    yield f"event: end\ndata: {json.dumps({'reason': reason}, ensure_ascii=False)}\n\n"
+            finally:
+                for task in (getter, ender):
+                    if task is not None:
+                        task.cancel()
+                guard.unwatch(handle)
 
-        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+        return ReleasingStream(stream(), release, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
     def form_tree(request: Request, values: dict[str, Any]) -> OrgTree:
         """The tree a report form is about: its period's when a valid period is filled in, else

@@ -1,66 +1,299 @@
-"""The session cookie: the token the user pasted at login, with an expiry, signed.
+"""Web sessions, kept on the server: the cookie holds only a random session id.
 
-The cookie is HttpOnly and SameSite=Strict (no script reads it, no other site sends it), and it
-expires after ``SESSION_SECONDS`` or with its token, whichever comes first. The signing key is
-derived from BAOCAO_AUTH_SECRET, so no new secret is needed and a new auth secret ends every
-session. The token in it is verified again on every request, like a bearer token (revocations
-included): the cookie only carries it, it grants nothing by itself.
+The id (32 random bytes, unpadded base64url: exactly 43 characters) is no bearer token: the API
+answers it 401, and it names a session only while the session's document exists. The document
+(``web_sessions``, keyed by the SHA-256 of the id, so what the database holds cannot be replayed as
+a cookie) keeps the token the user pasted, its id, the session's expiry and the session's CSRF
+token. A session lives ``SESSION_SECONDS`` at most and never past its token's expiry; logout
+deletes it; the token is verified again on every request (signature, expiry, revocation), so a
+revoked token or a new BAOCAO_AUTH_SECRET ends every session that holds it.
+
+Expired documents are removed by a TTL index where the server has them (MongoDB); every read
+checks the expiry itself, so a server without TTL indexes never revives an expired session.
+
+The login form is protected before any session exists by a login nonce: a random value in a
+short-lived cookie (Path=/web/login) and its HMAC in the form, which another site can neither read
+nor compute.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
-import json
+import logging
+import re
+import secrets
 import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from shared.revocations import REVOKED, Revocations
+
+log = logging.getLogger(__name__)
 
 COOKIE = "baocao_session"
+LOGIN_COOKIE = "baocao_login"
+SESSIONS = "web_sessions"
 SESSION_SECONDS = 2 * 3600
+LOGIN_NONCE_SECONDS = 3600
+ID_BYTES = 32
+_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # ID_BYTES in unpadded base64url
 
 
 class BadSession(Exception):
-    """A cookie that is malformed, tampered with or expired."""
+    """A cookie that is malformed, unknown, ended or expired."""
+
+
+class SessionsUnavailable(RuntimeError):
+    """The session store could not be read: no page is served on a session nobody can check."""
 
 
 def session_key(auth_secret: str) -> bytes:
-    return hmac.new(auth_secret.encode(), b"baocao web session v1", hashlib.sha256).digest()
+    """The key of the login nonce's HMAC, derived from BAOCAO_AUTH_SECRET."""
+    return hmac.new(auth_secret.encode(), b"baocao web session v2", hashlib.sha256).digest()
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+def new_id() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(ID_BYTES)).decode().rstrip("=")
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def seal(key: bytes, token: str, token_expires_at: int, now: float | None = None) -> tuple[str, int]:
-    """The cookie value for ``token`` and how many seconds it lives."""
-    issued = int(now if now is not None else time.time())
-    expires = min(issued + SESSION_SECONDS, token_expires_at)
-    body = _b64(json.dumps({"t": token, "exp": expires}, separators=(",", ":")).encode())
-    sig = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
-    return f"{body}.{sig}", max(expires - issued, 0)
-
-
-def unseal(key: bytes, value: str, now: float | None = None) -> str:
-    """The token held by a cookie value; BadSession if it is not one we sealed or has expired."""
-    body, _, sig = value.partition(".")
-    if not body or not sig or len(value) > 4096:
+def parse_id(value: str | None) -> str:
+    """The id of a cookie value, spelled exactly as this module writes one: 43 characters of the
+    base64url alphabet, no padding, nothing around it, and the canonical spelling of its bytes
+    (the last character's two unused bits zero)."""
+    if not value or not _ID.fullmatch(value):
         raise BadSession("malformed session")
-    expected = hmac.new(key, body.encode(), hashlib.sha256).digest()
+    raw = base64.urlsafe_b64decode(value + "=")
+    if base64.urlsafe_b64encode(raw).decode().rstrip("=") != value:
+        raise BadSession("malformed session")
+    return value
+
+
+def digest(session_id: str) -> str:
+    """Where a session is stored: the hash of its id, never the id itself."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def login_proof(key: bytes, nonce: str) -> str:
+    """The login form's CSRF field for the login nonce ``nonce``."""
+    mac = hmac.new(key, b"login:" + nonce.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def login_proof_ok(key: bytes, nonce: str | None, proof: str | None) -> bool:
     try:
-        given = _unb64(sig)
-    except ValueError:
-        raise BadSession("malformed session") from None
-    if not hmac.compare_digest(given, expected):
-        raise BadSession("bad signature")
-    try:
-        payload = json.loads(_unb64(body))
-        token, expires = str(payload["t"]), int(payload["exp"])
-    except (ValueError, KeyError, TypeError):
-        raise BadSession("malformed session") from None
-    if expires < (now if now is not None else time.time()):
-        raise BadSession("session expired")
-    return token
+        parse_id(nonce)
+    except BadSession:
+        return False
+    return bool(proof) and hmac.compare_digest(login_proof(key, str(nonce)), str(proof))
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    key: str  # digest of the id
+    token: str
+    token_id: str
+    csrf: str
+    expires_at: float  # unix seconds
+
+    def csrf_ok(self, given: str | None) -> bool:
+        return bool(given) and hmac.compare_digest(self.csrf.encode(), str(given).encode())
+
+
+def lifetime(token_expires_at: int, now: float | None = None) -> float:
+    """When a session opened now with a token expiring at ``token_expires_at`` ends."""
+    issued = now if now is not None else time.time()
+    return float(min(issued + SESSION_SECONDS, token_expires_at))
+
+
+class SessionStore(Protocol):
+    async def create(self, token: str, token_id: str, expires_at: float) -> tuple[str, StoredSession]: ...
+
+    async def get(self, session_id: str) -> StoredSession | None: ...
+
+    async def delete(self, session_id: str) -> None: ...
+
+    async def ended(self, sessions: Iterable[StoredSession]) -> set[str]:
+        """The keys of those ``sessions`` that are over now: deleted, expired or their token
+        revoked, read from the store itself (no cache)."""
+        ...
+
+
+class MongoSessions:
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+        self._db = client[database]
+        self._col = self._db[SESSIONS]
+        self._indexed = False
+        self._lock = asyncio.Lock()
+
+    async def _ensure_index(self) -> None:
+        if self._indexed:
+            return
+        async with self._lock:
+            if self._indexed:
+                return
+            try:
+                await self._col.create_index("expires_at", expireAfterSeconds=0, name="expires_at_ttl")
+            except PyMongoError as exc:  # no TTL indexes on this server: the reads check expiry
+                log.warning("no TTL index on %s (%s); expired sessions are refused on read", SESSIONS, exc)
+            self._indexed = True
+
+    async def create(self, token: str, token_id: str, expires_at: float) -> tuple[str, StoredSession]:
+        await self._ensure_index()
+        session_id = new_id()
+        stored = StoredSession(digest(session_id), token, token_id, new_id(), expires_at)
+        try:
+            await self._col.insert_one(
+                {
+                    "_id": stored.key,
+                    "token": token,
+                    "token_id": token_id,
+                    "csrf": stored.csrf,
+                    "expires_at": datetime.fromtimestamp(expires_at, UTC),
+                    "created_at": datetime.now(UTC),
+                }
+            )
+        except PyMongoError as exc:
+            raise SessionsUnavailable(str(exc)) from exc
+        return session_id, stored
+
+    async def get(self, session_id: str) -> StoredSession | None:
+        try:
+            doc = await self._col.find_one({"_id": digest(session_id)}, max_time_ms=2000)
+        except PyMongoError as exc:
+            raise SessionsUnavailable(str(exc)) from exc
+        if doc is None:
+            return None
+        expires = doc["expires_at"]
+        expires_at = expires.timestamp() if isinstance(expires, datetime) else float(expires)
+        if expires_at <= time.time():
+            return None
+        return StoredSession(doc["_id"], str(doc["token"]), str(doc["token_id"]), str(doc["csrf"]), expires_at)
+
+    async def delete(self, session_id: str) -> None:
+        try:
+            await self._col.delete_one({"_id": digest(session_id)})
+        except PyMongoError as exc:
+            raise SessionsUnavailable(str(exc)) from exc
+
+    async def ended(self, sessions: Iterable[StoredSession]) -> set[str]:
+        sessions = list(sessions)
+        if not sessions:
+            return set()
+        now = datetime.now(UTC)
+        keys = [s.key for s in sessions]
+        alive = {
+            d["_id"]
+            async for d in self._col.find(
+                {"_id": {"$in": keys}, "expires_at": {"$gt": now}}, projection={"_id": 1}, max_time_ms=2000
+            )
+        }
+        token_ids = list({s.token_id for s in sessions})
+        revoked = {
+            d["_id"]
+            async for d in self._db[REVOKED].find({"_id": {"$in": token_ids}}, projection={"_id": 1}, max_time_ms=2000)
+        }
+        return {s.key for s in sessions if s.key not in alive or s.token_id in revoked}
+
+
+class InMemorySessions:
+    """For an API built without MongoDB (tests): the same contract, in this process."""
+
+    def __init__(self, revocations: Revocations) -> None:
+        self.revocations = revocations
+        self.sessions: dict[str, StoredSession] = {}
+
+    async def create(self, token: str, token_id: str, expires_at: float) -> tuple[str, StoredSession]:
+        session_id = new_id()
+        stored = StoredSession(digest(session_id), token, token_id, new_id(), expires_at)
+        self.sessions[stored.key] = stored
+        return session_id, stored
+
+    async def get(self, session_id: str) -> StoredSession | None:
+        stored = self.sessions.get(digest(session_id))
+        if stored is None or stored.expires_at <= time.time():
+            return None
+        return stored
+
+    async def delete(self, session_id: str) -> None:
+        self.sessions.pop(digest(session_id), None)
+
+    async def ended(self, sessions: Iterable[StoredSession]) -> set[str]:
+        now = time.time()
+        over = set()
+        for s in sessions:
+            kept = self.sessions.get(s.key)
+            if kept is None or kept.expires_at <= now or await self.revocations.is_revoked(s.token_id):
+                over.add(s.key)
+        return over
+
+
+class StreamGuard:
+    """Ends the web's event streams promptly: every ``interval`` seconds one query to the store
+    checks all open streams of this process (session deleted or expired, token revoked), reading
+    the store itself rather than the revocation cache. A stream also ends at its session's expiry
+    on its own timer. When the store cannot be read for ``stale`` seconds the streams end (fail
+    closed); the client reconnects and is checked again."""
+
+    def __init__(self, interval: float, stale: float = 10.0) -> None:
+        self.interval = interval
+        self.stale = stale
+        self.store: SessionStore | None = None
+        self._open: dict[int, tuple[StoredSession, asyncio.Event]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._checked = time.monotonic()
+
+    def watch(self, store: SessionStore, stored: StoredSession) -> tuple[int, asyncio.Event]:
+        self.store = store
+        ended = asyncio.Event()
+        handle = id(ended)
+        self._open[handle] = (stored, ended)
+        if self._task is None or self._task.done() or self._task.get_loop() is not asyncio.get_running_loop():
+            self._checked = time.monotonic()
+            self._task = asyncio.create_task(self._run())
+        return handle, ended
+
+    def unwatch(self, handle: int) -> None:
+        self._open.pop(handle, None)
+
+    async def _run(self) -> None:
+        while self._open:
+            await asyncio.sleep(self.interval)
+            entries = list(self._open.values())
+            if not entries or self.store is None:
+                continue
+            try:
+                over = await self.store.ended(stored for stored, _ in entries)
+                self._checked = time.monotonic()
+            except PyMongoError:
+                log.warning("web sessions unreadable while streaming", exc_info=True)
+                if time.monotonic() - self._checked <= self.stale:
+                    continue
+                over = {stored.key for stored, _ in entries}
+            for stored, ended in entries:
+                if stored.key in over:
+                    ended.set()
+
+
+class ReleasingStream(StreamingResponse):
+    """Calls ``release`` once the response is over, however it ends (a generator's ``finally``
+    does not run when the client leaves before its first item)."""
+
+    def __init__(self, content: AsyncIterator[str], release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()

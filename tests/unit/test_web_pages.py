@@ -1,6 +1,8 @@
 """The web pages over HTTP, with the API's in-memory totals reader: sessions, subtrees and
 scopes, the numbers on a page, form errors and file checks (nothing here reaches ingest)."""
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -26,14 +28,30 @@ def client():
         ingest_url="http://127.0.0.1:9",
     )
     app = create_app(settings, reader=InMemoryTotalsReader(DOCS), tree=load_vietnam(["38"]), revocations=REVOKED)
-    with TestClient(app, follow_redirects=False) as c:
+    # as a browser does, every request names the site's own origin
+    with TestClient(app, follow_redirects=False, headers={"Origin": ORIGIN}) as c:
         yield c
 
 
+ORIGIN = "http://testserver"
+
+
+def login_form(client):
+    """The login form's fields beside the token: its CSRF proof (set with its nonce cookie)."""
+    proof = re.search(r'name="csrf" value="([^"]+)"', client.get("/web/login").text)
+    return {"csrf": proof.group(1)} if proof else {}
+
+
 def login(client, unit, *scopes):
+    """A session as the login form opens one; later posts carry its CSRF token, as the pages'
+    script sends it."""
+    client.headers.pop("X-CSRF-Token", None)
     token = mint(TEST_SECRET, unit, scopes or (Scope.READ,), 3600)
-    answer = client.post("/web/login", data={"token": token})
+    answer = client.post("/web/login", data={"token": token, **login_form(client)})
     assert answer.status_code == 303, answer.text
+    meta = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/web/submissions").text)
+    assert meta, "no CSRF token on the page"
+    client.headers["X-CSRF-Token"] = meta.group(1)
     return token, answer
 
 
@@ -59,7 +77,7 @@ def test_without_a_session_every_page_goes_to_login(client):
 
 
 def test_a_bad_token_is_refused_and_a_revoked_one_ends_the_session(client):
-    refused = client.post("/web/login", data={"token": "bcv1.x.y"})
+    refused = client.post("/web/login", data={"token": "bcv1.x.y", **login_form(client)})
     assert refused.status_code == 401 and "không hợp lệ" in refused.text
     token, _ = login(client, "386")
     assert client.get("/web/units/386", params={"period": "2020-12"}).status_code == 200
@@ -171,9 +189,12 @@ def test_a_country_token_chooses_a_province_and_logout_ends_the_session(client):
     login(client, "VN", Scope.READ)
     home = client.get("/web/")
     assert home.status_code == 200 and 'href="/web/units/38"' in home.text
+    cookie = client.cookies["baocao_session"]
     out = client.post("/web/logout")
     assert out.headers["location"] == "/web/login" and 'baocao_session=""' in out.headers["set-cookie"]
     client.cookies.clear()
+    assert client.get("/web/").headers["location"] == "/web/login"
+    client.cookies.set("baocao_session", cookie, path="/web")  # the old cookie, replayed
     assert client.get("/web/").headers["location"] == "/web/login"
 
 
@@ -189,8 +210,9 @@ def test_when_revocations_cannot_be_checked_login_says_to_retry_and_lets_no_one_
     app = create_app(
         settings, reader=InMemoryTotalsReader(DOCS), tree=load_vietnam(["38"]), revocations=RevocationsDown()
     )
-    with TestClient(app, follow_redirects=False) as client:
-        answer = client.post("/web/login", data={"token": mint(TEST_SECRET, "386", [Scope.READ], 3600)})
+    with TestClient(app, follow_redirects=False, headers={"Origin": ORIGIN}) as client:
+        token = mint(TEST_SECRET, "386", [Scope.READ], 3600)
+        answer = client.post("/web/login", data={"token": token, **login_form(client)})
     assert answer.status_code == 503 and "thử lại" in answer.text
     assert "set-cookie" not in answer.headers
 
@@ -204,3 +226,85 @@ def test_a_page_for_a_period_after_the_2025_reform_shows_the_new_tree(client):
     assert "Huyện Bá Thước" in before.text and "Xã Bá Thước" not in before.text
     assert "Xã Bá Thước" in client.get("/web/units/14923", params={"period": "2025-Q4"}).text
     assert "Thị trấn Cành Nàng" in client.get("/web/units/14923", params={"period": "2025-06"}).text
+
+
+def test_the_cookie_is_an_opaque_session_id_the_api_refuses(client):
+    token, answer = login(client, "386")
+    cookie = client.cookies["baocao_session"]
+    assert len(cookie) == 43 and token not in answer.headers["set-cookie"]
+    assert client.get("/v1/units/386", headers={"Authorization": f"Bearer {cookie}"}).status_code == 401
+    for bad in (cookie + "=", cookie + "A", cookie[:-1], cookie.swapcase()):
+        client.cookies.set("baocao_session", bad, path="/web")
+        assert client.get("/web/units/386").headers["location"] == "/web/login", bad
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "http://testserver:8080", "null", None])
+def test_posts_from_another_origin_are_refused_with_a_clear_403(client, origin):
+    token = mint(TEST_SECRET, "14923", [Scope.READ, Scope.SUBMIT], 3600)
+    fields = login_form(client)
+    headers = {"Origin": origin} if origin else {}
+    if origin is None:
+        client.headers.pop("Origin")
+    try:
+        answer = client.post("/web/login", data={"token": token, **fields}, headers=headers)
+        assert answer.status_code == 403 and "set-cookie" not in answer.headers
+        assert "Yêu cầu bị từ chối" in answer.text and "Request refused" in answer.text
+    finally:
+        client.headers["Origin"] = ORIGIN
+    login(client, "14923", Scope.READ, Scope.SUBMIT)
+    for path, kwargs in (
+        ("/web/submit", {"data": {"kind": "study_session", "unit": "14923"}}),
+        ("/web/upload/send", {"content": b'{"reports": [{}]}'}),
+        ("/web/logout", {}),
+    ):
+        if origin is None:
+            client.headers.pop("Origin")
+        try:
+            sent = client.post(path, **kwargs, headers={"Content-Type": "application/json", **headers})
+        finally:
+            client.headers["Origin"] = ORIGIN
+        assert sent.status_code == 403, (path, sent.text)
+    assert client.get("/web/units/14923", params={"period": "2020-12"}).status_code == 200  # session kept
+
+
+def test_a_post_without_the_sessions_csrf_token_or_as_text_plain_is_refused(client):
+    login(client, "14923", Scope.READ, Scope.SUBMIT)
+    csrf = client.headers.pop("X-CSRF-Token")
+    assert client.post("/web/submit", data={"kind": "study_session"}).status_code == 403
+    assert client.post("/web/submit", data={"kind": "study_session", "csrf": "x" * 43}).status_code == 403
+    refused = client.post("/web/upload/send", json={"reports": [{}]})
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    plain = client.post(
+        "/web/upload/send", content=b'{"reports": [{}]}', headers={"Content-Type": "text/plain", "X-CSRF-Token": csrf}
+    )
+    assert plain.status_code == 403 and "text/plain" in plain.json()["detail"]
+    # the form's own field works without script
+    ok = client.post("/web/submit", data={"kind": "study_session", "unit": "14923", "csrf": csrf})
+    assert ok.status_code == 422  # through the token check, stopped by the form's own errors
+
+
+def test_a_login_form_from_another_page_lacks_the_nonce_and_is_refused(client):
+    token = mint(TEST_SECRET, "386", [Scope.READ], 3600)
+    client.get("/web/login")  # the nonce cookie, but no proof: a form another site wrote
+    answer = client.post("/web/login", data={"token": token})
+    assert answer.status_code == 403 and "set-cookie" not in answer.headers
+
+
+def test_every_answer_carries_the_security_headers(client):
+    login(client, "386")
+    for path in ("/web/login", "/web/units/386", "/web/units/99999", "/web/static/app.js", "/v1/units/386", "/healthz"):
+        headers = client.get(path).headers
+        csp = headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+        assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
+        assert headers["referrer-policy"] == "same-origin"
+
+
+def test_a_session_holds_at_most_three_streams(client):
+    login(client, "386", Scope.READ, Scope.STREAM)
+    app = client.app
+    # the route decides before streaming: an open stream is counted, a fourth is refused
+    key = next(iter(app.state.components["web_sessions"].sessions))
+    app.state.components.setdefault("web_streams", {})[key] = 3
+    refused = client.get("/web/units/386/events")
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "5"

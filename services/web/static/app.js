@@ -1,6 +1,10 @@
 // baocao web: live updates of a totals page (server-sent events) and file upload with progress.
 // Plain JavaScript, no library; every page works without it except those two enhancements.
 
+// every state-changing request carries the session's CSRF token (the page's meta csrf-token)
+const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+const csrfHeaders = csrfMeta ? { "X-CSRF-Token": csrfMeta.content } : {};
+
 const live = document.getElementById("live");
 if (live && live.dataset.live === "on" && "EventSource" in window) {
   const status = document.getElementById("live-status");
@@ -13,6 +17,16 @@ if (live && live.dataset.live === "on" && "EventSource" in window) {
   events.addEventListener("error", () => {
     live.dataset.connected = "no";
     status.textContent = "Mất kết nối cập nhật trực tiếp; đang thử lại…";
+  });
+  events.addEventListener("end", (event) => {
+    // the session ended (logout, revocation, expiry): stop, do not reconnect
+    events.close();
+    live.dataset.connected = "ended";
+    let reason = "Phiên đăng nhập đã kết thúc.";
+    try {
+      reason = JSON.parse(event.data).reason || reason;
+    } catch {}
+    status.textContent = reason + " Hãy đăng nhập lại để tiếp tục nhận cập nhật.";
   });
   events.addEventListener("total", () => {
     // many changes arrive together: redraw once, shortly after the last one
@@ -47,7 +61,11 @@ if (uploadForm) {
     bar.value = 0;
     uploadForm.dataset.state = "checking";
     status.textContent = "Đang đọc và kiểm tra tệp…";
-    const checked = await fetch("/web/upload/check", { method: "POST", body: new FormData(uploadForm) });
+    const checked = await fetch("/web/upload/check", {
+      method: "POST",
+      headers: csrfHeaders,
+      body: new FormData(uploadForm),
+    });
     const body = await checked.json();
     if (!checked.ok) {
       status.textContent = "Không gửi được: " + (body.detail || checked.status);
@@ -88,7 +106,7 @@ if (uploadForm) {
       status.textContent = `Đang gửi ${done + chunk.length}/${valid.length} báo cáo…`;
       const sent = await fetch("/web/upload/send", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: { "Content-Type": "application/json", ...csrfHeaders },
         body: JSON.stringify({ reports: chunk.map((r) => r.report) }),
       });
       const answer = await sent.json();
