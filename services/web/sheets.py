@@ -20,7 +20,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.utils import column_index_from_string, get_column_letter, range_boundaries
 
 from services.web.forms import ENVELOPE, body_fields
-from services.web.labels import FIELDS, LEVELS, field_label, fmt_int, metric_label, series_title
+from services.web.labels import FIELDS, field_label, fmt_int, level_label, metric_label, series_title
 from shared.catalog import Catalog
 
 
@@ -133,7 +133,7 @@ def _export_rows(table: Table) -> list[list[Any]]:
     rows = []
     for r in [table.total, *table.children]:
         rows.append(
-            [r.code, r.name, LEVELS.get(r.level, r.level)]
+            [r.code, r.name, level_label(r.level, r.name)]
             + [r.values.get(c.key) for c in table.columns]
             + [r.expected, r.reported, r.on_time]
         )

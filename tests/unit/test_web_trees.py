@@ -102,6 +102,13 @@ def test_a_wards_page_calls_it_a_ward(client):
     assert ">Toàn tỉnh<" in province and f'href="/web/units/{WARD}?period=2025-Q4' in province
 
 
+def test_a_wards_export_calls_it_a_ward(client):
+    login(client, "38")
+    csv = client.get(f"/web/units/{WARD}/export.csv", params={"period": "2025-Q4"})
+    assert csv.status_code == 200
+    assert f"{WARD},Phường Hàm Rồng,Phường," in csv.content.decode("utf-8-sig")
+
+
 def test_the_form_lists_the_units_of_the_tree_of_the_period_reported(client):
     login(client, "08", Scope.SUBMIT)
     today = options(client.get("/web/submit").text)  # the current period: the 2025 tree
