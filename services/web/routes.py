@@ -639,6 +639,7 @@ def web_router(settings: ApiSettings) -> APIRouter:
             values=values,
             units=submit_units(s, tree, str(values.get("unit") or "").strip()),
             tree_id=tree.tree_id,
+            own_in_tree=s.principal.unit == COUNTRY or s.principal.unit in tree,
             labels_of={**labels.FIELDS, "unit": "Đơn vị báo cáo"},
             errors=extra.pop("errors", {}),
             **extra,

@@ -122,6 +122,16 @@ def test_the_form_lists_the_units_of_the_tree_of_the_period_reported(client):
     assert by_period.status_code == 422 and "070" in options(by_period.text)
 
 
+def test_the_form_tells_an_old_districts_staff_which_periods_they_can_send(client):
+    login(client, "386", Scope.SUBMIT)
+    form = client.get("/web/submit").text  # the current period: the 2025 tree, without 386
+    assert '<input id="f-unit" name="unit"' in form  # a code to type: no list of the 2025 tree's units
+    assert "không còn trong danh mục từ 1/7/2025" in form
+    assert "không còn" not in client.get("/web/submit", params={"tree": "legacy"}).text
+    login(client, "38", Scope.SUBMIT)
+    assert "không còn" not in client.get("/web/submit").text
+
+
 def test_a_revision_link_of_a_2025_report_opens_the_form(client):
     login(client, "08", Scope.SUBMIT)
     for params in ({"kind": "study_session@2025"}, {"kind": "study_session", "tree": "2025"}):
