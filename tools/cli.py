@@ -177,7 +177,8 @@ def load_demo(api_url: str, ingest_url: str, token: str, ingest_env: Mapping[str
 
     with _client(api_url, token) as http:
         for agency in demo.agencies():
-            r = http.post("/v1/admin/agencies", json=agency)
+            # the seeds' agencies, of 2020-2021: their parents are units of the tree before 2025-07-01
+            r = http.post("/v1/admin/agencies", params={"tree": "legacy"}, json=agency)
             if r.status_code not in (200, 201):
                 raise RuntimeError(f"registering {agency['code']}: {r.status_code} {r.text[:300]}")
     if ingest_env is None:
