@@ -181,7 +181,7 @@ def test_the_not_reported_list_gives_completeness_and_timeliness(browser, system
     browser.find("a[href*='/missing']").click()
     browser.wait(lambda d: "/missing" in d.current_url, what="the not-reported page")
     api = system.totals("386", "2020-12")["completeness"]["reflection"]
-    # on time is decided by arrival, and these arrived years after the 14 December 2020 deadline
+    # on time is decided by arrival, and these arrived years after the 15 January 2021 deadline
     assert (api["units_reported"], api["units_on_time"], api["units_expected"]) == (3, 0, 21)
     assert browser.text("#completeness") == "3/21 (14,29 %)"
     assert browser.text("#timeliness") == "0/21 (0,00 %)"
