@@ -118,3 +118,62 @@ async def read_at_rate(
 
 def _ms(bound: tuple[float, bool] | None) -> float | None:
     return None if bound is None or bound[1] else bound[0] * 1000
+
+
+async def neighbour_under_search(
+    url: str,
+    neighbour_token: str,
+    neighbour_path: str,
+    searcher_token: str,
+    search_path: str,
+    clients: int = 4,
+    seconds: float = 5.0,
+    interval: float = 0.02,
+) -> dict[str, Any]:
+    """One token's reads of its own totals (``neighbour_path``, one every ``interval``) alone, then
+    while ``clients`` connections of another token ask ``search_path`` as fast as the API answers
+    (a hostile client ignores Retry-After): the neighbour's latency both times, their ratio, and
+    what the searches got (200, or 429 once the searcher's budget of expensive reads is spent)."""
+
+    async def neighbour(http: httpx.AsyncClient, until: float) -> list[float]:
+        out: list[float] = []
+        while time.perf_counter() < until:
+            sent = time.perf_counter()
+            r = await http.get(neighbour_path)
+            if r.status_code == 200:
+                out.append(time.perf_counter() - sent)
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - sent)))
+        return out
+
+    statuses: Counter[str] = Counter()
+
+    async def searcher(until: float) -> None:
+        headers = {"Authorization": f"Bearer {searcher_token}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+            while time.perf_counter() < until:
+                statuses[str((await http.get(search_path)).status_code)] += 1
+
+    headers = {"Authorization": f"Bearer {neighbour_token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+        await http.get(neighbour_path)
+        quiet = await neighbour(http, time.perf_counter() + seconds)
+        until = time.perf_counter() + seconds
+        searchers = [asyncio.create_task(searcher(until)) for _ in range(clients)]
+        loaded = await neighbour(http, until)
+        await asyncio.gather(*searchers)
+    alone, busy = latency_summary(quiet), latency_summary(loaded)
+
+    def ratio(key: str) -> float | None:
+        a, b = alone.get(key), busy.get(key)
+        return b / a if a and b else None
+
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "neighbour_alone": alone,
+        "neighbour_while_searching": busy,
+        "p50_ratio": ratio("p50_ms"),
+        "p99_ratio": ratio("p99_ms"),
+        "search_statuses": dict(statuses),
+        "searches_per_s": sum(statuses.values()) / seconds,
+    }

@@ -29,6 +29,10 @@ SPECS: dict[str, tuple[str, str, str]] = {
     "api_children_rate": ("API /children/totals, achieved", "requests/s", "higher"),
     "api_children_p50_ms": ("API /children/totals p50", "ms", "lower"),
     "api_children_p99_ms": ("API /children/totals p99", "ms", "lower"),
+    # limit: the same reads with nobody searching, so the ratio is how much 4 searching clients of
+    # another token slow them down
+    "api_search_neighbour_p50_ms": ("API /totals p50 while another token searches x4", "ms", "lower"),
+    "api_search_neighbour_p99_ms": ("API /totals p99 while another token searches x4", "ms", "lower"),
     "aggregate_peak_rss_mb": ("Aggregator peak RSS after {backlog} reports", "MB", "lower"),
 }
 FIGURE_KEYS = tuple(SPECS)

@@ -45,8 +45,9 @@ from bench.procs import CpuWatch, memory_kb
 from bench.promtext import Scrape, bucket_change, scrape
 from bench.sizes import Sizes
 from bench.stats import histogram_bound
-from bench.workload import Workload, kafka_message
+from bench.workload import READ_PERIODS, Workload, kafka_message
 from deploy.processes import ServiceProcess
+from shared.auth import Scope, mint
 from shared.hierarchy import load_vietnam
 from shared.stamps import stamp_key
 
@@ -434,6 +435,34 @@ def phase_reads(ctx: Context) -> None:
         ctx.figures.set(f"api_{name}_p50_ms", result["p50_ms"])
         ctx.figures.set(f"api_{name}_p99_ms", result["p99_ms"])
         out[name] = result
+    # one commune's token reading its totals while 4 clients of its neighbour's search the units
+    # as fast as the API answers (the expensive reads are rationed per token)
+    ctx.settle("reads-search")
+    searcher, neighbour = workload.communes[0], workload.communes[1]
+    result = asyncio.run(
+        api_reads.neighbour_under_search(
+            api.url,
+            mint(ctx.names.secret, neighbour, [Scope.READ], 3600),
+            f"/v1/units/{neighbour}/totals?period={READ_PERIODS[0]}",
+            mint(ctx.names.secret, searcher, [Scope.READ], 3600),
+            "/v1/units?q=zz&tree=legacy",
+            clients=4,
+            seconds=sizes.api_seconds,
+        )
+    )
+    alone, busy = result["neighbour_alone"], result["neighbour_while_searching"]
+    log.info(
+        "read API under search: neighbour p50 %.1f -> %.1f ms, p99 %.1f -> %.1f ms; searches %s",
+        alone["p50_ms"] or 0,
+        busy["p50_ms"] or 0,
+        alone["p99_ms"] or 0,
+        busy["p99_ms"] or 0,
+        result["search_statuses"],
+    )
+    for q in ("p50", "p99"):
+        ctx.figures.set(f"api_search_neighbour_{q}_ms", busy[f"{q}_ms"])
+        ctx.figures.limit(f"api_search_neighbour_{q}_ms", alone[f"{q}_ms"], "nobody searching")
+    out["search"] = result
     out["api_memory"] = memory_kb(api.pid or 0)  # its cache full after the replay and the reads
     ctx.details["reads"] = out
 

@@ -102,6 +102,8 @@ class OrgTree:
         self.valid_to = valid_to  # exclusive; None: still valid
         # every version of the tree, oldest first, this one among them (shared by all of them)
         self.versions: list[OrgTree] = [self]
+        # for search: (the version it was built at, each code's folded name, every code in order)
+        self._search_index: tuple[int, dict[str, str], list[str]] | None = None
 
     # ------------------------------------------------------------------ versions
 
@@ -255,14 +257,36 @@ class OrgTree:
     def provinces(self) -> list[Unit]:
         return [u for u in self._units.values() if u.parent is None]
 
-    def search(self, query: str = "", parent: str | None = None, limit: int = 50) -> list[Unit]:
+    def search(
+        self, query: str = "", parent: str | None = None, limit: int = 50, within: str | None = None
+    ) -> list[Unit]:
         """Units whose name or code contains ``query``, accents and case ignored ("ba thuoc"
-        finds "Xã Bá Thước"), among the children of ``parent`` when given, else the whole tree;
-        at most ``limit``, by code."""
+        finds "Xã Bá Thước"), among the children of ``parent`` when given, else in the subtree of
+        ``within`` when given (``VN``: the whole tree), else the whole tree; the first ``limit``
+        by code. Names are folded once per version of the tree, not on every search."""
         wanted = fold(query.strip())
-        pool = self.children(parent) if parent is not None else list(self._units.values())
-        found = [u for u in pool if not wanted or wanted in fold(u.name) or wanted in u.code]
-        return sorted(found, key=lambda u: u.code)[:limit]
+        names, codes = self._folded_names()
+        if parent is not None:
+            pool: Iterable[str] = sorted(self.get(parent).children)
+        elif within is not None and within != COUNTRY:
+            # a unit of another version of the tree (an old district) has nothing under it here
+            pool = sorted(u.code for u in self.subtree(within)) if within in self._units else []
+        else:
+            pool = codes
+        found: list[Unit] = []
+        for code in pool:
+            if not wanted or wanted in names[code] or wanted in code:
+                found.append(self._units[code])
+                if len(found) >= limit:
+                    break
+        return found
+
+    def _folded_names(self) -> tuple[dict[str, str], list[str]]:
+        """Every unit's folded name by code and every code in order, rebuilt when a unit is added."""
+        if self._search_index is None or self._search_index[0] != self.version:
+            names = {code: fold(u.name) for code, u in self._units.items()}
+            self._search_index = (self.version, names, sorted(names))
+        return self._search_index[1], self._search_index[2]
 
 
 def _division_name(raw: dict) -> str:

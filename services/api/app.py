@@ -36,7 +36,7 @@ from services.api.views import (
 )
 from services.web.routes import mount_web
 from services.web.security import SecurityHeaders
-from shared.auth import Scope
+from shared.auth import Principal, Scope
 from shared.catalog import load_catalog
 from shared.hierarchy import (
     COUNTRY,
@@ -64,6 +64,7 @@ from shared.http import (
 )
 from shared.mongo import make_client, ping
 from shared.periods import ACCEPTED_FORMS, PeriodError, parse_period
+from shared.ratelimit import RateLimiter, retry_after
 from shared.registry import AgencyRegistry
 from shared.reports import UNIT_CODE_PATTERN, NfcText
 from shared.revocations import InMemoryRevocations, MongoRevocations, Revocations, RevocationsUnavailable
@@ -247,6 +248,23 @@ def create_app(
     catalog = load_catalog()
     metrics = ApiMetrics()
     state: dict[str, Any] = {"streams": {}}  # open streams per token id
+    # Reads whose cost grows with the tree or the subtree (searches, completeness lists, re-mapped
+    # totals) are rationed per token, so one token cannot take the event loop from everyone else's
+    # reads; totals and drill-downs come from the cache and are not.
+    expensive_reads = RateLimiter(settings.expensive_reads_per_second, settings.expensive_reads_burst)
+
+    def ration(principal: Principal) -> None:
+        wait = expensive_reads.acquire(principal.token_id)
+        if wait:
+            raise HTTPException(
+                429,
+                f"too many searches, completeness lists or re-mapped totals for this token (at most "
+                f"{settings.expensive_reads_per_second:g} a second, BAOCAO_API_EXPENSIVE_READS_PER_SECOND); "
+                f"retry after {retry_after(wait)} s",
+                headers={"Retry-After": retry_after(wait)},
+            )
+
+    rationed: dict[int | str, dict[str, Any]] = {429: error("too many expensive reads for this token; see Retry-After")}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -329,20 +347,22 @@ def create_app(
         "/v1/units",
         response_model=UnitsOut,
         summary="Find units by name or code (accents and case ignored) and/or list a parent's children",
+        responses=rationed,
     )
     async def find_units(
         tree: Tree,
         principal: CurrentPrincipal,
-        q: Annotated[str, Query(description="part of a name or code: 'ba thuoc' finds Bá Thước", max_length=80)] = "",
+        q: Annotated[str, Query(description="part of a name or code: 'ba thuoc' finds Bá Thước", max_length=40)] = "",
         parent: Annotated[
             str | None, Query(pattern=CODE_OR_COUNTRY_PATTERN, description="only this unit's children (VN: provinces)")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     ) -> Response:
+        ration(principal)
         authorize(principal, Scope.READ, tree, parent)
         if parent is not None:
             known(tree, parent)
-        found = search_units(tree, q, parent, limit, lambda code: principal.covers(tree, code))
+        found = search_units(tree, q, parent, limit, lambda code: principal.covers(tree, code), principal.unit)
         return _json(found)
 
     @app.get("/v1/units/{code}", response_model=UnitOut, summary="A unit: name, level, parent, children")
@@ -383,10 +403,12 @@ def create_app(
         "/v1/units/{code}/remapped/totals",
         response_model=RemappedTotalsOut,
         summary="A unit of the 2025 tree with the history of the old units it took over, for a period before July 2025",
+        responses=rationed,
     )
     async def get_remapped_totals(
         code: Code, period: Period, request: Request, reader: Reader, principal: CurrentPrincipal
     ) -> Response:
+        ration(principal)
         org: OrgTree = request.app.state.components["tree"]
         try:
             new = org.version_named(TREE_2025)
@@ -412,6 +434,7 @@ def create_app(
         "/v1/units/{code}/completeness",
         response_model=MissingOut,
         summary="Who in the subtree has not reported a series for a period",
+        responses=rationed,
     )
     async def get_completeness(
         code: Code,
@@ -421,6 +444,7 @@ def create_app(
         series: Annotated[str, Query(description="a report kind or indicator.<code>", max_length=80)],
         principal: CurrentPrincipal,
     ) -> Response:
+        ration(principal)
         authorize(principal, Scope.READ, tree, code)
         known(tree, code)
         if series not in catalog.series:

@@ -26,6 +26,17 @@ class ApiSettings(HttpServiceSettings):
     max_streams_per_token: int = Field(
         default=4, ge=1, description="server-sent event streams one token may hold open at once (429 past it)"
     )
+    expensive_reads_per_second: float = Field(
+        default=20.0,
+        gt=0,
+        description=(
+            "unit searches, completeness lists and re-mapped totals one token may ask per second on average"
+            " (429 with Retry-After past it); totals and drill-downs are not counted"
+        ),
+    )
+    expensive_reads_burst: int = Field(
+        default=60, ge=1, description="expensive reads one token may ask at once before the rate applies"
+    )
     web_max_streams_per_session: int = Field(
         default=3, ge=1, description="live-update streams one web session may hold open at once (429 past it)"
     )

@@ -288,10 +288,13 @@ async def remapped_totals(
     )
 
 
-def search_units(tree: OrgTree, query: str, parent: str | None, limit: int, visible: Any) -> UnitsOut:
-    """Units by name or code (accents ignored), under ``parent`` when given; only those
-    ``visible(code)`` allows (the token's subtree)."""
-    found = [u for u in tree.search(query, parent, limit=len(tree) + 1) if visible(u.code)][:limit]
+def search_units(
+    tree: OrgTree, query: str, parent: str | None, limit: int, visible: Any, within: str | None = None
+) -> UnitsOut:
+    """Units by name or code (accents ignored), under ``parent`` when given, else within the
+    subtree of ``within`` (the token's unit); only those ``visible(code)`` allows (the token's
+    subtree: the search looks no further than it, so a commune's token never scans the country)."""
+    found = [u for u in tree.search(query, parent, limit=limit, within=within) if visible(u.code)]
     return UnitsOut(
         tree=tree.tree_id,
         units=[

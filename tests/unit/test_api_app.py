@@ -351,3 +351,48 @@ def test_agency_names_in_plain_vietnamese_are_accepted(admin_client, name):
     )
     assert r.status_code == 201, r.text
     assert r.json()["name"] == name.strip()
+
+
+def test_searches_past_a_tokens_rate_get_429_with_retry_after_and_its_totals_and_others_still_answer():
+    settings = ApiSettings(
+        kafka_bootstrap_servers="unused:9092",
+        mongodb_uri="mongodb://unused",
+        auth_secret=TEST_SECRET,
+        expensive_reads_per_second=0.01,
+        expensive_reads_burst=3,
+    )
+    with TestClient(create_app(settings, reader=InMemoryTotalsReader(DOCS), tree=load_vietnam(["38"]))) as c:
+        greedy, other = auth("14923"), auth("14926")
+        search = {"q": "zz", "tree": "legacy"}
+        answers = [c.get("/v1/units", params=search, headers=greedy) for _ in range(4)]
+        assert [r.status_code for r in answers] == [200, 200, 200, 429]
+        assert int(answers[-1].headers["Retry-After"]) >= 1
+        assert "BAOCAO_API_EXPENSIVE_READS_PER_SECOND" in answers[-1].json()["detail"]
+        completeness = {"period": "2020-12", "series": "study_session", "tree": "legacy"}
+        assert c.get("/v1/units/14923/completeness", params=completeness, headers=greedy).status_code == 429
+        assert c.get("/v1/units/14923/totals", params={"period": "2020-12"}, headers=greedy).status_code == 200
+        assert c.get("/v1/units", params=search, headers=other).status_code == 200
+        # a token's unit that is not in the tree asked about has nothing there to find
+        assert c.get("/v1/units", params={"q": "", "tree": "2025"}, headers=auth("386")).json()["units"] == []
+
+
+def test_a_search_looks_only_in_the_tokens_subtree_and_finds_what_the_whole_tree_search_finds(client):
+    tree = load_vietnam(["38"]).version_named("legacy")
+    everything = {u.code for u in tree.search("xa", limit=len(tree))}
+    mine = client.get("/v1/units", params={"q": "xa", "limit": 1000, "tree": "legacy"}, headers=auth("386")).json()
+    assert {u["code"] for u in mine["units"]} == {u.code for u in tree.subtree("386") if u.code in everything}
+    assert len(mine["units"]) > 1
+
+
+def test_a_search_query_longer_than_a_unit_name_gets_422_naming_q(client):
+    r = client.get("/v1/units", params={"q": "z" * 41}, headers=auth("386"))
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "q"]
+
+
+def test_a_search_finds_an_agency_added_after_the_names_were_indexed():
+    tree = load_vietnam(["38"]).version_named("legacy")
+    assert tree.search("benh vien zeta") == []
+    tree.add_agency("386-zeta", "Bệnh viện Zeta", "386")
+    assert [u.code for u in tree.search("benh vien zeta")] == ["386-zeta"]
+    assert [u.code for u in tree.search("zeta", within="386")] == ["386-zeta"]
+    assert tree.search("zeta", within="388") == []
