@@ -7,13 +7,14 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Forbidden, InvalidToken, Principal, check_secret, verify
@@ -71,6 +72,24 @@ def answer_invalid_json_with_400(app: FastAPI) -> None:
         return invalid_json(exc) or await request_validation_exception_handler(request, exc)
 
     app.add_exception_handler(RequestValidationError, handler)
+    name_unparsable_bodies(app)
+
+
+def name_unparsable_bodies(app: FastAPI) -> None:
+    """A body the JSON parser gives up on without a decode error (FastAPI answers those "There
+    was an error parsing the body", the reason kept as the exception's cause) gets a 400 that
+    says why: nested deeper than the parser goes, or bytes that are not UTF-8."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+            return JSONResponse({"detail": "invalid JSON: arrays or objects nested too deep"}, status_code=400)
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            where = exc.__cause__.start
+            return JSONResponse({"detail": f"invalid JSON: not UTF-8 at byte {where}"}, status_code=400)
+        return await http_exception_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, handler)
 
 
 class BodyTooLarge(Exception):

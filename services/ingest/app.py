@@ -45,6 +45,7 @@ from shared.http import (
     authorize,
     error,
     invalid_json,
+    name_unparsable_bodies,
     probes_router,
 )
 from shared.mongo import make_client, ping
@@ -169,7 +170,7 @@ def create_app(
             await kafka.start()
             pub = kafka
         if subs is None:
-            mongo = make_client(settings.mongodb_uri, "baocao-ingest")
+            mongo = make_client(settings.mongodb_uri, "baocao-ingest", read_preference=settings.mongodb_read_preference)
             log_store = MongoSubmissionLog(mongo, settings.mongodb_database)
             await log_store.ensure_indexes()  # the web pages list a subtree's reports, newest first
             subs = log_store
@@ -217,6 +218,8 @@ def create_app(
             except Exception:  # noqa: BLE001 - readiness reports, it does not raise
                 checks["mongodb"] = False
         return checks
+
+    name_unparsable_bodies(app)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

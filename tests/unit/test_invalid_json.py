@@ -53,3 +53,22 @@ def test_json_that_fails_validation_is_still_422(make_app, path):
         r = client.post(path, json={"unexpected": True}, headers=HEADERS)
     assert r.status_code == 422
     assert isinstance(r.json()["detail"], list)
+
+
+@pytest.mark.parametrize(
+    ("make_app", "path"),
+    [(ingest_app, "/v1/reports"), (ingest_app, "/v1/reports/batch"), (api_app, "/v1/admin/agencies")],
+)
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"[" * 100_000, "nested too deep"),
+        (b"[" * 5000 + b"]" * 5000, "nested too deep"),
+        (b'{"a":' * 50_000, "nested too deep"),
+        (b'{"unit": "\xff"}', "not UTF-8 at byte 10"),
+    ],
+)
+def test_a_body_the_parser_gives_up_on_is_a_400_that_says_why(make_app, path, body, says):
+    with TestClient(make_app()) as client:
+        r = client.post(path, content=body, headers=HEADERS)
+    assert r.status_code == 400 and says in r.json()["detail"], r.text
