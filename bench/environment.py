@@ -22,6 +22,7 @@ from deploy import stack
 from deploy.processes import ServiceProcess, aggregate_process, http_process, service_env
 from shared.auth import COUNTRY, Scope, mint
 from shared.kafka_credentials import CREDENTIALS_DIR, client_options, principal_credentials
+from shared.mongo import redact_uri
 from tools.topics import create_topics, state_topic, topic_names
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def servers() -> Iterator[Servers]:
         endpoints = {
             k: os.environ[k] for k in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", CREDENTIALS_DIR) if k in os.environ
         }
-        log.info("using the servers from the environment: %s", endpoints)
+        log.info("using the servers from the environment: %s", {k: redact_uri(v) for k, v in endpoints.items()})
         yield Servers(endpoints, started_here=False)
         return
     profile = stack.Profile(PROFILE)

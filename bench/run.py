@@ -49,6 +49,7 @@ from bench.workload import READ_PERIODS, Workload, kafka_message
 from deploy.processes import ServiceProcess
 from shared.auth import Scope, mint
 from shared.hierarchy import load_vietnam
+from shared.mongo import redact_uri
 from shared.stamps import stamp_key
 
 log = logging.getLogger(__name__)
@@ -499,7 +500,10 @@ def measure(
             figures=figures,
         )
         ctx.details["run_id"] = names.suffix
-        ctx.details["servers"] = {**srv.endpoints, "started_here": srv.started_here}
+        ctx.details["servers"] = {
+            **{k: redact_uri(v) for k, v in srv.endpoints.items()},
+            "started_here": srv.started_here,
+        }
         ctx.details["service_logs"] = str(ctx.services.logs)
         try:
             create_run_topics(srv, names, partitions)

@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.stack import ROOT, free_port, pid_alive
+from deploy.stack import ROOT, SERVER_UMASK, free_port, open_private_log, pid_alive
 from shared.kafka_credentials import principal_env
 
 log = logging.getLogger("baocao.run")
@@ -51,16 +51,20 @@ class ServiceProcess:
 
     def start_command(self, argv: list[str]) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        fd = open_private_log(self.log_path)
+        try:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
                 argv,
                 cwd=ROOT,
                 env={**os.environ, **self.env},
-                stdout=log,
+                stdout=fd,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                umask=SERVER_UMASK,  # what a service writes (the aggregator's state, logs) is owner-only
             )
+        finally:
+            os.close(fd)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

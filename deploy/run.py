@@ -38,6 +38,7 @@ from deploy.processes import (
     stop_recorded,
 )
 from deploy.stack import write_private
+from shared.mongo import redact_uri
 
 log = logging.getLogger("baocao.run")
 
@@ -258,7 +259,8 @@ def running_block(
         f"  api         {api}   (GET /v1/units/38/totals?period=2020-12, docs at {api}/docs)",
         f"  aggregate   {aggregate}   (/metrics, /readyz)",
         f"  kafka       {endpoints.get('KAFKA_BOOTSTRAP_SERVERS', '?')}",
-        f"  mongodb     {endpoints.get('MONGODB_URI', '?')}",
+        f"  mongodb     {redact_uri(endpoints.get('MONGODB_URI', '?'))}",
+        f"              (login in {stack.mongodb_credentials_file(profile)})",
     ]
     if urls.get("prometheus"):
         lines.append(f"  prometheus  {urls['prometheus']}")

@@ -15,6 +15,7 @@ Collections:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -39,6 +40,11 @@ def make_client(uri: str, app_name: str, min_connections: int = 0) -> AsyncMongo
         tz_aware=True,
         minPoolSize=min_connections,
     )
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with the password of its login replaced by ``***``, for logs and printed output."""
+    return re.sub(r"^(mongodb(?:\+srv)?://[^:@/]*):[^@/]*@", r"\1:***@", uri)
 
 
 async def ensure_indexes(client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
