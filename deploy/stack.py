@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import signal
 import socket
 import stat
@@ -638,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 3
         elif args.command == "env":
             for key, value in (profile.load().get("endpoints") or {}).items():
-                print(f"export {key}={value}")
+                print(f"export {key}={shlex.quote(value)}")  # a URI holds & and ?
     except StackError as exc:
         log.error("stack: %s", exc)
         return 1

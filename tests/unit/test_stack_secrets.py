@@ -96,3 +96,15 @@ def test_restrict_tree_takes_group_and_other_bits_away(tmp_path):
     assert stat.S_IMODE(f.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o700
     assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
+
+
+def test_env_prints_exports_a_shell_reads_back(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(stack, "RUN", tmp_path)
+    uri = stack.mongodb_uri(27017, "pa-ss_word")
+    stack.Profile("p").save({"endpoints": {"MONGODB_URI": uri}})
+    assert stack.main(["env", "--profile", "p"]) == 0
+    exports = capsys.readouterr().out
+    shell = subprocess.run(
+        ["bash", "-c", exports + 'printf %s "$MONGODB_URI"'], capture_output=True, text=True, check=True
+    )
+    assert shell.stdout == uri
