@@ -34,7 +34,7 @@ from services.ingest.settings import IngestSettings
 from services.ingest.submissions import MongoSubmissionLog, SubmissionLog
 from shared.auth import Principal, Scope
 from shared.catalog import load_catalog
-from shared.hierarchy import OrgTree, load_vietnam
+from shared.hierarchy import COUNTRY, OrgTree, load_vietnam
 from shared.http import (
     COMMON_RESPONSES,
     NO_TELEMETRY,
@@ -151,6 +151,19 @@ def create_app(
 
     state: dict[str, Any] = {}
 
+    def outside_whatever_exists(principal: Principal, unit: str) -> bool:
+        """Whether ``unit`` is outside the token's subtree in every version of the tree whether
+        or not it exists, decided from the token's unit and the code alone (an agency's code
+        ``<parent>-<slug>`` names its parent; any other code stands for itself), before the
+        registry is asked: a neighbour's registered agency and a missing one take the same path
+        and the same work, so the time of the 403 does not tell whether it exists. A code that
+        passes is the token's own or under it, and is looked up and checked as before."""
+        if principal.unit == COUNTRY or unit == principal.unit:
+            return False
+        parent = unit.partition("-")[0]
+        org: OrgTree = state["tree"]
+        return not any(parent in t and principal.covers(t, parent) for t in org.versions)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         org = tree or load_vietnam(settings.province_codes)
@@ -258,6 +271,11 @@ def create_app(
         # answered 422 by the service, any other 403 like a neighbour's (no probing for units).
         unit: str = report.unit  # type: ignore[attr-defined]  # every member of the union has it
         ids = {"report_id": report.report_id, "unit": unit}  # type: ignore[attr-defined]
+        if outside_whatever_exists(principal, unit):
+            metrics.reports.labels("forbidden").inc()
+            detail = f"unit {unit} is outside this token's unit {principal.unit}"
+            log_rejected("/v1/reports", "forbidden", [{"loc": ["body", "unit"], "msg": detail}], ids)
+            return JSONResponse({"detail": detail}, status_code=403)
         await service.known(unit)  # loads an agency registered through the API a moment ago
         try:
             authorize(principal, Scope.SUBMIT, state["tree"].holding(unit, report.period), unit)  # type: ignore[attr-defined]
@@ -335,8 +353,10 @@ def create_app(
                     errors=problems,
                 )
             ids = {"report_id": report.report_id, "unit": report.unit}
-            await service.known(report.unit)  # loads an agency registered a moment ago
-            if not principal.may_see(state["tree"].holding(report.unit, report.period), report.unit):
+            outside = outside_whatever_exists(principal, report.unit)
+            if not outside:
+                await service.known(report.unit)  # loads an agency registered a moment ago
+            if outside or not principal.may_see(state["tree"].holding(report.unit, report.period), report.unit):
                 metrics.reports.labels("forbidden").inc()
                 problems = [
                     {"loc": ["unit"], "msg": f"unit {report.unit} is outside this token's unit {principal.unit}"}

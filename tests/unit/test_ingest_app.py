@@ -370,3 +370,40 @@ def test_a_token_with_stray_characters_in_its_signature_gets_401(world):
     token = auth()["Authorization"]
     r = client.post("/v1/reports", json=report(), headers={"Authorization": token + "!!"})
     assert r.status_code == 401 and r.json()["detail"] == "malformed token"
+
+
+def test_a_neighbours_registered_and_missing_agency_are_refused_on_the_same_path_before_any_lookup():
+    tree = load_vietnam(["38"])
+    tree.add_agency("14926-bv", "Bệnh viện", "14926")
+    settings = IngestSettings(
+        kafka_bootstrap_servers="unused:9092", mongodb_uri="mongodb://unused", auth_secret=TEST_SECRET
+    )
+    app = create_app(
+        settings,
+        publisher=InMemoryPublisher(),
+        submissions=InMemorySubmissionLog(),
+        tree=tree,
+        revocations=InMemoryRevocations(),
+    )
+    looked_up: list[str] = []
+
+    async def lookup(code: str) -> bool:  # the registry's read, for a code no tree holds
+        looked_up.append(code)
+        return False
+
+    with TestClient(app) as client:
+        client.app.state.components["service"].lookup_unit = lookup
+        answers = {
+            unit: client.post("/v1/reports", json=report(unit=unit, rid=f"r-{unit}"), headers=auth("14923"))
+            for unit in ("14926-bv", "14926-khong_co")
+        }
+        assert {u: (r.status_code, r.json()["detail"]) for u, r in answers.items()} == {
+            u: (403, f"unit {u} is outside this token's unit 14923") for u in answers
+        }
+        items = [report(unit="14926-bv", rid="a"), report(unit="14926-khong_co", rid="b")]
+        batch = client.post("/v1/reports/batch", json=items, headers=auth("14923")).json()["results"]
+        assert [x["status"] for x in batch] == ["forbidden", "forbidden"]
+        assert looked_up == []  # neither asked the registry: existence made no difference
+        # the token's own new agency is looked up (it may have been registered a moment ago)
+        own = client.post("/v1/reports", json=report(unit="14923-moi", rid="own"), headers=auth("14923"))
+        assert own.status_code == 422 and looked_up
