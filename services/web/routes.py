@@ -117,7 +117,9 @@ def this_month() -> str:
 
 def mount_web(app: FastAPI, settings: ApiSettings) -> None:
     """Adds the pages (kept out of the OpenAPI schema) and their static files to the API."""
-    app.include_router(web_router(settings))
+    uploads = UploadParser(settings.upload_workers, settings.upload_queue)
+    app.include_router(web_router(settings, uploads))
+    app.router.lifespan_context = uploads.closing(app.router.lifespan_context)
     app.mount("/web/static", StaticFiles(directory=HERE / "static"), name="web-static")
 
     async def refuse(request: Request, reason: str) -> Response:
@@ -191,7 +193,7 @@ def submissions_query(org: OrgTree, principal: Principal, catalog: Catalog) -> d
     return {"$or": branches} if branches else None
 
 
-def web_router(settings: ApiSettings) -> APIRouter:
+def web_router(settings: ApiSettings, uploads: UploadParser) -> APIRouter:
     router = APIRouter(prefix="/web", include_in_schema=False)
     secret = settings.auth_secret.get_secret_value()
     key = session_key(secret)
@@ -207,8 +209,7 @@ def web_router(settings: ApiSettings) -> APIRouter:
         max_member_bytes=settings.upload_max_part_bytes,
         max_unzipped_bytes=settings.upload_max_unzipped_bytes,
     )
-    # files are parsed in worker processes, never on the event loop (services/web/uploads.py)
-    uploads = UploadParser(settings.upload_workers, settings.upload_queue)
+    # ``uploads``: the worker processes files are parsed in, never on the event loop (services/web/uploads.py)
 
     def components(request: Request) -> dict[str, Any]:
         return request.app.state.components  # type: ignore[no-any-return]

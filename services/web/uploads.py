@@ -18,8 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -53,6 +58,21 @@ def check_file(kind: str, filename: str, data: bytes, limits: UploadLimits, now:
     return out
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Runs as each worker starts: the worker ends once the process that started it is gone (killed
+    without closing the pool), rather than waiting for work that cannot come."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
+
+
 class UploadParser:
     def __init__(self, workers: int, queue: int, tasks_per_worker: int = 50) -> None:
         self.workers = workers
@@ -67,6 +87,8 @@ class UploadParser:
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 max_tasks_per_child=self.tasks_per_worker,
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
             )
         return self._pool
 
@@ -97,3 +119,16 @@ class UploadParser:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+    def closing(self, lifespan: Lifespan) -> Lifespan:
+        """An app's ``lifespan`` that also stops this pool's workers when the app stops."""
+
+        @asynccontextmanager
+        async def wrapped(app: Any) -> AsyncIterator[Any]:
+            try:
+                async with lifespan(app) as state:
+                    yield state
+            finally:
+                self.close()
+
+        return wrapped

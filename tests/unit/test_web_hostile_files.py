@@ -7,9 +7,13 @@ import asyncio
 import csv
 import io
 import re
+import subprocess
+import sys
 import time
 import zipfile
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -32,7 +36,7 @@ from services.web.uploads import UploadParser, UploadsBusy
 from shared.auth import Scope, mint
 from shared.catalog import load_catalog
 from shared.hierarchy import load_vietnam
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, wait_until
 from tests.unit.test_api_app import DOCS
 
 CATALOG = load_catalog()
@@ -224,6 +228,47 @@ def test_past_the_workers_and_the_queue_an_upload_is_refused_as_busy():
     parser.pending = 2
     with pytest.raises(UploadsBusy):
         asyncio.run(parser.check(KIND, "a.csv", csv_file(ROW), SMALL, datetime.now(UTC)))
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] in "ZX"
+    except (OSError, IndexError):
+        return True
+
+
+def test_the_workers_stop_with_the_app():
+    parser = UploadParser(workers=1, queue=0)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+
+    async def serve() -> list[int]:
+        async with parser.closing(lifespan)(None):
+            await parser.check(KIND, "a.csv", csv_file(ROW), SMALL, datetime.now(UTC))
+            return list(parser._pool._processes)
+
+    workers = asyncio.run(serve())
+    assert workers and parser._pool is None
+    wait_until(lambda: all(_gone(pid) for pid in workers), timeout=20, what="the parse workers to stop")
+
+
+def test_a_worker_ends_when_the_api_process_is_killed():
+    script = (
+        "import asyncio, os\n"
+        "from datetime import UTC, datetime\n"
+        "from services.web.uploads import UploadParser\n"
+        "from services.web.sheets import DEFAULT_LIMITS\n"
+        "p = UploadParser(1, 0)\n"
+        f"asyncio.run(p.check({KIND!r}, 'a.csv', {csv_file(ROW)!r}, DEFAULT_LIMITS, datetime.now(UTC)))\n"
+        "print(*p._pool._processes, flush=True)\n"
+        "os._exit(0)  # as if killed: the pool is never shut down\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    workers = [int(pid) for pid in out.stdout.split()]
+    assert workers
+    wait_until(lambda: all(_gone(pid) for pid in workers), timeout=20, what="the orphaned worker to exit")
 
 
 # --- over HTTP ---
