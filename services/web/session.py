@@ -274,7 +274,7 @@ class StreamGuard:
             try:
                 over = await self.store.ended(stored for stored, _ in entries)
                 self._checked = time.monotonic()
-            except PyMongoError:
+            except Exception:  # any failure to check is handled alike: fail closed once stale
                 log.warning("web sessions unreadable while streaming", exc_info=True)
                 if time.monotonic() - self._checked <= self.stale:
                     continue
