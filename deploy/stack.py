@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import gc
 import hashlib
 import hmac
@@ -45,20 +46,26 @@ import sys
 import time
 import uuid
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+from deploy.tls import BrokerTls, broker_tls, make_broker_tls
 from shared.kafka_credentials import (
     CREDENTIALS_DIR,
     PASSWORD,
     PRINCIPALS,
+    PROTOCOL,
+    SSL_CAFILE,
     KafkaCredentials,
     client_options,
     principal_credentials,
     read_env_file,
 )
 from shared.mongo import redact_uri
+from tools.topics import Replication
 
 log = logging.getLogger("baocao.stack")
 
@@ -191,52 +198,116 @@ class Profile:
 # ---------------------------------------------------------------- Kafka
 
 
-def _kafka_properties(data: Path, port: int, controller_port: int, admin_password: str) -> str:
-    """A single broker+controller node. Clients log in with SASL/SCRAM-SHA-512 (credentials
-    created when the storage is formatted) and every request is authorized by ACL (tools/topics.py
-    grants them); only ``admin``, the broker itself, is a super user. The controller listener
-    takes SASL/PLAIN with admin's password only: KRaft controllers cannot check SCRAM, whose
-    credentials live in the metadata they serve."""
+KAFKA_BROKERS = "BAOCAO_KAFKA_BROKERS"
+KAFKA_TLS = "BAOCAO_KAFKA_TLS"
+CLUSTER_BROKERS = 3
+
+
+def kafka_layout(profile: Profile, env: Mapping[str, str] | None = None) -> tuple[int, bool]:
+    """How many Kafka nodes the profile runs and whether clients reach them over TLS. A profile
+    named ``cluster`` (or ``*-cluster``) has three; otherwise BAOCAO_KAFKA_BROKERS, 1 by default.
+    TLS unless BAOCAO_KAFKA_TLS=0. A profile keeps the layout its storage was formatted with."""
+    env = os.environ if env is None else env
+    saved = profile.load().get("kafka") or {}
+    if saved.get("brokers"):
+        return int(saved["brokers"]), bool(saved.get("tls"))
+    cluster = profile.name == "cluster" or profile.name.endswith("-cluster")
+    brokers = CLUSTER_BROKERS if cluster else int(env.get(KAFKA_BROKERS) or 1)
+    if brokers < 1:
+        raise StackError(f"{KAFKA_BROKERS} must be at least 1, not {brokers}")
+    tls = (env.get(KAFKA_TLS) or "1").strip().lower() not in ("0", "false", "no", "off")
+    return brokers, tls
+
+
+def kafka_replication(brokers: int) -> Replication:
+    """Copies of every partition on a profile of ``brokers`` nodes: 1/1 alone; on a cluster three
+    copies (at most one per node), two of them in sync before a write is acknowledged."""
+    factor = min(brokers, 3)
+    return Replication(factor, min(factor, 2))
+
+
+def _kafka_properties(
+    data: Path,
+    port: int,
+    controller_port: int,
+    admin_password: str,
+    *,
+    node_id: int = 1,
+    voters: str | None = None,
+    tls: BrokerTls | None = None,
+    replication: Replication | None = None,
+) -> str:
+    """One broker+controller node (``node_id`` of the quorum ``voters``, id@host:port each; this
+    node alone by default). Clients log in with SASL/SCRAM-SHA-512 (credentials created when the
+    storage is formatted) and every request is authorized by ACL (tools/topics.py grants them); only
+    ``admin``, the brokers themselves, is a super user. The controller listener takes SASL/PLAIN
+    with admin's password only: KRaft controllers cannot check SCRAM, whose credentials live in the
+    metadata they serve. With ``tls`` every listener, the controllers' and the brokers' own
+    connections included, is TLS (SASL_SSL), checked against the profile's CA."""
     scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
     plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
-    return "\n".join(
-        [
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-            f"listeners=SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=SASL_PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
-            "sasl.enabled.mechanisms=SCRAM-SHA-512",
-            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
-            f'listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={scram} required username="admin" '
-            f'password="{admin_password}";',
-            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
-            "sasl.mechanism.controller.protocol=PLAIN",
-            f'listener.name.controller.plain.sasl.jaas.config={plain} required username="admin" '
-            f'password="{admin_password}" user_admin="{admin_password}";',
-            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-            "allow.everyone.if.no.acl.found=false",
-            "super.users=User:admin",
-            f"log.dirs={data}",
-            "num.partitions=8",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=8",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            # A single local node: no reason to wait for more members before the first rebalance.
-            "group.initial.rebalance.delay.ms=0",
-            # Topics are created, with their ACLs, by tools/topics.py (as admin), never by a client.
-            "auto.create.topics.enable=false",
-            "log.retention.hours=168",
-            "log.segment.bytes=67108864",
-            "",
+    replication = replication or Replication(1, 1)
+    rf, isr = replication.factor, replication.min_insync
+    listener = "SASL_SSL" if tls else "SASL_PLAINTEXT"
+    lines = [
+        "process.roles=broker,controller",
+        f"node.id={node_id}",
+        f"controller.quorum.voters={voters or f'{node_id}@127.0.0.1:{controller_port}'}",
+        f"listeners={listener}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners={listener}://127.0.0.1:{port}",
+        "controller.listener.names=CONTROLLER",
+        f"inter.broker.listener.name={listener}",
+        f"listener.security.protocol.map=CONTROLLER:{listener},{listener}:{listener}",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        f'listener.name.{listener.lower()}.scram-sha-512.sasl.jaas.config={scram} required username="admin" '
+        f'password="{admin_password}";',
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+        "sasl.mechanism.controller.protocol=PLAIN",
+        f'listener.name.controller.plain.sasl.jaas.config={plain} required username="admin" '
+        f'password="{admin_password}" user_admin="{admin_password}";',
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found=false",
+        "super.users=User:admin",
+        f"log.dirs={data}",
+        "num.partitions=8",
+        # the brokers' own topics (consumer offsets, transactions) have the copies of ours
+        f"default.replication.factor={rf}",
+        f"min.insync.replicas={isr}",
+        f"offsets.topic.replication.factor={rf}",
+        "offsets.topic.num.partitions=8",
+        f"transaction.state.log.replication.factor={rf}",
+        f"transaction.state.log.min.isr={isr}",
+        f"share.coordinator.state.topic.replication.factor={rf}",
+        f"share.coordinator.state.topic.min.isr={isr}",
+        # Local nodes: no reason to wait for more members before the first rebalance.
+        "group.initial.rebalance.delay.ms=0",
+        # Topics are created, with their ACLs, by tools/topics.py (as admin), never by a client.
+        "auto.create.topics.enable=false",
+        "log.retention.hours=168",
+        "log.segment.bytes=67108864",
+    ]
+    if tls:
+        lines += [
+            "ssl.keystore.type=PKCS12",
+            f"ssl.keystore.location={tls.keystore}",
+            f"ssl.keystore.password={tls.keystore_password}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={tls.ca}",
+            "ssl.endpoint.identification.algorithm=https",
+            "ssl.client.auth=none",
         ]
-    )
+    if rf > 1:
+        lines += [
+            # A node that stops answering is fenced, and its partitions get new leaders, after
+            # this: the longest an acks=all write waits for a broker that was killed.
+            "broker.session.timeout.ms=6000",
+            "broker.heartbeat.interval.ms=1000",
+            "replica.lag.time.max.ms=10000",
+            # a returning node takes its leaderships back at once, not after five minutes
+            "leader.imbalance.check.interval.seconds=10",
+        ]
+    return "\n".join([*lines, ""])
 
 
 def write_private(path: Path, text: str) -> None:
@@ -271,24 +342,67 @@ def _new_credentials(folder: Path) -> dict[str, str]:
     return passwords
 
 
-def start_kafka(profile: Profile, state: dict) -> str:
+def kafka_tls_dir(profile: Profile) -> Path:
+    """The profile's CA (ca.pem, what clients trust) and the brokers' keystore (deploy/tls.py)."""
+    return profile.dir / "kafka" / "tls"
+
+
+def _node_dir(kdir: Path, node: int, brokers: int) -> Path:
+    # a single node keeps the folders of profiles made before clusters
+    return kdir if brokers == 1 else kdir / f"node{node}"
+
+
+def _kafka_jvm(logs: Path, heap: str) -> list[str]:
+    return [
+        os.environ.get("JAVA", "java"),
+        "-Xms256m",
+        heap,
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dkafka.logs.dir={logs}",
+        f"-Dlog4j2.configurationFile={ROOT / 'deploy' / 'kafka' / 'log4j2.properties'}",
+        "-cp",
+        f"{CACHE / 'kafka' / 'lib'}/*",
+    ]
+
+
+def kafka_nodes(state: dict) -> dict[int, dict]:
+    """The profile's Kafka nodes by id: pid (while started), port, controller_port."""
+    ks = state.get("kafka") or {}
+    nodes = {int(k): v for k, v in (ks.get("nodes") or {}).items()}
+    if not nodes and ks.get("port"):  # recorded before clusters: one node
+        nodes = {1: ks}
+    return nodes
+
+
+def kafka_bootstrap(state: dict) -> str:
+    return ",".join(f"127.0.0.1:{n['port']}" for _, n in sorted(kafka_nodes(state).items()))
+
+
+def start_kafka(profile: Profile, state: dict, only: int | None = None) -> str:
+    """Starts the profile's Kafka nodes that are not running (``only``: that node), formatting the
+    storage of a new profile first. Returns the bootstrap servers (every node)."""
     lib = CACHE / "kafka" / "lib"
     if not lib.is_dir():
         raise StackError("Kafka is not installed: run deploy/install.sh (or `make install`)")
+    brokers, tls_on = kafka_layout(profile)
     kdir = profile.dir / "kafka"
-    data = kdir / "data"
-    logs = kdir / "logs"
     make_private_dir(profile.dir)
     make_private_dir(kdir)
-    make_private_dir(logs)
     ks = state.setdefault("kafka", {})
-    port = ks.get("port") or int(os.environ.get("BAOCAO_KAFKA_PORT", 0)) or free_port()
-    controller_port = ks.get("controller_port") or free_port()
+    nodes = kafka_nodes(state)
+    for node in range(1, brokers + 1):
+        entry = nodes.setdefault(node, {})
+        if node == 1 and not entry.get("port"):
+            entry["port"] = int(os.environ.get("BAOCAO_KAFKA_PORT", 0)) or free_port()
+        entry.setdefault("port", free_port())
+        entry.setdefault("controller_port", free_port())
+    voters = ",".join(f"{n}@127.0.0.1:{nodes[n]['controller_port']}" for n in sorted(nodes))
     creds = kafka_credentials_dir(profile)
-    formatted = (data / "meta.properties").exists()
+    formatted = all((_node_dir(kdir, n, brokers) / "data" / "meta.properties").exists() for n in nodes)
     if formatted and not (creds / "admin.env").exists():
         raise StackError(
-            f"the Kafka data in {data} predates authentication (no {creds}/admin.env): its users cannot be "
+            f"the Kafka data in {kdir} predates authentication (no {creds}/admin.env): its users cannot be "
             f"known; remove {kdir} (or `make clean`) and start again"
         )
     passwords = (
@@ -296,41 +410,72 @@ def start_kafka(profile: Profile, state: dict) -> str:
         if formatted
         else _new_credentials(creds)
     )
-    props = kdir / "server.properties"
-    write_private(props, _kafka_properties(data, port, controller_port, passwords["admin"]))
-    java = os.environ.get("JAVA", "java")
-    classpath = f"{lib}/*"
-    jvm = [
-        java,
-        "-Xms256m",
-        os.environ.get("BAOCAO_KAFKA_HEAP", "-Xmx1g"),
-        "-XX:+UseG1GC",
-        "-Djava.awt.headless=true",
-        f"-Dkafka.logs.dir={logs}",
-        f"-Dlog4j2.configurationFile={ROOT / 'deploy' / 'kafka' / 'log4j2.properties'}",
-        "-cp",
-        classpath,
-    ]
-    if not formatted:
-        cluster_id = "-"
-        while cluster_id.startswith("-"):  # the storage tool would read a leading "-" as an option
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        fmt = format_kafka_storage(jvm, kdir, cluster_id, props, passwords)
-        if fmt.returncode != 0:
-            raise StackError(f"formatting Kafka storage failed:\n{fmt.stdout}\n{fmt.stderr}")
-    proc = _spawn([*jvm, "kafka.Kafka", str(props)], logs / "stdout.log")
-    ks.update(pid=proc.pid, port=port, controller_port=controller_port)
-    bootstrap = f"127.0.0.1:{port}"
-    _name_the_broker(creds, bootstrap)
+    tls = make_broker_tls(kafka_tls_dir(profile), profile.name) if tls_on else None
+    replication = kafka_replication(brokers)
+    heap = os.environ.get("BAOCAO_KAFKA_HEAP", "-Xmx1g" if brokers == 1 else "-Xmx512m")
+    cluster_id = "-"
+    while cluster_id.startswith("-"):  # the storage tool would read a leading "-" as an option
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    for node, entry in sorted(nodes.items()):
+        if only is not None and node != only:
+            continue
+        ndir = _node_dir(kdir, node, brokers)
+        data, logs = ndir / "data", ndir / "logs"
+        make_private_dir(ndir)
+        make_private_dir(logs)
+        props = ndir / "server.properties"
+        text = _kafka_properties(
+            data,
+            entry["port"],
+            entry["controller_port"],
+            passwords["admin"],
+            node_id=node,
+            voters=voters,
+            tls=tls,
+            replication=replication,
+        )
+        write_private(props, text)
+        if _running(entry):
+            continue
+        jvm = _kafka_jvm(logs, heap)
+        if not (data / "meta.properties").exists():
+            # every node of a new cluster is formatted with the same id and users
+            fmt = format_kafka_storage(jvm, ndir, cluster_id, props, passwords)
+            if fmt.returncode != 0:
+                raise StackError(f"formatting Kafka storage failed:\n{fmt.stdout}\n{fmt.stderr}")
+        proc = _spawn([*jvm, "kafka.Kafka", str(props)], logs / "stdout.log")
+        entry["pid"] = proc.pid
+    ks.update(brokers=brokers, tls=tls_on, nodes={str(n): e for n, e in sorted(nodes.items())})
+    ks.update({k: nodes[1][k] for k in ("port", "controller_port") if k in nodes[1]})
+    if nodes[1].get("pid"):
+        ks["pid"] = nodes[1]["pid"]  # what readers of a single node's state look at
+    bootstrap = kafka_bootstrap(state)
+    _name_the_broker(creds, bootstrap, tls.ca if tls else None)
     return bootstrap
 
 
-def _name_the_broker(creds: Path, bootstrap: str) -> None:
-    """Each principal's env file names the broker too, so ``. unit.env`` is all a unit's system
-    needs before ``baocao submit FILE --kafka``."""
+def kafka_client_env(state: dict, tls_dir: Path) -> dict[str, str]:
+    """What a client of the profile's brokers needs besides its login: the protocol and CA, and
+    the replication of the topics it creates (tools/topics.py reads it)."""
+    ks = state.get("kafka") or {}
+    out = kafka_replication(int(ks.get("brokers") or 1)).env()
+    if ks.get("tls"):
+        out.update({PROTOCOL: "SASL_SSL", SSL_CAFILE: str(broker_tls(tls_dir).ca)})
+    else:
+        out[PROTOCOL] = "SASL_PLAINTEXT"
+    return out
+
+
+def _name_the_broker(creds: Path, bootstrap: str, ca: Path | None = None) -> None:
+    """Each principal's env file names the brokers, the protocol and the CA too, so ``. unit.env``
+    is all a unit's system needs before ``baocao submit FILE --kafka``."""
+    ours = ("KAFKA_BOOTSTRAP_SERVERS=", f"{PROTOCOL}=", f"{SSL_CAFILE}=")
+    head = [f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}", f"{PROTOCOL}={'SASL_SSL' if ca else 'SASL_PLAINTEXT'}"]
+    if ca:
+        head.append(f"{SSL_CAFILE}={ca}")
     for path in sorted(creds.glob("*.env")):
-        lines = [line for line in path.read_text().splitlines() if not line.startswith("KAFKA_BOOTSTRAP_SERVERS=")]
-        write_private(path, "".join(f"{line}\n" for line in [f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}", *lines]))
+        lines = [line for line in path.read_text().splitlines() if not line.startswith(ours)]
+        write_private(path, "".join(f"{line}\n" for line in [*head, *lines]))
 
 
 def format_kafka_storage(
@@ -366,8 +511,14 @@ def format_kafka_storage(
         argfile.unlink(missing_ok=True)
 
 
-def kafka_ready(bootstrap: str, deadline_s: float = 90.0, credentials: KafkaCredentials | None = None) -> None:
-    """Wait until a message produced to a health topic can be consumed back."""
+def kafka_ready(
+    bootstrap: str,
+    deadline_s: float = 90.0,
+    credentials: KafkaCredentials | None = None,
+    replication: Replication | None = None,
+) -> None:
+    """Wait until a message produced to a health topic can be consumed back; with ``replication``
+    (copies on as many brokers as the topics will have), until that many brokers are in."""
     deadline = time.monotonic() + deadline_s
     # While the broker starts, every attempt logs refused connections; the outcome is what counts.
     kafka_log = logging.getLogger("kafka")
@@ -377,13 +528,13 @@ def kafka_ready(bootstrap: str, deadline_s: float = 90.0, credentials: KafkaCred
         # kafka-python leaves the sockets of refused attempts to the garbage collector.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
-            _wait_round_trip(bootstrap, deadline, client_options(credentials))
+            _wait_round_trip(bootstrap, deadline, client_options(credentials), replication or Replication())
             gc.collect()
     finally:
         kafka_log.setLevel(level)
 
 
-def _wait_round_trip(bootstrap: str, deadline: float, options: dict[str, str]) -> None:
+def _wait_round_trip(bootstrap: str, deadline: float, options: dict[str, Any], replication: Replication) -> None:
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -393,7 +544,16 @@ def _wait_round_trip(bootstrap: str, deadline: float, options: dict[str, str]) -
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, **options)
             try:
-                admin.create_topics([NewTopic("_baocao_health", 1, 1)])
+                admin.create_topics(
+                    [
+                        NewTopic(
+                            "_baocao_health",
+                            1,
+                            replication.factor,
+                            topic_configs={"min.insync.replicas": str(replication.min_insync)},
+                        )
+                    ]
+                )
             except TopicAlreadyExistsError:
                 pass
             finally:
@@ -540,12 +700,14 @@ def start(profile: Profile) -> dict[str, str]:
         if os.environ.get(CREDENTIALS_DIR):
             endpoints[CREDENTIALS_DIR] = os.environ[CREDENTIALS_DIR]
     else:
-        if _running(state.get("kafka")):
-            bootstrap = f"127.0.0.1:{state['kafka']['port']}"
+        nodes = kafka_nodes(state)
+        if nodes and len(nodes) == kafka_layout(profile)[0] and all(_running(n) for n in nodes.values()):
+            bootstrap = kafka_bootstrap(state)
         else:
             bootstrap = start_kafka(profile, state)
             profile.save(state)
         endpoints[CREDENTIALS_DIR] = str(kafka_credentials_dir(profile))
+        endpoints.update(kafka_client_env(state, kafka_tls_dir(profile)))
     endpoints["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
 
     mongo = os.environ.get("MONGODB_URI")
@@ -560,7 +722,11 @@ def start(profile: Profile) -> dict[str, str]:
 
     mongodb_ready(mongo)
     restrict_tree(profile.dir)
-    kafka_ready(bootstrap, credentials=principal_credentials({**os.environ, **endpoints}, "admin"))
+    kafka_ready(
+        bootstrap,
+        credentials=principal_credentials({**os.environ, **endpoints}, "admin"),
+        replication=Replication.from_env({**os.environ, **endpoints}),
+    )
     state["endpoints"] = endpoints
     profile.save(state)
     return endpoints
@@ -596,26 +762,86 @@ def _reap(pid: int) -> None:
             _STARTED.remove(proc)
 
 
+def stop_pids(pids: list[int], timeout_s: float = 30.0) -> None:
+    """stop_pid for several process groups at once: all get SIGTERM, then SIGKILL those left."""
+    live = [pid for pid in pids if pid_alive(pid)]
+    for pid in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid in live):
+        time.sleep(0.2)
+    for pid in live:
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    for pid in live:
+        _reap(pid)
+
+
 def stop(profile: Profile, only: str | None = None) -> None:
     state = profile.load()
     for name in ("mongodb", "kafka"):
         if only and name != only:
             continue
         entry = state.get(name)
-        if entry and entry.get("pid"):
+        if name == "kafka" and entry:
+            # the nodes of a cluster leave together: one left alone waits for its quorum
+            nodes = kafka_nodes(state)
+            stop_pids([int(n["pid"]) for n in nodes.values() if n.get("pid")])
+            for n in nodes.values():
+                n.pop("pid", None)
+            entry.pop("pid", None)
+        elif entry and entry.get("pid"):
             stop_pid(int(entry["pid"]))
             _reap(int(entry["pid"]))
             entry.pop("pid", None)
     profile.save(state)
 
 
+def kill_kafka_node(profile: Profile, node: int) -> None:
+    """SIGKILL one Kafka node of the profile (a crash: no controlled shutdown); the others stay."""
+    state = profile.load()
+    entry = kafka_nodes(state)[node]
+    pid = entry.pop("pid", None)
+    if pid and pid_alive(int(pid)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(pid), signal.SIGKILL)
+        _reap(int(pid))
+    if node == 1:
+        state["kafka"].pop("pid", None)
+    profile.save(state)
+
+
+def stop_kafka_node(profile: Profile, node: int, timeout_s: float = 30.0) -> None:
+    """SIGTERM one Kafka node (a controlled shutdown: its leaderships move first)."""
+    state = profile.load()
+    entry = kafka_nodes(state)[node]
+    pid = entry.pop("pid", None)
+    if pid:
+        stop_pids([int(pid)], timeout_s)
+    if node == 1:
+        state["kafka"].pop("pid", None)
+    profile.save(state)
+
+
+def start_kafka_node(profile: Profile, node: int) -> None:
+    """Starts one stopped node of the profile's Kafka again, on its ports and data."""
+    state = profile.load()
+    start_kafka(profile, state, only=node)
+    profile.save(state)
+
+
 def status(profile: Profile) -> dict[str, str]:
     state = profile.load()
     report = {}
-    for name in ("kafka", "mongodb"):
-        entry = state.get(name) or {}
+    for name, entry in [
+        *((f"kafka{'' if n == 1 else n}", e) for n, e in sorted(kafka_nodes(state).items())),
+        ("mongodb", state.get("mongodb") or {}),
+    ]:
         alive = _running(entry)
         report[name] = f"running (pid {entry['pid']}, port {entry['port']})" if alive else "stopped"
+    report.setdefault("kafka", "stopped")
     return report
 
 

@@ -37,6 +37,11 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("BAOCAO_KAFKA_SECURITY_PROTOCOL", "kafka_security_protocol"),
         description="SASL_PLAINTEXT, or SASL_SSL where the brokers have TLS",
     )
+    kafka_ssl_cafile: str = Field(
+        default="",
+        validation_alias=AliasChoices("BAOCAO_KAFKA_SSL_CAFILE", "kafka_ssl_cafile"),
+        description="with SASL_SSL: PEM file of the CA(s) that signed the brokers' certificates (empty: the system's)",
+    )
     kafka_replication_factor: int = Field(
         default=1,
         ge=1,
@@ -81,6 +86,7 @@ class ServiceSettings(BaseSettings):
             self.kafka_password.get_secret_value(),
             self.kafka_sasl_mechanism,
             self.kafka_security_protocol,
+            self.kafka_ssl_cafile,
         )
 
     @property

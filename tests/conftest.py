@@ -19,12 +19,30 @@ from typing import Any, TypeVar
 
 import pytest
 
-from shared.kafka_credentials import CREDENTIALS_DIR, KafkaCredentials, client_options, principal_credentials
+from shared.kafka_credentials import (
+    CREDENTIALS_DIR,
+    PROTOCOL,
+    SSL_CAFILE,
+    KafkaCredentials,
+    client_options,
+    principal_credentials,
+)
+from tools.topics import MIN_INSYNC_REPLICAS, REPLICATION_FACTOR
 
 T = TypeVar("T")
 TEST_SECRET = "test-secret-" + "x" * 40
 # one stack profile per pytest process, so two sessions on one machine never share servers
 TEST_PROFILE = f"test-{os.getpid()}"
+# what the tests take from the environment when the servers are external
+EXTERNAL = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "MONGODB_URI",
+    CREDENTIALS_DIR,
+    PROTOCOL,
+    SSL_CAFILE,
+    REPLICATION_FACTOR,
+    MIN_INSYNC_REPLICAS,
+)
 
 
 def wait_until(
@@ -46,15 +64,15 @@ def infra() -> Iterator[dict[str, str]]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("MONGODB_URI"):
         # External servers: BAOCAO_KAFKA_CREDENTIALS_DIR names a folder of <principal>.env files
         # (as deploy/stack.py writes them) for the tests that act as each principal.
-        yield {
-            name: os.environ[name]
-            for name in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", CREDENTIALS_DIR)
-            if os.environ.get(name)
-        }
+        yield {name: os.environ[name] for name in EXTERNAL if os.environ.get(name)}
         return
+    yield from _local_stack(TEST_PROFILE)
+
+
+def _local_stack(name: str) -> Iterator[dict[str, str]]:
     from deploy import stack
 
-    profile = stack.Profile(TEST_PROFILE)
+    profile = stack.Profile(name)
     stack.stop(profile)
     shutil.rmtree(profile.dir, ignore_errors=True)
     endpoints = stack.start(profile)
@@ -89,7 +107,7 @@ class Namespace:
         """The Kafka login of ``principal`` (admin, ingest, aggregate, reader, unit)."""
         return principal_credentials(self.endpoints, principal)
 
-    def kafka_options(self, principal: str) -> dict[str, str]:
+    def kafka_options(self, principal: str) -> dict[str, Any]:
         """kafka-python/aiokafka keyword arguments to log in as ``principal``."""
         return client_options(self.credentials(principal))
 

@@ -26,18 +26,22 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kafka.admin import (
     ACL,
+    ACLFilter,
     ACLOperation,
     ACLPermissionType,
+    ACLResourcePatternType,
     ConfigResource,
     ConfigResourceType,
     KafkaAdminClient,
     NewTopic,
     ResourcePattern,
+    ResourcePatternFilter,
     ResourceType,
 )
 from kafka.errors import TopicAlreadyExistsError
@@ -179,12 +183,42 @@ def create_topics(
             except TopicAlreadyExistsError:
                 # the whole of the topic's own configuration: alter_configs replaces, not merges
                 admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, spec.topic_configs)])
-        result = admin.create_acls(acl_grants(env))
+        grants = acl_grants(env)
+        result = admin.create_acls(grants)
         if result.get("failed"):
             raise RuntimeError(f"Kafka refused ACLs: {result['failed']}")
+        _wait_for_acls(admin, grants)
     finally:
         admin.close()
     return created
+
+
+def _acl_key(acl: ACL) -> tuple[str, str, str, str]:
+    pattern = acl.resource_pattern
+    return (acl.principal, acl.operation.name, pattern.resource_type.name, pattern.resource_name)
+
+
+def _wait_for_acls(admin: KafkaAdminClient, grants: list[ACL], timeout_s: float = 30.0) -> None:
+    """Returns once the broker enforces every grant: a broker applies new ACLs from the metadata
+    log a moment after the controller accepted them, and a client that comes at once would be
+    refused."""
+    wanted = {_acl_key(acl) for acl in grants}
+    every = ACLFilter(
+        principal=None,
+        host="*",
+        operation=ACLOperation.ANY,
+        permission_type=ACLPermissionType.ANY,
+        resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found, _ = admin.describe_acls(every)
+        missing = wanted - {_acl_key(acl) for acl in found}
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"ACLs not in force {timeout_s:.0f} s after Kafka accepted them: {sorted(missing)[:3]}")
+        time.sleep(0.1)
 
 
 def main(argv: list[str] | None = None) -> int:

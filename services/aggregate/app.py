@@ -258,13 +258,17 @@ async def _follow_revocations(revocations: MongoRevocations, trust: Trust, every
 def _faust_credentials(credentials: KafkaCredentials | None) -> faust.SASLCredentials | None:
     if credentials is None:
         return None
-    if credentials.protocol != "SASL_PLAINTEXT":
-        # faust turns SASL into SASL_SSL only when given an SSL context; not wired up here
+    if credentials.protocol not in ("SASL_PLAINTEXT", "SASL_SSL"):
         raise ValueError(
-            f"the aggregator supports BAOCAO_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT only, not {credentials.protocol}"
+            f"the aggregator logs in with SASL: BAOCAO_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT or SASL_SSL, "
+            f"not {credentials.protocol}"
         )
+    # faust uses SASL_SSL exactly when it is given an SSL context
     return faust.SASLCredentials(
-        username=credentials.username, password=credentials.password, mechanism=credentials.mechanism
+        username=credentials.username,
+        password=credentials.password,
+        mechanism=credentials.mechanism,
+        ssl_context=credentials.ssl_context(),
     )
 
 

@@ -112,8 +112,12 @@ LOGIN_ATTEMPT = """
 import json, sys
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+options = json.loads(sys.argv[1])
+if options.get("ssl_cafile"):  # an SSL context does not cross the command line; its CA does
+    from aiokafka.helpers import create_ssl_context
+    options["ssl_context"] = create_ssl_context(cafile=options.pop("ssl_cafile"))
 try:
-    producer = KafkaProducer(max_block_ms=5000, bootstrap_timeout_ms=5000, **json.loads(sys.argv[1]))
+    producer = KafkaProducer(max_block_ms=5000, bootstrap_timeout_ms=5000, **options)
     producer.send(sys.argv[2], b"{}").get(timeout=5)
 except KafkaError as exc:
     print("refused:", type(exc).__name__)
@@ -129,6 +133,8 @@ def test_a_client_without_a_login_or_with_a_wrong_password_gets_nothing(namespac
     options = {"bootstrap_servers": namespace.env["KAFKA_BOOTSTRAP_SERVERS"]}
     if login == "wrong password":
         options |= {**namespace.kafka_options("unit"), "sasl_plain_password": "not-the-password"}
+        if options.pop("ssl_context", None) is not None:  # over TLS: the password is what is wrong
+            options["ssl_cafile"] = namespace.credentials("unit").cafile
     attempt = subprocess.run(
         [sys.executable, "-c", LOGIN_ATTEMPT, json.dumps(options), namespace.reports_topic],
         capture_output=True,
