@@ -128,3 +128,14 @@ class HttpServiceSettings(ServiceSettings):
         gt=0,
         description="a request's line and headers must arrive within this, or 408 and the connection closed",
     )
+    body_grace_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "a request's body must arrive within this after its headers, plus a second per"
+            " body_min_bytes_per_second bytes received, or 408 and the connection closed"
+        ),
+    )
+    body_min_bytes_per_second: float = Field(
+        default=4096.0, gt=0, description="the slowest a long body may arrive and keep its connection"
+    )

@@ -21,7 +21,14 @@ def main() -> int:
     from services.api.app import create_app
     from shared.header_timeout import serve
 
-    serve(create_app(settings), settings.host, settings.port, settings.header_timeout_seconds)
+    serve(
+        create_app(settings),
+        settings.host,
+        settings.port,
+        settings.header_timeout_seconds,
+        settings.body_grace_seconds,
+        settings.body_min_bytes_per_second,
+    )
     return 0
 
 

@@ -38,6 +38,7 @@ from services.web.routes import mount_web
 from services.web.security import SecurityHeaders
 from shared.auth import Principal, Scope
 from shared.catalog import load_catalog
+from shared.early_auth import check_bearer_before_body
 from shared.hierarchy import (
     COUNTRY,
     LEGACY,
@@ -571,6 +572,7 @@ def create_app(
 
     app.include_router(probes_router(metrics.registry, ready))
     mount_web(app, settings)  # the pages under /web/, outside the OpenAPI schema
+    check_bearer_before_body(app, settings.auth_secret.get_secret_value())  # no body read without a token
     add_body_size_limit(app, settings.max_body_bytes)
     add_request_metrics(app, metrics.requests, metrics.request_seconds)
     answer_invalid_json_with_400(app)

@@ -34,6 +34,7 @@ from services.ingest.settings import IngestSettings
 from services.ingest.submissions import MongoSubmissionLog, SubmissionLog
 from shared.auth import Principal, Scope
 from shared.catalog import load_catalog
+from shared.early_auth import check_bearer_before_body
 from shared.hierarchy import COUNTRY, OrgTree, load_vietnam
 from shared.http import (
     COMMON_RESPONSES,
@@ -404,6 +405,7 @@ def create_app(
 
     _declare_batch_items(app, settings.max_batch)
     app.include_router(probes_router(metrics.registry, ready))
+    check_bearer_before_body(app, settings.auth_secret.get_secret_value())  # no body read without a token
     add_body_size_limit(app, settings.max_body_bytes)
     add_request_metrics(app, metrics.requests, metrics.request_seconds)
     app.state.metrics = metrics

@@ -17,6 +17,8 @@ from .test_dead_letters_and_agencies import good
 
 pytestmark = pytest.mark.e2e
 HEADER_TIMEOUT = 2.0
+BODY_GRACE = 5.0  # longer than the slow body below that must not be cut off
+SEARCH_BURST = 5
 
 
 @pytest.fixture
@@ -24,6 +26,10 @@ def services(namespace):
     timeouts = {
         "BAOCAO_INGEST_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
         "BAOCAO_API_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
+        "BAOCAO_INGEST_BODY_GRACE_SECONDS": str(BODY_GRACE),
+        "BAOCAO_API_BODY_GRACE_SECONDS": str(BODY_GRACE),
+        "BAOCAO_API_EXPENSIVE_READS_PER_SECOND": "0.2",
+        "BAOCAO_API_EXPENSIVE_READS_BURST": str(SEARCH_BURST),
     }
     system = start_system(namespace, aggregators=0, env=timeouts)
     yield system
@@ -125,3 +131,82 @@ def test_the_batch_route_describes_its_items_in_the_served_schema(services):
     single = schema["paths"]["/v1/reports"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert batch["type"] == "array" and batch["items"] == single and batch["maxItems"] == 1000
     assert {ref["$ref"] for ref in batch["items"]["oneOf"]} >= {"#/components/schemas/StudySessionReportIn"}
+
+
+def slow_bodies(url: str, head: bytes, count: int, seconds: float) -> list[float | None]:
+    """``count`` connections that each send ``head`` (a request's headers declaring a body), then
+    a body byte per 0.25 s; for each, when the server closed it (seconds after its headers), or
+    None if it was still open after ``seconds``."""
+    socks = [connect(url) for _ in range(count)]
+    closed: list[float | None] = [None] * count
+    started = time.monotonic()
+    for sock in socks:
+        sock.sendall(head)
+        sock.setblocking(False)
+    try:
+        while time.monotonic() - started < seconds and None in closed:
+            for i, sock in enumerate(socks):
+                if closed[i] is not None:
+                    continue
+                try:
+                    if sock.recv(65536) == b"":
+                        closed[i] = time.monotonic() - started
+                        continue
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    closed[i] = time.monotonic() - started
+                    continue
+                try:
+                    sock.send(b"a")
+                except OSError:
+                    closed[i] = time.monotonic() - started
+            time.sleep(0.25)
+    finally:
+        for sock in socks:
+            sock.close()
+    return closed
+
+
+def test_twenty_slow_bodies_without_a_token_lose_their_connections_within_the_bound(services):
+    # a page that takes a body without a token (the login form): the body deadline ends them
+    login = (
+        b"POST /web/login HTTP/1.1\r\nHost: baocao\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        + f"Origin: {services.api.url}\r\nContent-Length: 100000\r\n\r\n".encode()
+    )
+    closed = slow_bodies(services.api.url, login, 20, seconds=BODY_GRACE * 4)
+    assert None not in closed, closed
+    assert max(c for c in closed if c is not None) < BODY_GRACE + 3, closed
+    # a route that needs a token answers 401 before reading any of the body, and closes
+    report = (
+        b"POST /v1/reports HTTP/1.1\r\nHost: baocao\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    )
+    closed = slow_bodies(services.ingest.url, report, 20, seconds=BODY_GRACE * 4)
+    assert None not in closed, closed
+    assert max(c for c in closed if c is not None) < BODY_GRACE, closed
+    assert httpx.get(services.api.url + "/healthz", timeout=10).status_code == 200
+
+
+def test_a_tokens_searches_past_its_budget_get_429_and_its_neighbour_still_reads(services):
+    with (
+        services.client(services.api.url, services.token("14923", "read")) as greedy,
+        services.client(services.api.url, services.token("14926", "read")) as neighbour,
+    ):
+        answers = [greedy.get("/v1/units", params={"q": "zz", "tree": "legacy"}) for _ in range(SEARCH_BURST + 3)]
+        statuses = [r.status_code for r in answers]
+        assert statuses[:SEARCH_BURST] == [200] * SEARCH_BURST and 429 in statuses, statuses
+        refused = next(r for r in answers if r.status_code == 429)
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert neighbour.get("/v1/units", params={"q": "zz", "tree": "legacy"}).status_code == 200
+        totals = neighbour.get("/v1/units/14926/totals", params={"period": "2021-11"})
+        assert totals.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "name", ["Bệnh\u2028viện", "Bệnh viện\u200f", "\ufeffBệnh viện", "Bệnh viện\U000e0041", "\u200b", "\u061c"]
+)
+def test_agency_names_with_invisible_or_separator_characters_get_422_on_the_name(services, name):
+    with services.client(services.api.url, services.token("38", "admin")) as admin:
+        r = admin.post("/v1/admin/agencies", json={"code": "38-bv_ten", "name": name, "parent": "38"})
+    assert r.status_code == 422, r.text
+    assert [e["loc"] for e in r.json()["detail"]] == [["body", "name"]]

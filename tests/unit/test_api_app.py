@@ -156,15 +156,20 @@ def test_the_api_answers_413_to_a_body_over_its_limit_before_checking_the_token(
         assert r.json()["detail"] == "request body larger than 10000 bytes"
 
 
-def test_the_api_answers_413_to_a_chunked_body_over_its_limit_with_or_without_a_token():
+def test_the_api_answers_413_to_a_chunked_body_over_its_limit_and_401_unread_without_a_token():
+    sent = [0]
+
     def chunks():
         for _ in range(100):
+            sent[0] += 1
             yield b"x" * 5_000
 
     with small_body_client(10_000) as c:
-        for headers in ({}, auth("38", (Scope.ADMIN,))):
-            r = c.post("/v1/admin/agencies", content=chunks(), headers={**headers, "content-type": "application/json"})
-            assert r.status_code == 413
+        headers = {**auth("38", (Scope.ADMIN,)), "content-type": "application/json"}
+        assert c.post("/v1/admin/agencies", content=chunks(), headers=headers).status_code == 413
+        sent[0] = 0
+        r = c.post("/v1/admin/agencies", content=chunks(), headers={"content-type": "application/json"})
+        assert (r.status_code, r.json()["detail"], sent[0]) == (401, "missing bearer token", 0)
 
 
 def test_the_api_default_limit_leaves_room_for_the_web_upload_of_4_mb():

@@ -332,18 +332,45 @@ def test_rejected_items_of_a_batch_unknown_units_and_non_json_bodies_are_logged(
     assert "Bearer" not in caplog.text and "bcv1." not in caplog.text
 
 
-def test_a_chunked_body_over_the_limit_gets_413_not_400_with_or_without_a_token(world):
+def test_a_chunked_body_over_the_limit_gets_413_not_400_and_without_a_token_401_unread(world):
     client, publisher, _ = world
+    sent = [0]
 
     def chunks():
         for _ in range(20):  # 2 MB in 100 kB chunks, no Content-Length; the limit is 200 kB
+            sent[0] += 1
             yield b"x" * 100_000
 
-    for headers in (auth(), {}):
-        r = client.post("/v1/reports", content=chunks(), headers={**headers, "content-type": "application/json"})
-        assert r.status_code == 413
-        assert r.json()["detail"] == "request body larger than 200000 bytes"
+    r = client.post("/v1/reports", content=chunks(), headers={**auth(), "content-type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["detail"] == "request body larger than 200000 bytes"
+    sent[0] = 0
+    r = client.post("/v1/reports", content=chunks(), headers={"content-type": "application/json"})
+    assert (r.status_code, r.json()["detail"]) == (401, "missing bearer token")
+    assert r.headers["connection"] == "close" and sent[0] == 0  # answered before any byte of the body
     assert published(publisher) == []
+
+
+@pytest.mark.parametrize(
+    ("header", "detail"),
+    [
+        ({}, "missing bearer token"),
+        ({"Authorization": "Bearer nope"}, "malformed token"),
+        ({"Authorization": "Bearer " + mint("x" * 32, "14923", ["submit"], 3600)}, "bad signature"),
+        ({"Authorization": "Bearer " + mint(TEST_SECRET, "14923", ["submit"], -10)}, "token expired"),
+    ],
+)
+def test_a_body_without_a_valid_token_is_refused_before_it_is_read(world, header, detail):
+    client, _, _ = world
+    for path in ("/v1/reports", "/v1/reports/batch"):
+
+        def never():
+            raise AssertionError("the body was read")
+            yield b""
+
+        r = client.post(path, content=never(), headers={**header, "content-type": "application/json"})
+        assert (r.status_code, r.json()["detail"]) == (401, detail)
+        assert r.headers["www-authenticate"] == "Bearer"
 
 
 def test_a_content_length_over_the_limit_gets_413_before_the_token_is_checked(world):
