@@ -5,6 +5,8 @@
 #   .cache/mongo-java-server/lib   mongo-java-server (H2 backend) from Maven Central, with its
 #                        small launcher compiled from deploy/mongo-java-server
 #   .cache/bin/promtool  from Debian's prometheus package, when apt is available
+#   .cache/bin/helm, .cache/bin/kubeconform   built with go install (Go module proxy), for the
+#                        Helm chart's checks
 #   chromium, chromedriver  Debian's packages, for the web front end's browser tests (tests/e2e/test_web_*.py)
 # Idempotent: a second run only checks.
 set -euo pipefail
@@ -53,6 +55,29 @@ if [ ! -x .cache/bin/promtool ] && [ ! -x .cache/bin/prometheus ]; then
     if command -v "$tool" >/dev/null; then ln -sf "$(command -v "$tool")" ".cache/bin/$tool"; fi
   done
 fi
+
+# helm and kubeconform, for the chart's checks (tests/unit/test_deployment.py): built from their
+# Go modules through the Go module proxy into .cache/bin (no prebuilt download). The marker file
+# names the version, so changing a version here rebuilds it. Without Go the chart's tests fail and
+# name this step; the rest of the suite still runs.
+go_tool() {  # name module@version variable-that-holds-the-version
+  local name="$1" module="$2" var="$3" version="${2##*@}"
+  [ -x ".cache/bin/$name" ] && [ -f ".cache/bin/.$name-$version" ] && return 0
+  if ! command -v go >/dev/null; then
+    echo "install: Go is missing, so $name is not built (go install $module); the chart's tests will fail" >&2
+    return 0
+  fi
+  echo "install: $name $version (go install $module) -> .cache/bin"
+  mkdir -p .cache/bin
+  if GOBIN="$root/.cache/bin" go install -ldflags="-X $var=$version" "$module"; then
+    rm -f .cache/bin/."$name"-*
+    touch ".cache/bin/.$name-$version"
+  else
+    echo "install: could not build $name; the chart's tests will fail" >&2
+  fi
+}
+go_tool helm helm.sh/helm/v4/cmd/helm@v4.3.2 helm.sh/helm/v4/internal/version.version
+go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0 main.version
 
 # The browser tests drive Debian's chromium through its chromedriver (no browser download). When
 # they cannot be installed the tests fail and say so: they are never skipped.

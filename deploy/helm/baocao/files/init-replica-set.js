@@ -1,0 +1,1 @@
+../../../mongodb/init-replica-set.js
