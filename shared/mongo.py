@@ -19,22 +19,56 @@ import re
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.read_concern import ReadConcern
+from pymongo.read_preferences import Primary
+from pymongo.write_concern import WriteConcern
 
 TOTALS = "totals"
 SUBMISSIONS = "submissions"
 AGENCIES = "agencies"
 
 
-def make_client(uri: str, app_name: str, min_connections: int = 0) -> AsyncMongoClient[dict[str, Any]]:
+READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
+# What decides access (revoked tokens, agencies, web sessions) is written to a majority of a
+# replica set's members before it counts, so a primary's failover cannot roll it back (a revocation
+# undone, a session back from the dead), and read from the primary at majority, so no member
+# serves an older list. On a single server a majority is that server: the same settings hold.
+# The timeout turns a set that lost its majority into an error instead of a wait without end.
+ACCESS_WRITE_CONCERN = WriteConcern(w="majority", wtimeout=10_000)
+ACCESS_READ_CONCERN = ReadConcern("majority")
+
+
+def access_collection(
+    client: AsyncMongoClient[dict[str, Any]], database: str, name: str
+) -> AsyncCollection[dict[str, Any]]:
+    """Collection ``name`` with the write and read concerns of what decides access."""
+    return client[database].get_collection(
+        name, write_concern=ACCESS_WRITE_CONCERN, read_concern=ACCESS_READ_CONCERN, read_preference=Primary()
+    )
+
+
+def make_client(
+    uri: str, app_name: str, min_connections: int = 0, read_preference: str = "primary"
+) -> AsyncMongoClient[dict[str, Any]]:
     """A client that fails fast when the server is away, so readiness probes answer promptly.
 
     ``min_connections`` are opened in the background and kept: PyMongo opens at most two at a
     time, so a burst of reads that finds too few open waits for them behind each other (the read
     API's first second of drill-downs at 500/s: answers up to 352 ms with connections opened on
-    demand, at most 49 ms with 16 kept open)."""
+    demand, at most 49 ms with 16 kept open).
+
+    ``read_preference`` (MONGODB_READ_PREFERENCE) is where ordinary reads go on a replica set;
+    writes and reads that are retried once after a network error or a failover (retryable
+    writes and reads: replica sets only, a single server ignores them)."""
+    if read_preference not in READ_PREFERENCES:
+        raise ValueError(f"read preference {read_preference!r} is not one of {', '.join(READ_PREFERENCES)}")
     return AsyncMongoClient(
         uri,
         appname=app_name,
+        readPreference=read_preference,
+        retryWrites=True,
+        retryReads=True,
         serverSelectionTimeoutMS=5000,
         connectTimeoutMS=5000,
         tz_aware=True,

@@ -10,14 +10,14 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from shared.hierarchy import HierarchyError, OrgTree, UnknownUnit
-from shared.mongo import AGENCIES
+from shared.mongo import AGENCIES, access_collection
 
 log = logging.getLogger(__name__)
 
 
 class AgencyRegistry:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str, tree: OrgTree) -> None:
-        self._col = client[database][AGENCIES]
+        self._col = access_collection(client, database, AGENCIES)
         self.tree = tree
         self._lock = asyncio.Lock()
 

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from shared.mongo import access_collection
+
 log = logging.getLogger(__name__)
 
 REVOKED = "revoked_tokens"
@@ -36,7 +38,7 @@ class MongoRevocations:
     def __init__(
         self, client: AsyncMongoClient[dict[str, Any]], database: str, ttl_s: float = 5.0, stale_s: float = 60.0
     ) -> None:
-        self._col = client[database][REVOKED]
+        self._col = access_collection(client, database, REVOKED)
         self._ttl = ttl_s
         self._stale = stale_s
         self._cache: set[str] = set()

@@ -4,10 +4,15 @@ plain names every Kafka/MongoDB tool knows (KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.kafka_credentials import DEFAULT_MECHANISM, DEFAULT_PROTOCOL, KafkaCredentials
+
+# MongoDB's read preference modes (shared/mongo.py READ_PREFERENCES)
+ReadPreference = Literal["primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest"]
 
 
 class ServiceSettings(BaseSettings):
@@ -54,6 +59,11 @@ class ServiceSettings(BaseSettings):
     )
     mongodb_database: str = Field(
         default="baocao", validation_alias=AliasChoices("MONGODB_DATABASE", "mongodb_database")
+    )
+    mongodb_read_preference: ReadPreference = Field(
+        default="primary",
+        validation_alias=AliasChoices("MONGODB_READ_PREFERENCE", "mongodb_read_preference"),
+        description="where ordinary reads go on a replica set (what decides access is read from the primary)",
     )
     reports_topic: str = Field(
         default="reports", validation_alias=AliasChoices("BAOCAO_REPORTS_TOPIC", "reports_topic")

@@ -275,7 +275,12 @@ def create_app(
         rd, reg, revoked = reader, registry, revocations
         cache = None
         if rd is None:
-            mongo = make_client(settings.mongodb_uri, "baocao-api", min_connections=16)
+            mongo = make_client(
+                settings.mongodb_uri,
+                "baocao-api",
+                min_connections=16,
+                read_preference=settings.mongodb_read_preference,
+            )
             rd = MongoTotalsReader(mongo, settings.mongodb_database)
             if settings.cache_documents:
                 cache = TotalsCache(settings.cache_documents, settings.cache_answers_mb * 2**20)

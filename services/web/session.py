@@ -36,6 +36,7 @@ from pymongo.errors import PyMongoError
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from shared.mongo import access_collection
 from shared.revocations import REVOKED, Revocations
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,8 @@ class SessionStore(Protocol):
 
 class MongoSessions:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
-        self._db = client[database]
-        self._col = self._db[SESSIONS]
+        self._col = access_collection(client, database, SESSIONS)
+        self._revoked = access_collection(client, database, REVOKED)
         self._indexed = False
         self._lock = asyncio.Lock()
 
@@ -200,7 +201,7 @@ class MongoSessions:
         token_ids = list({s.token_id for s in sessions})
         revoked = {
             d["_id"]
-            async for d in self._db[REVOKED].find({"_id": {"$in": token_ids}}, projection={"_id": 1}, max_time_ms=2000)
+            async for d in self._revoked.find({"_id": {"$in": token_ids}}, projection={"_id": 1}, max_time_ms=2000)
         }
         return {s.key for s in sessions if s.key not in alive or s.token_id in revoked}
 

@@ -32,7 +32,12 @@ class FakeClient:
         self.col = col
 
     def __getitem__(self, name):
-        return {"revoked_tokens": self.col}
+        return FakeDatabase({"revoked_tokens": self.col})
+
+
+class FakeDatabase(dict):
+    def get_collection(self, name, **options):  # the access collections' concerns: not faked
+        return self[name]
 
 
 async def test_a_fresh_snapshot_reads_the_database_even_within_the_caches_age_limit():
