@@ -36,7 +36,7 @@ from .oracle import expected_totals
 from .system import System, start_system
 from .test_chaos import drain_and_compare, make_workload
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
 CLUSTER_PROFILE = f"{TEST_PROFILE}-cluster"
 BATCH = 20
