@@ -84,7 +84,8 @@ const rootUri =
   `?replicaSet=${encodeURIComponent(setName)}&authSource=admin`;
 function rootAdmin() {
   const admin = new Mongo(rootUri).getDB("admin");
-  admin.runCommand({ usersInfo: 1 }); // throws when the login is refused
+  const res = admin.runCommand({ usersInfo: 1 }); // throws, or answers not ok, when the login is refused
+  if (!res.ok) throw new Error(`root login refused: ${res.codeName}`);
   return admin;
 }
 
