@@ -21,15 +21,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import cache
 from importlib import resources, util
 from pathlib import Path
 
-from shared.periods import TREE_CHANGES, era_of, parse_period
+from shared.periods import TREE_CHANGES, VIETNAM_TZ, era_of, parse_period
 
 LEGACY = "legacy"  # the tree before 1 July 2025
 TREE_2025 = "2025"  # Resolution 202/2025/QH15, from 1 July 2025
@@ -130,6 +130,11 @@ class OrgTree:
                 return t
         return self.versions[-1]
 
+    def in_force(self, now: datetime | None = None) -> OrgTree:
+        """The version in force today in Vietnam (ICT): what a read means when it names neither a
+        period nor a tree."""
+        return self.at((now or datetime.now(UTC)).astimezone(VIETNAM_TZ).date())
+
     def version_named(self, tree_id: str) -> OrgTree:
         for t in self.versions:
             if t.tree_id == tree_id:
@@ -197,12 +202,16 @@ class OrgTree:
         self.version += 1
         return unit
 
-    def add_agency(self, code: str, name: str, parent: str) -> Unit:
+    def add_agency(self, code: str, name: str, parent: str, trees: Collection[str] | None = None) -> Unit:
         """Register an agency under ``parent`` in this version and in every other version of the
         tree that holds ``parent`` (an agency under a province or a commune whose code lives on in
-        the 2025 tree is there too; under a district, only in the legacy tree)."""
+        the 2025 tree is there too; under a district, only in the legacy tree); with ``trees``, only
+        in the versions of those ids (codes are reused: 14923 under district 386 before July 2025 is
+        not the 14923 of the 2025 tree, so who may register under one may not under the other)."""
         holders = [self] if parent in self else []
         holders += [t for t in self.versions if t is not self and parent in t]
+        if trees is not None:
+            holders = [t for t in holders if t.tree_id in trees]
         if not holders:
             raise UnknownUnit(parent)
         unit = None

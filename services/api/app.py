@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import to_json
@@ -29,6 +29,7 @@ from services.api.views import (
     UnitTotalsOut,
     children_totals_data,
     missing_units,
+    remapped_sources,
     remapped_totals,
     search_units,
     unit_out,
@@ -103,7 +104,7 @@ async def get_tree(
         str | None,
         Query(
             description="legacy (the tree before 2025-07-01, with districts) or 2025 (from 2025-07-01); "
-            "default: the tree valid at the end of `period`, or legacy without a period",
+            "default: the tree valid at the end of `period`, or the tree in force today without a period",
             max_length=16,
         ),
     ] = None,
@@ -118,11 +119,11 @@ async def get_tree(
         try:
             by_period = org.for_period(period)
         except PeriodError:
-            by_period = None  # the route answers 422 for the period itself
+            _period(period)  # 422 naming the period, before the tree is chosen without it
     if tree is None:
         if by_period is not None:
             return by_period
-        return org.version_named(LEGACY) if len(org.versions) > 1 else org
+        return org.in_force()
     try:
         named = org.version_named(tree)
     except UnknownTree as exc:
@@ -434,6 +435,17 @@ def create_app(
                     }
                 ],
             )
+        # The figures shown are the old units' (legacy-tree reports): each is read in its own tree,
+        # like any read of its period, so a token sees here only what it could read directly.
+        sources, _ = remapped_sources(org, conversion_2025(), code)
+        hidden = [u for u, _ in sources if not principal.covers(org.version_named(LEGACY), u.code)]
+        if hidden:
+            names = ", ".join(f"{u.code} {u.name}" for u in hidden[:3]) + (" …" if len(hidden) > 3 else "")
+            raise HTTPException(
+                403,
+                f"the re-mapped view of {code} adds up {len(sources)} units of the tree before 2025-07-01; "
+                f"{len(hidden)} of them are outside this token's unit {principal.unit} in that tree ({names})",
+            )
         return _json(await remapped_totals(reader, catalog, org, conversion_2025(), code, period))
 
     @app.get(
@@ -570,10 +582,21 @@ def create_app(
         if reg is None:
             raise HTTPException(503, "the agency registry is not available")
         try:
-            created = await reg.register(agency.code, agency.name, agency.parent)
+            # only in the versions of the tree where this token covers the parent: a code names a
+            # unit only within its tree (district 386's token registers under the old 14923, not
+            # under the 2025 commune that took its code)
+            trees = [t.tree_id for t in tree.versions if agency.parent in t and principal.covers(t, agency.parent)]
+            created = await reg.register(agency.code, agency.name, agency.parent, trees)
         except (HierarchyError, UnknownUnit) as exc:
             raise HTTPException(409, str(exc)) from None
         return JSONResponse(unit_out(tree, agency.code).model_dump(mode="json"), status_code=201 if created else 200)
+
+    @app.get("/", include_in_schema=False)
+    async def root(request: Request) -> Response:
+        """Where to go from the root: a browser to the pages, a program to the API's description."""
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/web/", status_code=303)
+        return JSONResponse({"web": "/web/", "docs": "/docs", "openapi": "/openapi.json"})
 
     app.include_router(probes_router(metrics.registry, ready))
     mount_web(app, settings)  # the pages under /web/, outside the OpenAPI schema

@@ -82,7 +82,7 @@ def test_totals_show_sums_and_rates_from_summed_parts(client):
 @pytest.mark.parametrize(
     "route",
     [
-        "/v1/units/{c}",
+        "/v1/units/{c}?tree=legacy",
         "/v1/units/{c}/totals?period=2020-12",
         "/v1/units/{c}/children/totals?period=2020-12",
         "/v1/units/{c}/completeness?period=2020-12&series=study_session",
@@ -185,10 +185,10 @@ class FakeAgencyRegistry:
     def __init__(self, tree):
         self.tree = tree
 
-    async def register(self, code, name, parent):
+    async def register(self, code, name, parent, trees=None):
         if code in self.tree:
             return False
-        self.tree.add_agency(code, name, parent)
+        self.tree.add_agency(code, name, parent, trees)
         return True
 
 
@@ -243,13 +243,16 @@ def test_agency_names_refuse_control_and_bidi_characters_and_markup(admin_client
 
 def test_a_unit_takes_at_most_the_configured_number_of_agencies(admin_client):
     admin = auth("38", (Scope.ADMIN,))
-    r = admin_client.post("/v1/admin/agencies", json={"code": "386-c", "name": "C", "parent": "386"}, headers=admin)
+    legacy = {"tree": "legacy"}  # district 386 is a unit of the tree before July 2025 only
+    r = admin_client.post(
+        "/v1/admin/agencies", json={"code": "386-c", "name": "C", "parent": "386"}, params=legacy, headers=admin
+    )
     assert r.status_code == 409
     assert "unit 386 already has 2 agencies" in r.json()["detail"]
     assert "BAOCAO_API_MAX_AGENCIES_PER_UNIT=2" in r.json()["detail"]
     # registering an existing one again is still answered; another unit has room
     again = {"code": "386-a", "name": "Agency A", "parent": "386"}
-    assert admin_client.post("/v1/admin/agencies", json=again, headers=admin).status_code == 200
+    assert admin_client.post("/v1/admin/agencies", json=again, params=legacy, headers=admin).status_code == 200
     other = {"code": "38-bv", "name": "Bệnh viện Đa khoa tỉnh", "parent": "38"}
     assert admin_client.post("/v1/admin/agencies", json=other, headers=admin).status_code == 201
 
@@ -309,7 +312,7 @@ def stream_client(revocations, **overrides):
 def test_a_stream_ends_when_its_token_is_revoked():
     app, c = stream_client(RevokedAfterFirstCheck(checks=1))  # the request's own check passes
     with c:
-        r = c.get("/v1/units/386/stream", headers=auth("386", (Scope.STREAM,)))
+        r = c.get("/v1/units/386/stream?tree=legacy", headers=auth("386", (Scope.STREAM,)))
         assert r.status_code == 200
         assert r.text.startswith(": connected")
         assert r.text.endswith('event: end\ndata: {"reason": "token revoked"}\n\n')
@@ -321,7 +324,7 @@ def test_a_stream_ends_when_its_token_expires():
     _, c = stream_client(RevokedAfterFirstCheck())
     token = mint(TEST_SECRET, "386", [Scope.STREAM], 1)  # expires within two seconds
     with c:
-        r = c.get("/v1/units/386/stream", headers={"Authorization": f"Bearer {token}"})
+        r = c.get("/v1/units/386/stream?tree=legacy", headers={"Authorization": f"Bearer {token}"})
         assert r.text.endswith('event: end\ndata: {"reason": "token expired"}\n\n')
 
 
@@ -333,12 +336,14 @@ def test_a_token_holds_at_most_the_configured_number_of_streams():
     token_id = verify(TEST_SECRET, token).token_id
     headers = {"Authorization": f"Bearer {token}"}
     with c:
-        first = concurrent.futures.ThreadPoolExecutor(1).submit(c.get, "/v1/units/386/stream", headers=headers)
+        first = concurrent.futures.ThreadPoolExecutor(1).submit(
+            c.get, "/v1/units/386/stream?tree=legacy", headers=headers
+        )
         deadline = time.monotonic() + 10
         while app.state.components["streams"].get(token_id) != 1:  # the first stream is open
             assert time.monotonic() < deadline and not first.done()
             time.sleep(0.01)
-        second = c.get("/v1/units/386/stream", headers=headers)
+        second = c.get("/v1/units/386/stream?tree=legacy", headers=headers)
         assert second.status_code == 429 and second.headers["retry-after"] == "5"
         assert "already has 1 open streams" in second.json()["detail"]
         assert "BAOCAO_API_MAX_STREAMS_PER_TOKEN=1" in second.json()["detail"]

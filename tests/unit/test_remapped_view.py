@@ -166,7 +166,11 @@ def api():
         rollup.apply(report, *where(report, TREE, CATALOG))
     stored = {d.id: to_stored(d, 1, 0, AT) for d in rollup.docs.values()}
     settings = ApiSettings(
-        kafka_bootstrap_servers="unused:9092", mongodb_uri="mongodb://unused", auth_secret=TEST_SECRET
+        kafka_bootstrap_servers="unused:9092",
+        mongodb_uri="mongodb://unused",
+        auth_secret=TEST_SECRET,
+        # every old commune's view in a loop, with one token: the per-token read budget is not under test
+        expensive_reads_burst=1_000_000,
     )
     with TestClient(create_app(settings, reader=InMemoryTotalsReader(stored), tree=TREE)) as client:
         yield client, recompute(messages)

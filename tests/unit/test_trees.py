@@ -200,3 +200,42 @@ def test_a_unit_search_ignores_accents_and_case_and_can_list_a_parents_children(
     assert [u.code for u in NEW.search("", parent="38", limit=1000)] == sorted(c.code for c in NEW.children("38"))
     assert {u.level for u in NEW.search("", parent="VN", limit=100)} == {Level.PROVINCE}
     assert len(NEW.search("", parent="VN", limit=100)) == 34
+
+
+def test_a_tokens_right_to_report_is_decided_in_the_tree_of_the_period():
+    from shared.auth import Placement, Principal, Scope
+
+    def token(unit):
+        return Principal("t", unit, frozenset({Scope.SUBMIT}), 2**40)
+
+    everything = load_vietnam(["02", "08", "38"])
+    # 00691 was a Hà Giang (02) commune; since July 2025 it is under Tuyên Quang 08
+    assert token("08").may_report(everything, "00691", "2025-Q4") is Placement.ALLOWED
+    assert token("08").may_report(everything, "00691", "2025-06") is Placement.OUTSIDE
+    assert token("02").may_report(everything, "00691", "2025-06") is Placement.ALLOWED
+    assert token("02").may_report(everything, "00691", "2025-Q4") is Placement.OUTSIDE
+    # 14923 is under district 386 before July 2025 and under Thanh Hóa 38 after
+    assert token("386").may_report(everything, "14923", "2025-Q4") is Placement.OUTSIDE
+    assert token("386").may_report(everything, "14923", "2020-12") is Placement.ALLOWED
+    assert token("38").may_report(everything, "14923", "2025-Q4") is Placement.ALLOWED
+    # a district after the reform: its own token learns why; anyone else's is outside
+    assert token("386").may_report(everything, "386", "2025-Q4") is Placement.CLOSED
+    assert token("08").may_report(everything, "386", "2025-Q4") is Placement.OUTSIDE
+    assert token("VN").may_report(everything, "386", "2025-Q4") is Placement.CLOSED
+
+
+def test_the_tree_in_force_is_the_one_of_today_in_vietnam():
+    assert VIETNAM.in_force(datetime(2025, 6, 30, 16, 59, tzinfo=UTC)).tree_id == LEGACY
+    assert VIETNAM.in_force(datetime(2025, 6, 30, 17, 0, tzinfo=UTC)).tree_id == TREE_2025  # 00:00 ICT
+    assert VIETNAM.in_force().tree_id == TREE_2025
+
+
+def test_an_agency_is_registered_only_in_the_trees_named():
+    trees = load_vietnam(["38"])
+    old, new = trees.version_named(LEGACY), trees.version_named(TREE_2025)
+    trees.add_agency("14923-htx", "Hợp tác xã", "14923", [LEGACY])
+    assert "14923-htx" in old and "14923-htx" not in new
+    trees.add_agency("14923-bv", "Bệnh viện", "14923")  # no trees named: every version holding the parent
+    assert "14923-bv" in old and "14923-bv" in new
+    with pytest.raises(KeyError):
+        trees.add_agency("386-x", "X", "386", [TREE_2025])  # 386 is no unit of the 2025 tree
