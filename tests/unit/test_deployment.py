@@ -64,6 +64,12 @@ def rendered(*sets: str) -> Docs:
     return [d for d in yaml.safe_load_all(template(CHART, *sets)) if d]
 
 
+def is_builtin(doc: dict[str, Any]) -> bool:
+    """A kind of Kubernetes itself (core, apps, batch, networking.k8s.io...), not a custom one."""
+    group = doc["apiVersion"].rpartition("/")[0]
+    return "." not in group or group.endswith(".k8s.io")
+
+
 def kind_file(doc: dict[str, Any]) -> str:
     """kubeconform's {{.ResourceKind}}{{.KindSuffix}} for a built-in kind."""
     group, _, version = doc["apiVersion"].rpartition("/")
@@ -84,7 +90,7 @@ def k8s_standalone() -> Any:
 def kubeconform(text: str, version: str, schemas: Path) -> subprocess.CompletedProcess[str]:
     write = k8s_standalone().write
     docs = [d for d in yaml.safe_load_all(text) if d]
-    builtin = sorted({kind_file(d) for d in docs if "." not in d["apiVersion"].split("/")[0]})
+    builtin = sorted({kind_file(d) for d in docs if is_builtin(d)})
     write(schemas / version, version, builtin)
     return run(
         tool("kubeconform"),
@@ -110,7 +116,9 @@ def test_helm_lint_passes():
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-@pytest.mark.parametrize("sets", [(), ("ingest.autoscaling.enabled=true", "api.autoscaling.enabled=true")])
+@pytest.mark.parametrize(
+    "sets", [(), ("ingest.autoscaling.enabled=true", "api.autoscaling.enabled=true", "backup.enabled=true")]
+)
 def test_every_rendered_object_is_valid_under_strict_schemas(tmp_path, version, sets):
     text = template(CHART, *sets)
     r = kubeconform(text, version, tmp_path)
@@ -301,12 +309,76 @@ def monitoring_problems(docs: Docs) -> list[str]:
     return out
 
 
+def pod_specs(docs: Docs) -> list[tuple[str, dict[str, Any]]]:
+    """(name, pod spec) of every workload: Deployments, StatefulSets, CronJobs."""
+    out = []
+    for d in docs:
+        if d["kind"] in ("Deployment", "StatefulSet"):
+            out.append((d["metadata"]["name"], d["spec"]["template"]["spec"]))
+        elif d["kind"] == "CronJob":
+            out.append((d["metadata"]["name"], d["spec"]["jobTemplate"]["spec"]["template"]["spec"]))
+    return out
+
+
+def pod_problems(docs: Docs) -> list[str]:
+    """Every pod: not root, nothing secret but from a Secret; MongoDB open to baocao's pods only."""
+    out = []
+    for name, pod in pod_specs(docs):
+        if not pod.get("securityContext", {}).get("runAsNonRoot"):
+            out.append(f"{name}: may run as root")
+        for c in [*pod.get("initContainers", []), *pod["containers"]]:
+            if c.get("securityContext", {}).get("allowPrivilegeEscalation") is not False:
+                out.append(f"{name}/{c['name']}: privilege escalation allowed")
+            for e in c.get("env", []):
+                if SECRET_NAME.search(e["name"]) and "secretKeyRef" not in e.get("valueFrom", {}):
+                    out.append(f"{name}/{c['name']}: {e['name']} is not read from a Secret")
+                if "value" in e and re.search(r"mongodb://[^:@/]+:(?!\$\()[^@]*@", str(e["value"])):
+                    out.append(f"{name}/{c['name']}: a URI carries a password of its own")
+    policies = [
+        p
+        for p in docs
+        if p["kind"] == "NetworkPolicy"
+        and p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component") == "mongodb"
+    ]
+    if len(policies) != 1:
+        out.append("MongoDB: no NetworkPolicy (any pod of the cluster may connect)")
+    else:
+        sources = [
+            f.get("podSelector", {}).get("matchLabels", {}) for r in policies[0]["spec"]["ingress"] for f in r["from"]
+        ]
+        if not sources or any(s.get("app.kubernetes.io/instance") != RELEASE for s in sources):
+            out.append(f"MongoDB: reachable from {sources}")
+    return out
+
+
 def all_problems(docs: Docs) -> list[str]:
-    return [*workload_problems(docs), *kafka_problems(docs), *mongodb_problems(docs), *monitoring_problems(docs)]
+    return [
+        *workload_problems(docs),
+        *pod_problems(docs),
+        *kafka_problems(docs),
+        *mongodb_problems(docs),
+        *monitoring_problems(docs),
+    ]
 
 
 def test_what_the_rendered_objects_promise_holds():
     assert all_problems(rendered()) == []
+
+
+def test_the_optional_backup_job_logs_in_as_backup_from_a_secret():
+    docs = rendered("backup.enabled=true")
+    [job] = [d for d in docs if d["kind"] == "CronJob"]
+    container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert "tools.mongo_backup dump" in " ".join(container["command"])
+    uri = next(e["value"] for e in container["env"] if e["name"] == "MONGODB_URI")
+    assert uri.startswith("mongodb://backup:$(BAOCAO_MONGO_BACKUP_PASSWORD)@")
+    assert all_problems(docs) == []
+    assert not [d for d in rendered() if d["kind"] in ("CronJob", "PersistentVolumeClaim")]
+    broken = copy.deepcopy(docs)
+    [job] = [d for d in broken if d["kind"] == "CronJob"]
+    env = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    next(e for e in env if e["name"] == "MONGODB_URI")["value"] = "mongodb://backup:hunter2@m/?replicaSet=rs0"
+    assert pod_problems(broken) == ["baocao-backup/backup: a URI carries a password of its own"]
 
 
 def test_autoscaling_leaves_the_replica_count_to_the_autoscaler():
@@ -358,6 +430,16 @@ BROKEN: dict[str, Callable[[Docs], None]] = {
     "mongo without init": lambda d: named(d, "StatefulSet", "mongodb")["spec"]["template"]["spec"][
         "initContainers"
     ].pop(),
+    "mongo open to every pod": lambda d: d.remove(next(x for x in d if x["kind"] == "NetworkPolicy")),
+    "mongo open to another release": lambda d: next(x for x in d if x["kind"] == "NetworkPolicy")["spec"]["ingress"][0][
+        "from"
+    ][0]["podSelector"]["matchLabels"].update({"app.kubernetes.io/instance": "other"}),
+    "sidecar password inlined": lambda d: named(d, "StatefulSet", "mongodb")["spec"]["template"]["spec"][
+        "initContainers"
+    ][1]["env"].append({"name": "MONGO_ROOT_PASSWORD", "value": "x"}),
+    "keyfile copier escalates": lambda d: named(d, "StatefulSet", "mongodb")["spec"]["template"]["spec"][
+        "initContainers"
+    ][0]["securityContext"].pop("allowPrivilegeEscalation"),
     "an alert dropped": lambda d: next(x for x in d if x["kind"] == "PrometheusRule")["spec"]["groups"][0][
         "rules"
     ].pop(),
