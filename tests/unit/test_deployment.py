@@ -164,6 +164,26 @@ def test_helm_lint_refuses_a_broken_chart(tmp_path):
     assert r.returncode != 0, r.stdout
 
 
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "mongodb.readPreference=anywhere",
+        "mongodb.image=mongo:8",
+        "mongodb.image=mongo",
+        "mongodb.replicas=2",
+        "kafka.replicationFactor=1",
+        "kafka.minInsyncReplicas=1",
+        "podSecurityContext.runAsNonRoot=false",
+        "api.webOrigin=baocao.example.vn",
+        "secrets.mongodb=",
+    ],
+)
+def test_values_that_would_weaken_the_deployment_are_refused(setting):
+    r = run(tool("helm"), "template", RELEASE, str(CHART), "--set", setting)
+    assert r.returncode != 0, f"{setting} was accepted"
+    assert setting.split("=")[0].split(".")[-1] in r.stderr, r.stderr
+
+
 def test_an_unpinned_image_is_refused():
     r = run(tool("helm"), "template", RELEASE, str(CHART), "--set", "image.tag=")
     assert r.returncode != 0 and "pin the image" in r.stderr
