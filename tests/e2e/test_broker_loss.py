@@ -180,7 +180,8 @@ def partitions(system: System, topic: str) -> list[dict[str, Any]]:
 
 def all_in_sync(system: System) -> bool:
     ns = system.namespace
-    topics = [ns.reports_topic, f"{ns.reports_topic}.state", ns.env["BAOCAO_TOTALS_TOPIC"]]
+    # the brokers' own consumer offsets (the aggregator's commits) have three copies too
+    topics = [ns.reports_topic, f"{ns.reports_topic}.state", ns.env["BAOCAO_TOTALS_TOPIC"], "__consumer_offsets"]
     described = [partitions(system, t) for t in topics]
     return all(described) and all(len(p["isr"]) == len(p["replicas"]) == 3 for ps in described for p in ps)
 
