@@ -370,8 +370,8 @@ def kafka_nodes(state: dict) -> dict[int, dict]:
     """The profile's Kafka nodes by id: pid (while started), port, controller_port."""
     ks = state.get("kafka") or {}
     nodes = {int(k): v for k, v in (ks.get("nodes") or {}).items()}
-    if not nodes and ks.get("port"):  # recorded before clusters: one node
-        nodes = {1: ks}
+    if not nodes and ks.get("port"):  # recorded before clusters: one node, in the entry itself
+        nodes = {1: {k: ks[k] for k in ("pid", "port", "controller_port") if k in ks}}
     return nodes
 
 

@@ -160,3 +160,16 @@ def test_profiles_layout(monkeypatch, tmp_path):
         "BAOCAO_KAFKA_REPLICATION_FACTOR": "3",
         "BAOCAO_KAFKA_MIN_INSYNC_REPLICAS": "2",
     }
+
+
+def test_a_profile_recorded_before_clusters_is_one_node(monkeypatch, tmp_path):
+    monkeypatch.setattr(stack, "RUN", tmp_path)
+    profile = stack.Profile("old")
+    profile.save({"kafka": {"pid": 0, "port": 9092, "controller_port": 9093}})
+    state = profile.load()
+    nodes = stack.kafka_nodes(state)
+    assert nodes == {1: {"pid": 0, "port": 9092, "controller_port": 9093}}
+    assert stack.kafka_bootstrap(state) == "127.0.0.1:9092"
+    state["kafka"]["nodes"] = {"1": nodes[1]}  # what start_kafka records: still plain JSON
+    profile.save(state)
+    assert stack.kafka_nodes(profile.load()) == nodes
