@@ -58,7 +58,7 @@ def make_client(
     API's first second of drill-downs at 500/s: answers up to 352 ms with connections opened on
     demand, at most 49 ms with 16 kept open).
 
-    ``read_preference`` (MONGODB_READ_PREFERENCE) is where ordinary reads go on a replica set;
+    ``read_preference`` (the API's MONGODB_READ_PREFERENCE) is where plain reads go on a replica set;
     writes and reads that are retried once after a network error or a failover (retryable
     writes and reads: replica sets only, a single server ignores them)."""
     if read_preference not in READ_PREFERENCES:

@@ -63,7 +63,7 @@ class ServiceSettings(BaseSettings):
     mongodb_read_preference: ReadPreference = Field(
         default="primary",
         validation_alias=AliasChoices("MONGODB_READ_PREFERENCE", "mongodb_read_preference"),
-        description="where ordinary reads go on a replica set (what decides access is read from the primary)",
+        description="where the API's reads of totals go on a replica set (all else reads from the primary)",
     )
     reports_topic: str = Field(
         default="reports", validation_alias=AliasChoices("BAOCAO_REPORTS_TOPIC", "reports_topic")

@@ -65,9 +65,9 @@ class Runtime:
             settings = self.settings
             catalog = load_catalog()
             tree = load_vietnam(settings.province_codes)
-            self.mongo = make_client(
-                settings.mongodb_uri, "baocao-aggregate", read_preference=settings.mongodb_read_preference
-            )
+            # from the primary whatever MONGODB_READ_PREFERENCE says: the worker restores its
+            # partition's documents from what it reads, which a lagging secondary would make stale
+            self.mongo = make_client(settings.mongodb_uri, "baocao-aggregate")
             await ensure_indexes(self.mongo, settings.mongodb_database)
             registry = AgencyRegistry(self.mongo, settings.mongodb_database, tree)
             await registry.refresh()

@@ -184,7 +184,9 @@ def create_app(
             await kafka.start()
             pub = kafka
         if subs is None:
-            mongo = make_client(settings.mongodb_uri, "baocao-ingest", read_preference=settings.mongodb_read_preference)
+            # from the primary whatever MONGODB_READ_PREFERENCE says: the submission log decides
+            # what is a duplicate or a revision, which a lagging secondary would get wrong
+            mongo = make_client(settings.mongodb_uri, "baocao-ingest")
             log_store = MongoSubmissionLog(mongo, settings.mongodb_database)
             await log_store.ensure_indexes()  # the web pages list a subtree's reports, newest first
             subs = log_store
