@@ -141,13 +141,15 @@ def test_tokens_minted_and_revoked_with_the_cli(system):
         timeout=60,
     ).stdout.strip()
     with system.client(system.api.url, token) as http:
-        assert http.get("/v1/units/386").status_code == 200
+        assert http.get("/v1/units/386", params={"tree": "legacy"}).status_code == 200
         assert http.get("/v1/units/388").status_code == 403
         subprocess.run(
             [*cli, "revoke", token, "--reason", "test"], env=env, capture_output=True, text=True, check=True, timeout=60
         )
         wait_until(
-            lambda: http.get("/v1/units/386").status_code == 401, timeout=30, what="the revocation to take effect"
+            lambda: http.get("/v1/units/386", params={"tree": "legacy"}).status_code == 401,
+            timeout=30,
+            what="the revocation to take effect",
         )
 
 

@@ -112,7 +112,7 @@ def test_server_sent_events_carry_changes_of_the_subtree_only(system):
 
     def listen():
         with httpx.Client(base_url=system.api.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
-            with http.stream("GET", "/v1/units/386/stream") as r:
+            with http.stream("GET", "/v1/units/386/stream", params={"tree": "legacy"}) as r:
                 for line in r.iter_lines():
                     if line.startswith("data: "):
                         received.append(line[6:])
