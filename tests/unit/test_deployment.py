@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "baocao"
 CRD_SCHEMAS = ROOT / "deploy" / "helm" / "schemas"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+CLUSTER_ALERTS = ROOT / "deploy" / "prometheus" / "cluster-alerts.yml"
 RELEASE = "baocao"
 # the oldest Kubernetes the chart allows (Chart.yaml kubeVersion) and the newest with schemas
 KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")
@@ -42,7 +43,8 @@ def tool(name: str) -> str:
         return str(path)
     found = shutil.which(name)
     if not found:
-        pytest.fail(f"{name} is missing: run deploy/install.sh (it builds {name} with go install into .cache/bin)")
+        how = "go install into .cache/bin" if name in ("helm", "kubeconform") else "Debian's prometheus package"
+        pytest.fail(f"{name} is missing: run deploy/install.sh (it installs {name}: {how})")
     return found
 
 
@@ -108,6 +110,14 @@ def kubeconform(text: str, version: str, schemas: Path) -> subprocess.CompletedP
 
 
 # ------------------------------------------------------------------ the tools' verdicts
+
+
+def test_the_cluster_alerts_are_valid_and_their_unit_tests_pass():
+    promtool = tool("promtool")
+    r = run(promtool, "check", "rules", str(CLUSTER_ALERTS))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run(promtool, "test", "rules", str(CLUSTER_ALERTS.with_name("cluster-alerts_test.yml")))
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_helm_lint_passes():
@@ -317,8 +327,42 @@ def mongodb_problems(docs: Docs) -> list[str]:
 def monitoring_problems(docs: Docs) -> list[str]:
     out = []
     rules = [d for d in docs if d["kind"] == "PrometheusRule"]
-    if len(rules) != 1 or rules[0]["spec"]["groups"] != yaml.safe_load(ALERTS.read_text())["groups"]:
-        out.append("PrometheusRule: not the rules of deploy/prometheus/alerts.yml")
+    groups = [*yaml.safe_load(ALERTS.read_text())["groups"], *yaml.safe_load(CLUSTER_ALERTS.read_text())["groups"]]
+    if len(rules) != 1 or rules[0]["spec"]["groups"] != groups:
+        out.append("PrometheusRule: not the rules of deploy/prometheus/alerts.yml and cluster-alerts.yml")
+    # the brokers export every Kafka metric the cluster alerts read, and a PodMonitor scrapes them
+    kafka = next((d for d in docs if d["kind"] == "Kafka"), {})
+    ref = (
+        kafka.get("spec", {}).get("kafka", {}).get("metricsConfig", {}).get("valueFrom", {}).get("configMapKeyRef", {})
+    )
+    config = next(
+        (
+            d["data"].get(ref.get("key"), "")
+            for d in docs
+            if d["kind"] == "ConfigMap" and d["metadata"]["name"] == ref.get("name")
+        ),
+        "",
+    )
+    exported = set()
+    for rule in (yaml.safe_load(config) or {}).get("rules", []):
+        alternatives = re.search(r"name=\(([^)]*)\)", rule["pattern"])
+        for name in alternatives.group(1).split("|") if alternatives else []:
+            exported.add(rule["name"].replace("$1", name).lower())
+    wanted = {
+        m
+        for g in yaml.safe_load(CLUSTER_ALERTS.read_text())["groups"]
+        for r in g["rules"]
+        for m in re.findall(r"kafka_\w+", r["expr"])
+    }
+    if not wanted <= exported:
+        out.append(f"Kafka metrics: the alerts read {sorted(wanted - exported)}, which the brokers do not export")
+    pods = [d for d in docs if d["kind"] == "PodMonitor"]
+    if not any(
+        p["spec"]["selector"].get("matchLabels", {}).get("strimzi.io/kind") == "Kafka"
+        and [e["port"] for e in p["spec"]["podMetricsEndpoints"]] == ["tcp-prometheus"]
+        for p in pods
+    ):
+        out.append("PodMonitor: the brokers' metrics are not scraped")
     monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
     if len(monitors) != 1:
         return [*out, "ServiceMonitor: missing"]
@@ -463,6 +507,14 @@ BROKEN: dict[str, Callable[[Docs], None]] = {
     "an alert dropped": lambda d: next(x for x in d if x["kind"] == "PrometheusRule")["spec"]["groups"][0][
         "rules"
     ].pop(),
+    "kafka without metrics": lambda d: next(x for x in d if x["kind"] == "Kafka")["spec"]["kafka"].pop("metricsConfig"),
+    "metric not exported": lambda d: next(
+        x for x in d if x["kind"] == "ConfigMap" and x["metadata"]["name"].endswith("-metrics")
+    )["data"].update({"kafka-metrics-config.yml": "rules: []"}),
+    "brokers not scraped": lambda d: next(x for x in d if x["kind"] == "PodMonitor")["spec"]["podMetricsEndpoints"][
+        0
+    ].update(port="http"),
+    "a cluster alert dropped": lambda d: next(x for x in d if x["kind"] == "PrometheusRule")["spec"]["groups"].pop(),
     "monitor misses aggregate": lambda d: next(x for x in d if x["kind"] == "ServiceMonitor")["spec"]["selector"][
         "matchExpressions"
     ][0]["values"].remove("aggregate"),

@@ -12,7 +12,7 @@ null to the type.
 
 The committed schemas were made from Strimzi 1.2.0 (packaging/install/cluster-operator/
 04[0345]-Crd-*.yaml at tag 1.2.0 of strimzi/strimzi-kafka-operator) and prometheus-operator v0.93.0
-(example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml);
+(example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,podmonitors,prometheusrules}.yaml);
 deploy/helm/schemas/README.md says how to make them again.
 """
 
