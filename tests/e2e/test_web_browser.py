@@ -120,7 +120,7 @@ def test_a_district_office_reads_its_totals_drills_down_and_sees_the_chart(brows
     # the chart: one tick per month of 2020, December's bar is the current one
     assert len(browser.all("svg.chart rect.bar.current")) == 1
     assert "Tỷ lệ tham dự" in browser.text("#chart-heading")
-    browser.screenshot("van-phong-huyen")
+    browser.screenshot("kiem-thu-huyen")
 
     browser.find(f"#totals tr[data-unit='{HOME}'] a").click()
     browser.wait(lambda d: f"/web/units/{HOME}?" in d.current_url, what="the commune's page")
@@ -402,7 +402,7 @@ def test_pages_work_on_a_phone_and_every_input_has_a_label(browser, system):
             )
             assert unlabelled == [], path
         browser.open("/web/units/386?period=2020-12")
-        browser.screenshot("dien-thoai-huyen", PHONE)
+        browser.screenshot("kiem-thu-dien-thoai", PHONE)
     finally:
         browser.driver.set_window_size(1280, 1000)
     # keyboard: the first Tab reaches the skip link, which moves focus to the content
