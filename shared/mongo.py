@@ -8,8 +8,9 @@ change streams.
 Collections:
     totals       one document per (unit, series, span): per period, summed fields and counters
                  (the serving view the aggregator writes; shared/totals_docs.py)
-    submissions  one document per (unit, report_id), _id "<unit>/<report_id>": its kind and the
-                 revisions ingest accepted
+    submissions  one document per (unit, report_id), _id "<unit>/<report_id>": its kind, the
+                 revisions ingest accepted and its scope (the unit and its ancestors, each code
+                 named with the tree of the report's period: "2025:38")
     agencies     agencies registered at runtime under a commune, a district or a province
 """
 

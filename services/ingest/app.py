@@ -192,6 +192,8 @@ def create_app(
             subs = log_store
             registry = AgencyRegistry(mongo, settings.mongodb_database, org)
             await registry.refresh()
+            # after the registry: an agency's reports are placed by its path in the tree
+            await log_store.backfill_scope(org)
             refresher = asyncio.create_task(registry.refresh_forever())
         revoked = revocations or (
             MongoRevocations(mongo, settings.mongodb_database) if mongo else InMemoryRevocations()

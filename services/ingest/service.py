@@ -17,7 +17,7 @@ from pymongo.errors import PyMongoError
 
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import Publisher
-from services.ingest.submissions import SubmissionLog
+from services.ingest.submissions import SubmissionLog, scope_of
 from shared.auth import Placement, Principal
 from shared.catalog import Catalog
 from shared.hierarchy import LEGACY, OrgTree
@@ -159,7 +159,11 @@ class IngestService:
         await self.publisher.publish(key.encode(), to_json(envelope))
         self.metrics.produce_seconds.observe(time.perf_counter() - started)
         try:
-            await self.submissions.record(report.report_id, report.unit, series_key, report.revision, content)
+            # the unit and its ancestors in the period's tree, which holds the unit (placement
+            # ALLOWED): what a listing of a subtree selects on
+            await self.submissions.record(
+                report.report_id, report.unit, series_key, report.revision, content, scope_of(tree, report.unit)
+            )
         except PyMongoError:
             log.warning("could not record submission", extra={"report_id": report.report_id})
         return Outcome(report.report_id, report.revision, Status.ACCEPTED)

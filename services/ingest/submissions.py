@@ -9,6 +9,12 @@ use the same one, and one unit's report never answers, blocks or reveals another
 stored under ``_id`` ``<unit>/<report_id>`` with ``unit`` and ``report_id`` as fields. (Before
 December 2026 the ``_id`` was the bare report id; such documents are still listed, and a revision
 of one is recorded under the new key.)
+
+Each report also carries its ``scope``: the unit and its ancestors in the tree of the report's
+period, each code qualified by that tree (``["2025:14923", "2025:38"]``; codes are reused across
+trees, so a bare code would let a legacy district's listing take in a 2025 commune of the same
+code). A subtree's listing is then one equality on ``scope``, on an index (scope, updated, _id),
+instead of a ``$in`` of every code of the subtree.
 """
 
 from __future__ import annotations
@@ -17,18 +23,23 @@ import asyncio
 import base64
 import binascii
 import json
-from collections.abc import Awaitable, Callable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from pymongo import DESCENDING, AsyncMongoClient, UpdateOne
 
+from shared.hierarchy import LEGACY, OrgTree, UnknownTree
 from shared.mongo import SUBMISSIONS
+
+log = logging.getLogger(__name__)
 
 # a report recorded before the log kept the time of its last revision sorts as if recorded then
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PAGE_SIZE = 50  # reports per page of a listing
+BACKFILL_CHUNK = 1000  # scopes written per bulk write when filling in those of older reports
 
 
 @dataclass
@@ -38,6 +49,7 @@ class Submission:
     series: str
     revisions: dict[int, str] = field(default_factory=dict)  # revision -> content digest
     updated: datetime = EPOCH  # when its latest revision was recorded
+    scope: tuple[str, ...] = ()  # the unit and its ancestors in its period's tree (scope_of)
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,24 @@ class BadCursor(ValueError):
 
 def submission_key(unit: str, report_id: str) -> str:
     return f"{unit}/{report_id}"
+
+
+def scope_code(tree_id: str, code: str) -> str:
+    """``code`` named together with its tree, as a report's scope holds it: ``"2025:38"``."""
+    return f"{tree_id}:{code}"
+
+
+def scope_of(tree: OrgTree, unit: str) -> list[str]:
+    """The scope of a report of ``unit`` in ``tree`` (the version of its period): the unit and
+    its ancestors, the unit first, each qualified by the tree. UnknownUnit when ``tree`` does not
+    hold ``unit``."""
+    return [scope_code(tree.tree_id, code) for code in tree.path(unit)]
+
+
+def series_tree(series: str) -> str:
+    """The id of the tree a series key of the log names: ``study_session@2025`` -> ``2025``; a
+    key without a suffix is the legacy tree's."""
+    return series.partition("@")[2] or LEGACY
 
 
 def _cursor(updated: datetime, key: str) -> str:
@@ -78,15 +108,23 @@ def _millis(moment: datetime) -> datetime:
 class SubmissionLog(Protocol):
     async def get(self, unit: str, report_id: str) -> Submission | None: ...
 
-    async def record(self, report_id: str, unit: str, series: str, revision: int, digest: str) -> None: ...
+    async def record(
+        self, report_id: str, unit: str, series: str, revision: int, digest: str, scope: Sequence[str]
+    ) -> None:
+        """Add ``revision`` to the report. ``series`` and ``scope`` are kept from its first record:
+        a report never changes its kind or its tree (ingest refuses such a revision), and a unit
+        never moves within a tree."""
+        ...
 
     async def page(
         self, where: Mapping[str, Any] | None, after: str | None = None, size: int = PAGE_SIZE
     ) -> SubmissionPage:
         """The reports ``where`` selects, newest revision first (ties by key, in reverse),
         ``size`` at most, starting after the ``after`` cursor a previous page gave; BadCursor for
-        a cursor it did not give. ``where`` is a filter on the fields ``unit`` and ``series`` in
-        MongoDB's query language, of equalities, ``$in`` and ``$or`` (None or {}: every report)."""
+        a cursor it did not give. ``where`` is a filter on the fields ``unit``, ``series`` and
+        ``scope`` in MongoDB's query language, of equalities, ``$in`` and ``$or`` (None or {}: every
+        report); as in MongoDB, an equality on ``scope`` (a list) holds when the list contains the
+        value, and a ``$in`` when it contains one of the values."""
         ...
 
 
@@ -101,6 +139,7 @@ class Record:
     series: str
     revision: int
     digest: str
+    scope: tuple[str, ...]
 
 
 class MongoSubmissionLog:
@@ -121,8 +160,54 @@ class MongoSubmissionLog:
         """The indexes a listing needs (a unit's or a subtree's reports, newest first, and every
         report newest first), and a time for the reports recorded before the log kept one."""
         await self._col.create_index([("unit", 1), ("updated", DESCENDING), ("_id", DESCENDING)])
+        # multikey: one entry per code of the scope, so a subtree's listing is one equality
+        await self._col.create_index([("scope", 1), ("updated", DESCENDING), ("_id", DESCENDING)])
         await self._col.create_index([("updated", DESCENDING), ("_id", DESCENDING)])
         await self._col.update_many({"updated": {"$exists": False}}, {"$set": {"updated": EPOCH}})
+
+    async def backfill_scope(self, tree: OrgTree, chunk: int = BACKFILL_CHUNK) -> int:
+        """Give a scope to the reports recorded before the log kept one, in the tree their series
+        names (``series_tree``), ``chunk`` per bulk write; returns how many were given one. A unit
+        that tree does not hold (an agency missing from ``tree``: load the agency registry first)
+        is skipped and logged, and its report stays out of every listing but the country's until a
+        later run finds it. Safe to run again, and from two processes at once: it writes only
+        documents still without a scope."""
+        written = 0
+        skipped: dict[tuple[str, str], int] = {}
+        batch: list[UpdateOne] = []
+
+        async def flush() -> None:
+            nonlocal written, batch
+            if batch:
+                result = await self._col.bulk_write(batch, ordered=False)
+                written += result.modified_count
+                batch = []
+
+        cursor = self._col.find({"scope": {"$exists": False}}, {"unit": 1, "series": 1}).batch_size(chunk)
+        async for doc in cursor:
+            unit, tree_id = str(doc.get("unit", "")), series_tree(str(doc.get("series", "")))
+            try:
+                version = tree.version_named(tree_id)
+            except UnknownTree:
+                version = None
+            if version is None or unit not in version:
+                skipped[(tree_id, unit)] = skipped.get((tree_id, unit), 0) + 1
+                continue
+            missing = {"_id": doc["_id"], "scope": {"$exists": False}}
+            batch.append(UpdateOne(missing, {"$set": {"scope": scope_of(version, unit)}}))
+            if len(batch) >= chunk:
+                await flush()
+        await flush()
+        if skipped:
+            log.warning(
+                "submissions left without a scope: their unit is not in the tree their series names",
+                extra={
+                    "reports": sum(skipped.values()),
+                    "units": [scope_code(t, u) for t, u in sorted(skipped)[:20]],
+                    "distinct_units": len(skipped),
+                },
+            )
+        return written
 
     async def page(
         self, where: Mapping[str, Any] | None, after: str | None = None, size: int = PAGE_SIZE
@@ -141,6 +226,7 @@ class MongoSubmissionLog:
                 str(d.get("series", "")),
                 {int(k): v for k, v in (d.get("revisions") or {}).items()},
                 d.get("updated") or EPOCH,
+                tuple(d.get("scope") or ()),
             )
             for d in docs[:size]
         ]
@@ -150,8 +236,10 @@ class MongoSubmissionLog:
     async def get(self, unit: str, report_id: str) -> Submission | None:
         return await self._gets.call((unit, report_id))
 
-    async def record(self, report_id: str, unit: str, series: str, revision: int, digest: str) -> None:
-        await self._records.call(Record(report_id, unit, series, revision, digest))
+    async def record(
+        self, report_id: str, unit: str, series: str, revision: int, digest: str, scope: Sequence[str]
+    ) -> None:
+        await self._records.call(Record(report_id, unit, series, revision, digest, tuple(scope)))
 
     async def _get_many(self, keys: list[tuple[str, str]]) -> list[Submission | None]:
         ids = list(dict.fromkeys(submission_key(u, r) for u, r in keys))
@@ -163,7 +251,12 @@ class MongoSubmissionLog:
                 None
                 if doc is None
                 else Submission(
-                    rid, doc["unit"], doc["series"], {int(k): v for k, v in (doc.get("revisions") or {}).items()}
+                    rid,
+                    doc["unit"],
+                    doc["series"],
+                    {int(k): v for k, v in (doc.get("revisions") or {}).items()},
+                    doc.get("updated") or EPOCH,
+                    tuple(doc.get("scope") or ()),
                 )
             )
         return out
@@ -175,7 +268,12 @@ class MongoSubmissionLog:
                     {"_id": submission_key(r.unit, r.report_id)},
                     {
                         "$set": {f"revisions.{r.revision}": r.digest, "updated": _millis(self._clock())},
-                        "$setOnInsert": {"unit": r.unit, "report_id": r.report_id, "series": r.series},
+                        "$setOnInsert": {
+                            "unit": r.unit,
+                            "report_id": r.report_id,
+                            "series": r.series,
+                            "scope": list(r.scope),
+                        },
                     },
                     upsert=True,
                 )
@@ -235,8 +333,12 @@ class InMemorySubmissionLog:
         item = self.items.get(submission_key(unit, report_id))
         return None if item is None else self._copy(item)
 
-    async def record(self, report_id: str, unit: str, series: str, revision: int, digest: str) -> None:
-        item = self.items.setdefault(submission_key(unit, report_id), Submission(report_id, unit, series))
+    async def record(
+        self, report_id: str, unit: str, series: str, revision: int, digest: str, scope: Sequence[str]
+    ) -> None:
+        item = self.items.setdefault(
+            submission_key(unit, report_id), Submission(report_id, unit, series, scope=tuple(scope))
+        )
         item.revisions[revision] = digest
         item.updated = _millis(self._clock())
 
@@ -256,23 +358,29 @@ class InMemorySubmissionLog:
 
     @staticmethod
     def _copy(item: Submission) -> Submission:
-        return Submission(item.report_id, item.unit, item.series, dict(item.revisions), item.updated)
+        return Submission(item.report_id, item.unit, item.series, dict(item.revisions), item.updated, item.scope)
 
 
 def _matches(where: Mapping[str, Any], item: Submission) -> bool:
-    """Whether ``item`` passes a filter of the kind SubmissionLog.page takes."""
-    fields = {"unit": item.unit, "series": item.series}
+    """Whether ``item`` passes a filter of the kind SubmissionLog.page takes. A list field (the
+    scope) holds for a value as MongoDB's does: when it is the whole list or one of its elements."""
+    fields: dict[str, Any] = {"unit": item.unit, "series": item.series, "scope": list(item.scope)}
     for name, wanted in where.items():
         if name == "$or":
             if not any(_matches(branch, item) for branch in wanted):
                 return False
         elif name not in fields:
-            raise ValueError(f"a listing filters on unit and series, not {name!r}")
+            raise ValueError(f"a listing filters on unit, series and scope, not {name!r}")
         elif isinstance(wanted, Mapping):
             if set(wanted) != {"$in"}:
                 raise ValueError(f"a listing filters with equalities, $in and $or, not {sorted(wanted)}")
-            if fields[name] not in wanted["$in"]:
+            if not any(_equals(fields[name], value) for value in wanted["$in"]):
                 return False
-        elif fields[name] != wanted:
+        elif not _equals(fields[name], wanted):
             return False
     return True
+
+
+def _equals(value: Any, wanted: Any) -> bool:
+    """MongoDB's equality on a field: against a list, the whole list or any element of it."""
+    return value == wanted or (isinstance(value, list) and wanted in value)

@@ -24,7 +24,7 @@ from starlette.datastructures import UploadFile
 
 from services.api.settings import ApiSettings
 from services.api.views import children_totals, missing_units, unit_totals
-from services.ingest.submissions import BadCursor, MongoSubmissionLog, SubmissionLog, submission_key
+from services.ingest.submissions import BadCursor, MongoSubmissionLog, SubmissionLog, scope_code, submission_key
 from services.web import labels
 from services.web.chart import Point, bar_chart, chart_periods
 from services.web.deadlines import deadline_of, deadline_rule
@@ -177,19 +177,14 @@ TEMPLATES.env.globals.update(
 )
 
 
-def submissions_query(org: OrgTree, principal: Principal, catalog: Catalog) -> dict[str, Any] | None:
-    """The submission log's documents ``principal`` may list: for each tree, the reports of
-    that tree's periods whose unit is in the token's subtree there (an old district's token
-    lists nothing of the 2025 tree, where 14923 is a commune of province 38); None: nothing."""
+def submissions_query(org: OrgTree, principal: Principal) -> dict[str, Any] | None:
+    """The submission log's documents ``principal`` may list: for each tree that holds the token's
+    unit, the reports of that tree's periods whose scope (the unit and its ancestors, named with
+    the tree) holds it, so an old district's token lists nothing of the 2025 tree, where 14923 is
+    a commune of province 38; None: nothing."""
     if principal.unit == COUNTRY:
         return {}
-    branches = []
-    for tree in org.versions:
-        if principal.unit not in tree:
-            continue
-        keys = [k if tree.tree_id == LEGACY else f"{k}@{tree.tree_id}" for k in catalog.series]
-        codes = [u.code for u in tree.subtree(principal.unit)]
-        branches.append({"unit": {"$in": codes}, "series": {"$in": keys}})
+    branches = [{"scope": scope_code(tree.tree_id, principal.unit)} for tree in org.versions if principal.unit in tree]
     return {"$or": branches} if branches else None
 
 
@@ -727,7 +722,7 @@ def web_router(settings: ApiSettings, uploads: UploadParser) -> APIRouter:
         org: OrgTree = c["tree"]
         rows: list[dict[str, Any]] = []
         mongo = c.get("mongo")
-        query = submissions_query(org, s.principal, catalog)
+        query = submissions_query(org, s.principal)
         next_after = None
         # the ingest's submission log (a test may set another); a page at a time, newest first,
         # ``after`` being the cursor the previous page linked to

@@ -434,3 +434,46 @@ def test_a_neighbours_registered_and_missing_agency_are_refused_on_the_same_path
         # the token's own new agency is looked up (it may have been registered a moment ago)
         own = client.post("/v1/reports", json=report(unit="14923-moi", rid="own"), headers=auth("14923"))
         assert own.status_code == 422 and looked_up
+
+
+@pytest.mark.integration
+def test_reports_recorded_before_scopes_get_theirs_at_start_up_agencies_included(infra, monkeypatch):
+    """Ingest's start-up fills in the scope of the reports recorded without one, after it has
+    loaded the agency registry, so an agency's reports are placed too."""
+    import uuid
+
+    from pymongo import MongoClient
+
+    from shared.mongo import AGENCIES, SUBMISSIONS
+
+    monkeypatch.setattr("services.ingest.app.freeze_startup_objects", lambda: None)  # not in a test process
+    database = f"ingest_scope_{uuid.uuid4().hex[:8]}"
+    sync: MongoClient = MongoClient(infra["MONGODB_URI"])
+    try:
+        sync[database][AGENCIES].insert_one(
+            {"_id": "386-bv", "name": "Bệnh viện", "parent": "386", "trees": ["legacy"]}
+        )
+        sync[database][SUBMISSIONS].insert_many(
+            [
+                {"_id": "386-bv/a", "unit": "386-bv", "report_id": "a", "series": "reflection", "revisions": {}},
+                {"_id": "14923/b", "unit": "14923", "report_id": "b", "series": "study_session@2025", "revisions": {}},
+            ]
+        )
+        settings = IngestSettings(
+            kafka_bootstrap_servers="unused:9092",
+            mongodb_uri=infra["MONGODB_URI"],
+            mongodb_database=database,
+            auth_secret=TEST_SECRET,
+        )
+        app = create_app(
+            settings, publisher=InMemoryPublisher(), tree=load_vietnam(["38"]), revocations=InMemoryRevocations()
+        )
+        with TestClient(app):
+            scopes = {d["_id"]: d.get("scope") for d in sync[database][SUBMISSIONS].find({})}
+        assert scopes == {
+            "386-bv/a": ["legacy:386-bv", "legacy:386", "legacy:38"],
+            "14923/b": ["2025:14923", "2025:38"],
+        }
+    finally:
+        sync.drop_database(database)
+        sync.close()

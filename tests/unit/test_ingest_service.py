@@ -61,3 +61,21 @@ async def test_an_agency_of_ones_own_unit_registered_meanwhile_is_accepted():
     outcome = await service.submit(item, commune_token("14923"))
     assert outcome.status == Status.ACCEPTED
     assert sum(len(p) for p in publisher.partitions) == 1
+
+
+async def test_each_report_is_recorded_with_its_scope_in_the_tree_of_its_period():
+    # 14923 is Thị trấn Cành Nàng under district 386 before July 2025, Xã Bá Thước under province
+    # 38 after: the same code, a scope per tree
+    service, _ = service_registering("14923-dnx", "14923")
+    old = REPORT_ADAPTER.validate_python(report(rid="old"))
+    new = REPORT_ADAPTER.validate_python(
+        {**report(rid="new"), "period": "2025-10", "submitted_at": "2025-10-26T09:00:00+07:00"}
+        | {"body": {**report()["body"], "held_on": "2025-10-25"}}
+    )
+    agency = REPORT_ADAPTER.validate_python(report(unit="14923-dnx", rid="dnx"))
+    for item in (old, new, agency):
+        assert (await service.submit(item, Principal("t", "38", frozenset({Scope.SUBMIT}), 2**40))).status == "accepted"
+    log = service.submissions
+    assert (await log.get("14923", "old")).scope == ("legacy:14923", "legacy:386", "legacy:38")
+    assert (await log.get("14923", "new")).scope == ("2025:14923", "2025:38")
+    assert (await log.get("14923-dnx", "dnx")).scope == ("legacy:14923-dnx", "legacy:14923", "legacy:386", "legacy:38")

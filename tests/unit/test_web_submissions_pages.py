@@ -32,8 +32,9 @@ def next_link(html: str) -> str | None:
 
 async def _fill(log: InMemorySubmissionLog, n: int) -> None:
     for i in range(n):
-        await log.record(f"r{i:03d}", "14923", "study_session", 1, "d")
-    await log.record("r-other", "14926", "study_session", 1, "d")  # a sibling's, never listed for 14923
+        await log.record(f"r{i:03d}", "14923", "study_session", 1, "d", ["legacy:14923", "legacy:386", "legacy:38"])
+    # a sibling's, never listed for 14923
+    await log.record("r-other", "14926", "study_session", 1, "d", ["legacy:14926", "legacy:386", "legacy:38"])
 
 
 def test_the_submissions_page_pages_newest_first_and_each_report_once(client):  # noqa: F811
