@@ -47,7 +47,9 @@ def test_batches_for_a_siblings_agency_registered_meanwhile_are_refused_whole(sy
         with system.client(system.api.url) as api:
             start.wait()
             results["register"] = api.post(
-                "/v1/admin/agencies", json={"code": agency, "name": "Doanh nghiệp X", "parent": "14926"}
+                "/v1/admin/agencies",
+                json={"code": agency, "name": "Doanh nghiệp X", "parent": "14926"},
+                params={"tree": "legacy"},  # commune 14926 of the tree before July 2025
             ).status_code
 
     def submit(first: int) -> None:
