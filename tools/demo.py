@@ -412,4 +412,5 @@ if __name__ == "__main__":  # python -m tools.demo: what `make run` calls, with 
     from services.ingest.settings import IngestSettings
     from shared.hierarchy import load_vietnam
 
-    print(json.dumps(asyncio.run(send_as_sent(all_reports(load_vietnam()), IngestSettings()))))
+    settings = IngestSettings()  # type: ignore[call-arg]  # from the environment, as the service reads it
+    print(json.dumps(asyncio.run(send_as_sent(all_reports(load_vietnam()), settings))))
