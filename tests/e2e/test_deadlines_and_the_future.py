@@ -6,7 +6,6 @@ import json
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-from kafka import KafkaConsumer
 
 from shared.kafka_credentials import principal_env
 from shared.periods import parse_period
@@ -14,6 +13,8 @@ from shared.stamps import STAMP_HEADER, stamp, stamp_key
 from tests.conftest import TEST_SECRET, wait_until
 from tools import demo
 from tools.cli import load_demo
+
+from .test_dead_letters_and_agencies import read_dead_letters
 
 pytestmark = pytest.mark.e2e
 ICT = timezone(timedelta(hours=7))
@@ -37,22 +38,6 @@ def session(rid, unit, period, held_on, attended=10):
             "members_total": 50,
         },
     }
-
-
-def dead_letters(system, expected):
-    consumer = KafkaConsumer(
-        system.namespace.dead_letter_topic,
-        bootstrap_servers=system.namespace.env["KAFKA_BOOTSTRAP_SERVERS"],
-        auto_offset_reset="earliest",
-        **system.namespace.kafka_options("admin"),
-        consumer_timeout_ms=2000,
-    )
-    seen = []
-    try:
-        wait_until(lambda: seen.extend(consumer) or len(seen) >= expected, timeout=60, what=f"{expected} dead letters")
-    finally:
-        consumer.close()
-    return [({k: v.decode() for k, v in m.headers}, m.value) for m in seen]
 
 
 def test_a_report_received_just_after_its_period_ends_counts_on_time_and_one_after_the_deadline_late(system):
@@ -181,8 +166,8 @@ def test_a_report_from_the_future_sent_straight_to_kafka_is_a_dead_letter_naming
     )
     producer.flush()
     producer.close()
-    letters = dead_letters(system, 2)
-    reasons = sorted((h["baocao-reason"], h.get("baocao-detail", "")) for h, _ in letters)
+    letters = read_dead_letters(system, 2)
+    reasons = sorted((h["baocao-reason"], h.get("baocao-detail", "")) for h in letters)
     assert [r for r, _ in reasons] == ["in_future", "in_future"]
     details = " | ".join(d for _, d in reasons)
     assert "period: period 2099-03 has not begun" in details

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -26,7 +25,7 @@ from shared.hierarchy import load_vietnam
 from tests.conftest import TEST_SECRET, Namespace
 from tools import demo
 
-from .browser import PHONE, Browser, browser_profile, remove_profile, start_chromium
+from .browser import PHONE, Browser
 from .system import System, start_system
 
 pytestmark = pytest.mark.e2e
@@ -69,25 +68,6 @@ def system(infra: dict[str, str]) -> Iterator[System]:
         yield system
     finally:
         system.stop()
-
-
-@pytest.fixture(scope="module")
-def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    where = os.environ.get("BAOCAO_SCREENSHOT_DIR")
-    path = Path(where) if where else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator:
-    profile = browser_profile()
-    driver = start_chromium(profile)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        remove_profile(profile)
 
 
 @pytest.fixture

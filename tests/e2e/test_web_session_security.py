@@ -32,7 +32,7 @@ from shared.revocations import REVOKED
 from tests.conftest import TEST_SECRET, Namespace, wait_until
 from tools import demo
 
-from .browser import Browser, browser_profile, remove_profile, start_chromium
+from .browser import Browser
 from .system import System, start_system
 
 pytestmark = pytest.mark.e2e
@@ -354,17 +354,6 @@ class Attacker:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    profile = browser_profile()
-    driver = start_chromium(profile)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        remove_profile(profile)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ force today.
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from shared.hierarchy import load_vietnam
 from shared.periods import VIETNAM_TZ
 from tests.conftest import Namespace
 
-from .browser import Browser, browser_profile, remove_profile, start_chromium
+from .browser import Browser
 from .system import System, start_system
 
 pytestmark = pytest.mark.e2e
@@ -213,25 +212,6 @@ def test_levels_are_named_by_each_units_kind_and_pages_open_in_todays_tree(syste
 
 
 # ------------------------------------------------------------------ in the browser
-
-
-@pytest.fixture(scope="module")
-def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    where = os.environ.get("BAOCAO_SCREENSHOT_DIR")
-    path = Path(where) if where else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator:
-    profile = browser_profile()
-    driver = start_chromium(profile)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        remove_profile(profile)
 
 
 @pytest.fixture
