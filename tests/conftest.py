@@ -9,10 +9,13 @@ see each other's data.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -43,6 +46,18 @@ EXTERNAL = (
     REPLICATION_FACTOR,
     MIN_INSYNC_REPLICAS,
 )
+
+
+@contextlib.contextmanager
+def refused_sockets_collected() -> Iterator[None]:
+    """kafka-python leaves the sockets of connections a stopped or starting broker refused to the
+    garbage collector, whose ResourceWarnings are not about the system under test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            yield
+        finally:
+            gc.collect()
 
 
 def wait_until(

@@ -437,7 +437,8 @@ def create_app(
             )
         # The figures shown are the old units' (legacy-tree reports): each is read in its own tree,
         # like any read of its period, so a token sees here only what it could read directly.
-        sources, _ = remapped_sources(org, conversion_2025(), code)
+        found = remapped_sources(org, conversion_2025(), code)
+        sources = found[0]
         hidden = [u for u, _ in sources if not principal.covers(org.version_named(LEGACY), u.code)]
         if hidden:
             names = ", ".join(f"{u.code} {u.name}" for u in hidden[:3]) + (" …" if len(hidden) > 3 else "")
@@ -446,7 +447,7 @@ def create_app(
                 f"the re-mapped view of {code} adds up {len(sources)} units of the tree before 2025-07-01; "
                 f"{len(hidden)} of them are outside this token's unit {principal.unit} in that tree ({names})",
             )
-        return _json(await remapped_totals(reader, catalog, org, conversion_2025(), code, period))
+        return _json(await remapped_totals(reader, catalog, org, found, code, period))
 
     @app.get(
         "/v1/units/{code}/completeness",

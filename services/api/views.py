@@ -244,10 +244,17 @@ def remapped_sources(
 
 
 async def remapped_totals(
-    reader: TotalsReader, catalog: Catalog, trees: OrgTree, conversion: Conversion2025, code: str, period: str
+    reader: TotalsReader,
+    catalog: Catalog,
+    trees: OrgTree,
+    found: tuple[list[tuple[Unit, bool]], list[Unit]],
+    code: str,
+    period: str,
 ) -> RemappedTotalsOut:
+    """``found``: what :func:`remapped_sources` gives for ``code`` (the route checks the token
+    against those sources first)."""
     new, old = trees.version_named(TREE_2025), trees.version_named(LEGACY)
-    sources, elsewhere = remapped_sources(trees, conversion, code)
+    sources, elsewhere = found
     docs = await _summed(reader, list(catalog.series), [u.code for u, _ in sources], code, period)
     metrics: dict[str, int | float | None] = {}
     rate_out: dict[str, RateOut] = {}

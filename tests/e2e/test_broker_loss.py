@@ -12,14 +12,10 @@ Each test prints what ingest and the reads saw meanwhile (failed attempts, slowe
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import threading
 import time
 import uuid
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +26,7 @@ from kafka.errors import KafkaError
 
 from deploy import stack
 from shared.hierarchy import load_vietnam
-from tests.conftest import TEST_PROFILE, Namespace, _local_stack, wait_until
+from tests.conftest import TEST_PROFILE, Namespace, _local_stack, refused_sockets_collected, wait_until
 
 from .oracle import expected_totals
 from .system import System, start_system
@@ -132,18 +128,6 @@ def read(system: System, year: str, seen: Observed, stop: threading.Event) -> No
                 ok = False
             seen.reads.append((time.monotonic() - began, ok))
             time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def refused_sockets_collected() -> Iterator[None]:
-    """kafka-python leaves the sockets of connections a stopped broker refused to the garbage
-    collector, whose ResourceWarnings are not about the system under test."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        try:
-            yield
-        finally:
-            gc.collect()
 
 
 def live(ns: Namespace) -> Namespace:

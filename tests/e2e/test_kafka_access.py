@@ -259,13 +259,7 @@ def test_on_time_is_decided_by_the_broker_clock_not_by_what_a_producer_writes(sy
     assert on_time["completeness"]["study_session"]["units_on_time"] == 1
 
 
-def test_a_token_revoked_meanwhile_stops_counting_on_the_kafka_path(system):
-    ns = system.namespace
-    token = system.token("14923", Scope.SUBMIT)
-    producer = system.unit_producer(token=token)
-    producer.send(ns.reports_topic, json.dumps(good("before", "14923", attended=2)).encode(), key=b"14923")
-    producer.flush()
-    system.wait_for_metric("14923", "2021-11", "study_session.members_attended", 2)
+def revoke_with_the_cli(ns, token: str) -> None:
     subprocess.run(
         [sys.executable, "-m", "tools.cli", "token", "revoke", token, "--reason", "test"],
         env={**ns.env, "PATH": ""},
@@ -274,6 +268,16 @@ def test_a_token_revoked_meanwhile_stops_counting_on_the_kafka_path(system):
         check=True,
         timeout=60,
     )
+
+
+def test_a_token_revoked_meanwhile_stops_counting_on_the_kafka_path(system):
+    ns = system.namespace
+    token = system.token("14923", Scope.SUBMIT)
+    producer = system.unit_producer(token=token)
+    producer.send(ns.reports_topic, json.dumps(good("before", "14923", attended=2)).encode(), key=b"14923")
+    producer.flush()
+    system.wait_for_metric("14923", "2021-11", "study_session.members_attended", 2)
+    revoke_with_the_cli(ns, token)
     sent = [0]
 
     def revoked_letters() -> int:
@@ -308,14 +312,7 @@ def test_a_report_sent_straight_to_kafka_after_the_stated_bound_of_a_revocation_
     producer.send(ns.reports_topic, json.dumps(good("bound-before", "14944", attended=3)).encode(), key=b"14944")
     producer.flush()
     system.wait_for_metric("14944", "2021-11", "study_session.members_attended", 3)
-    subprocess.run(
-        [sys.executable, "-m", "tools.cli", "token", "revoke", token, "--reason", "test"],
-        env={**ns.env, "PATH": ""},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    revoke_with_the_cli(ns, token)
     time.sleep(REVOCATION_BOUND_S)  # the bound the README states (a wait, not an assertion on time)
     producer.send(ns.reports_topic, json.dumps(good("bound-after", "14944", attended=40)).encode(), key=b"14944")
     producer.flush()

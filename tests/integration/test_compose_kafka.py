@@ -8,16 +8,12 @@ ingest with acks=all and read back as aggregate."""
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import re
 import signal
 import socket
 import subprocess
 import time
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +22,7 @@ from kafka.admin import KafkaAdminClient
 
 from deploy.stack import free_port
 from shared.kafka_credentials import KafkaCredentials, client_options
+from tests.conftest import refused_sockets_collected
 from tools.topics import create_topics
 
 pytestmark = pytest.mark.integration
@@ -113,18 +110,6 @@ def cluster(tmp_path: Path):
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
-
-
-@contextlib.contextmanager
-def refused_sockets_collected() -> Iterator[None]:
-    """kafka-python leaves the sockets of connections refused while the nodes start to the garbage
-    collector, whose ResourceWarnings are not about the nodes under test."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        try:
-            yield
-        finally:
-            gc.collect()
 
 
 def wait_for_listeners(bootstrap: str, deadline: float) -> None:
