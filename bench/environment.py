@@ -20,9 +20,9 @@ from pathlib import Path
 
 from deploy import stack
 from deploy.processes import ServiceProcess, aggregate_process, http_process, service_env
-from shared.auth import COUNTRY, Scope, mint
-from shared.kafka_credentials import CREDENTIALS_DIR, client_options, principal_credentials
-from shared.mongo import redact_uri
+from shared.adapters.kafka_credentials import CREDENTIALS_DIR, client_options, principal_credentials
+from shared.adapters.mongo import redact_uri
+from shared.domain.auth import COUNTRY, Scope, mint
 from tools.topics import create_topics, state_topic, topic_names
 
 log = logging.getLogger(__name__)

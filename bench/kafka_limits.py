@@ -20,8 +20,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared.reports import REPORT_ADAPTER, ReportEnvelope
-from shared.stamps import STAMP_HEADER, stamp
+from shared.domain.reports import REPORT_ADAPTER, ReportEnvelope
+from shared.domain.stamps import STAMP_HEADER, stamp
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ async def produce(
 ) -> Timed:
     """Send (key, value) pairs with acks=all; the time runs from the first send to the last ack
     (and includes making the messages when ``messages`` is a generator). ``options``: the Kafka
-    login; ``stamp_key``: stamp each message as ingest does (shared/stamps.py), so that the
+    login; ``stamp_key``: stamp each message as ingest does (shared/domain/stamps.py), so that the
     aggregator takes the envelopes as ingest's."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,

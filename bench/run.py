@@ -47,10 +47,10 @@ from bench.sizes import Sizes
 from bench.stats import histogram_bound
 from bench.workload import READ_PERIODS, Workload, kafka_message
 from deploy.processes import ServiceProcess
-from shared.auth import Scope, mint
-from shared.hierarchy import load_vietnam
-from shared.mongo import redact_uri
-from shared.stamps import stamp_key
+from shared.adapters.mongo import redact_uri
+from shared.domain.auth import Scope, mint
+from shared.domain.hierarchy import load_vietnam
+from shared.domain.stamps import stamp_key
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.hierarchy import Level, OrgTree
+from shared.domain.hierarchy import Level, OrgTree
 
 Report = dict[str, Any]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.stack import ROOT, SERVER_UMASK, free_port, open_private_log, pid_alive
-from shared.kafka_credentials import principal_env
+from shared.adapters.kafka_credentials import principal_env
 
 log = logging.getLogger("baocao.run")
 

@@ -38,7 +38,7 @@ from deploy.processes import (
     stop_recorded,
 )
 from deploy.stack import write_private
-from shared.mongo import redact_uri
+from shared.adapters.mongo import redact_uri
 
 log = logging.getLogger("baocao.run")
 
@@ -151,7 +151,7 @@ def write_urls(profile: stack.Profile, urls: dict[str, str]) -> Path:
 
 def admin_token(run_dir: Path, secret: str) -> Path:
     """.run/<profile>/admin_token: kept while valid for another day, minted afresh otherwise."""
-    from shared.auth import InvalidToken, Scope, mint, verify
+    from shared.domain.auth import InvalidToken, Scope, mint, verify
 
     path = run_dir / "admin_token"
     try:
@@ -216,7 +216,7 @@ def start_services(profile: stack.Profile, demo: bool) -> int:
     urls = {s.name: s.url for s in services}
     write_urls(profile, urls)
     if demo:
-        from shared.kafka_credentials import principal_env
+        from shared.adapters.kafka_credentials import principal_env
         from tools.cli import load_demo
 
         # at the times the units sent them, through ingest's use case in ingest's environment

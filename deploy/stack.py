@@ -53,7 +53,7 @@ from typing import Any
 from urllib.parse import quote
 
 from deploy.tls import BrokerTls, broker_tls, make_broker_tls
-from shared.kafka_credentials import (
+from shared.adapters.kafka_credentials import (
     CREDENTIALS_DIR,
     PASSWORD,
     PRINCIPALS,
@@ -64,7 +64,7 @@ from shared.kafka_credentials import (
     principal_credentials,
     read_env_file,
 )
-from shared.mongo import redact_uri
+from shared.adapters.mongo import redact_uri
 from tools.topics import Replication
 
 log = logging.getLogger("baocao.stack")

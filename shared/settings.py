@@ -9,9 +9,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.kafka_credentials import DEFAULT_MECHANISM, DEFAULT_PROTOCOL, KafkaCredentials
+from shared.adapters.kafka_credentials import DEFAULT_MECHANISM, DEFAULT_PROTOCOL, KafkaCredentials
 
-# MongoDB's read preference modes (shared/mongo.py READ_PREFERENCES)
+# MongoDB's read preference modes (shared/adapters/mongo.py READ_PREFERENCES)
 ReadPreference = Literal["primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest"]
 
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from shared.kafka_credentials import (
+from shared.adapters.kafka_credentials import (
     CREDENTIALS_DIR,
     PROTOCOL,
     SSL_CAFILE,

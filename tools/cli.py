@@ -63,7 +63,7 @@ def _client(url: str, token: str) -> httpx.Client:
 
 
 def cmd_token_mint(args: argparse.Namespace) -> int:
-    from shared.auth import mint
+    from shared.domain.auth import mint
 
     secret = _need(os.environ.get("BAOCAO_AUTH_SECRET"), "BAOCAO_AUTH_SECRET")
     scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
@@ -74,9 +74,9 @@ def cmd_token_mint(args: argparse.Namespace) -> int:
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     import asyncio
 
-    from shared.auth import verify
-    from shared.mongo import make_client
-    from shared.revocations import MongoRevocations
+    from shared.adapters.mongo import make_client
+    from shared.adapters.revocations import MongoRevocations
+    from shared.domain.auth import verify
 
     secret = _need(os.environ.get("BAOCAO_AUTH_SECRET"), "BAOCAO_AUTH_SECRET")
     uri = _need(os.environ.get("MONGODB_URI"), "MONGODB_URI")
@@ -121,17 +121,17 @@ def submit_http(reports: list[dict[str, Any]], ingest_url: str, token: str, batc
 
 
 def _kafka_options(principal: str) -> dict[str, str]:
-    from shared.kafka_credentials import client_options, principal_credentials
+    from shared.adapters.kafka_credentials import client_options, principal_credentials
 
     return client_options(principal_credentials(os.environ, principal))
 
 
 def submit_kafka(reports: list[dict[str, Any]], bootstrap: str, topic: str, token: str) -> int:
     """Straight to Kafka, as a unit's own system would: keyed by unit code, acks=all, the token
-    in the baocao-token header (the aggregator checks it; shared/stamps.py)."""
+    in the baocao-token header (the aggregator checks it; shared/domain/stamps.py)."""
     from kafka import KafkaProducer
 
-    from shared.stamps import TOKEN_HEADER
+    from shared.domain.stamps import TOKEN_HEADER
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **_kafka_options("unit"))
     headers = [(TOKEN_HEADER, token.encode())]
@@ -172,7 +172,7 @@ def load_demo(api_url: str, ingest_url: str, token: str, ingest_env: Mapping[str
     (``python -m tools.demo``: tools/demo.send_as_sent)."""
     import subprocess
 
-    from shared.hierarchy import load_vietnam
+    from shared.domain.hierarchy import load_vietnam
     from tools import demo
 
     with _client(api_url, token) as http:
@@ -207,7 +207,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     as a new dead letter, which the next replay picks up after a further fix."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-    from shared.stamps import STAMP_HEADER, TOKEN_HEADER
+    from shared.domain.stamps import STAMP_HEADER, TOKEN_HEADER
 
     bootstrap = _need(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), "KAFKA_BOOTSTRAP_SERVERS")
     dead = os.environ.get("BAOCAO_DEAD_LETTER_TOPIC", "reports.dead-letter")

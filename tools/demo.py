@@ -10,7 +10,7 @@ over the communes so that the district total is exactly the seed's figure; where
 figures are deterministic and plausible, never random.
 
 Timeliness: each report's ``submitted_at`` is when its unit sent it, mostly a couple of days after
-the event, so on time (a report is due by the 15th day after its period ends: shared/catalog.py);
+the event, so on time (a report is due by the 15th day after its period ends: shared/domain/catalog.py);
 a few of Đakrông's communes send late (:data:`LATE_SENDERS`). ``make run`` submits the reports
 through ingest's own use case with that time as the receipt time (:func:`send_as_sent`), as if
 ingest had received each then; ``baocao demo load`` sends them to a running ingest, which
@@ -25,8 +25,8 @@ import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from shared.hierarchy import OrgTree
-from shared.periods import VIETNAM_TZ, parse_period
+from shared.domain.hierarchy import OrgTree
+from shared.domain.periods import VIETNAM_TZ, parse_period
 
 BA_THUOC, LANG_CHANH, THANH_SON, BINH_DAI, DAKRONG = "386", "388", "238", "835", "467"
 # Đakrông's communes (by their position in the district) that send some yearly reports weeks after
@@ -364,13 +364,13 @@ async def send_as_sent(reports: list[dict[str, Any]], settings: Any) -> dict[str
     from services.ingest.publisher import KafkaPublisher
     from services.ingest.service import IngestService
     from services.ingest.submissions import MongoSubmissionLog
-    from shared.auth import COUNTRY, Scope, mint, verify
-    from shared.catalog import load_catalog
-    from shared.hierarchy import load_vietnam
-    from shared.mongo import make_client
-    from shared.registry import AgencyRegistry
-    from shared.reports import REPORT_ADAPTER
-    from shared.stamps import stamp_key
+    from shared.adapters.mongo import make_client
+    from shared.adapters.registry import AgencyRegistry
+    from shared.domain.auth import COUNTRY, Scope, mint, verify
+    from shared.domain.catalog import load_catalog
+    from shared.domain.hierarchy import load_vietnam
+    from shared.domain.reports import REPORT_ADAPTER
+    from shared.domain.stamps import stamp_key
 
     secret = settings.auth_secret.get_secret_value()
     org = load_vietnam(settings.province_codes)
@@ -410,7 +410,7 @@ async def send_as_sent(reports: list[dict[str, Any]], settings: Any) -> dict[str
 
 if __name__ == "__main__":  # python -m tools.demo: what `make run` calls, with ingest's environment
     from services.ingest.settings import IngestSettings
-    from shared.hierarchy import load_vietnam
+    from shared.domain.hierarchy import load_vietnam
 
     settings = IngestSettings()  # type: ignore[call-arg]  # from the environment, as the service reads it
     print(json.dumps(asyncio.run(send_as_sent(all_reports(load_vietnam()), settings))))

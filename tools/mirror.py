@@ -20,8 +20,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from shared.kafka_credentials import KafkaCredentials, client_options, principal_credentials
-from shared.totals_stream import periods_of
+from shared.adapters.kafka_credentials import KafkaCredentials, client_options, principal_credentials
+from shared.domain.totals_stream import periods_of
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from pymongo.client_session import ClientSession
 from pymongo.errors import BulkWriteError, OperationFailure
 from pymongo.write_concern import WriteConcern
 
-from shared.mongo import redact_uri
+from shared.adapters.mongo import redact_uri
 
 BATCH = 1000
 MAJORITY = WriteConcern(w="majority", wtimeout=60_000)

@@ -46,7 +46,8 @@ from kafka.admin import (
 )
 from kafka.errors import TopicAlreadyExistsError
 
-from shared.kafka_credentials import KafkaCredentials, client_options, principal_credentials
+from services.aggregate.state import state_topic
+from shared.adapters.kafka_credentials import KafkaCredentials, client_options, principal_credentials
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +104,6 @@ def topic_names(env: Mapping[str, str] | None = None) -> tuple[str, str, str]:
         env.get("BAOCAO_DEAD_LETTER_TOPIC", "reports.dead-letter"),
         env.get("BAOCAO_TOTALS_TOPIC", "totals"),
     )
-
-
-def state_topic(reports: str) -> str:
-    """The aggregator's changelog: the latest revision of every report, compacted."""
-    return f"{reports}.state"
 
 
 REPORTS_CONFIGS = {"retention.ms": str(-1), "message.timestamp.type": "LogAppendTime"}

@@ -1,6 +1,6 @@
 """The aggregator: applies the reports of its partitions to its state and keeps the view fresh.
 
-Per partition of ``reports`` it holds a :class:`shared.rollup.Rollup` (every report's latest
+Per partition of ``reports`` it holds a :class:`shared.domain.rollup.Rollup` (every report's latest
 revision, each unit's own figures, the totals of every unit and ancestor) for the provinces that
 partition counts (routing.py), restored from the changelog when the partition is assigned
 (state.py says why that is exact).
@@ -45,12 +45,12 @@ from services.aggregate.worker import (
     retrying,
     send_dead_letters,
 )
-from shared.catalog import Catalog
-from shared.hierarchy import Level, OrgTree
-from shared.rollup import Entry, Outcome, Rollup, TotalsDoc, entry_key, figure_names
-from shared.stamps import STAMP_HEADER, stamp
-from shared.totals_docs import to_stored
-from shared.totals_stream import encode, totals_message
+from shared.domain.catalog import Catalog
+from shared.domain.hierarchy import Level, OrgTree
+from shared.domain.rollup import Entry, Outcome, Rollup, TotalsDoc, entry_key, figure_names
+from shared.domain.stamps import STAMP_HEADER, stamp
+from shared.domain.totals_docs import to_stored
+from shared.domain.totals_stream import encode, totals_message
 
 log = logging.getLogger(__name__)
 

@@ -28,17 +28,16 @@ from services.aggregate.entries import EntryFiles
 from services.aggregate.faust_kafka import AggregateApp
 from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.settings import AggregateSettings
-from services.aggregate.state import KafkaChangelog
+from services.aggregate.state import KafkaChangelog, state_topic
 from services.aggregate.view import MongoTotalsView
-from shared.catalog import load_catalog
-from shared.hierarchy import load_vietnam
-from shared.kafka_batches import send_batched
-from shared.kafka_credentials import KafkaCredentials, client_options
-from shared.mongo import ensure_indexes, make_client, ping
-from shared.registry import AgencyRegistry
-from shared.revocations import MongoRevocations
+from shared.adapters.kafka_batches import send_batched
+from shared.adapters.kafka_credentials import KafkaCredentials, client_options
+from shared.adapters.mongo import ensure_indexes, make_client, ping
+from shared.adapters.registry import AgencyRegistry
+from shared.adapters.revocations import MongoRevocations
+from shared.domain.catalog import load_catalog
+from shared.domain.hierarchy import load_vietnam
 from shared.startup import freeze_startup_objects, freeze_survivors_forever
-from tools.topics import state_topic
 
 log = logging.getLogger(__name__)
 

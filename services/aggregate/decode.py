@@ -1,7 +1,7 @@
 """Turns a raw Kafka message into a Report, or into a reason to dead-letter it.
 
 Messages come from ingest or a forwarding worker (an envelope with a server's receipt time,
-stamped: shared/stamps.py) or straight from a unit's or a province's own systems (a bare report
+stamped: shared/domain/stamps.py) or straight from a unit's or a province's own systems (a bare report
 with its producer's token in the ``baocao-token`` header; its receipt time is the broker's
 LogAppendTime timestamp, never a field of the message). An envelope without a valid stamp, a
 bare report without a valid token with the submit scope, or one for a unit outside the token's
@@ -21,12 +21,12 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import from_json
 
-from shared.auth import InvalidToken, Placement, Principal, Scope, verify
-from shared.catalog import Catalog
-from shared.hierarchy import OrgTree
-from shared.reports import REPORT_ADAPTER, ReportEnvelope, future_problems
-from shared.rollup import Report, report_from_model
-from shared.stamps import STAMP_HEADER, TOKEN_HEADER, header, is_stamped, stamp_key
+from shared.domain.auth import InvalidToken, Placement, Principal, Scope, verify
+from shared.domain.catalog import Catalog
+from shared.domain.hierarchy import OrgTree
+from shared.domain.reports import REPORT_ADAPTER, ReportEnvelope, future_problems
+from shared.domain.rollup import Report, report_from_model
+from shared.domain.stamps import STAMP_HEADER, TOKEN_HEADER, header, is_stamped, stamp_key
 
 log = logging.getLogger(__name__)
 

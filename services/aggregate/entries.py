@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pydantic_core import from_json, to_json
 
-from shared.rollup import Entry, Rank
+from shared.domain.rollup import Entry, Rank
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class DiskEntries(MutableMapping[str, Entry]):
 
 
 class DiskStockValues:
-    """shared.rollup.StockValues in a table of an entry file: the latest of a cell is the first row
+    """shared.domain.rollup.StockValues in a table of an entry file: the latest of a cell is the first row
     of its primary key read backwards, a lookup of a few microseconds however many it holds."""
 
     def __init__(self, db: sqlite3.Connection) -> None:

@@ -1,6 +1,6 @@
 """The aggregator's durable state: the latest revision of every report, on a compacted topic.
 
-The aggregator (aggregator.py) keeps, per partition of ``reports``, a :class:`shared.rollup.Rollup`
+The aggregator (aggregator.py) keeps, per partition of ``reports``, a :class:`shared.domain.rollup.Rollup`
 in memory. Every change of an entry (a new report, a correction, a withdrawal) is appended to the
 same partition of ``<reports>.state``, keyed by ``<unit>/<report_id>``, and the batch that caused
 it returns (so its offsets may be committed) only once the broker has the appends. So:
@@ -26,11 +26,16 @@ from typing import Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic_core import to_json
 
-from shared.kafka_batches import send_batched
-from shared.kafka_credentials import KafkaCredentials, client_options
-from shared.rollup import Entry
+from shared.adapters.kafka_batches import send_batched
+from shared.adapters.kafka_credentials import KafkaCredentials, client_options
+from shared.domain.rollup import Entry
 
 Record = tuple[int, bytes, bytes]  # (partition, key, value)
+
+
+def state_topic(reports: str) -> str:
+    """The aggregator's changelog: the latest revision of every report, compacted."""
+    return f"{reports}.state"
 
 
 def encode_entry(partition: int, key: str, entry: Entry) -> Record:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from pymongo import AsyncMongoClient, DeleteOne, ReplaceOne
 from pymongo.errors import BulkWriteError
 
-from shared.mongo import TOTALS
+from shared.adapters.mongo import TOTALS
 
 DUPLICATE_KEY = 11000
 WRITE_CHUNK = 1000

@@ -14,7 +14,7 @@ from pymongo.errors import PyMongoError
 
 from services.aggregate.decode import Origin, Rejected
 from services.aggregate.metrics import AggregateMetrics
-from shared.stamps import STAMP_HEADER, TOKEN_HEADER
+from shared.domain.stamps import STAMP_HEADER, TOKEN_HEADER
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ def main() -> int:
         return 2
     configure_logging("api", settings.log_level)
     from services.api.app import create_app
-    from shared.header_timeout import serve
+    from shared.http.header_timeout import serve
 
     serve(
         create_app(settings),

@@ -37,10 +37,12 @@ from services.api.views import (
 )
 from services.web.routes import mount_web
 from services.web.security import SecurityHeaders
-from shared.auth import Principal, Scope
-from shared.catalog import load_catalog
-from shared.early_auth import check_bearer_before_body
-from shared.hierarchy import (
+from shared.adapters.mongo import make_client, ping
+from shared.adapters.registry import AgencyRegistry
+from shared.adapters.revocations import InMemoryRevocations, MongoRevocations, Revocations, RevocationsUnavailable
+from shared.domain.auth import Principal, Scope
+from shared.domain.catalog import load_catalog
+from shared.domain.hierarchy import (
     COUNTRY,
     LEGACY,
     TREE_2025,
@@ -52,7 +54,9 @@ from shared.hierarchy import (
     conversion_2025,
     load_vietnam,
 )
-from shared.http import (
+from shared.domain.periods import ACCEPTED_FORMS, PeriodError, parse_period
+from shared.domain.reports import UNIT_CODE_PATTERN, NfcText
+from shared.http.base import (
     COMMON_RESPONSES,
     NO_TELEMETRY,
     Authenticator,
@@ -64,12 +68,8 @@ from shared.http import (
     error,
     probes_router,
 )
-from shared.mongo import make_client, ping
-from shared.periods import ACCEPTED_FORMS, PeriodError, parse_period
-from shared.ratelimit import RateLimiter, retry_after
-from shared.registry import AgencyRegistry
-from shared.reports import UNIT_CODE_PATTERN, NfcText
-from shared.revocations import InMemoryRevocations, MongoRevocations, Revocations, RevocationsUnavailable
+from shared.http.early_auth import check_bearer_before_body
+from shared.http.ratelimit import RateLimiter, retry_after
 from shared.startup import freeze_startup_objects, freeze_survivors_forever
 
 

@@ -35,7 +35,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from pydantic_core import to_json
 
 from services.api.repository import Figures, TotalsReader, figures_of, reporting_units
-from shared.hierarchy import COUNTRY
+from shared.domain.hierarchy import COUNTRY
 
 
 class Answers:
@@ -157,7 +157,7 @@ class TotalsCache:
         return not self.complete or doc_id in self._existing
 
     def offer_message(self, message: dict[str, Any]) -> None:
-        """A totals message (shared/totals_stream.py): the whole current document."""
+        """A totals message (shared/domain/totals_stream.py): the whole current document."""
         if not (self.serving or self.replaying):
             return
         doc_id = message["id"]

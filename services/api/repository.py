@@ -1,7 +1,7 @@
 """The read API's port to the totals, with the MongoDB adapter and an in-memory fake.
 
 The API asks for the figures of units and series in one period; they are stored one document per
-(unit, series, span) (shared/totals_docs.py), so each adapter reads the documents of the period's
+(unit, series, span) (shared/domain/totals_docs.py), so each adapter reads the documents of the period's
 span, only that period of them, and hands back its figures. Both pass
 tests/contract/test_totals_reader_contract.py.
 """
@@ -15,12 +15,12 @@ from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
 
-from shared.mongo import TOTALS
-from shared.periods import span_of
-from shared.rollup import OWN, doc_id
+from shared.adapters.mongo import TOTALS
+from shared.domain.periods import span_of
+from shared.domain.rollup import OWN, doc_id
 
 # What the API reads of one total: the stored figures of one (unit, series) in one period, as the
-# aggregator wrote them (shared/totals_docs.py): ``sums`` and the non-zero counters. Read-only: the
+# aggregator wrote them (shared/domain/totals_docs.py): ``sums`` and the non-zero counters. Read-only: the
 # cache hands out the dictionaries it holds.
 Figures = Mapping[str, Any]
 

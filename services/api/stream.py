@@ -14,7 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.api.cache import TotalsCache
-from shared.kafka_credentials import KafkaCredentials, client_options
+from shared.adapters.kafka_credentials import KafkaCredentials, client_options
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000

@@ -13,9 +13,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from services.api.repository import Figures, TotalsReader
-from shared.catalog import Catalog, SeriesSpec
-from shared.hierarchy import COUNTRY, LEGACY, TREE_2025, Conversion2025, Level, OrgTree, Unit
-from shared.rollup import REPORTS, UNITS_ON_TIME, UNITS_REPORTED, rates, round_rate
+from shared.domain.catalog import Catalog, SeriesSpec
+from shared.domain.hierarchy import COUNTRY, LEGACY, TREE_2025, Conversion2025, Level, OrgTree, Unit
+from shared.domain.rollup import REPORTS, UNITS_ON_TIME, UNITS_REPORTED, rates, round_rate
 
 
 class UnitRef(BaseModel):

@@ -32,11 +32,15 @@ from services.ingest.service import (
 )
 from services.ingest.settings import IngestSettings
 from services.ingest.submissions import MongoSubmissionLog, SubmissionLog
-from shared.auth import Principal, Scope
-from shared.catalog import load_catalog
-from shared.early_auth import check_bearer_before_body
-from shared.hierarchy import COUNTRY, OrgTree, load_vietnam
-from shared.http import (
+from shared.adapters.mongo import make_client, ping
+from shared.adapters.registry import AgencyRegistry
+from shared.adapters.revocations import InMemoryRevocations, MongoRevocations, Revocations
+from shared.domain.auth import Principal, Scope
+from shared.domain.catalog import load_catalog
+from shared.domain.hierarchy import COUNTRY, OrgTree, load_vietnam
+from shared.domain.reports import REPORT_ADAPTER, ReportIn
+from shared.domain.stamps import stamp_key
+from shared.http.base import (
     COMMON_RESPONSES,
     NO_TELEMETRY,
     Authenticator,
@@ -49,11 +53,7 @@ from shared.http import (
     name_unparsable_bodies,
     probes_router,
 )
-from shared.mongo import make_client, ping
-from shared.registry import AgencyRegistry
-from shared.reports import REPORT_ADAPTER, ReportIn
-from shared.revocations import InMemoryRevocations, MongoRevocations, Revocations
-from shared.stamps import stamp_key
+from shared.http.early_auth import check_bearer_before_body
 from shared.startup import freeze_startup_objects
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 KafkaPublisher produces with acks=all and idempotence, keyed by province code, to the partition
 CRC-32(key) mod the partition count: every report of a province in one partition, in order, the
 one whose aggregator counts them (services/aggregate/routing.py). Every message carries ingest's
-stamp (shared/stamps.py), by which the aggregator knows it was checked here. InMemoryPublisher is the fake;
+stamp (shared/domain/stamps.py), by which the aggregator knows it was checked here. InMemoryPublisher is the fake;
 both pass tests/contract/test_publisher_contract.py.
 """
 
@@ -17,8 +17,8 @@ from typing import Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from shared.kafka_credentials import KafkaCredentials, client_options
-from shared.stamps import STAMP_HEADER, stamp
+from shared.adapters.kafka_credentials import KafkaCredentials, client_options
+from shared.domain.stamps import STAMP_HEADER, stamp
 
 
 class PublishFailed(RuntimeError):

@@ -18,10 +18,10 @@ from pymongo.errors import PyMongoError
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import Publisher
 from services.ingest.submissions import SubmissionLog, scope_of
-from shared.auth import Placement, Principal
-from shared.catalog import Catalog
-from shared.hierarchy import LEGACY, OrgTree
-from shared.reports import ReportInBase, future_problems
+from shared.domain.auth import Placement, Principal
+from shared.domain.catalog import Catalog
+from shared.domain.hierarchy import LEGACY, OrgTree
+from shared.domain.reports import ReportInBase, future_problems
 
 log = logging.getLogger(__name__)
 

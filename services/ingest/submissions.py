@@ -4,7 +4,7 @@ would change a report's kind. The aggregator does not depend on it: its own stat
 revision of every report) makes every redelivery harmless.
 
 A report is identified by (unit, report_id), as the aggregator keys its entries
-(``<unit>/<report_id>``, shared/rollup.py): report ids are chosen by each unit, so two units may
+(``<unit>/<report_id>``, shared/domain/rollup.py): report ids are chosen by each unit, so two units may
 use the same one, and one unit's report never answers, blocks or reveals another's. Documents are
 stored under ``_id`` ``<unit>/<report_id>`` with ``unit`` and ``report_id`` as fields. (Before
 December 2026 the ``_id`` was the bare report id; such documents are still listed, and a revision
@@ -31,8 +31,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from pymongo import DESCENDING, AsyncMongoClient, UpdateOne
 
-from shared.hierarchy import LEGACY, OrgTree, UnknownTree
-from shared.mongo import SUBMISSIONS
+from shared.adapters.mongo import SUBMISSIONS
+from shared.domain.hierarchy import LEGACY, OrgTree, UnknownTree
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from shared.periods import MIN_YEAR, Granularity, parse_period
+from shared.domain.periods import MIN_YEAR, Granularity, parse_period
 
 WIDTH, HEIGHT = 640, 240
 LEFT, RIGHT, TOP, BOTTOM = 84, 12, 20, 40

@@ -1,10 +1,10 @@
 """The sending deadline ("hạn nộp") as the pages show it: the end of the catalog's
-``deadline.days_after_end``-th day after the period's last day, Vietnam time (shared/periods.py)."""
+``deadline.days_after_end``-th day after the period's last day, Vietnam time (shared/domain/periods.py)."""
 
 from __future__ import annotations
 
-from shared.catalog import INDICATOR_KIND, load_catalog
-from shared.periods import PeriodError, deadline, parse_period
+from shared.domain.catalog import INDICATOR_KIND, load_catalog
+from shared.domain.periods import PeriodError, deadline, parse_period
 
 EXAMPLE_PERIOD = "2025-03"
 

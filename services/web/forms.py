@@ -1,7 +1,7 @@
 """From what a person typed (a form, or a row of a spreadsheet) to a report, with an error in
 Vietnamese next to each field that is wrong.
 
-The checks follow the catalog and the report schema (``shared.reports``), which stays the
+The checks follow the catalog and the report schema (``shared.domain.reports``), which stays the
 authority: a report that passes here is validated again by that schema before it is sent, and
 again by ingest.
 """
@@ -17,9 +17,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.web.labels import CHOICES, FIELDS, field_label, title
-from shared.catalog import INDICATOR_KIND, Catalog, FieldSpec
-from shared.periods import Granularity, PeriodError, parse_period
-from shared.reports import REPORT_ID_PATTERN, REPORT_MODELS, UNIT_CODE_PATTERN
+from shared.domain.catalog import INDICATOR_KIND, Catalog, FieldSpec
+from shared.domain.periods import Granularity, PeriodError, parse_period
+from shared.domain.reports import REPORT_ID_PATTERN, REPORT_MODELS, UNIT_CODE_PATTERN
 
 ENVELOPE = ("report_id", "revision", "unit", "period")
 GRANULARITY_VI = {

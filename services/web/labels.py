@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.catalog import INDICATOR_KIND, Catalog, SeriesSpec
+from shared.domain.catalog import INDICATOR_KIND, Catalog, SeriesSpec
 
 LEVELS = {"country": "Toàn quốc", "province": "Tỉnh", "district": "Huyện", "commune": "Xã", "agency": "Cơ quan"}
 # the kinds of unit an official name starts with: a level holds several (a commune-level unit is

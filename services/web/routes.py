@@ -59,11 +59,11 @@ from services.web.sheets import (
     totals_table,
 )
 from services.web.uploads import UploadParser, UploadsBusy
-from shared.auth import COUNTRY, InvalidToken, Placement, Principal, Scope, verify
-from shared.catalog import Catalog, load_catalog
-from shared.hierarchy import LEGACY, OrgTree, UnknownTree
-from shared.periods import VIETNAM_TZ, PeriodError, parse_period
-from shared.revocations import RevocationsUnavailable
+from shared.adapters.revocations import RevocationsUnavailable
+from shared.domain.auth import COUNTRY, InvalidToken, Placement, Principal, Scope, verify
+from shared.domain.catalog import Catalog, load_catalog
+from shared.domain.hierarchy import LEGACY, OrgTree, UnknownTree
+from shared.domain.periods import VIETNAM_TZ, PeriodError, parse_period
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent

@@ -36,8 +36,8 @@ from pymongo.errors import PyMongoError
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from shared.mongo import access_collection
-from shared.revocations import REVOKED, Revocations
+from shared.adapters.mongo import access_collection
+from shared.adapters.revocations import REVOKED, Revocations
 
 log = logging.getLogger(__name__)
 

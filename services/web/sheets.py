@@ -21,7 +21,7 @@ from openpyxl.utils import column_index_from_string, get_column_letter, range_bo
 
 from services.web.forms import ENVELOPE, body_fields
 from services.web.labels import FIELDS, field_label, fmt_int, level_label, metric_label, series_title
-from shared.catalog import Catalog
+from shared.domain.catalog import Catalog
 
 
 class SheetError(ValueError):

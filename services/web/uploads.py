@@ -31,7 +31,7 @@ from typing import Any
 
 from services.web.forms import build_report
 from services.web.sheets import UploadLimits, read_rows
-from shared.catalog import Catalog, load_catalog
+from shared.domain.catalog import Catalog, load_catalog
 
 # (row number, unit and period as written, the report or None, field name -> error)
 CheckedRow = tuple[int, str, str, dict[str, Any] | None, dict[str, str]]

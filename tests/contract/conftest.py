@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from shared.mongo import make_client
+from shared.adapters.mongo import make_client
 
 MEMORY_AND_MONGODB = ["memory", pytest.param("mongodb", marks=pytest.mark.integration)]
 

@@ -3,8 +3,7 @@
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.aggregate.state import InMemoryChangelog, KafkaChangelog
-from tools.topics import state_topic
+from services.aggregate.state import InMemoryChangelog, KafkaChangelog, state_topic
 
 
 @pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.integration)])

@@ -1,6 +1,6 @@
 """One contract, two places for the roll-up's entries: a dict, and a SQLite file (entries.py).
 The roll-up only needs a mutable mapping; the file must behave as the dict does. The same for the
-stocks' figures (shared.rollup.StockValues): in memory, and in a table of the same file."""
+stocks' figures (shared.domain.rollup.StockValues): in memory, and in a table of the same file."""
 
 import dataclasses
 import fcntl
@@ -9,7 +9,7 @@ import os
 import pytest
 
 from services.aggregate.entries import DiskEntries, EntryFiles
-from shared.rollup import Entry, InMemoryStockValues, stock_rank
+from shared.domain.rollup import Entry, InMemoryStockValues, stock_rank
 
 
 def entry(revision: int, attended: int = 5, withdrawn: bool = False) -> Entry:

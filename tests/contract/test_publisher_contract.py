@@ -3,7 +3,7 @@
 import pytest
 
 from services.ingest.publisher import InMemoryPublisher, KafkaPublisher
-from shared.stamps import stamp_key
+from shared.domain.stamps import stamp_key
 from tests.conftest import TEST_SECRET
 
 

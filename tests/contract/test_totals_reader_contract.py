@@ -4,8 +4,8 @@ import pytest
 
 from services.api.cache import CachedTotalsReader, TotalsCache
 from services.api.repository import InMemoryTotalsReader, MongoTotalsReader
-from shared.mongo import TOTALS
-from shared.totals_docs import stored_from_views
+from shared.adapters.mongo import TOTALS
+from shared.domain.totals_docs import stored_from_views
 from tests.contract.conftest import MEMORY_AND_MONGODB, fresh_database
 
 VIEWS = [

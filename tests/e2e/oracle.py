@@ -1,6 +1,6 @@
 """An independent oracle: the totals a careful person gets by hand from the messages sent.
 
-Written apart from shared/rollup.py on purpose (it shares only the unit tree, which is data):
+Written apart from shared/domain/rollup.py on purpose (it shares only the unit tree, which is data):
 for each report, the highest revision sent wins, whatever the order of arrival; withdrawn
 reports count nowhere; flows add up, stocks take each unit's latest month; a unit counts once
 per (series, period) however many reports it sent; a report is on time when its first message
@@ -16,7 +16,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from shared.hierarchy import OrgTree
+from shared.domain.hierarchy import OrgTree
 
 STOCK_SERIES = {"indicator.hospital_beds"}
 EXPECTED_LEVELS = {

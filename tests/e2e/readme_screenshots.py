@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from deploy import stack
-from shared.kafka_credentials import read_env_file
+from shared.adapters.kafka_credentials import read_env_file
 from tests.e2e.browser import PHONE, Browser, browser_profile, remove_profile, start_chromium
 
 PAGES = (

@@ -11,8 +11,8 @@ import httpx
 from kafka import KafkaProducer
 
 from deploy.processes import ServiceProcess, aggregate_process, http_process
-from shared.auth import COUNTRY, Scope, mint
-from shared.stamps import TOKEN_HEADER
+from shared.domain.auth import COUNTRY, Scope, mint
+from shared.domain.stamps import TOKEN_HEADER
 from tests.conftest import TEST_SECRET, Namespace, wait_until
 
 

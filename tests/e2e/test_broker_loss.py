@@ -25,7 +25,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from deploy import stack
-from shared.hierarchy import load_vietnam
+from shared.domain.hierarchy import load_vietnam
 from tests.conftest import TEST_PROFILE, Namespace, _local_stack, refused_sockets_collected, wait_until
 
 from .oracle import expected_totals

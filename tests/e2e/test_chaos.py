@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from shared.auth import Scope
-from shared.hierarchy import load_vietnam
+from shared.domain.auth import Scope
+from shared.domain.hierarchy import load_vietnam
 from tests.conftest import Namespace, wait_until
 
 from .oracle import closes_at, differences, expected_totals

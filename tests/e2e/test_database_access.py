@@ -11,8 +11,8 @@ import pytest
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
-from shared.auth import Scope, mint, verify
-from shared.revocations import REVOKED
+from shared.adapters.revocations import REVOKED
+from shared.domain.auth import Scope, mint, verify
 from tests.conftest import TEST_SECRET, wait_until
 
 pytestmark = pytest.mark.e2e

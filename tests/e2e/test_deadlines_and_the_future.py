@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from shared.kafka_credentials import principal_env
-from shared.periods import parse_period
-from shared.stamps import STAMP_HEADER, stamp, stamp_key
+from shared.adapters.kafka_credentials import principal_env
+from shared.domain.periods import parse_period
+from shared.domain.stamps import STAMP_HEADER, stamp, stamp_key
 from tests.conftest import TEST_SECRET, wait_until
 from tools import demo
 from tools.cli import load_demo
@@ -119,7 +119,7 @@ def test_the_demo_sent_as_its_units_sent_it_is_mostly_on_time_and_seed_000_is_21
 
 
 def demo_tree():
-    from shared.hierarchy import load_vietnam
+    from shared.domain.hierarchy import load_vietnam
 
     return load_vietnam()
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from shared.auth import Scope, mint
+from shared.domain.auth import Scope, mint
 from tests.conftest import TEST_SECRET, Namespace
 
 from .system import System, start_system

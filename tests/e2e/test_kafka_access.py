@@ -14,8 +14,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import TopicAuthorizationFailedError
 
-from shared.auth import Scope, mint
-from shared.hierarchy import load_vietnam
+from shared.domain.auth import Scope, mint
+from shared.domain.hierarchy import load_vietnam
 from tests.conftest import wait_until
 
 from .oracle import closes_at

@@ -5,7 +5,7 @@ country's total and the unit search answer through the running services."""
 
 import pytest
 
-from shared.hierarchy import conversion_2025, load_vietnam
+from shared.domain.hierarchy import conversion_2025, load_vietnam
 from tools import demo
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from deploy.processes import ServiceProcess, http_process
-from shared.hierarchy import load_vietnam
+from shared.domain.hierarchy import load_vietnam
 from tests.conftest import wait_until
 
 from .oracle import expected_totals

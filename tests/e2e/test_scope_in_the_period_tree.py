@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from shared.auth import COUNTRY, Scope
-from shared.hierarchy import load_vietnam
-from shared.kafka_credentials import CREDENTIALS_DIR, read_env_file
+from shared.adapters.kafka_credentials import CREDENTIALS_DIR, read_env_file
+from shared.domain.auth import COUNTRY, Scope
+from shared.domain.hierarchy import load_vietnam
 
 from .test_dead_letters_and_agencies import read_dead_letters
 

@@ -3,7 +3,7 @@ HTTP; the district and the province show exactly what the news report says."""
 
 import pytest
 
-from shared.hierarchy import load_vietnam
+from shared.domain.hierarchy import load_vietnam
 from tools import demo
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from deploy import stack
-from shared.hierarchy import load_vietnam
+from shared.domain.hierarchy import load_vietnam
 from tests.conftest import TEST_PROFILE
 
 from .oracle import expected_totals

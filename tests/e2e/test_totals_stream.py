@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from shared.hierarchy import load_vietnam
-from shared.rollup import COUNTERS
-from shared.totals_stream import SCHEMA_PATH
+from shared.domain.hierarchy import load_vietnam
+from shared.domain.rollup import COUNTERS
+from shared.domain.totals_stream import SCHEMA_PATH
 from tests.conftest import wait_until
 from tools import demo
 from tools.mirror import mirror, read_mirror

@@ -20,8 +20,8 @@ import pytest
 from openpyxl import load_workbook
 from selenium.webdriver.support.ui import Select
 
-from shared.auth import Scope, mint
-from shared.hierarchy import load_vietnam
+from shared.domain.auth import Scope, mint
+from shared.domain.hierarchy import load_vietnam
 from tests.conftest import TEST_SECRET, Namespace
 from tools import demo
 

@@ -26,9 +26,9 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from shared.auth import Scope, mint, verify
-from shared.hierarchy import load_vietnam
-from shared.revocations import REVOKED
+from shared.adapters.revocations import REVOKED
+from shared.domain.auth import Scope, mint, verify
+from shared.domain.hierarchy import load_vietnam
 from tests.conftest import TEST_SECRET, Namespace, wait_until
 from tools import demo
 

@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.auth import Scope
-from shared.hierarchy import load_vietnam
-from shared.periods import VIETNAM_TZ
+from shared.domain.auth import Scope
+from shared.domain.hierarchy import load_vietnam
+from shared.domain.periods import VIETNAM_TZ
 from tests.conftest import Namespace
 
 from .browser import Browser

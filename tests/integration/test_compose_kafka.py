@@ -21,7 +21,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from deploy.stack import free_port
-from shared.kafka_credentials import KafkaCredentials, client_options
+from shared.adapters.kafka_credentials import KafkaCredentials, client_options
 from tests.conftest import refused_sockets_collected
 from tools.topics import create_topics
 

@@ -14,8 +14,8 @@ import pytest
 from pymongo import MongoClient
 
 from services.web.session import SESSIONS, MongoSessions
-from shared.mongo import READ_PREFERENCES, access_collection, make_client
-from shared.revocations import REVOKED, MongoRevocations
+from shared.adapters.mongo import READ_PREFERENCES, access_collection, make_client
+from shared.adapters.revocations import REVOKED, MongoRevocations
 from tools import mongo_backup
 
 pytestmark = pytest.mark.integration

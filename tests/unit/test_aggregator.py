@@ -15,11 +15,11 @@ from services.aggregate.routing import partition_for
 from services.aggregate.state import InMemoryChangelog
 from services.aggregate.view import InMemoryTotalsView
 from services.aggregate.worker import RawMessage
-from shared.auth import COUNTRY, Scope, mint
-from shared.catalog import load_catalog
-from shared.hierarchy import load_vietnam
-from shared.stamps import TOKEN_HEADER
-from shared.totals_stream import periods_of
+from shared.domain.auth import COUNTRY, Scope, mint
+from shared.domain.catalog import load_catalog
+from shared.domain.hierarchy import load_vietnam
+from shared.domain.stamps import TOKEN_HEADER
+from shared.domain.totals_stream import periods_of
 from tests.conftest import TEST_SECRET
 from tests.e2e.oracle import flatten
 
@@ -352,7 +352,7 @@ def test_receipt_times_waiting_for_publication_stay_bounded_and_are_all_observed
 def test_messages_sent_in_batches_go_to_the_partition_kafka_s_default_partitioner_picks():
     from aiokafka.partitioner import DefaultPartitioner
 
-    from shared.kafka_batches import partition_of_key
+    from shared.adapters.kafka_batches import partition_of_key
 
     for key in (b"38|study_session|2024", b"14923|indicator.hospital_beds|2020-2025", "Hà Nội".encode()):
         for partitions in (1, 3, 8):

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from services.api.app import create_app
 from services.api.repository import InMemoryTotalsReader
 from services.api.settings import ApiSettings
-from shared.auth import Scope, mint, verify
-from shared.hierarchy import load_vietnam
-from shared.totals_docs import stored_from_views
+from shared.domain.auth import Scope, mint, verify
+from shared.domain.hierarchy import load_vietnam
+from shared.domain.totals_docs import stored_from_views
 from tests.conftest import TEST_SECRET
 
 VIEWS = {
@@ -322,7 +322,7 @@ def test_a_stream_ends_when_its_token_is_revoked():
 @pytest.mark.timeout(20)  # a stream that never ends fails here rather than hangs
 def test_a_stream_ends_when_its_token_expires():
     _, c = stream_client(RevokedAfterFirstCheck())
-    token = mint(TEST_SECRET, "386", [Scope.STREAM], 1)  # expires within two seconds
+    token = mint(TEST_SECRET, "386", [Scope.STREAM], 3)  # valid when asked, expired within four seconds
     with c:
         r = c.get("/v1/units/386/stream?tree=legacy", headers={"Authorization": f"Bearer {token}"})
         assert r.text.endswith('event: end\ndata: {"reason": "token expired"}\n\n')

@@ -3,7 +3,7 @@ and what it lacks read from the database (only the periods asked for), never kep
 
 from services.api.cache import CachedTotalsReader, TotalsCache
 from services.api.repository import InMemoryTotalsReader
-from shared.totals_docs import stored_from_views
+from shared.domain.totals_docs import stored_from_views
 
 
 def view(unit: str, attended: int, series: str = "study_session", parents: tuple[str, ...] = ("14923", "389", "38")):
@@ -161,8 +161,8 @@ def test_the_cache_s_size_and_lookups_are_metrics():
 
 
 def drill_down_setup():
-    from shared.catalog import load_catalog
-    from shared.hierarchy import load_vietnam
+    from shared.domain.catalog import load_catalog
+    from shared.domain.hierarchy import load_vietnam
 
     tree = load_vietnam(["38"])
     path = tuple(tree.path("14923"))  # commune, district, province

@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from deploy import run
-from shared.auth import InvalidToken, Scope, mint, verify
+from shared.domain.auth import InvalidToken, Scope, mint, verify
 from tests.conftest import TEST_SECRET
 
 

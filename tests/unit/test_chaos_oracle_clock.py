@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shared.catalog import load_catalog
-from shared.hierarchy import load_vietnam
-from shared.rollup import Rollup, report_from_input
+from shared.domain.catalog import load_catalog
+from shared.domain.hierarchy import load_vietnam
+from shared.domain.rollup import Rollup, report_from_input
 from tests.e2e.oracle import closes_at, expected_totals
 from tests.e2e.test_chaos import MARGIN, make_workload, months_around
 from tests.unit.test_rollup import where

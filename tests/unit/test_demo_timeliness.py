@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shared.catalog import load_catalog
-from shared.hierarchy import load_vietnam
-from shared.reports import REPORT_ADAPTER, future_problems
-from shared.rollup import Rollup, is_on_time, report_from_input
+from shared.domain.catalog import load_catalog
+from shared.domain.hierarchy import load_vietnam
+from shared.domain.reports import REPORT_ADAPTER, future_problems
+from shared.domain.rollup import Rollup, is_on_time, report_from_input
 from tests.unit.test_rollup import where
 from tools import demo
 

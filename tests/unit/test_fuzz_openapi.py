@@ -20,8 +20,8 @@ from services.ingest.app import create_app as create_ingest
 from services.ingest.publisher import InMemoryPublisher
 from services.ingest.settings import IngestSettings
 from services.ingest.submissions import InMemorySubmissionLog
-from shared.auth import COUNTRY, Scope, mint
-from shared.hierarchy import load_vietnam
+from shared.domain.auth import COUNTRY, Scope, mint
+from shared.domain.hierarchy import load_vietnam
 from tests.conftest import TEST_SECRET
 
 TREE = load_vietnam(["38"])

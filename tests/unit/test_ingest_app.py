@@ -11,9 +11,9 @@ from services.ingest.app import create_app
 from services.ingest.publisher import InMemoryPublisher
 from services.ingest.settings import IngestSettings
 from services.ingest.submissions import InMemorySubmissionLog
-from shared.auth import Scope, mint
-from shared.hierarchy import load_vietnam
-from shared.revocations import InMemoryRevocations
+from shared.adapters.revocations import InMemoryRevocations
+from shared.domain.auth import Scope, mint
+from shared.domain.hierarchy import load_vietnam
 from tests.conftest import TEST_SECRET
 
 TREE = load_vietnam(["38"])
@@ -162,7 +162,7 @@ def test_expired_and_revoked_tokens_get_401(world):
     expired = mint(TEST_SECRET, "14923", [Scope.SUBMIT], -10)
     assert client.post("/v1/reports", json=report(), headers={"Authorization": f"Bearer {expired}"}).status_code == 401
     token = mint(TEST_SECRET, "14923", [Scope.SUBMIT], 3600)
-    from shared.auth import verify
+    from shared.domain.auth import verify
 
     revocations.revoked[verify(TEST_SECRET, token).token_id] = "lost laptop"
     assert client.post("/v1/reports", json=report(), headers={"Authorization": f"Bearer {token}"}).status_code == 401
@@ -257,7 +257,7 @@ def test_the_limiter_refills_at_its_rate():
 
 class UnreadableRevocations(InMemoryRevocations):
     async def is_revoked(self, token_id):
-        from shared.revocations import RevocationsUnavailable
+        from shared.adapters.revocations import RevocationsUnavailable
 
         raise RevocationsUnavailable("revoked tokens unreadable: ServerSelectionTimeoutError")
 
@@ -444,7 +444,7 @@ def test_reports_recorded_before_scopes_get_theirs_at_start_up_agencies_included
 
     from pymongo import MongoClient
 
-    from shared.mongo import AGENCIES, SUBMISSIONS
+    from shared.adapters.mongo import AGENCIES, SUBMISSIONS
 
     monkeypatch.setattr("services.ingest.app.freeze_startup_objects", lambda: None)  # not in a test process
     database = f"ingest_scope_{uuid.uuid4().hex[:8]}"

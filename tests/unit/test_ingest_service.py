@@ -10,10 +10,10 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import InMemoryPublisher
 from services.ingest.service import IngestService, OutsideSubtreeError, Status
 from services.ingest.submissions import InMemorySubmissionLog
-from shared.auth import Principal, Scope
-from shared.catalog import load_catalog
-from shared.hierarchy import load_vietnam
-from shared.reports import REPORT_ADAPTER
+from shared.domain.auth import Principal, Scope
+from shared.domain.catalog import load_catalog
+from shared.domain.hierarchy import load_vietnam
+from shared.domain.reports import REPORT_ADAPTER
 from tests.unit.test_ingest_app import report
 
 

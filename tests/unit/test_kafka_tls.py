@@ -13,7 +13,7 @@ import pytest
 from deploy import stack
 from deploy.tls import make_broker_tls
 from services.aggregate.app import _faust_credentials
-from shared.kafka_credentials import (
+from shared.adapters.kafka_credentials import (
     CREDENTIALS_DIR,
     PROTOCOL,
     SSL_CAFILE,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.mongo import READ_PREFERENCES, make_client
+from shared.adapters.mongo import READ_PREFERENCES, make_client
 from shared.settings import ServiceSettings
 from tools import mongo_backup
 

@@ -12,7 +12,7 @@ from services.ingest.app import create_app
 from services.ingest.publisher import InMemoryPublisher
 from services.ingest.settings import IngestSettings
 from services.ingest.submissions import InMemorySubmissionLog
-from shared.hierarchy import load_vietnam
+from shared.domain.hierarchy import load_vietnam
 from tests.conftest import TEST_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from services.ingest.app import create_app as create_ingest
 from services.ingest.publisher import InMemoryPublisher
 from services.ingest.settings import IngestSettings
 from services.ingest.submissions import InMemorySubmissionLog
-from shared.hierarchy import load_vietnam
+from shared.domain.hierarchy import load_vietnam
 from tests.conftest import TEST_SECRET
 
 COMMON = {"kafka_bootstrap_servers": "unused:9092", "mongodb_uri": "mongodb://unused", "auth_secret": TEST_SECRET}

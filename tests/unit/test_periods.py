@@ -2,8 +2,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from shared.periods import VIETNAM_TZ as ICT
-from shared.periods import Granularity, PeriodError, deadline, has_begun, parse_period, term_of_year
+from shared.domain.periods import VIETNAM_TZ as ICT
+from shared.domain.periods import Granularity, PeriodError, deadline, has_begun, parse_period, term_of_year
 
 
 @pytest.mark.parametrize(

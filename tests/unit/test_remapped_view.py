@@ -4,7 +4,7 @@ split one to its primary successor (flagged approximate), each old unit counted 
 
 The expected figures are recomputed here from the reports themselves and from the package's raw
 conversion table (its name-keyed JSON, joined to codes by its SQLite tables), not through
-shared/hierarchy.py's loader nor the roll-up."""
+shared/domain/hierarchy.py's loader nor the roll-up."""
 
 import json
 import random
@@ -20,11 +20,11 @@ from fastapi.testclient import TestClient
 from services.api.app import create_app
 from services.api.repository import InMemoryTotalsReader
 from services.api.settings import ApiSettings
-from shared.auth import COUNTRY, Scope, mint
-from shared.catalog import load_catalog
-from shared.hierarchy import LEGACY, TREE_2025, Level, load_vietnam
-from shared.rollup import Rollup, report_from_input
-from shared.totals_docs import to_stored
+from shared.domain.auth import COUNTRY, Scope, mint
+from shared.domain.catalog import load_catalog
+from shared.domain.hierarchy import LEGACY, TREE_2025, Level, load_vietnam
+from shared.domain.rollup import Rollup, report_from_input
+from shared.domain.totals_docs import to_stored
 from tests.conftest import TEST_SECRET
 from tests.unit.test_rollup import where
 

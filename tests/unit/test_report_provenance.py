@@ -1,5 +1,5 @@
 """What the aggregator accepts on ``reports``, by where a message comes from (decode.py,
-shared/stamps.py): ingest's stamped envelopes, or bare reports with a valid token of the
+shared/domain/stamps.py): ingest's stamped envelopes, or bare reports with a valid token of the
 report's subtree and the broker's timestamp; everything else is a dead letter with a reason."""
 
 import json
@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 
 from services.aggregate.decode import Origin, Rejected, Trust, decode
-from shared.auth import Scope, mint, verify
-from shared.catalog import load_catalog
-from shared.hierarchy import load_vietnam
-from shared.rollup import Report
-from shared.stamps import STAMP_HEADER, TOKEN_HEADER, stamp, stamp_key
+from shared.domain.auth import Scope, mint, verify
+from shared.domain.catalog import load_catalog
+from shared.domain.hierarchy import load_vietnam
+from shared.domain.rollup import Report
+from shared.domain.stamps import STAMP_HEADER, TOKEN_HEADER, stamp, stamp_key
 from tests.conftest import TEST_SECRET
 
 CATALOG = load_catalog()

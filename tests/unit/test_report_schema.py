@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from shared.reports import REPORT_ADAPTER
+from shared.domain.reports import REPORT_ADAPTER
 
 
 def study(**body_changes):

@@ -13,13 +13,13 @@ from services.ingest.app import create_app
 from services.ingest.publisher import InMemoryPublisher
 from services.ingest.settings import IngestSettings
 from services.ingest.submissions import InMemorySubmissionLog
-from shared.auth import Scope, mint
-from shared.catalog import load_catalog
-from shared.hierarchy import load_vietnam
-from shared.reports import REPORT_ADAPTER, future_problems
-from shared.revocations import InMemoryRevocations
-from shared.rollup import Report
-from shared.stamps import STAMP_HEADER, TOKEN_HEADER, stamp, stamp_key
+from shared.adapters.revocations import InMemoryRevocations
+from shared.domain.auth import Scope, mint
+from shared.domain.catalog import load_catalog
+from shared.domain.hierarchy import load_vietnam
+from shared.domain.reports import REPORT_ADAPTER, future_problems
+from shared.domain.rollup import Report
+from shared.domain.stamps import STAMP_HEADER, TOKEN_HEADER, stamp, stamp_key
 from tests.conftest import TEST_SECRET
 
 ICT = timezone(timedelta(hours=7))

@@ -7,7 +7,7 @@ import asyncio
 
 from services.aggregate.app import _follow_revocations
 from services.aggregate.decode import Trust
-from shared.revocations import MongoRevocations
+from shared.adapters.revocations import MongoRevocations
 from tests.conftest import TEST_SECRET
 
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.catalog import CATALOG_PATH, DEFAULT_DAYS_AFTER_END, Catalog, load_catalog, parse_catalog
-from shared.hierarchy import Level, OrgTree, load_vietnam
-from shared.rollup import Outcome, Report, Rollup, is_on_time, rates, report_from_input, round_rate
+from shared.domain.catalog import CATALOG_PATH, DEFAULT_DAYS_AFTER_END, Catalog, load_catalog, parse_catalog
+from shared.domain.hierarchy import Level, OrgTree, load_vietnam
+from shared.domain.rollup import Outcome, Report, Rollup, is_on_time, rates, report_from_input, round_rate
 from tools import demo
 
 CATALOG = load_catalog()

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.aggregate.entries import DiskEntries
-from shared.catalog import load_catalog
-from shared.hierarchy import load_vietnam
-from shared.rollup import Rollup, report_from_input
+from shared.domain.catalog import load_catalog
+from shared.domain.hierarchy import load_vietnam
+from shared.domain.rollup import Rollup, report_from_input
 from tests.e2e.oracle import expected_totals
 from tests.unit.test_rollup import where
 

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 from deploy import stack
-from shared.mongo import redact_uri
+from shared.adapters.mongo import redact_uri
 
 
 def test_the_storage_format_argv_holds_no_password(tmp_path, monkeypatch):

@@ -6,7 +6,8 @@ import pytest
 
 from services.aggregate.app import faust_app
 from services.aggregate.settings import AggregateSettings
-from tools.topics import MIN_INSYNC_REPLICAS, REPLICATION_FACTOR, Replication, state_topic, topic_specs
+from services.aggregate.state import state_topic
+from tools.topics import MIN_INSYNC_REPLICAS, REPLICATION_FACTOR, Replication, topic_specs
 
 NAMES = {"BAOCAO_REPORTS_TOPIC": "r", "BAOCAO_DEAD_LETTER_TOPIC": "d", "BAOCAO_TOTALS_TOPIC": "t"}
 

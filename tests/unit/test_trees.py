@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from services.aggregate.decode import decode
-from shared.catalog import load_catalog
-from shared.hierarchy import LEGACY, TREE_2025, Level, UnknownTree, load_vietnam
-from shared.periods import span_of
-from shared.rollup import Outcome, Rollup, report_from_input
+from shared.domain.catalog import load_catalog
+from shared.domain.hierarchy import LEGACY, TREE_2025, Level, UnknownTree, load_vietnam
+from shared.domain.periods import span_of
+from shared.domain.rollup import Outcome, Rollup, report_from_input
 from tests.e2e.oracle import expected_totals
 from tests.unit.test_rollup import where
 
@@ -175,8 +175,8 @@ def _message(unit, period):
 def _decode(unit, period):
     """As a province's own system would send it straight to Kafka: with its token, at the broker's time."""
     from services.aggregate.decode import Origin, Trust
-    from shared.auth import Scope, mint
-    from shared.stamps import TOKEN_HEADER
+    from shared.domain.auth import Scope, mint
+    from shared.domain.stamps import TOKEN_HEADER
     from tests.conftest import TEST_SECRET
 
     appended = 1_767_225_600  # 2026-01-01 UTC
@@ -203,7 +203,7 @@ def test_a_unit_search_ignores_accents_and_case_and_can_list_a_parents_children(
 
 
 def test_a_tokens_right_to_report_is_decided_in_the_tree_of_the_period():
-    from shared.auth import Placement, Principal, Scope
+    from shared.domain.auth import Placement, Principal, Scope
 
     def token(unit):
         return Principal("t", unit, frozenset({Scope.SUBMIT}), 2**40)

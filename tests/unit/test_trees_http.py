@@ -14,10 +14,10 @@ from services.ingest.app import create_app as create_ingest
 from services.ingest.publisher import InMemoryPublisher
 from services.ingest.settings import IngestSettings
 from services.ingest.submissions import InMemorySubmissionLog
-from shared.auth import COUNTRY, Scope, mint
-from shared.hierarchy import load_vietnam
-from shared.revocations import InMemoryRevocations
-from shared.totals_docs import stored_from_views
+from shared.adapters.revocations import InMemoryRevocations
+from shared.domain.auth import COUNTRY, Scope, mint
+from shared.domain.hierarchy import load_vietnam
+from shared.domain.totals_docs import stored_from_views
 from tests.conftest import TEST_SECRET
 
 TREE = load_vietnam(["38", "40"])  # Thanh Hóa and Nghệ An, in both trees

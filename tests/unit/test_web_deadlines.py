@@ -2,7 +2,7 @@
 future beside their fields on the report form."""
 
 from services.web.forms import schema_errors
-from shared.auth import Scope
+from shared.domain.auth import Scope
 from tests.unit.test_web_pages import client, login
 
 __all__ = ["client"]

@@ -5,8 +5,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from services.web.forms import body_fields, build_report, default_report_id, parse_date, parse_int, schema_errors
-from shared.catalog import load_catalog
-from shared.reports import REPORT_ADAPTER
+from shared.domain.catalog import load_catalog
+from shared.domain.reports import REPORT_ADAPTER
 
 CATALOG = load_catalog()
 NOW = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)

@@ -33,9 +33,9 @@ from services.web.sheets import (
     totals_table,
 )
 from services.web.uploads import UploadParser, UploadsBusy
-from shared.auth import Scope, mint
-from shared.catalog import load_catalog
-from shared.hierarchy import load_vietnam
+from shared.domain.auth import Scope, mint
+from shared.domain.catalog import load_catalog
+from shared.domain.hierarchy import load_vietnam
 from tests.conftest import TEST_SECRET, wait_until
 from tests.unit.test_api_app import DOCS
 

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from services.api.app import create_app
 from services.api.repository import InMemoryTotalsReader
 from services.api.settings import ApiSettings
-from shared.auth import Scope, mint, verify
-from shared.hierarchy import load_vietnam
-from shared.revocations import InMemoryRevocations, RevocationsUnavailable
+from shared.adapters.revocations import InMemoryRevocations, RevocationsUnavailable
+from shared.domain.auth import Scope, mint, verify
+from shared.domain.hierarchy import load_vietnam
 from tests.conftest import TEST_SECRET
 from tests.unit.test_api_app import DOCS
 

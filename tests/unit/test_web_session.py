@@ -20,7 +20,7 @@ from services.web.session import (
     parse_id,
     session_key,
 )
-from shared.revocations import InMemoryRevocations
+from shared.adapters.revocations import InMemoryRevocations
 
 KEY = session_key("s" * 40)
 

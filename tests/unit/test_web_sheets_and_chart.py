@@ -18,7 +18,7 @@ from services.web.sheets import (
     template_xlsx,
     totals_table,
 )
-from shared.catalog import load_catalog
+from shared.domain.catalog import load_catalog
 
 CATALOG = load_catalog()
 DISTRICT = {

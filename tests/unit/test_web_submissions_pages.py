@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from services.ingest.submissions import PAGE_SIZE, InMemorySubmissionLog
-from shared.auth import Scope
+from shared.domain.auth import Scope
 from tests.unit.test_web_trees import client, login  # noqa: F401 - the fixture and the login form
 
 

@@ -17,9 +17,9 @@ from services.api.settings import ApiSettings
 from services.ingest.submissions import scope_of, series_tree
 from services.web import labels
 from services.web.routes import submissions_query
-from shared.auth import Scope, mint, verify
-from shared.hierarchy import LEGACY, TREE_2025, load_vietnam
-from shared.revocations import InMemoryRevocations
+from shared.adapters.revocations import InMemoryRevocations
+from shared.domain.auth import Scope, mint, verify
+from shared.domain.hierarchy import LEGACY, TREE_2025, load_vietnam
 from tests.conftest import TEST_SECRET
 from tests.unit.test_api_app import DOCS
 

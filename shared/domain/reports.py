@@ -24,8 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from shared.catalog import INDICATOR_KIND, Catalog, FieldSpec, KindSpec, load_catalog
-from shared.periods import VIETNAM_TZ, PeriodError, has_begun, parse_period
+from shared.domain.catalog import INDICATOR_KIND, Catalog, FieldSpec, KindSpec, load_catalog
+from shared.domain.periods import VIETNAM_TZ, PeriodError, has_begun, parse_period
 
 # Report ids are chosen by the client and stable across revisions. No dots or dollar signs: they
 # become keys in stored documents.

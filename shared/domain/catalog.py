@@ -14,9 +14,9 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-from shared.periods import Granularity
+from shared.domain.periods import Granularity
 
-CATALOG_PATH = Path(__file__).with_name("data") / "catalog.json"
+CATALOG_PATH = Path(__file__).parent.parent / "data" / "catalog.json"
 INDICATOR_KIND = "indicator"
 # A report is on time when it arrives by the end of the 15th day after its period ends (a monthly
 # report by the 15th of the next month): see the README, "Timeliness".
@@ -73,7 +73,7 @@ class SeriesSpec:
     fields: tuple[FieldSpec, ...]
     rates: tuple[RateSpec, ...]
     expected_levels: frozenset[str]
-    # the sending deadline: the end of this many days after the period's end (shared/periods.deadline)
+    # the sending deadline: the end of this many days after the period's end (shared/domain/periods.deadline)
     days_after_end: int = DEFAULT_DAYS_AFTER_END
 
     @cached_property

@@ -28,8 +28,8 @@ from functools import lru_cache
 from operator import add, mul, sub
 from typing import Any, Protocol
 
-from shared.catalog import INDICATOR_KIND, Catalog, Combine, OverTime, SeriesSpec
-from shared.periods import deadline, parse_period, span_of
+from shared.domain.catalog import INDICATOR_KIND, Catalog, Combine, OverTime, SeriesSpec
+from shared.domain.periods import deadline, parse_period, span_of
 
 # Counters kept per period of a totals document besides the summed fields ("sums.<field>").
 REPORTS = "reports"  # active reports in the subtree

@@ -17,10 +17,10 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import Forbidden, InvalidToken, Principal, check_secret, verify
-from shared.auth import Scope as TokenScope
-from shared.hierarchy import OrgTree
-from shared.revocations import Revocations, RevocationsUnavailable
+from shared.adapters.revocations import Revocations, RevocationsUnavailable
+from shared.domain.auth import Forbidden, InvalidToken, Principal, check_secret, verify
+from shared.domain.auth import Scope as TokenScope
+from shared.domain.hierarchy import OrgTree
 
 
 class ErrorOut(BaseModel):

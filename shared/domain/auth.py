@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.hierarchy import COUNTRY, OrgTree, UnknownUnit
+from shared.domain.hierarchy import COUNTRY, OrgTree, UnknownUnit
 
 PREFIX = "bcv1"
 MIN_SECRET_BYTES = 32

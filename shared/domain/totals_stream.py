@@ -1,7 +1,7 @@
 """The rolled-up stream: one message per change of a stored totals document, on a compacted topic.
 
 The message schema is shared/data/totals-message.schema.json (schema_version 2): the document as
-the aggregator stores it (shared/totals_docs.py), every period of its year or term inside, keyed
+the aggregator stores it (shared/domain/totals_docs.py), every period of its year or term inside, keyed
 by its id. One message per document, not per period: a report changes about five periods per
 level, and coalescing them is what keeps publishing cheap.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from pydantic_core import to_json
 
 SCHEMA_VERSION = 2
-SCHEMA_PATH = Path(__file__).with_name("data") / "totals-message.schema.json"
+SCHEMA_PATH = Path(__file__).parent.parent / "data" / "totals-message.schema.json"
 
 
 def totals_message(stored: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ both held in the autumn. We assign calendar years A .. B-1 to term "A-B" (so 202
 2025-2030), which keeps the periods a tree. Terms are five years long.
 
 Trees: a period belongs to the administrative tree valid at its end (``TREE_CHANGES``; the trees
-themselves are in shared/hierarchy.py). A report counts only in the enclosing periods of its own
+themselves are in shared/domain/hierarchy.py). A report counts only in the enclosing periods of its own
 tree: a June 2025 report (old tree) counts in 2025-06, 2025-Q2 and 2025-H1, not in the year 2025
 nor the term 2025-2030, which end in the new tree and whose units are not the old ones. Its
 document (:func:`span_of`) is then the part of the year before the change, ``2025-H1``.
@@ -34,7 +34,7 @@ TERM_YEARS = 5
 FIRST_TERM_START = 2000  # provincial and district congresses: …, 2015, 2020, 2025, …
 MIN_YEAR, MAX_YEAR = 2000, 2100
 # The days the administrative tree changed: Resolution 202/2025/QH15 (34 provinces, no districts)
-# from 1 July 2025. Each starts a tree version in shared/hierarchy.py (TREE_VERSIONS).
+# from 1 July 2025. Each starts a tree version in shared/domain/hierarchy.py (TREE_VERSIONS).
 TREE_CHANGES: tuple[date, ...] = (date(2025, 7, 1),)
 
 ACCEPTED_FORMS = (

@@ -9,7 +9,7 @@ ACLs let nobody else). So the message says it, in a header the aggregator can ch
   report, its own receipt time, the source); the aggregator stamps the envelopes it forwards. A
   stamped envelope is trusted as checked: its token was verified at ingest, its ``received_at``
   is a server's clock.
-- ``baocao-token``: the bearer token (``bcv1...``, shared/auth.py) of a unit's system producing
+- ``baocao-token``: the bearer token (``bcv1...``, shared/domain/auth.py) of a unit's system producing
   straight to Kafka. The aggregator verifies it (signature, expiry when the broker appended the
   message, the ``submit`` scope, the report's unit in the token's subtree) and takes the receipt
   time from the broker's LogAppendTime timestamp, never from the message.
@@ -21,7 +21,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
-from shared.auth import check_secret
+from shared.domain.auth import check_secret
 
 STAMP_HEADER = "baocao-stamp"
 TOKEN_HEADER = "baocao-token"

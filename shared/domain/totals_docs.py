@@ -19,8 +19,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from shared.periods import span_of
-from shared.rollup import COUNTERS, TotalsDoc, doc_id
+from shared.domain.periods import span_of
+from shared.domain.rollup import COUNTERS, TotalsDoc, doc_id
 
 
 @lru_cache(maxsize=256)

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.auth import InvalidToken, verify
+from shared.domain.auth import InvalidToken, verify
 
 METHODS_WITH_BODIES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

@@ -7,7 +7,7 @@ change streams.
 
 Collections:
     totals       one document per (unit, series, span): per period, summed fields and counters
-                 (the serving view the aggregator writes; shared/totals_docs.py)
+                 (the serving view the aggregator writes; shared/domain/totals_docs.py)
     submissions  one document per (unit, report_id), _id "<unit>/<report_id>": its kind, the
                  revisions ingest accepted and its scope (the unit and its ancestors, each code
                  named with the tree of the report's period: "2025:38")

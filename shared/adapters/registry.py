@@ -9,8 +9,8 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
-from shared.hierarchy import HierarchyError, OrgTree, UnknownUnit
-from shared.mongo import AGENCIES, access_collection
+from shared.adapters.mongo import AGENCIES, access_collection
+from shared.domain.hierarchy import HierarchyError, OrgTree, UnknownUnit
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ must be complete within ``body_grace`` seconds plus one second for every ``body_
 received, or the connection gets 408 (when no answer has begun) and is closed. A large upload on a
 slow line keeps its connection as long as it keeps sending at that rate; a body trickled a byte at
 a time (held open by a client with or without a token) loses it after about ``body_grace``
-seconds. The body size limit in shared/http.py bounds how much is read.
+seconds. The body size limit in shared/http/base.py bounds how much is read.
 
 Both HTTP services run with it, through :func:`serve`.
 """

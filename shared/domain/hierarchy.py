@@ -29,11 +29,11 @@ from functools import cache
 from importlib import resources, util
 from pathlib import Path
 
-from shared.periods import TREE_CHANGES, VIETNAM_TZ, era_of, parse_period
+from shared.domain.periods import TREE_CHANGES, VIETNAM_TZ, era_of, parse_period
 
 LEGACY = "legacy"  # the tree before 1 July 2025
 TREE_2025 = "2025"  # Resolution 202/2025/QH15, from 1 July 2025
-# (id, valid from, valid to (exclusive)); the dates are shared/periods.py's TREE_CHANGES
+# (id, valid from, valid to (exclusive)); the dates are shared/domain/periods.py's TREE_CHANGES
 TREE_VERSIONS: tuple[tuple[str, date | None, date | None], ...] = (
     (LEGACY, None, TREE_CHANGES[0]),
     (TREE_2025, TREE_CHANGES[0], None),

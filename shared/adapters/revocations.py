@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from shared.mongo import access_collection
+from shared.adapters.mongo import access_collection
 
 log = logging.getLogger(__name__)
 
