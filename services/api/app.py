@@ -35,8 +35,8 @@ from services.api.views import (
     unit_out,
     unit_totals_data,
 )
-from services.web.routes import mount_web
-from services.web.security import SecurityHeaders
+from services.api.web.routes import mount_web
+from services.api.web.security import SecurityHeaders
 from shared.adapters.mongo import make_client, ping
 from shared.adapters.registry import AgencyRegistry
 from shared.adapters.revocations import InMemoryRevocations, MongoRevocations, Revocations, RevocationsUnavailable

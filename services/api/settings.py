@@ -12,7 +12,7 @@ class ApiSettings(HttpServiceSettings):
     model_config = SettingsConfigDict(env_prefix="BAOCAO_API_", extra="ignore", populate_by_name=True)
 
     port: int = 8002
-    # where the web front end (services/web) sends the reports unit staff submit
+    # where the web front end (services/api/web) sends the reports unit staff submit
     ingest_url: str = "http://127.0.0.1:8001"
     # the web pages' file upload takes files of up to 4 MB in a multipart body
     max_body_bytes: int = Field(

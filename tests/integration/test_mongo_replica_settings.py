@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from services.web.session import SESSIONS, MongoSessions
+from services.api.web.session import SESSIONS, MongoSessions
 from shared.adapters.mongo import READ_PREFERENCES, access_collection, make_client
 from shared.adapters.revocations import REVOKED, MongoRevocations
 from tools import mongo_backup

@@ -1,7 +1,7 @@
 """The sending deadline ("hạn nộp") on the pages, and ingest's refusals of reports from the
 future beside their fields on the report form."""
 
-from services.web.forms import schema_errors
+from services.api.web.forms import schema_errors
 from shared.domain.auth import Scope
 from tests.unit.test_web_pages import client, login
 

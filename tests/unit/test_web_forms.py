@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.web.forms import body_fields, build_report, default_report_id, parse_date, parse_int, schema_errors
+from services.api.web.forms import body_fields, build_report, default_report_id, parse_date, parse_int, schema_errors
 from shared.domain.catalog import load_catalog
 from shared.domain.reports import REPORT_ADAPTER
 

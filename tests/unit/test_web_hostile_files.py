@@ -22,7 +22,7 @@ from openpyxl import Workbook, load_workbook
 from services.api.app import create_app
 from services.api.repository import InMemoryTotalsReader
 from services.api.settings import ApiSettings
-from services.web.sheets import (
+from services.api.web.sheets import (
     DEFAULT_LIMITS,
     SheetError,
     UploadLimits,
@@ -32,7 +32,7 @@ from services.web.sheets import (
     template_columns,
     totals_table,
 )
-from services.web.uploads import UploadParser, UploadsBusy
+from services.api.web.uploads import UploadParser, UploadsBusy
 from shared.domain.auth import Scope, mint
 from shared.domain.catalog import load_catalog
 from shared.domain.hierarchy import load_vietnam
@@ -258,8 +258,8 @@ def test_a_worker_ends_when_the_api_process_is_killed():
     script = (
         "import asyncio, os\n"
         "from datetime import UTC, datetime\n"
-        "from services.web.uploads import UploadParser\n"
-        "from services.web.sheets import DEFAULT_LIMITS\n"
+        "from services.api.web.uploads import UploadParser\n"
+        "from services.api.web.sheets import DEFAULT_LIMITS\n"
         "p = UploadParser(1, 0)\n"
         f"asyncio.run(p.check({KIND!r}, 'a.csv', {csv_file(ROW)!r}, DEFAULT_LIMITS, datetime.now(UTC)))\n"
         "print(*p._pool._processes, flush=True)\n"

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from services.web.security import origin_of, refusal
-from services.web.session import (
+from services.api.web.security import origin_of, refusal
+from services.api.web.session import (
     SESSION_SECONDS,
     BadSession,
     InMemorySessions,

@@ -6,9 +6,9 @@ import io
 import pytest
 from openpyxl import load_workbook
 
-from services.web.chart import Point, bar_chart, chart_periods, short_label
-from services.web.labels import fmt_int, fmt_rate, fmt_share
-from services.web.sheets import (
+from services.api.web.chart import Point, bar_chart, chart_periods, short_label
+from services.api.web.labels import fmt_int, fmt_rate, fmt_share
+from services.api.web.sheets import (
     SheetError,
     read_rows,
     table_csv,

@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from services.api.app import create_app
 from services.api.repository import InMemoryTotalsReader
 from services.api.settings import ApiSettings
+from services.api.web import labels
+from services.api.web.routes import submissions_query
 from services.ingest.submissions import scope_of, series_tree
-from services.web import labels
-from services.web.routes import submissions_query
 from shared.adapters.revocations import InMemoryRevocations
 from shared.domain.auth import Scope, mint, verify
 from shared.domain.hierarchy import LEGACY, TREE_2025, load_vietnam

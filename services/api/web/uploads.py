@@ -1,6 +1,6 @@
 """Uploaded files are read and checked away from the event loop that serves every request.
 
-Contract: a file is parsed (services.web.sheets.read_rows, then each row checked as a report) in a
+Contract: a file is parsed (services.api.web.sheets.read_rows, then each row checked as a report) in a
 pool of ``workers`` separate processes. At most ``workers`` files are parsed at once and at most
 ``queue`` more wait for a worker; an upload past that is refused at once (UploadsBusy, a 503 to
 the client) rather than queued without end. The event loop only awaits the result, so the other
@@ -29,8 +29,8 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from services.web.forms import build_report
-from services.web.sheets import UploadLimits, read_rows
+from services.api.web.forms import build_report
+from services.api.web.sheets import UploadLimits, read_rows
 from shared.domain.catalog import Catalog, load_catalog
 
 # (row number, unit and period as written, the report or None, field name -> error)

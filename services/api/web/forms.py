@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from services.web.labels import CHOICES, FIELDS, field_label, title
+from services.api.web.labels import CHOICES, FIELDS, field_label, title
 from shared.domain.catalog import INDICATOR_KIND, Catalog, FieldSpec
 from shared.domain.periods import Granularity, PeriodError, parse_period
 from shared.domain.reports import REPORT_ID_PATTERN, REPORT_MODELS, UNIT_CODE_PATTERN

@@ -19,8 +19,8 @@ from xml.etree.ElementTree import ParseError, iterparse
 from openpyxl import Workbook, load_workbook
 from openpyxl.utils import column_index_from_string, get_column_letter, range_boundaries
 
-from services.web.forms import ENVELOPE, body_fields
-from services.web.labels import FIELDS, field_label, fmt_int, level_label, metric_label, series_title
+from services.api.web.forms import ENVELOPE, body_fields
+from services.api.web.labels import FIELDS, field_label, fmt_int, level_label, metric_label, series_title
 from shared.domain.catalog import Catalog
 
 

@@ -24,13 +24,12 @@ from starlette.datastructures import UploadFile
 
 from services.api.settings import ApiSettings
 from services.api.views import children_totals, missing_units, unit_totals
-from services.ingest.submissions import BadCursor, MongoSubmissionLog, SubmissionLog, scope_code, submission_key
-from services.web import labels
-from services.web.chart import Point, bar_chart, chart_periods
-from services.web.deadlines import deadline_of, deadline_rule
-from services.web.forms import body_fields, build_report, schema_errors
-from services.web.security import SAFE_METHODS, OriginGuard, refused_message
-from services.web.session import (
+from services.api.web import labels
+from services.api.web.chart import Point, bar_chart, chart_periods
+from services.api.web.deadlines import deadline_of, deadline_rule
+from services.api.web.forms import body_fields, build_report, schema_errors
+from services.api.web.security import SAFE_METHODS, OriginGuard, refused_message
+from services.api.web.session import (
     COOKIE,
     LOGIN_COOKIE,
     LOGIN_NONCE_SECONDS,
@@ -49,7 +48,7 @@ from services.web.session import (
     parse_id,
     session_key,
 )
-from services.web.sheets import (
+from services.api.web.sheets import (
     SheetError,
     UploadLimits,
     table_csv,
@@ -58,7 +57,8 @@ from services.web.sheets import (
     template_xlsx,
     totals_table,
 )
-from services.web.uploads import UploadParser, UploadsBusy
+from services.api.web.uploads import UploadParser, UploadsBusy
+from services.ingest.submissions import BadCursor, MongoSubmissionLog, SubmissionLog, scope_code, submission_key
 from shared.adapters.revocations import RevocationsUnavailable
 from shared.domain.auth import COUNTRY, InvalidToken, Placement, Principal, Scope, verify
 from shared.domain.catalog import Catalog, load_catalog
@@ -204,7 +204,7 @@ def web_router(settings: ApiSettings, uploads: UploadParser) -> APIRouter:
         max_member_bytes=settings.upload_max_part_bytes,
         max_unzipped_bytes=settings.upload_max_unzipped_bytes,
     )
-    # ``uploads``: the worker processes files are parsed in, never on the event loop (services/web/uploads.py)
+    # ``uploads``: the worker processes files are parsed in, never on the event loop (services/api/web/uploads.py)
 
     def components(request: Request) -> dict[str, Any]:
         return request.app.state.components  # type: ignore[no-any-return]
