@@ -132,11 +132,6 @@ def client_options(credentials: KafkaCredentials | None) -> dict[str, Any]:
     return credentials.options() if credentials is not None else {}
 
 
-def env_options(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Client options from BAOCAO_KAFKA_USERNAME and the rest (the CLI's and tools' way)."""
-    return client_options(KafkaCredentials.from_env(env))
-
-
 def read_env_file(path: Path) -> dict[str, str]:
     out = {}
     for line in path.read_text().splitlines():

@@ -81,11 +81,6 @@ class SeriesSpec:
         # cached: the aggregator asks for it several times per report
         return tuple(f for f in self.fields if f.totalled)
 
-    @property
-    def rolls_up(self) -> bool:
-        """False when no field of this series is added above the reporting unit."""
-        return any(f.combine == Combine.SUM for f in self.fields)
-
 
 @dataclass(frozen=True)
 class KindSpec:

@@ -64,19 +64,6 @@ class Report:
     received_at: datetime
 
 
-@dataclass(frozen=True)
-class TotalKey:
-    """One (unit, series, period): what the read API and the totals stream call a total."""
-
-    unit: str
-    series: str
-    period: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.unit}|{self.series}|{self.period}"
-
-
 def doc_id(unit: str, series: str, span: str) -> str:
     return f"{unit}|{series}|{span}"
 
@@ -407,6 +394,34 @@ class Rollup:
             return changed
         return {self.changed.pop() for _ in range(limit)}
 
+    # ------------------------------------------------------------------ derived state, whole
+
+    def derived(self) -> dict[str, Any]:
+        """``own`` and ``docs`` as plain JSON-able data: with the entries (and the stock values)
+        they are the whole state, so a snapshot need not derive them again (see
+        :meth:`load_derived`)."""
+        return {
+            "own": [[unit, series, cells] for (unit, series), cells in self.own.items()],
+            "docs": [[d.unit, d.series, d.span, d.parents, d.periods] for d in self.docs.values()],
+        }
+
+    def load_derived(self, data: Mapping[str, Any]) -> None:
+        """Take ``own`` and ``docs`` from :meth:`derived`'s output, for a roll-up whose entries
+        (and stock values) are those they were derived from. Nothing is marked changed."""
+        own: dict[tuple[str, str], dict[str, OwnCell]] = {}
+        for unit, series, cells in data["own"]:
+            for cell in cells.values():
+                if cell[_LATEST] is not None:
+                    cell[_LATEST] = tuple(cell[_LATEST])
+            own[(sys.intern(unit), sys.intern(series))] = {sys.intern(b): c for b, c in cells.items()}
+        docs: dict[str, TotalsDoc] = {}
+        for unit, series, span, parents, periods in data["docs"]:
+            doc = TotalsDoc(unit, series, span, _intern_path(parents), figure_names(self.catalog.series[series]))
+            doc.periods = {sys.intern(p): figures for p, figures in periods.items()}
+            docs[doc.id] = doc
+        self.own, self.docs = own, docs
+        self.changed = set()
+
     # ------------------------------------------------------------------ writing
 
     def apply(self, report: Report, path: Sequence[str], expected: bool) -> Applied:
@@ -555,7 +570,7 @@ def round_rate(numerator: int, denominator: int, places: int = 4) -> float | Non
     cost (the drill-down computes thousands of these per request)."""
     if denominator == 0:
         return None
-    scale = 10**places
+    scale: int = 10**places
     magnitude = (2 * abs(numerator) * scale + abs(denominator)) // (2 * abs(denominator))
     if (numerator < 0) != (denominator < 0):
         magnitude = -magnitude
