@@ -1,7 +1,7 @@
 """Which partition counts a report: the one of its province, whatever partition it came on.
 
-Ingest writes each report to the partition of its province (CRC-32 of the province code, modulo
-the partition count: stated here, not left to a client library's partitioner). A unit's own
+Ingest writes each report to the partition of its province: ``partition_for``, the balanced table
+of shared/domain/partitions.py (stated there, not left to a client library's partitioner). A unit's own
 system producing straight to Kafka may use another key or another partitioner, so two revisions
 of one report could arrive on two partitions, and two workers would each count it. So the
 worker that reads a report on a partition other than its province's forwards it there (as an
@@ -15,13 +15,12 @@ forwards again); the province's worker sees a duplicate, which changes nothing.
 from __future__ import annotations
 
 import json
-import zlib
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.domain.partitions import partition_for
 
-def partition_for(province: str, partitions: int) -> int:
-    return zlib.crc32(province.encode()) % partitions
+__all__ = ["forwarded", "partition_for"]
 
 
 def forwarded(value: bytes, timestamp_ms: int | None, source: str) -> bytes:

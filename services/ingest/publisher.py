@@ -1,8 +1,9 @@
 """The ingest service's port to Kafka: publish a report and wait for the broker's acknowledgement.
 
 KafkaPublisher produces with acks=all and idempotence, keyed by province code, to the partition
-CRC-32(key) mod the partition count: every report of a province in one partition, in order, the
-one whose aggregator counts them (services/aggregate/routing.py). Every message carries ingest's
+of that province in the balanced table (shared/domain/partitions.py ``partition_for``): every
+report of a province in one partition, in order, the one whose aggregator counts them
+(services/aggregate/routing.py). Every message carries ingest's
 stamp (shared/domain/stamps.py), by which the aggregator knows it was checked here. InMemoryPublisher is the fake;
 both pass tests/contract/test_publisher_contract.py.
 """
@@ -10,7 +11,6 @@ both pass tests/contract/test_publisher_contract.py.
 from __future__ import annotations
 
 import asyncio
-import zlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from shared.adapters.kafka_credentials import KafkaCredentials, client_options
+from shared.domain.partitions import assignment, partition_for
 from shared.domain.stamps import STAMP_HEADER, stamp
 
 
@@ -62,7 +63,7 @@ class KafkaPublisher:
             max_batch_size=512 * 1024,
             request_timeout_ms=int(timeout_s * 1000),
             client_id="baocao-ingest",
-            **client_options(credentials),  # type: ignore[arg-type]
+            **client_options(credentials),
         )
         self._started = False
         self._partitions: int | None = None
@@ -77,10 +78,12 @@ class KafkaPublisher:
 
     async def publish(self, key: bytes, value: bytes) -> Published:
         try:
-            if self._partitions is None:  # the topic's partition count is fixed once it is in use
+            if self._partitions is None:  # read once: ingest is restarted after tools/partitions.py grows the topic
                 known = await asyncio.wait_for(self._producer.partitions_for(self.topic), self.timeout_s)
+                await asyncio.to_thread(assignment, len(known))  # the table, built off the event loop
                 self._partitions = len(known)
-            partition = zlib.crc32(key) % self._partitions  # as the aggregator routes (not murmur2)
+            # as the aggregator routes (not the client's murmur2)
+            partition = partition_for(key.decode(errors="replace"), self._partitions)
             meta = await asyncio.wait_for(
                 self._producer.send_and_wait(
                     self.topic,
@@ -104,7 +107,7 @@ class KafkaPublisher:
 
 
 class InMemoryPublisher:
-    """Keeps messages in lists, one per partition, chosen by a stable hash of the key."""
+    """Keeps messages in lists, one per partition, chosen as KafkaPublisher chooses."""
 
     def __init__(self, topic: str = "reports", partitions: int = 8) -> None:
         self.topic = topic
@@ -114,7 +117,7 @@ class InMemoryPublisher:
     async def publish(self, key: bytes, value: bytes) -> Published:
         if not self.available:
             raise PublishFailed("Kafka did not acknowledge: broker unavailable")
-        p = zlib.crc32(key) % len(self.partitions)
+        p = partition_for(key.decode(errors="replace"), len(self.partitions))
         self.partitions[p].append((key, value))
         return Published(self.topic, p, len(self.partitions[p]) - 1)
 
