@@ -19,7 +19,7 @@ down:               ## Stop everything `make run` started (by pid)
 status:
 	$(PY) -m deploy.run status --profile $(PROFILE)
 
-test: install       ## Every suite: unit, contract, integration, end-to-end, short chaos
+test: lint          ## Lint and types, then every suite: unit, contract, integration, end-to-end, short chaos
 	$(PY) -m pytest
 
 test-unit: install  ## Only the tests that need no servers
@@ -28,10 +28,10 @@ test-unit: install  ## Only the tests that need no servers
 chaos: install      ## The long chaos run (more reports, more kills); prints what it checked
 	BAOCAO_CHAOS_SCALE=long $(PY) -m pytest -m chaos -s tests/e2e/test_chaos.py
 
-lint: install
+lint: install       ## ruff (lint and format) and mypy --strict (folders and settings in pyproject.toml)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy shared services tools deploy
+	$(PY) -m mypy
 
 bench: install      ## Benchmarks against a local stack; prints figures and ratios
 	$(PY) -m bench

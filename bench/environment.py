@@ -17,13 +17,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from deploy import stack
 from deploy.processes import ServiceProcess, aggregate_process, http_process, service_env
+from services.aggregate.state import state_topic
 from shared.adapters.kafka_credentials import CREDENTIALS_DIR, client_options, principal_credentials
 from shared.adapters.mongo import redact_uri
-from shared.domain.auth import COUNTRY, Scope, mint
-from tools.topics import create_topics, state_topic, topic_names
+from shared.domain.auth import Scope, mint
+from shared.domain.hierarchy import COUNTRY
+from tools.topics import create_topics, topic_names
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ def servers() -> Iterator[Servers]:
     try:
         endpoints = _fresh_start(profile)
         state = profile.load()
-        pids = {name: int(state[name]["pid"]) for name in ("kafka", "mongodb") if name in state}
+        pids: dict[str, int] = {name: int(state[name]["pid"]) for name in ("kafka", "mongodb") if name in state}
         yield Servers(endpoints, started_here=True, pids=pids)
     finally:
         log.info("stopping the servers of profile %s", PROFILE)
@@ -170,7 +173,7 @@ def drop_run_data(servers: Servers, names: RunNames) -> None:
         finally:
             admin.close()
     with suppress(PyMongoError):
-        client: MongoClient = MongoClient(servers.mongodb_uri, serverSelectionTimeoutMS=5000)
+        client: MongoClient[dict[str, Any]] = MongoClient(servers.mongodb_uri, serverSelectionTimeoutMS=5000)
         try:
             for role in ROLES:
                 client.drop_database(names.database(role))
@@ -190,7 +193,7 @@ def wait_database_idle(uri: str, timeout_s: float, fast_s: float = 0.05, in_a_ro
     from pymongo.errors import PyMongoError
 
     started = time.perf_counter()
-    client: MongoClient = MongoClient(uri, serverSelectionTimeoutMS=5000, socketTimeoutMS=30000)
+    client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=5000, socketTimeoutMS=30000)
     try:
         fast = 0
         while fast < in_a_row and time.perf_counter() - started < timeout_s:

@@ -32,7 +32,7 @@ def main() -> int:
     from services.aggregate.app import faust_app
     from services.aggregate.settings import AggregateSettings
 
-    settings = AggregateSettings()  # type: ignore[call-arg]
+    settings = AggregateSettings()  # type: ignore[call-arg]  # from the environment, as the service reads it
     app = faust_app(settings)
     topic = app.topic(settings.reports_topic, value_serializer="raw", key_serializer="raw")
     worker = Worker(app, loglevel="warning", quiet=True)

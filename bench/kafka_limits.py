@@ -66,7 +66,7 @@ async def produce(
         enable_idempotence=True,
         linger_ms=5,
         client_id="baocao-bench",
-        **(options or {}),  # type: ignore[arg-type]
+        **(options or {}),
     )
     await producer.start()
     try:
@@ -123,7 +123,7 @@ async def consume_and_decode(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         client_id="baocao-bench",
-        **(options or {}),  # type: ignore[arg-type]
+        **(options or {}),
     )
     await consumer.start()
     try:

@@ -184,12 +184,13 @@ class Profile:
                 out[key.strip()] = value.strip().strip("'\"")
         return out
 
-    def load(self) -> dict:
+    def load(self) -> dict[str, Any]:
         if self.state_file.exists():
-            return json.loads(self.state_file.read_text())
+            state: dict[str, Any] = json.loads(self.state_file.read_text())
+            return state
         return {}
 
-    def save(self, state: dict) -> None:
+    def save(self, state: dict[str, Any]) -> None:
         """Writes stack.json owner-only: its endpoints carry the database login."""
         make_private_dir(self.dir)
         write_private(self.state_file, json.dumps(state, indent=2))
@@ -366,7 +367,7 @@ def _kafka_jvm(logs: Path, heap: str) -> list[str]:
     ]
 
 
-def kafka_nodes(state: dict) -> dict[int, dict]:
+def kafka_nodes(state: dict[str, Any]) -> dict[int, dict[str, Any]]:
     """The profile's Kafka nodes by id: pid (while started), port, controller_port."""
     ks = state.get("kafka") or {}
     nodes = {int(k): v for k, v in (ks.get("nodes") or {}).items()}
@@ -375,11 +376,11 @@ def kafka_nodes(state: dict) -> dict[int, dict]:
     return nodes
 
 
-def kafka_bootstrap(state: dict) -> str:
+def kafka_bootstrap(state: dict[str, Any]) -> str:
     return ",".join(f"127.0.0.1:{n['port']}" for _, n in sorted(kafka_nodes(state).items()))
 
 
-def start_kafka(profile: Profile, state: dict, only: int | None = None) -> str:
+def start_kafka(profile: Profile, state: dict[str, Any], only: int | None = None) -> str:
     """Starts the profile's Kafka nodes that are not running (``only``: that node), formatting the
     storage of a new profile first. Returns the bootstrap servers (every node)."""
     lib = CACHE / "kafka" / "lib"
@@ -454,7 +455,7 @@ def start_kafka(profile: Profile, state: dict, only: int | None = None) -> str:
     return bootstrap
 
 
-def kafka_client_env(state: dict, tls_dir: Path) -> dict[str, str]:
+def kafka_client_env(state: dict[str, Any], tls_dir: Path) -> dict[str, str]:
     """What a client of the profile's brokers needs besides its login: the protocol and CA, and
     the replication of the topics it creates (tools/topics.py reads it)."""
     ks = state.get("kafka") or {}
@@ -628,7 +629,7 @@ def mongodb_uri(port: int, password: str) -> str:
     )
 
 
-def start_mongo(profile: Profile, state: dict) -> str:
+def start_mongo(profile: Profile, state: dict[str, Any]) -> str:
     """mongo-java-server with its H2 backend (deploy/mongo-java-server), one file per profile,
     taking SCRAM-SHA-256 logins of the profile's user only."""
     lib = CACHE / "mongo-java-server" / "lib"
@@ -673,7 +674,7 @@ def mongodb_ready(uri: str, deadline_s: float = 30.0) -> None:
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            client: MongoClient = MongoClient(uri, serverSelectionTimeoutMS=2000)
+            client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=2000)
             client.admin.command("ping")
             client.close()
             return
@@ -686,7 +687,7 @@ def mongodb_ready(uri: str, deadline_s: float = 30.0) -> None:
 # ---------------------------------------------------------------- commands
 
 
-def _running(entry: dict | None) -> bool:
+def _running(entry: dict[str, Any] | None) -> bool:
     return bool(entry and entry.get("pid") and pid_alive(int(entry["pid"])))
 
 

@@ -193,7 +193,8 @@ def load_demo(api_url: str, ingest_url: str, token: str, ingest_env: Mapping[str
     )
     if done.returncode != 0:
         raise RuntimeError(f"demo reports as sent: exit {done.returncode}: {done.stderr[-1000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    counts: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
+    return counts
 
 
 def cmd_demo_load(args: argparse.Namespace) -> int:

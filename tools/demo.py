@@ -366,9 +366,9 @@ async def send_as_sent(reports: list[dict[str, Any]], settings: Any) -> dict[str
     from services.ingest.submissions import MongoSubmissionLog
     from shared.adapters.mongo import make_client
     from shared.adapters.registry import AgencyRegistry
-    from shared.domain.auth import COUNTRY, Scope, mint, verify
+    from shared.domain.auth import Scope, mint, verify
     from shared.domain.catalog import load_catalog
-    from shared.domain.hierarchy import load_vietnam
+    from shared.domain.hierarchy import COUNTRY, load_vietnam
     from shared.domain.reports import REPORT_ADAPTER
     from shared.domain.stamps import stamp_key
 

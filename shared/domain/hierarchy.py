@@ -28,6 +28,7 @@ from enum import StrEnum
 from functools import cache
 from importlib import resources, util
 from pathlib import Path
+from typing import Any
 
 from shared.domain.periods import TREE_CHANGES, VIETNAM_TZ, era_of, parse_period
 
@@ -298,14 +299,15 @@ class OrgTree:
         return self._search_index[1], self._search_index[2]
 
 
-def _division_name(raw: dict) -> str:
+def _division_name(raw: dict[str, Any]) -> str:
     return str(raw["name"])
 
 
 @cache
-def _nested_divisions() -> list[dict]:
+def _nested_divisions() -> list[dict[str, Any]]:
     text = resources.files("vietnam_provinces").joinpath("data/nested-divisions.json").read_text(encoding="utf-8")
-    return json.loads(text)  # type: ignore[no-any-return]
+    divisions: list[dict[str, Any]] = json.loads(text)
+    return divisions
 
 
 def load_vietnam(provinces: Iterable[str] | None = None) -> OrgTree:

@@ -7,8 +7,9 @@ a catalog entry. Validation errors name the field (``body.members_attended``) an
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, cast
 
 from pydantic import (
     AfterValidator,
@@ -97,12 +98,20 @@ def _body_field(spec: FieldSpec) -> tuple[Any, Any]:
     if spec.type == "date":
         return (date, ...)
     if spec.type == "enum":
-        return (Literal[tuple(spec.values)], ...)  # type: ignore[valid-type]
+        return (Literal[tuple(spec.values)], ...)
     raise ValueError(f"catalog: unknown field type {spec.type!r} for {spec.name}")
 
 
+def _after_validator(check: Callable[[Any], Any]) -> Callable[..., Any]:
+    """``model_validator(mode="after")`` for ``create_model(__validators__=...)``: pydantic types
+    that mapping's values as plain callables, and accepts the descriptor the decorator returns."""
+    return cast("Callable[..., Any]", model_validator(mode="after")(check))
+
+
 def _make_body_model(kind: KindSpec) -> type[BaseModel]:
-    fields = {f.name: _body_field(f) for f in kind.fields}
+    # Values typed Any: unpacked into create_model, they would otherwise have to fit its keyword
+    # arguments too (__doc__, __module__).
+    fields: dict[str, Any] = {f.name: _body_field(f) for f in kind.fields}
 
     def check_rules(self: BaseModel) -> BaseModel:
         for rule in kind.rules:
@@ -111,10 +120,10 @@ def _make_body_model(kind: KindSpec) -> type[BaseModel]:
                 raise ValueError(f"{rule.field} ({low}) must not exceed {rule.at_most} ({high})")
         return self
 
-    model = create_model(  # type: ignore[call-overload]
+    model: type[BaseModel] = create_model(
         f"{kind.name.title().replace('_', '')}Body",
         __config__=ConfigDict(extra="forbid", str_strip_whitespace=True),
-        __validators__={"_rules": model_validator(mode="after")(check_rules)},
+        __validators__={"_rules": _after_validator(check_rules)},
         **fields,
     )
     model.__doc__ = kind.title
@@ -128,7 +137,7 @@ def _make_indicator_body(catalog: Catalog) -> type[BaseModel]:
         """Progress on one indicator of the catalog (body.indicator)."""
 
         model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-        indicator: Literal[codes]  # type: ignore[valid-type]
+        indicator: Literal[codes]  # type: ignore[valid-type]  # the catalog's codes, read at run time
         value: StrictInt | None = Field(default=None, ge=-(10**12), le=10**12)
         numerator: StrictInt | None = Field(default=None, ge=0, le=10**12)
         denominator: StrictInt | None = Field(default=None, ge=0, le=10**12)
@@ -137,6 +146,8 @@ def _make_indicator_body(catalog: Catalog) -> type[BaseModel]:
         @model_validator(mode="after")
         def _matches_indicator(self) -> IndicatorBody:
             ind = catalog.indicators[self.indicator]
+            wanted: tuple[str, ...]
+            unwanted: tuple[str, ...]
             if ind.combine == "ratio":
                 wanted, unwanted = ("numerator", "denominator"), ("value",)
             else:
@@ -176,12 +187,13 @@ def _make_report_model(kind: KindSpec, body: type[BaseModel]) -> type[ReportInBa
                     raise ValueError(f"body.{f.name} {day} is outside period {self.period} ({p.start} to {p.end})")
         return self
 
-    model = create_model(  # type: ignore[call-overload]
+    # Field types made at run time (a Literal of the kind's name, the kind's body model).
+    fields: dict[str, Any] = {"kind": (Literal[kind.name], ...), "body": (body | None, None)}
+    model = create_model(
         f"{kind.name.title().replace('_', '')}ReportIn",
         __base__=ReportInBase,
-        __validators__={"_period_rules": model_validator(mode="after")(check_period)},
-        kind=(Literal[kind.name], ...),
-        body=(body | None, None),
+        __validators__={"_period_rules": _after_validator(check_period)},
+        **fields,
     )
     model.__doc__ = kind.title
     return model
@@ -196,11 +208,13 @@ def build_report_models(catalog: Catalog) -> dict[str, type[ReportInBase]]:
 
 
 REPORT_MODELS = build_report_models(load_catalog())
-ReportIn = Annotated[
-    Union[tuple(REPORT_MODELS.values())],  # type: ignore[valid-type]  # noqa: UP007
+# A union of the models built from the catalog at import: a type only at run time, so the alias
+# and its use below are beyond a static checker.
+ReportIn = Annotated[  # type: ignore[valid-type]
+    Union[tuple(REPORT_MODELS.values())],  # noqa: UP007
     Field(discriminator="kind"),
 ]
-REPORT_ADAPTER: TypeAdapter[Any] = TypeAdapter(ReportIn)
+REPORT_ADAPTER: TypeAdapter[Any] = TypeAdapter(ReportIn)  # type: ignore[arg-type]
 
 
 class ReportEnvelope(BaseModel):

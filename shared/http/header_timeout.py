@@ -58,6 +58,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._body_started = 0.0
         self._body_received = 0
 
+    # A stream transport, as uvicorn's own connection_made takes (it narrows asyncio's BaseTransport too).
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._awaiting_headers = True

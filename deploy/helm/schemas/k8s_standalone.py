@@ -55,7 +55,7 @@ def _refs(node: Any, found: set[str]) -> Any:
 
 def standalone(kind: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
     pending: set[str] = set()
-    schema = _refs(kind, pending)
+    schema: dict[str, Any] = _refs(kind, pending)
     schema.pop("$id", None)
     defs: dict[str, Any] = {}
     while pending:
