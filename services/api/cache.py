@@ -11,14 +11,15 @@ version of a cached document comes the same way, and a version never replaces a 
 What is not cached is read from MongoDB, only the periods asked for, as without a cache. When the
 follower loses the topic (Kafka away) or starts again, the cache is emptied (what was published
 meanwhile is unknown) and reads go to MongoDB until the stream brings documents again. Memory is
-bounded: past ``max_documents`` the least recently used documents go (about 5 KB each).
+bounded: past ``max_documents`` the least recently used documents go (docs/benchmarks.md has
+the size of one).
 
 The follower reads the topic from its beginning first (services/api/stream.py). The topic is
 compacted, so that replay brings the latest version of every document ever published, and every
 document MongoDB holds was published first: once replayed, the cache knows which documents exist.
 A document it has never seen is then known to be absent (most of what a drill-down asks for: a
 commune that has not reported a series in a year) and is not looked for in MongoDB; only those
-that exist but were pushed out of memory are. The ids known cost about 100 bytes each.
+that exist but were pushed out of memory are. The ids of every existing document stay in memory.
 
 The same messages keep a second, smaller memory: :class:`Answers`, the JSON of answers built from
 those documents (a unit's totals, a drill-down), each dropped as soon as a message changes a
@@ -35,15 +36,39 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from pydantic_core import to_json
 
 from services.api.repository import Figures, TotalsReader, figures_of, reporting_units
-from shared.domain.hierarchy import COUNTRY
+from shared.domain.hierarchy import COUNTRY, OrgTree
+
+# What an answer is kept under: (kind of answer, unit, period, "<tree id>:<tree version>"). The
+# tree's version changes when an agency is registered, so an answer never outlives the tree it
+# was built from; the unit is second, the one whose documents (or children's) the answer shows.
+AnswerKey = tuple[str, str, str, str]
+
+
+def answer_key(kind: str, code: str, period: str, tree: OrgTree) -> AnswerKey:
+    return (kind, code, period, f"{tree.tree_id}:{tree.version}")
+
+
+async def answer_json(
+    cache: TotalsCache | None,
+    kind: str,
+    code: str,
+    period: str,
+    tree: OrgTree,
+    build: Callable[[], Awaitable[dict[str, Any]]],
+) -> bytes:
+    """The JSON of ``kind`` (``totals``, ``children``) for ``code`` in ``period`` and ``tree``:
+    built by ``build``, or the one the cache holds, reused until the stream changes a document it
+    shows (:class:`Answers`)."""
+    if cache is None:
+        return to_json(await build())
+    return await cache.answer(answer_key(kind, code, period, tree), build)
 
 
 class Answers:
-    """Answers already built, as the bytes sent, keyed by what was asked (route, unit, period, the
-    tree's version). Each answer shows the documents of one unit (its totals) or of one unit's
-    children (a drill-down); a message about a document drops the answers of its unit and of its
-    unit's parent. A province's drill-down takes 2-3 ms of processor time to build from cached
-    documents and microseconds to send again.
+    """Answers already built, as the bytes sent, keyed by what was asked (:data:`AnswerKey`).
+    Each answer shows the documents of one unit (its totals) or of one unit's children (a
+    drill-down); a message about a document drops the answers of its unit and of its unit's
+    parent. Sending an answer again costs a lookup, not a build (docs/benchmarks.md).
 
     An answer is kept only if nothing it could show changed while it was built (a document read
     from MongoDB may be older than one the stream brought meanwhile): :meth:`token` is taken before
@@ -51,15 +76,15 @@ class Answers:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._bodies: OrderedDict[tuple[str, str, str, str], bytes] = OrderedDict()
-        self._by_unit: dict[str, set[tuple[str, str, str, str]]] = {}  # unit shown -> keys of its answers
+        self._bodies: OrderedDict[AnswerKey, bytes] = OrderedDict()
+        self._by_unit: dict[str, set[AnswerKey]] = {}  # unit shown -> keys of its answers
         self._changes: dict[str, int] = {}  # unit -> messages that touched what it shows
         self._epoch = 0  # bumped when everything is dropped
         self.bytes = 0
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple[str, str, str, str]) -> bytes | None:
+    def get(self, key: AnswerKey) -> bytes | None:
         body = self._bodies.get(key)
         if body is None:
             self.misses += 1
@@ -71,7 +96,7 @@ class Answers:
     def token(self, unit: str) -> tuple[int, int]:
         return (self._epoch, self._changes.get(unit, 0))
 
-    def keep(self, key: tuple[str, str, str, str], unit: str, token: tuple[int, int], body: bytes) -> None:
+    def keep(self, key: AnswerKey, unit: str, token: tuple[int, int], body: bytes) -> None:
         """Remember ``body`` as the answer to ``key``, which shows documents of ``unit`` (its own,
         or its children's), unless something it shows changed since ``token`` was taken."""
         if self.max_bytes <= 0 or token != self.token(unit) or len(body) > self.max_bytes:
@@ -183,7 +208,7 @@ class TotalsCache:
         while len(self._docs) > self.max_documents:
             self._docs.popitem(last=False)
 
-    async def answer(self, key: tuple[str, str, str, str], build: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
+    async def answer(self, key: AnswerKey, build: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
         """The JSON answer to ``key`` (route, unit, period, tree version) showing documents of
         ``key[1]`` or of its children: the one already built if none of them changed since, else
         ``build()``'s, kept for next time while the follower is live."""

@@ -316,7 +316,7 @@ def test_a_stream_ends_when_its_token_is_revoked():
         assert r.status_code == 200
         assert r.text.startswith(": connected")
         assert r.text.endswith('event: end\ndata: {"reason": "token revoked"}\n\n')
-        assert app.state.components["streams"] == {}
+        assert len(app.state.components.streams) == 0  # every stream given back
 
 
 @pytest.mark.timeout(20)  # a stream that never ends fails here rather than hangs
@@ -340,7 +340,7 @@ def test_a_token_holds_at_most_the_configured_number_of_streams():
             c.get, "/v1/units/386/stream?tree=legacy", headers=headers
         )
         deadline = time.monotonic() + 10
-        while app.state.components["streams"].get(token_id) != 1:  # the first stream is open
+        while app.state.components.streams.held(token_id) != 1:  # the first stream is open
             assert time.monotonic() < deadline and not first.done()
             time.sleep(0.01)
         second = c.get("/v1/units/386/stream?tree=legacy", headers=headers)
@@ -349,7 +349,7 @@ def test_a_token_holds_at_most_the_configured_number_of_streams():
         assert "BAOCAO_API_MAX_STREAMS_PER_TOKEN=1" in second.json()["detail"]
         revocations.revoked.add(token_id)  # ends the first stream at its next check
         assert first.result(timeout=10).text.endswith('"token revoked"}\n\n')
-        assert app.state.components["streams"] == {}
+        assert len(app.state.components.streams) == 0  # every stream given back
 
 
 @pytest.mark.parametrize("name", ["Đảng bộ Bệnh viện Đa khoa tỉnh", "Trường THCS số 2", "  Chi bộ 3  ", "Xã Ia Rsai"])

@@ -1,0 +1,53 @@
+"""Completeness: who in a unit's subtree has not reported a series for a period."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from services.api.deps import (
+    RATIONED,
+    Code,
+    Period,
+    ReadsDep,
+    Tree,
+    json_response,
+    known,
+    period_error,
+    query_error,
+    ration,
+)
+from services.api.reads import UnknownSeries
+from services.api.views import MissingOut
+from shared.domain.auth import Scope
+from shared.domain.periods import PeriodError
+from shared.http.base import CurrentPrincipal, authorize
+
+router = APIRouter()
+
+
+@router.get(
+    "/v1/units/{code}/completeness",
+    response_model=MissingOut,
+    summary="Who in the subtree has not reported a series for a period",
+    responses=RATIONED,
+)
+async def get_completeness(
+    code: Code,
+    period: Period,
+    tree: Tree,
+    reads: ReadsDep,
+    series: Annotated[str, Query(description="a report kind or indicator.<code>", max_length=80)],
+    principal: CurrentPrincipal,
+) -> Response:
+    ration(reads, principal)
+    authorize(principal, Scope.READ, tree, code)
+    known(tree, code)
+    try:
+        return json_response(await reads.missing(tree, code, series, period))
+    except UnknownSeries as exc:
+        raise query_error("series", str(exc), "series") from None
+    except PeriodError as exc:
+        raise period_error(exc) from None
