@@ -47,3 +47,4 @@ def register_agents(app: faust.App, reports: faust.TopicT, runtime: Runtime) -> 
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within):  # type: ignore[attr-defined]
             await aggregator.handle(raw_messages(events))
             await aggregator.backpressure(settings.flush_documents)
+            await aggregator.snapshot_due()

@@ -35,7 +35,9 @@ from typing import Any
 from services.aggregate.decode import Rejected, Trust, decode
 from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.routing import forwarded, partition_for
-from services.aggregate.state import Changelog, decode_entry, encode_entry
+from services.aggregate.snapshots import Snapshot, SnapshotStore, capture, compress, fingerprint, rebuild
+from services.aggregate.snapshots import decode as decode_snapshot
+from services.aggregate.state import Changelog, Record, decode_entry, encode_entry
 from services.aggregate.view import TotalsView
 from services.aggregate.worker import (
     DeadLetterSink,
@@ -45,6 +47,7 @@ from services.aggregate.worker import (
     retrying,
     send_dead_letters,
 )
+from shared.adapters.kafka_batches import Spans
 from shared.domain.catalog import Catalog
 from shared.domain.hierarchy import Level, OrgTree
 from shared.domain.rollup import Entry, Outcome, Rollup, TotalsDoc, entry_key, figure_names
@@ -128,6 +131,20 @@ def _close(rollup: Rollup) -> None:
 class PartitionState:
     rollup: Rollup
     versions: dict[str, int] = field(default_factory=dict)  # document id -> version last written
+    # Every changelog record before this offset is in the state (snapshots.py's contract).
+    covered: int = 0
+    gap: bool = False  # someone else appended after ``covered``: read it back before a snapshot
+    since_snapshot: int = 0  # records appended since the last snapshot (or the restore)
+    saving: asyncio.Task[None] | None = None
+
+    def appended(self, spans: Iterable[tuple[int, int]]) -> None:
+        """Note where the broker put this partition's appended records."""
+        for offset, n in sorted(spans):
+            if offset == self.covered:
+                self.covered += n
+            elif offset > self.covered:
+                self.gap = True  # a record we did not write sits before ``offset``
+            self.since_snapshot += n
 
 
 def next_version(previous: int) -> int:
@@ -154,6 +171,8 @@ class Aggregator:
         full_batch: int | None = None,
         *,
         trust: Trust,
+        snapshots: SnapshotStore | None = None,
+        snapshot_every: int = 20_000,
     ) -> None:
         self.catalog = catalog
         self.tree = tree
@@ -171,6 +190,9 @@ class Aggregator:
         self.full_batch = full_batch  # a batch this big means a backlog (the agent's batch_max)
         self.in_backlog = False
         self.trust = trust  # checks where a message comes from (decode.py); stamps what is forwarded
+        self.snapshots = snapshots
+        self.snapshot_every = snapshot_every  # changelog records of a partition between two snapshots
+        self._fingerprint = fingerprint(catalog)
         self.parts: dict[int, PartitionState] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
         self._publish_lock = asyncio.Lock()
@@ -211,12 +233,19 @@ class Aggregator:
             if task is not None:
                 await asyncio.wait({task})  # a load cancelled by a revocation is not our error
 
+    @property
+    def restoring(self) -> bool:
+        """Whether a partition assigned to this worker is still being restored."""
+        return bool(self._loading)
+
     async def _load(self, partition: int) -> None:
         started = time.perf_counter()
         try:
-            rollup = await retrying(self.metrics, "restore", lambda: self._restore(partition), self.retry_pause)
+            rollup, covered = await retrying(
+                self.metrics, "restore", lambda: self._restore(partition), self.retry_pause
+            )
             stored = await retrying(self.metrics, "database", lambda: self.view.load_part(partition), self.retry_pause)
-            state = PartitionState(rollup)
+            state = PartitionState(rollup, covered=covered)
             self._reconcile(partition, state, stored)
             self.parts[partition] = state
             self.pending += len(rollup.changed)
@@ -233,23 +262,101 @@ class Aggregator:
                     "seconds": round(time.perf_counter() - started, 3),
                 },
             )
+            self.metrics.restore_seconds.observe(time.perf_counter() - started)
         finally:
             if self._loading.get(partition) is asyncio.current_task():
                 del self._loading[partition]
 
-    async def _restore(self, partition: int) -> Rollup:
+    async def _restore(self, partition: int) -> tuple[Rollup, int]:
+        """The partition's state from its latest usable snapshot and the changelog after it (or
+        the whole changelog), and the offset up to which it covers the changelog."""
+        end = (await self.changelog.end_offsets([partition]))[partition]
+        snapshot = await self._usable_snapshot(partition, end)
         entries = self.entries(partition) if self.entries is not None else None
         # an entry file keeps the stocks' figures too (entries.py); else they stay in memory
-        rollup = Rollup(self.catalog, entries, getattr(entries, "stocks", None))
+        stocks = getattr(entries, "stocks", None)
         try:
-            async for _, key, value in self.changelog.read([partition]):
-                k, entry = decode_entry(key, value)
-                rollup.restore(k, entry)
+            if snapshot is not None:
+                data = await asyncio.to_thread(decode_snapshot, snapshot.payload)  # megabytes: off the event loop
+                rollup = rebuild(self.catalog, data, entries, stocks)
+            else:
+                rollup = Rollup(self.catalog, entries, stocks)
+            start = snapshot.offset if snapshot is not None else 0
+            replayed = 0
+            async for key, value in self.changelog.read(partition, start, end):
+                rollup.restore(*decode_entry(key, value))
+                replayed += 1
         except BaseException:
-            _close(rollup)
+            if entries is not None:
+                _close(Rollup(self.catalog, entries))
             raise
+        self.metrics.restored_records.labels("snapshot" if snapshot else "beginning").inc(replayed)
         rollup.take_changed()
-        return rollup
+        return rollup, end
+
+    async def _usable_snapshot(self, partition: int, end: int) -> Snapshot | None:
+        if self.snapshots is None:
+            return None
+        snapshot = await self.snapshots.load(self.changelog.topic, partition)
+        if snapshot is None:
+            return None
+        if (snapshot.partitions, snapshot.fingerprint) != (self.partitions, self._fingerprint) or snapshot.offset > end:
+            log.info(
+                "snapshot not usable: restoring from the changelog's beginning",
+                extra={"partition": partition, "offset": snapshot.offset, "end": end},
+            )
+            return None
+        return snapshot
+
+    # ------------------------------------------------------------------ snapshots
+
+    async def snapshot_due(self) -> None:
+        """Snapshot each partition that had ``snapshot_every`` records appended since its last
+        one. Called between two batches (nothing is applied meanwhile): the state is copied at
+        once, compressed and saved behind."""
+        if self.snapshots is None:
+            return
+        for partition, state in list(self.parts.items()):
+            if state.since_snapshot < self.snapshot_every or (state.saving is not None and not state.saving.done()):
+                continue
+            if state.gap:
+                await self._catch_up(partition, state)
+                if self.parts.get(partition) is not state:
+                    continue  # revoked meanwhile
+            started = time.perf_counter()
+            data = capture(state.rollup)
+            self.metrics.snapshot_capture_seconds.observe(time.perf_counter() - started)
+            state.since_snapshot = 0
+            state.saving = asyncio.ensure_future(self._save(partition, state.covered, data))
+
+    async def _catch_up(self, partition: int, state: PartitionState) -> None:
+        """Merge what others appended to the partition's changelog since ``covered`` (a worker
+        that still believed it owned the partition, or our own retried appends): merging by
+        revision, what the state already holds changes nothing."""
+        end = (await self.changelog.end_offsets([partition]))[partition]
+        before = len(state.rollup.changed)
+        async for key, value in self.changelog.read(partition, state.covered, end):
+            state.rollup.restore(*decode_entry(key, value))
+        self.pending += len(state.rollup.changed) - before
+        if state.rollup.changed:
+            self._dirty.set()
+        state.covered, state.gap = end, False
+
+    async def _save(self, partition: int, offset: int, data: bytes) -> None:
+        assert self.snapshots is not None
+        try:
+            payload = await asyncio.to_thread(compress, data)
+            snapshot = Snapshot(self.changelog.topic, partition, self.partitions, self._fingerprint, offset, payload)
+            saved = await self.snapshots.save(snapshot)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the next one will do: a snapshot only saves time
+            log.warning("snapshot not saved", extra={"partition": partition}, exc_info=True)
+            self.metrics.snapshots.labels("failed").inc()
+            return
+        self.metrics.snapshots.labels("saved" if saved else "superseded").inc()
+        if saved:
+            self.metrics.snapshot_bytes.observe(len(payload))
 
     def _reconcile(self, partition: int, state: PartitionState, stored: dict[str, dict[str, Any]]) -> None:
         """Mark for rewriting every document whose stored form differs from the state."""
@@ -319,11 +426,32 @@ class Aggregator:
         if moved:
             await retrying(self.metrics, "forward", lambda: self.forward(moved), self.retry_pause)
         if records:
-            await retrying(self.metrics, "changelog", lambda: self.changelog.append(records), self.retry_pause)
+            spans = await self._append(records)
+            for p, runs in spans.items():
+                state = self.parts.get(p)
+                if state is not None:
+                    state.appended(runs)
         await send_dead_letters(self.dead_letter, self.metrics, rejected, self.retry_pause)
         for outcome, n in outcomes.items():
             if outcome != Outcome.REJECTED:
                 self.metrics.reports.labels(outcome).inc(n)
+
+    async def _append(self, records: list[Record]) -> Spans:
+        """Append to the changelog until it succeeds. A failed attempt may have written some
+        records, which the next one writes again: their partitions then hold records of ours we
+        were not told of, read back before their next snapshot."""
+
+        async def attempt() -> Spans:
+            try:
+                return await self.changelog.append(records)
+            except Exception:
+                for p in {p for p, _, _ in records}:
+                    if p in self.parts:
+                        self.parts[p].gap = True
+                raise
+
+        spans: Spans = await retrying(self.metrics, "changelog", attempt, self.retry_pause)
+        return spans
 
     # ------------------------------------------------------------------ publishing and writing
 

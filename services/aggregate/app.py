@@ -28,6 +28,7 @@ from services.aggregate.entries import EntryFiles
 from services.aggregate.faust_kafka import AggregateApp
 from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.settings import AggregateSettings
+from services.aggregate.snapshots import MongoSnapshotStore
 from services.aggregate.state import KafkaChangelog, state_topic
 from services.aggregate.view import MongoTotalsView
 from shared.adapters.kafka_batches import send_batched
@@ -56,6 +57,7 @@ class Runtime:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._assigned: set[int] = set()
+        self._ever_assigned = False  # the group gave this worker its share (maybe none) at least once
 
     async def start(self) -> Aggregator:
         async with self._lock:
@@ -83,7 +85,7 @@ class Runtime:
                 linger_ms=5,
                 max_batch_size=1024 * 1024,
                 max_request_size=4 * 1024 * 1024,
-                **client_options(settings.kafka_credentials),  # type: ignore[arg-type]
+                **client_options(settings.kafka_credentials),
             )
             await self.producer.start()
             producer = self.producer
@@ -121,6 +123,10 @@ class Runtime:
                 entries=self.entry_files.open if self.entry_files is not None else None,
                 full_batch=settings.batch_max,
                 trust=trust,
+                snapshots=MongoSnapshotStore(self.mongo, settings.mongodb_database)
+                if settings.snapshot_every
+                else None,
+                snapshot_every=settings.snapshot_every,
             )
             aggregator.assign(self._assigned)
             self.aggregator = aggregator
@@ -144,6 +150,7 @@ class Runtime:
 
     def assigned(self, partitions: set[int]) -> None:
         self._assigned = set(partitions)
+        self._ever_assigned = True
         if self.aggregator is not None:
             self.aggregator.assign(partitions)
 
@@ -152,14 +159,17 @@ class Runtime:
         if self.aggregator is not None:
             self.aggregator.revoke(partitions)
 
-    async def ready(self) -> bool:
-        if self.mongo is None:
-            return False
-        try:
-            await ping(self.mongo)
-        except Exception:  # noqa: BLE001 - readiness reports, it does not raise
-            return False
-        return True
+    async def readiness(self) -> dict[str, bool]:
+        """Ready: started, every partition assigned to it restored, and MongoDB answering."""
+        restored = self._ever_assigned and self.aggregator is not None and not self.aggregator.restoring
+        mongodb = False
+        if self.mongo is not None:
+            try:
+                await ping(self.mongo)
+                mongodb = True
+            except Exception:  # noqa: BLE001 - readiness reports, it does not raise
+                pass
+        return {"restored": restored, "mongodb": mongodb}
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -231,8 +241,9 @@ def create_app(settings: AggregateSettings) -> faust.App:
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ok = await runtime.ready()
-        return web.json({"status": "ready" if ok else "not ready", "mongodb": ok}, status=200 if ok else 503)
+        checks = await runtime.readiness()
+        ok = all(checks.values())
+        return web.json({"status": "ready" if ok else "not ready", **checks}, status=200 if ok else 503)
 
     @app.page("/metrics")
     async def prometheus_metrics(web: Any, request: Any) -> Any:

@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from pathlib import Path
 
 from pydantic_core import from_json, to_json
@@ -88,6 +88,16 @@ class DiskEntries(MutableMapping[str, Entry]):
     def __len__(self) -> int:
         return self._count
 
+    def rows(self) -> list[tuple[str, str]]:
+        """Every (key, entry as JSON text), for a snapshot (:meth:`load_rows` takes them back)."""
+        rows = self._db.execute("SELECT key, value FROM entries")
+        return [(k, v if isinstance(v, str) else v.decode()) for k, v in rows]
+
+    def load_rows(self, rows: Iterable[tuple[str, str]]) -> None:
+        """Add entries from :meth:`rows` to an entry file that holds none of their keys."""
+        cursor = self._db.executemany("INSERT INTO entries VALUES (?, ?)", rows)
+        self._count += cursor.rowcount
+
     def close(self) -> None:
         self._db.close()
         self.path.unlink(missing_ok=True)
@@ -111,6 +121,15 @@ class DiskStockValues:
         self._db.execute(
             "DELETE FROM stocks WHERE cell = ? AND period_end = ? AND period_start = ? AND key = ?", (cell, *rank)
         )
+
+    def rows(self) -> list[tuple[str, int, int, str, str]]:
+        return [
+            (c, e, s, k, v if isinstance(v, str) else v.decode())
+            for c, e, s, k, v in self._db.execute("SELECT cell, period_end, period_start, key, value FROM stocks")
+        ]
+
+    def load_rows(self, rows: Iterable[tuple[str, int, int, str, str]]) -> None:
+        self._db.executemany("INSERT INTO stocks VALUES (?, ?, ?, ?, ?)", rows)
 
     def latest(self, cell: str) -> tuple[int, ...] | None:
         row = self._db.execute(

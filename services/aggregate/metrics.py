@@ -76,6 +76,36 @@ class AggregateMetrics:
             ["topic", "partition"],
             registry=self.registry,
         )
+        self.restore_seconds = Histogram(
+            "baocao_aggregate_restore_seconds",
+            "From a partition's assignment to its state restored and ready to apply reports",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60, 120, 300),
+            registry=self.registry,
+        )
+        self.restored_records = Counter(
+            "baocao_aggregate_restored_records_total",
+            "Changelog records replayed while restoring partitions, by where the restore began",
+            ["start"],  # "snapshot" (the tail after one) or "beginning" (no usable snapshot)
+            registry=self.registry,
+        )
+        self.snapshots = Counter(
+            "baocao_aggregate_snapshots_total",
+            "Snapshots of a partition's state, by outcome (saved, superseded: a newer one was stored, failed)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.snapshot_bytes = Histogram(
+            "baocao_aggregate_snapshot_bytes",
+            "Size of the snapshots saved, compressed",
+            buckets=(1e4, 1e5, 1e6, 4e6, 1.6e7, 6.4e7, 2.56e8),
+            registry=self.registry,
+        )
+        self.snapshot_capture_seconds = Histogram(
+            "baocao_aggregate_snapshot_capture_seconds",
+            "Time the worker stops applying to copy a partition's state for a snapshot",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
         self.gc_pause = Histogram(
             "baocao_aggregate_gc_pause_seconds",
             "Garbage collections of the worker process (it applies nothing meanwhile), by generation",

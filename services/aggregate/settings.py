@@ -46,6 +46,15 @@ class AggregateSettings(ServiceSettings):
     entries_on_disk: bool = Field(
         default=True, description="keep every report's latest revision in SQLite files under data_dir, not in memory"
     )
+    snapshot_every: int = Field(
+        default=20_000,
+        ge=0,
+        description=(
+            "changelog records of a partition between two snapshots of its state in MongoDB: whoever takes the"
+            " partition next replays at most about this many records after loading the snapshot (0: no snapshots,"
+            " every restore replays the whole changelog)"
+        ),
+    )
     entries_cache_mb: int = Field(default=8, ge=1, description="SQLite page cache per partition's entry file")
     registry_refresh_seconds: float = 10.0
     revocations_refresh_seconds: float = Field(

@@ -26,7 +26,7 @@ from typing import Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic_core import to_json
 
-from shared.adapters.kafka_batches import send_batched
+from shared.adapters.kafka_batches import Spans, send_batched_spans
 from shared.adapters.kafka_credentials import KafkaCredentials, client_options
 from shared.domain.rollup import Entry
 
@@ -47,12 +47,20 @@ def decode_entry(key: bytes, value: bytes) -> tuple[str, Entry]:
 
 
 class Changelog(Protocol):
-    async def append(self, records: list[Record]) -> None:
-        """Returns once the broker has every record; raises if any could not be written."""
+    topic: str  # names the changelog (a snapshot is of one topic's partition)
+
+    async def append(self, records: list[Record]) -> Spans:
+        """Returns once the broker has every record, with where it put them (per partition, the
+        offset and length of each batch); raises if any could not be written."""
         ...
 
-    def read(self, partitions: Iterable[int]) -> AsyncIterator[Record]:
-        """Every record of the partitions, from the beginning to the end as it is now."""
+    async def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Per partition, the offset the next record appended will get."""
+        ...
+
+    def read(self, partition: int, start: int, end: int) -> AsyncIterator[tuple[bytes, bytes]]:
+        """The (key, value) of the records of a partition from offset ``start`` (or the first one
+        kept after it) up to, not including, ``end``; tombstones left out."""
         ...
 
 
@@ -65,65 +73,80 @@ class KafkaChangelog:
         self.topic = topic
         self.producer = producer
 
-    async def append(self, records: list[Record]) -> None:
+    async def append(self, records: list[Record]) -> Spans:
         if not records:
-            return
-        await send_batched(self.producer, self.topic, ((p, key, value, ()) for p, key, value in records))
+            return {}
+        return await send_batched_spans(self.producer, self.topic, ((p, key, value, ()) for p, key, value in records))
 
-    async def read(self, partitions: Iterable[int]) -> AsyncIterator[Record]:
-        tps = [TopicPartition(self.topic, p) for p in partitions]
-        if not tps:
-            return
-        consumer = AIOKafkaConsumer(
+    def _consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=32 * 1024 * 1024,
-            **client_options(self.credentials),  # type: ignore[arg-type]
+            **client_options(self.credentials),
         )
+
+    async def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
+        tps = [TopicPartition(self.topic, p) for p in partitions]
+        if not tps:
+            return {}
+        consumer = self._consumer()
         await consumer.start()
         try:
-            consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
-            await consumer.seek_to_beginning(*tps)
-            remaining = {tp for tp in tps if ends[tp] > 0}
-            for tp in tps:
-                if tp in remaining and await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)  # compacted or deleted up to the end
-            while remaining:
-                batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
-                for tp, messages in batches.items():
-                    for m in messages:
-                        if m.offset < ends[tp] and m.key is not None and m.value is not None:
-                            yield tp.partition, m.key, m.value
-                    if messages and messages[-1].offset >= ends[tp] - 1:
-                        remaining.discard(tp)
-                for tp in list(remaining):
-                    if await consumer.position(tp) >= ends[tp]:
-                        remaining.discard(tp)
+        finally:
+            await consumer.stop()
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+    async def read(self, partition: int, start: int, end: int) -> AsyncIterator[tuple[bytes, bytes]]:
+        if start >= end:
+            return
+        tp = TopicPartition(self.topic, partition)
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            while await consumer.position(tp) < end:  # compaction may have removed the last ones
+                batches = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
+                for m in batches.get(tp, ()):
+                    if m.offset >= end:
+                        return
+                    if m.key is not None and m.value is not None:
+                        yield m.key, m.value
         finally:
             await consumer.stop()
 
 
 class InMemoryChangelog:
-    """The fake: a list per partition. ``fail_next`` makes the next append raise after writing
-    ``written`` of its records (a broker that took some and then went away)."""
+    """The fake: a list per partition, offsets being positions in it. ``fail_next`` makes the
+    next append raise after writing ``written`` of its records (a broker that took some and then
+    went away)."""
 
-    def __init__(self) -> None:
-        self.records: dict[int, list[tuple[bytes, bytes]]] = {}
+    def __init__(self, topic: str = "memory.state") -> None:
+        self.topic = topic
+        self.records: dict[int, list[tuple[bytes, bytes | None]]] = {}
         self.fail_next: int | None = None
 
-    async def append(self, records: list[Record]) -> None:
+    async def append(self, records: list[Record]) -> Spans:
         limit = len(records) if self.fail_next is None else self.fail_next
+        spans: Spans = {}
         for p, key, value in records[:limit]:
-            self.records.setdefault(p, []).append((key, value))
+            log = self.records.setdefault(p, [])
+            log.append((key, value))
+            spans.setdefault(p, []).append((len(log) - 1, 1))
         if self.fail_next is not None:
             self.fail_next = None
             raise ConnectionError("changelog append failed part-way")
         await asyncio.sleep(0)
+        return spans
 
-    async def read(self, partitions: Iterable[int]) -> AsyncIterator[Record]:
-        for p in list(partitions):
-            for key, value in list(self.records.get(p, [])):
-                yield p, key, value
+    async def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
+        return {p: len(self.records.get(p, [])) for p in partitions}
+
+    async def read(self, partition: int, start: int, end: int) -> AsyncIterator[tuple[bytes, bytes]]:
+        for key, value in list(self.records.get(partition, []))[start:end]:
+            if value is not None:
+                yield key, value

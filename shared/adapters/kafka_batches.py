@@ -35,13 +35,22 @@ def partition_of_key(key: bytes, partitions: int) -> int:
     return cached
 
 
+# partition -> [(offset of a batch's first record, records in the batch), ...], in sending order
+Spans = dict[int, list[tuple[int, int]]]
+
+
 async def send_batched(producer: AIOKafkaProducer, topic: str, messages: Iterable[Message]) -> int:
     """Send every message and return (their count) once the broker has acknowledged them all;
     raises what a batch's send raised. A message without a partition goes to its key's."""
-    count = 0
+    return sum(n for spans in (await send_batched_spans(producer, topic, messages)).values() for _, n in spans)
+
+
+async def send_batched_spans(producer: AIOKafkaProducer, topic: str, messages: Iterable[Message]) -> Spans:
+    """:func:`send_batched`, returning where the broker put the records: per partition, the
+    offset and length of each batch."""
     partitions: int | None = None
     builders: dict[int, Any] = {}
-    futures: list[Any] = []
+    futures: list[tuple[int, int, Any]] = []  # (partition, records, future)
     for p, key, value, given in messages:
         headers = given if type(given) is list else list(given)  # the C encoder takes lists only
         if p is None:
@@ -55,14 +64,15 @@ async def send_batched(producer: AIOKafkaProducer, topic: str, messages: Iterabl
             builder = builders[p] = producer.create_batch()
         if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
             # full: send it and start the next one with this message
-            futures.append(await producer.send_batch(builder, topic, partition=p))
+            futures.append((p, builder.record_count(), await producer.send_batch(builder, topic, partition=p)))
             builder = builders[p] = producer.create_batch()
             if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 raise ValueError(f"a message of {len(value or b'')} bytes does not fit in a batch")
-        count += 1
     for p, builder in builders.items():
         if builder.record_count():
-            futures.append(await producer.send_batch(builder, topic, partition=p))
-    for future in futures:
-        await future
-    return count
+            futures.append((p, builder.record_count(), await producer.send_batch(builder, topic, partition=p)))
+    spans: Spans = {}
+    for p, n, future in futures:
+        meta = await future
+        spans.setdefault(p, []).append((meta.offset, n))
+    return spans

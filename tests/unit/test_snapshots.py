@@ -1,0 +1,226 @@
+"""Restoring from a snapshot and the changelog's tail gives exactly the state a whole replay gives."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from services.aggregate.aggregator import Aggregator
+from services.aggregate.entries import EntryFiles
+from services.aggregate.routing import partition_for
+from services.aggregate.snapshots import InMemorySnapshotStore, Snapshot, capture, compress
+from services.aggregate.state import encode_entry
+from shared.domain.rollup import Rollup
+from tests.unit.test_aggregator import CATALOG, PARTITIONS, Pipeline, report
+
+PARTITION = partition_for("38", PARTITIONS)  # where the reports of province 38 are counted
+
+
+def indicator(rid: str, value: int, rev: int = 1, unit: str = "14923", period: str = "2020-12") -> dict[str, Any]:
+    """A report of a series with a stock field (its latest value, not a sum), so the snapshot
+    carries stock values too."""
+    r = report(rid, 0, rev=rev, unit=unit, period=period)
+    r["kind"] = "indicator"
+    r["body"] = {"indicator": "new_rural_communes", "value": value}
+    return r
+
+
+@pytest.fixture(params=["entries in memory", "entries in sqlite"])
+def files(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    if request.param == "entries in memory":
+        yield None
+        return
+    f = EntryFiles(tmp_path, cache_mb=1)
+    yield f
+    f.close()
+
+
+def aggregator(p: Pipeline, files: Any, store: InMemorySnapshotStore | None, every: int = 4) -> Aggregator:
+    return Aggregator(
+        CATALOG,
+        p.aggregator.tree,
+        PARTITIONS,
+        p.changelog,
+        p.view,
+        p._publish,
+        p._forward,
+        p._dead_letter,
+        p.metrics,
+        retry_pause=0,
+        entries=files.open if files is not None else None,
+        trust=p.aggregator.trust,
+        snapshots=store,
+        snapshot_every=every,
+    )
+
+
+def state_of(rollup: Rollup) -> dict[str, Any]:
+    return {
+        "entries": {k: rollup.entries[k] for k in sorted(rollup.entries)},
+        "docs": {i: (d.parents, d.periods) for i, d in rollup.docs.items() if d.periods},
+        "own": rollup.own,
+    }
+
+
+async def settle(agg: Aggregator) -> None:
+    for state in agg.parts.values():
+        if state.saving is not None:
+            await state.saving
+
+
+def wave(n: int, start: int = 0) -> list[dict[str, Any]]:
+    """Reports, corrections, withdrawals and stock figures for province 38."""
+    out: list[dict[str, Any]] = []
+    for i in range(start, start + n):
+        unit = ("14923", "14926", "14929")[i % 3]
+        out.append(report(f"r{i}", 10 + i, unit=unit))
+        out.append(indicator(f"i{i}", 100 + i, unit=unit))
+        if i % 2:
+            out.append(report(f"r{i}", 20 + i, rev=2, unit=unit))
+            out.append(indicator(f"i{i}", 200 + i, rev=2, unit=unit))
+        if i % 5 == 0:
+            out.append(report(f"r{i}", 0, rev=3, unit=unit, withdrawn=True))
+    return out
+
+
+async def whole_replay(p: Pipeline, files: Any) -> dict[str, Any]:
+    fresh = aggregator(p, files, None)
+    await fresh.ensure_loaded([PARTITION])
+    state = state_of(fresh.parts[PARTITION].rollup)
+    fresh.revoke([PARTITION])
+    return state
+
+
+async def test_a_snapshot_and_the_tail_restore_what_the_whole_changelog_does(files: Any) -> None:
+    p, store = Pipeline(), InMemorySnapshotStore()
+    p.aggregator = agg = aggregator(p, files, store)
+    await p.send(wave(12), partition=PARTITION)
+    await p.apply()
+    assert set(agg.parts) == {PARTITION}  # the province's own partition, nothing forwarded
+    await agg.snapshot_due()
+    await settle(agg)
+    snap = store.snapshots[(p.changelog.topic, PARTITION)]
+    assert snap.offset == len(p.changelog.records[PARTITION])  # everything appended so far
+    await p.send(wave(5, start=8), partition=PARTITION)  # the tail: corrections of snapshotted reports too
+    await p.apply()
+    tail = len(p.changelog.records[PARTITION]) - snap.offset
+    assert tail > 0
+
+    restarted = aggregator(p, files, store)
+    await restarted.ensure_loaded([PARTITION])
+    replayed = p.metrics.restored_records.labels("snapshot")._value.get()
+    assert replayed == tail
+    expected = await whole_replay(p, files)
+    assert state_of(restarted.parts[PARTITION].rollup) == expected
+    assert state_of(agg.parts[PARTITION].rollup) == expected
+    assert expected["docs"]["38|indicator.new_rural_communes|2020"][1]["2020-12"]  # stocks were in it
+
+
+async def test_a_snapshot_is_taken_every_so_many_records_and_only_then(files: Any) -> None:
+    p, store = Pipeline(), InMemorySnapshotStore()
+    p.aggregator = agg = aggregator(p, files, store, every=1000)
+    await p.send(wave(3), partition=PARTITION)
+    await p.apply()
+    await agg.snapshot_due()
+    assert store.saves == 0
+    agg.snapshot_every = 5
+    await agg.snapshot_due()
+    await settle(agg)
+    assert store.saves == 1
+    await agg.snapshot_due()  # nothing appended since
+    await settle(agg)
+    assert store.saves == 1
+
+
+@pytest.mark.parametrize("change", ["partitions", "fingerprint", "offset past the end", "damaged"])
+async def test_a_snapshot_that_does_not_fit_is_ignored_and_the_whole_changelog_replayed(
+    files: Any, change: str
+) -> None:
+    p, store = Pipeline(), InMemorySnapshotStore()
+    p.aggregator = agg = aggregator(p, files, store)
+    await p.send(wave(6), partition=PARTITION)
+    await p.apply()
+    await agg.snapshot_due()
+    await settle(agg)
+    key = (p.changelog.topic, PARTITION)
+    snap = store.snapshots[key]
+    # a snapshot whose figures are wrong: used, it would show
+    wrong = capture(Rollup(CATALOG))
+    if change == "partitions":
+        store.snapshots[key] = replace(snap, partitions=PARTITIONS + 2, payload=compress(wrong))
+    elif change == "fingerprint":
+        store.snapshots[key] = replace(snap, fingerprint="other", payload=compress(wrong))
+    elif change == "offset past the end":
+        store.snapshots[key] = replace(snap, offset=snap.offset + 100, payload=compress(wrong))
+    else:
+        store.damaged.add(key)
+    restarted = aggregator(p, files, store)
+    await restarted.ensure_loaded([PARTITION])
+    assert p.metrics.restored_records.labels("snapshot")._value.get() == 0
+    assert state_of(restarted.parts[PARTITION].rollup) == await whole_replay(p, files)
+
+
+async def test_records_someone_else_appended_are_read_back_before_the_next_snapshot(files: Any) -> None:
+    """A worker that still believed it owned the partition appended a higher revision after our
+    restore: the snapshot's offset is past that record, so the snapshot must hold it."""
+    p, store = Pipeline(), InMemorySnapshotStore()
+    p.aggregator = agg = aggregator(p, files, store)
+    await p.send(wave(4), partition=PARTITION)
+    await p.apply()
+    key = "14926/r1"
+    entry = agg.parts[PARTITION].rollup.entries[key]
+    foreign = replace(entry, revision=9, values={**entry.values, "members_attended": 777})
+    await p.changelog.append([encode_entry(PARTITION, key, foreign)])
+    await p.send(wave(3, start=10), partition=PARTITION)
+    await p.apply()
+    assert agg.parts[PARTITION].gap
+    await agg.snapshot_due()
+    await settle(agg)
+    assert not agg.parts[PARTITION].gap
+    assert agg.parts[PARTITION].rollup.entries[key].revision == 9
+    restarted = aggregator(p, files, store)
+    await restarted.ensure_loaded([PARTITION])
+    assert p.metrics.restored_records.labels("snapshot")._value.get() == 0  # nothing after the snapshot
+    assert state_of(restarted.parts[PARTITION].rollup) == await whole_replay(p, files)
+
+
+async def test_an_append_that_failed_part_way_is_read_back_before_the_next_snapshot(files: Any) -> None:
+    p, store = Pipeline(), InMemorySnapshotStore()
+    p.aggregator = agg = aggregator(p, files, store)
+    await p.send(wave(2), partition=PARTITION)
+    await p.apply()
+    p.changelog.fail_next = 1  # one record written, then an error: the retry writes it again
+    await p.send(wave(3, start=5), partition=PARTITION)
+    await p.apply()
+    assert agg.parts[PARTITION].gap
+    await agg.snapshot_due()
+    await settle(agg)
+    restarted = aggregator(p, files, store)
+    await restarted.ensure_loaded([PARTITION])
+    assert state_of(restarted.parts[PARTITION].rollup) == await whole_replay(p, files)
+
+
+async def test_a_stored_snapshot_is_replaced_only_by_a_later_one() -> None:
+    store = InMemorySnapshotStore()
+    s = Snapshot("t", 0, 4, "f", 10, b"x")
+    assert await store.save(s)
+    assert not await store.save(replace(s, offset=10, payload=b"y"))
+    assert not await store.save(replace(s, offset=3, payload=b"z"))
+    assert await store.save(replace(s, offset=11, payload=b"w"))
+    assert (await store.load("t", 0)) == replace(s, offset=11, payload=b"w")
+
+
+async def test_readiness_waits_for_every_assigned_partition_to_be_restored(files: Any) -> None:
+    p = Pipeline()
+    p.aggregator = aggregator(p, files, None)
+    await p.send(wave(2), partition=PARTITION)
+    await p.apply()
+    restarted = aggregator(p, files, None)
+    assert not restarted.restoring
+    restarted.assign([PARTITION, 0])
+    assert restarted.restoring
+    await asyncio.gather(*restarted._loading.values())
+    assert not restarted.restoring
