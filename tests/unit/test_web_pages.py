@@ -304,7 +304,9 @@ def test_a_session_holds_at_most_three_streams(client):
     login(client, "386", Scope.READ, Scope.STREAM)
     app = client.app
     # the route decides before streaming: an open stream is counted, a fourth is refused
-    key = next(iter(app.state.components["web_sessions"].sessions))
-    app.state.components.setdefault("web_streams", {})[key] = 3
+    key = next(iter(app.state.web.sessions.sessions))
+    app.state.web.live.session_streams[key] = 3
     refused = client.get("/web/units/386/events")
     assert refused.status_code == 429 and refused.headers["retry-after"] == "5"
+    assert "BAOCAO_API_WEB_MAX_STREAMS_PER_SESSION" in refused.json()["detail"]
+    assert app.state.web.live.session_streams[key] == 3 and len(app.state.components.streams) == 0

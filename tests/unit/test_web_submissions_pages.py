@@ -1,24 +1,14 @@
 """The page of submitted reports lists them a page at a time, newest first, through the
-submission log's listing (services/ingest/submissions.py)."""
+submissions listing (services/api/web/listing.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 
-from services.ingest.submissions import PAGE_SIZE, InMemorySubmissionLog
+from services.api.web.listing import PAGE_SIZE, InMemorySubmissionListing
 from shared.domain.auth import Scope
 from tests.unit.test_web_trees import client, login  # noqa: F401 - the fixture and the login form
-
-
-class Ticks:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 def rows(html: str) -> list[str]:
@@ -30,17 +20,20 @@ def next_link(html: str) -> str | None:
     return found.group(1).replace("&amp;", "&") if found else None
 
 
-async def _fill(log: InMemorySubmissionLog, n: int) -> None:
+def _filled(n: int) -> InMemorySubmissionListing:
+    """``n`` reports of 14923 recorded a second apart, then a sibling's."""
+    listing, start = InMemorySubmissionListing(), datetime(2026, 12, 1, tzinfo=UTC)
     for i in range(n):
-        await log.record(f"r{i:03d}", "14923", "study_session", 1, "d", ["legacy:14923", "legacy:386", "legacy:38"])
+        scope = ["legacy:14923", "legacy:386", "legacy:38"]
+        listing.add("14923", f"r{i:03d}", "study_session", [1], start + timedelta(seconds=i), scope)
     # a sibling's, never listed for 14923
-    await log.record("r-other", "14926", "study_session", 1, "d", ["legacy:14926", "legacy:386", "legacy:38"])
+    scope = ["legacy:14926", "legacy:386", "legacy:38"]
+    listing.add("14926", "r-other", "study_session", [1], start + timedelta(seconds=n), scope)
+    return listing
 
 
 def test_the_submissions_page_pages_newest_first_and_each_report_once(client):  # noqa: F811
-    log = InMemorySubmissionLog(clock=Ticks())
-    asyncio.run(_fill(log, 2 * PAGE_SIZE + 7))
-    client.app.state.components["submission_log"] = log
+    client.app.state.web.submissions = _filled(2 * PAGE_SIZE + 7)
     login(client, "14923", Scope.SUBMIT)
     seen: list[list[str]] = []
     url: str | None = "/web/submissions"
@@ -56,7 +49,7 @@ def test_the_submissions_page_pages_newest_first_and_each_report_once(client):  
 
 
 def test_a_submissions_page_cursor_the_log_did_not_give_is_422_not_500(client):  # noqa: F811
-    client.app.state.components["submission_log"] = InMemorySubmissionLog()
+    client.app.state.web.submissions = InMemorySubmissionListing()
     login(client, "14923", Scope.SUBMIT)
     page = client.get("/web/submissions", params={"after": "not-a-cursor"})
     assert page.status_code == 422 and "after" in page.text

@@ -6,6 +6,7 @@ reach the unused ingest address and comes back 503)."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from services.api.app import create_app
 from services.api.repository import InMemoryTotalsReader
 from services.api.settings import ApiSettings
 from services.api.web import labels
-from services.api.web.routes import submissions_query
+from services.api.web.listing import EVERYTHING, NOTHING, InMemorySubmissionListing, Reach, reach_of
 from services.ingest.submissions import scope_of, series_tree
 from shared.adapters.revocations import InMemoryRevocations
 from shared.domain.auth import Scope, mint, verify
@@ -188,59 +189,14 @@ def test_every_2025_commune_of_a_province_passes_and_none_for_an_old_district_or
         assert all("nằm ngoài phạm vi" in r["errors"].get("Mã đơn vị", "") for r in rows), old_unit
 
 
-class FakeCollection:
-    """Just the find().sort().limit() the page uses, with equality, $in and $or (against a list
-    field, as MongoDB's: the list holds the value)."""
-
-    def __init__(self, docs: list[dict]) -> None:
-        self.docs = docs
-        self.query: dict | None = None
-
-    def find(self, query: dict) -> FakeCollection:
-        self.query = query
-        return self
-
-    def sort(self, *args: Any) -> FakeCollection:
-        return self
-
-    def limit(self, n: int) -> FakeCollection:
-        return self
-
-    def __aiter__(self):
-        async def gen():
-            for d in sorted(self.docs, key=lambda d: d["_id"]):
-                if matches(d, self.query or {}):
-                    yield d
-
-        return gen()
-
-
-def matches(doc: dict, query: dict) -> bool:
-    def equal(value: Any, wanted: Any) -> bool:
-        return value == wanted or (isinstance(value, list) and wanted in value)
-
-    for key, want in query.items():
-        if key == "$or":
-            if not any(matches(doc, q) for q in want):
-                return False
-        elif isinstance(want, dict):
-            if not any(equal(doc.get(key), w) for w in want["$in"]):
-                return False
-        elif not equal(doc.get(key), want):
-            return False
-    return True
-
-
-def doc(unit: str, report_id: str, series: str, scope: list[str] | None = None) -> dict:
-    """A document as ingest records it, its scope that of ``unit`` in the tree ``series`` names."""
-    return {
-        "_id": f"{unit}/{report_id}",
-        "unit": unit,
-        "report_id": report_id,
-        "series": series,
-        "scope": scope if scope is not None else scope_of(TREE.version_named(series_tree(series)), unit),
-        "revisions": {"1": "x"},
-    }
+def doc(unit: str, report_id: str, series: str, scope: list[str] | None = None) -> tuple[str, str, str, list[str]]:
+    """A report as ingest records it, its scope that of ``unit`` in the tree ``series`` names."""
+    return (
+        unit,
+        report_id,
+        series,
+        scope if scope is not None else scope_of(TREE.version_named(series_tree(series)), unit),
+    )
 
 
 LOG = [
@@ -253,23 +209,22 @@ LOG = [
     # page's own check of each row keeps it from district 386's listing all the same
     doc("00691", "wrong-scope", "study_session@2025", ["legacy:14923", "legacy:386", "legacy:38"]),
 ]
+RECORDED = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def listing_of(docs: list[tuple[str, str, str, list[str]]]) -> InMemorySubmissionListing:
+    """The reports of ``docs``, the first the newest."""
+    listing = InMemorySubmissionListing()
+    for i, (unit, report_id, series, scope) in enumerate(docs):
+        listing.add(unit, report_id, series, [1], RECORDED - timedelta(seconds=i), scope)
+    return listing
 
 
 @pytest.fixture
 def logged(client):
-    """The submission log holds ``LOG``. A first login comes before it, so the web sessions keep
-    to the memory they start with (only the log is faked)."""
-    login(client, "VN")
-    client.app.state.components["mongo"] = _Databases(FakeCollection(LOG))
+    """The submissions listing holds ``LOG``."""
+    client.app.state.web.submissions = listing_of(LOG)
     return client
-
-
-class _Databases:
-    def __init__(self, col: FakeCollection) -> None:
-        self.col = col
-
-    def __getitem__(self, name: str) -> Any:
-        return {"submissions": self.col}
 
 
 def listed(client: TestClient) -> list[tuple[str, str]]:
@@ -310,17 +265,24 @@ def token(unit: str) -> Any:
     return verify(TEST_SECRET, mint(TEST_SECRET, unit, [Scope.READ], 60))
 
 
-def test_the_submissions_query_keeps_each_tree_to_its_own_subtree():
-    # one equality on the scope per tree that holds the token's unit, the code named with its tree
-    assert submissions_query(TREE, token("386")) == {"$or": [{"scope": "legacy:386"}]}  # the old tree only
-    assert submissions_query(TREE, token("08")) == {"$or": [{"scope": "legacy:08"}, {"scope": "2025:08"}]}
-    assert submissions_query(TREE, token("VN")) == {}
-    assert submissions_query(TREE, token("99999")) is None  # a unit of no tree lists nothing
+def test_what_a_token_lists_is_its_unit_in_each_tree_that_holds_it():
+    # one scope per tree that holds the token's unit, the code named with its tree
+    assert reach_of(TREE, token("386")) == Reach(("legacy:386",))  # the old tree only
+    assert reach_of(TREE, token("08")) == Reach(("legacy:08", "2025:08"))
+    assert reach_of(TREE, token("VN")) == EVERYTHING
+    assert reach_of(TREE, token("99999")) == NOTHING  # a unit of no tree lists nothing
+
+
+async def test_a_code_in_two_trees_lists_the_reports_of_each_tree_under_its_own_province():
     # Hà Giang's 00691 is under province 02 in the old tree and 08 in the 2025 tree
     old, new = doc("00691", "a", "study_session"), doc("00691", "b", "study_session@2025")
-    assert old["scope"] == ["legacy:00691", "legacy:024", "legacy:02"] and new["scope"] == ["2025:00691", "2025:08"]
-    assert [matches(d, submissions_query(TREE, token("08"))) for d in (old, new)] == [False, True]
-    assert [matches(d, submissions_query(TREE, token("02"))) for d in (old, new)] == [True, False]
+    assert old[3] == ["legacy:00691", "legacy:024", "legacy:02"] and new[3] == ["2025:00691", "2025:08"]
+    listing = listing_of([old, new])
+
+    async def ids(unit: str) -> list[str]:
+        return [r.report_id for r in (await listing.page(reach_of(TREE, token(unit)))).items]
+
+    assert await ids("08") == ["b"] and await ids("02") == ["a"]
 
 
 def test_pages_without_a_period_use_the_tree_in_force_today(client):

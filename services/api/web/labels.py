@@ -107,7 +107,7 @@ def metric_label(spec: SeriesSpec, name: str) -> str:
     return FIELDS.get(name, name)
 
 
-def fmt_int(value: int | None) -> str:
+def fmt_int(value: float | None) -> str:
     """Thousands separated by dots, as Vietnamese writes them: 5962 -> 5.962."""
     if value is None:
         return "—"

@@ -38,6 +38,7 @@ from starlette.types import Receive, Scope, Send
 
 from shared.adapters.mongo import access_collection
 from shared.adapters.revocations import REVOKED, Revocations
+from shared.domain.auth import Principal
 
 log = logging.getLogger(__name__)
 
@@ -298,3 +299,20 @@ class ReleasingStream(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             self._release()
+
+
+@dataclass(frozen=True)
+class Session:
+    """The session a page is served on: the token it holds, verified for this request."""
+
+    token: str
+    principal: Principal
+    stored: StoredSession | None = None  # None on the login page, before a session exists
+
+    @property
+    def csrf(self) -> str:
+        return self.stored.csrf if self.stored is not None else ""
+
+    @property
+    def scopes(self) -> set[str]:
+        return {s.value for s in self.principal.scopes}

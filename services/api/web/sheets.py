@@ -16,8 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree.ElementTree import ParseError, iterparse
 
-from openpyxl import Workbook, load_workbook
-from openpyxl.utils import column_index_from_string, get_column_letter, range_boundaries
+# openpyxl ships no type information (and no stubs are installed): its objects are Any here
+from openpyxl import Workbook, load_workbook  # type: ignore[import-untyped]
+from openpyxl.utils import (  # type: ignore[import-untyped]
+    column_index_from_string,
+    get_column_letter,
+    range_boundaries,
+)
 
 from services.api.web.forms import ENVELOPE, body_fields
 from services.api.web.labels import FIELDS, field_label, fmt_int, level_label, metric_label, series_title
@@ -399,7 +404,7 @@ def _xlsx_rows(data: bytes, limits: UploadLimits) -> Iterator[list[Any]]:
         sheet = book.worksheets[0]
         where = f"Trang tính “{sheet.title}”, "
         try:
-            with book._archive.open(sheet._worksheet_path) as source:  # type: ignore[attr-defined]
+            with book._archive.open(sheet._worksheet_path) as source:
                 _scan_sheet(source, where, limits)
             sheet.reset_dimensions()
             seen = 0

@@ -29,9 +29,13 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from services.api.web.access import unit_error
 from services.api.web.forms import build_report
+from services.api.web.labels import field_label
 from services.api.web.sheets import UploadLimits, read_rows
+from shared.domain.auth import Principal
 from shared.domain.catalog import Catalog, load_catalog
+from shared.domain.hierarchy import OrgTree
 
 # (row number, unit and period as written, the report or None, field name -> error)
 CheckedRow = tuple[int, str, str, dict[str, Any] | None, dict[str, str]]
@@ -132,3 +136,22 @@ class UploadParser:
                 self.close()
 
         return wrapped
+
+
+def row_answers(rows: list[CheckedRow], org: OrgTree, principal: Principal) -> list[dict[str, Any]]:
+    """The checked rows as the upload page's script reads them, each row's unit also checked
+    against the token (in the tree of the row's period); a row with errors carries no report."""
+    out = []
+    for number, unit, period, report, errors in rows:
+        refused = unit_error(org, principal, unit, period) if unit else None
+        if refused and "unit" not in errors:
+            errors["unit"] = refused
+        out.append(
+            {
+                "row": number,
+                "unit": unit,
+                "report": report if not errors else None,
+                "errors": {field_label(k) if k != "_form" else "": v for k, v in errors.items()},
+            }
+        )
+    return out
