@@ -294,11 +294,11 @@ def test_a_rejected_report_is_logged_with_its_reason_and_fields_never_the_token(
     headers = auth()
     token = headers["Authorization"].removeprefix("Bearer ")
     long = {**report(rid="r" * 1000), "kind": "k" * 1000}  # an error message that echoes the input
-    with caplog.at_level(logging.WARNING, logger="services.ingest.app"):
+    with caplog.at_level(logging.WARNING, logger="services.ingest.outcomes"):
         assert client.post("/v1/reports", json=report(rid="r-bad", attended=400), headers=headers).status_code == 422
         assert client.post("/v1/reports", json=long, headers=headers).status_code == 422
     first, second = rejections(caplog)
-    assert first["level"] == "warning" and first["logger"] == "services.ingest.app"
+    assert first["level"] == "warning" and first["logger"] == "services.ingest.outcomes"
     assert (first["route"], first["reason"], first["report_id"], first["unit"]) == (
         "/v1/reports",
         "invalid",
@@ -315,7 +315,7 @@ def test_a_rejected_report_is_logged_with_its_reason_and_fields_never_the_token(
 def test_rejected_items_of_a_batch_unknown_units_and_non_json_bodies_are_logged(world, caplog):
     client, _, _ = world
     items = [report(rid="a"), report(rid="b", attended=999), report(rid="d", unit="388"), {"report_id": 7}]
-    with caplog.at_level(logging.WARNING, logger="services.ingest.app"):
+    with caplog.at_level(logging.WARNING, logger="services.ingest.outcomes"):
         client.post("/v1/reports/batch", json=items, headers=auth("386"))
         client.post("/v1/reports", json=report(rid="u", unit="99999"), headers=auth("VN"))
         client.post("/v1/reports", content=b"{oops", headers={**auth(), "Content-Type": "application/json"})
@@ -419,7 +419,7 @@ def test_a_neighbours_registered_and_missing_agency_are_refused_on_the_same_path
         return False
 
     with TestClient(app) as client:
-        client.app.state.components["service"].lookup_unit = lookup
+        client.app.state.components.service.lookup_unit = lookup
         answers = {
             unit: client.post("/v1/reports", json=report(unit=unit, rid=f"r-{unit}"), headers=auth("14923"))
             for unit in ("14926-bv", "14926-khong_co")
@@ -446,7 +446,7 @@ def test_reports_recorded_before_scopes_get_theirs_at_start_up_agencies_included
 
     from shared.adapters.mongo import AGENCIES, SUBMISSIONS
 
-    monkeypatch.setattr("services.ingest.app.freeze_startup_objects", lambda: None)  # not in a test process
+    monkeypatch.setattr("services.ingest.components.freeze_startup_objects", lambda: None)  # not in a test process
     database = f"ingest_scope_{uuid.uuid4().hex[:8]}"
     sync: MongoClient = MongoClient(infra["MONGODB_URI"])
     try:
