@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         metavar="PHASE[,PHASE]",
-        help="run only these phases (limits, ingest, aggregation, freshness, reads); for profiling one part",
+        help="run only these phases (limits, ingest, aggregation, restore, freshness, reads); for profiling one part",
     )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)

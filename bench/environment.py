@@ -230,10 +230,10 @@ class Services:
         self._start(proc)
         return proc
 
-    def aggregator(self, role: str, name: str = "aggregate") -> ServiceProcess:
+    def aggregator(self, role: str, name: str = "aggregate", env: dict[str, str] | None = None) -> ServiceProcess:
         """An aggregate worker for ``role``, started; workers of one role share its consumer group
-        (each its own ``name``: data directory and log)."""
-        proc = aggregate_process(self.run_dir / role, self._env(role), name=name)
+        (each its own ``name``: data directory and log); ``env``: more settings."""
+        proc = aggregate_process(self.run_dir / role, {**self._env(role), **(env or {})}, name=name)
         self._start(proc)
         return proc
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench.sizes import TARGET_API_P99_MS, TARGET_FRESHNESS_P99_MS, TARGET_INGEST_SINGLE_PER_S
+from bench.sizes import TARGET_API_P99_MS, TARGET_FRESHNESS_P99_MS, TARGET_INGEST_SINGLE_PER_S, TARGET_TAKEOVER_S
 
 # key: (title, unit, better). Titles may use {backlog}.
 SPECS: dict[str, tuple[str, str, str]] = {
@@ -34,6 +34,12 @@ SPECS: dict[str, tuple[str, str, str]] = {
     "api_search_neighbour_p50_ms": ("API /totals p50 while another token searches x4", "ms", "lower"),
     "api_search_neighbour_p99_ms": ("API /totals p99 while another token searches x4", "ms", "lower"),
     "aggregate_peak_rss_mb": ("Aggregator peak RSS after {backlog} reports", "MB", "lower"),
+    # the slowest partition of a new worker owning all of them, assignment -> restored
+    "restore_whole_s": ("Restore, whole changelog, {backlog} reports", "s", "lower"),
+    "restore_snapshot_s": ("Restore, snapshot + tail, {backlog} reports", "s", "lower"),
+    # a worker SIGKILLed: the slowest of the partitions its survivor took, assignment -> restored
+    "takeover_s": ("New owner after a kill, {backlog} reports", "s", "lower"),
+    "api_restart_s": ("API restarted -> every document in memory", "s", "lower"),
 }
 FIGURE_KEYS = tuple(SPECS)
 
@@ -103,6 +109,9 @@ class Figures:
             self.limit(key, TARGET_API_P99_MS, "target")
         for key in ("api_totals_rate", "api_children_rate"):
             self.limit(key, api_target_rate, "target rate")
+        self.limit("restore_snapshot_s", self.value("restore_whole_s"), "whole changelog")
+        for key in ("takeover_s", "api_restart_s"):
+            self.limit(key, TARGET_TAKEOVER_S, "target")
 
     def missing(self) -> list[str]:
         return [k for k, f in self.items.items() if f.value is None or f.value <= 0]

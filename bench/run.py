@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from bench import aggregation, api_reads, freshness, ingest_load, kafka_limits
+from bench import aggregation, api_reads, freshness, ingest_load, kafka_limits, restore
 from bench.environment import (
     INGEST_RATE_LIMIT,
     RunNames,
@@ -218,7 +218,10 @@ def phase_ingest(ctx: Context) -> None:
 def phase_aggregation(ctx: Context) -> None:
     loaded = _produce_backlog(ctx)
     ctx.settle("aggregation")
-    workers = [ctx.services.aggregator("main", _worker_name(i, ctx.sizes.workers)) for i in range(ctx.sizes.workers)]
+    snapshots = {"BAOCAO_AGGREGATE_SNAPSHOT_EVERY": str(ctx.sizes.snapshot_every)}
+    workers = [
+        ctx.services.aggregator("main", _worker_name(i, ctx.sizes.workers), snapshots) for i in range(ctx.sizes.workers)
+    ]
     ctx.procs.update((f"{w.name}-main", w) for w in workers)
     urls = [w.url for w in workers]
     watch = ctx.watch()
@@ -310,6 +313,34 @@ def _record_drain(ctx: Context, drain: aggregation.Drain, memory: dict[str, int]
         log.warning("%d backlog messages went to the dead-letter topic", dead)
 
 
+def phase_restore(ctx: Context) -> None:
+    """The aggregation's state restored by new workers (bench/restore.py)."""
+    if "aggregation" not in ctx.details:
+        raise PhaseSkipped("the restore phase restores what the aggregation phase built")
+    ctx.settle("restore")
+    snapshots = str(ctx.sizes.snapshot_every)
+    timeout = ctx.sizes.phase_timeout_s + ctx.sizes.backlog / 1000
+
+    def start(name: str, env: dict[str, str]) -> ServiceProcess:
+        proc = ctx.procs[name] = ctx.services.aggregator(
+            "main", name, {"BAOCAO_AGGREGATE_SNAPSHOT_EVERY": snapshots, **env}
+        )
+        return proc
+
+    def stop(proc: ServiceProcess) -> None:
+        ctx.services.stop(ctx.procs.pop(proc.name))
+
+    out: dict[str, Any] = {}
+    for name, env in (("restore-whole", {"BAOCAO_AGGREGATE_SNAPSHOT_EVERY": "0"}), ("restore-snapshot", {})):
+        proc, out[name] = restore.start_and_restore(start, name, env, ctx.partitions, timeout)
+        stop(proc)
+    out["takeover"] = restore.join_and_kill(start, stop, ctx.partitions, timeout)
+    ctx.figures.set("restore_whole_s", out["restore-whole"]["slowest_partition_s"])
+    ctx.figures.set("restore_snapshot_s", out["restore-snapshot"]["slowest_partition_s"])
+    ctx.figures.set("takeover_s", out["takeover"]["kill"]["first"]["slowest_partition_s"])
+    ctx.details["restore"] = out
+
+
 def phase_freshness(ctx: Context) -> None:
     sizes = ctx.sizes
     ingest, api = ctx.proc("ingest-fresh"), ctx.proc("api-fresh")
@@ -397,6 +428,7 @@ def restart_api(ctx: Context) -> dict[str, Any]:
                 await asyncio.sleep(0.2)
 
     page = asyncio.run(replayed())
+    ctx.figures.set("api_restart_s", time.perf_counter() - started)
     out = {
         "ready_seconds": ready,
         "replayed_seconds": time.perf_counter() - started,
@@ -473,6 +505,7 @@ PHASES: list[tuple[str, Callable[[Context], None]]] = [
     ("limits", phase_limits),
     ("ingest", phase_ingest),
     ("aggregation", phase_aggregation),
+    ("restore", phase_restore),
     ("freshness", phase_freshness),
     ("reads", phase_reads),
 ]

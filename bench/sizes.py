@@ -9,6 +9,9 @@ from typing import Any
 TARGET_INGEST_SINGLE_PER_S = 3000.0
 TARGET_FRESHNESS_P99_MS = 500.0
 TARGET_API_P99_MS = 20.0
+# a partition's new owner applies reports within this of taking it; an API replica serves every
+# document within this of starting
+TARGET_TAKEOVER_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Sizes:
     idle_timeout_s: float  # how long a phase waits for the database to finish earlier work
     phase_timeout_s: float  # bound on other waits: services starting, Kafka round trips
     workers: int = 1  # aggregate workers draining the backlog together (one consumer group)
+    snapshot_every: int = 20_000  # the workers' BAOCAO_AGGREGATE_SNAPSHOT_EVERY (the default)
 
     def adjusted(
         self, reports: int | None = None, drain_timeout_s: float | None = None, workers: int | None = None
@@ -68,6 +72,7 @@ SMOKE = Sizes(
     api_seconds=2.0,
     idle_timeout_s=30.0,
     phase_timeout_s=60.0,
+    snapshot_every=20,  # a few snapshots of the small backlog, so restoring from them is exercised
 )
 
 FULL = Sizes(

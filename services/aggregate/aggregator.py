@@ -71,13 +71,10 @@ UNWRITTEN_LIMIT = 5_000
 # roll-up's set of changed documents, and coalesce there).
 PUBLICATION_LIMIT = 5_000
 # A publication waits at least this many times the processor time the previous one took to build
-# its messages: at most about a quarter of the worker's time goes into building them while reports
-# come as they are sent (a publication every 0.05-0.1 s at 1,000 reports/s, which is what the
-# freshness of the totals needs), at most about a tenth while the worker drains a backlog (its
-# batches full), when publications coming less often coalesce more (with 4 during a backlog,
-# publishing took a fifth of the worker and 1.7 to 2.1 documents were published per report on the
-# bench's backlog; with 9, 1.3 to 1.6; with 9 always, freshness at 1,000 reports/s fell to a p99
-# of 2.5 s).
+# its messages, so building them takes a bounded share of the worker's time: about a quarter while
+# reports come as they are sent (publications often enough for fresh totals), about a tenth while
+# the worker drains a backlog (its batches full), when publications coming less often coalesce more.
+# docs/benchmarks.md has the figures these two were chosen from.
 PAUSE_PER_BUILD = 3
 PAUSE_PER_BUILD_IN_BACKLOG = 9
 
@@ -222,9 +219,11 @@ class Aggregator:
             state = self.parts.pop(p, None)
             if state is not None:
                 _close(state.rollup)
+                self.metrics.partition_restore_seconds.remove(str(p))
             task = self._loading.pop(p, None)
             if task is not None:
                 task.cancel()
+        self.metrics.partitions_owned.set(len(self.parts))
 
     async def ensure_loaded(self, partitions: Iterable[int]) -> None:
         self.assign(partitions)
@@ -263,6 +262,8 @@ class Aggregator:
                 },
             )
             self.metrics.restore_seconds.observe(time.perf_counter() - started)
+            self.metrics.partition_restore_seconds.labels(str(partition)).set(time.perf_counter() - started)
+            self.metrics.partitions_owned.set(len(self.parts))
         finally:
             if self._loading.get(partition) is asyncio.current_task():
                 del self._loading[partition]

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.aggregate.agents import register_agents
-from services.aggregate.aggregator import Aggregator
+from services.aggregate.aggregator import Aggregator, TotalsSink
 from services.aggregate.decode import Trust
 from services.aggregate.entries import EntryFiles
 from services.aggregate.faust_kafka import AggregateApp
@@ -31,6 +31,7 @@ from services.aggregate.settings import AggregateSettings
 from services.aggregate.snapshots import MongoSnapshotStore
 from services.aggregate.state import KafkaChangelog, state_topic
 from services.aggregate.view import MongoTotalsView
+from services.aggregate.worker import DeadLetterSink, ForwardSink
 from shared.adapters.kafka_batches import send_batched
 from shared.adapters.kafka_credentials import KafkaCredentials, client_options
 from shared.adapters.mongo import ensure_indexes, make_client, ping
@@ -75,32 +76,9 @@ class Runtime:
             trust = Trust.from_secret(settings.auth_secret.get_secret_value())
             revocations = MongoRevocations(self.mongo, settings.mongodb_database)
             trust.revoked = await revocations.snapshot()
-            # Our own producer for what must be acknowledged before a batch is: forwarded reports,
-            # changelog entries, totals, dead letters. Idempotent, so a retried send is not a
-            # second copy.
-            self.producer = AIOKafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap_servers,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                max_batch_size=1024 * 1024,
-                max_request_size=4 * 1024 * 1024,
-                **client_options(settings.kafka_credentials),
-            )
-            await self.producer.start()
-            producer = self.producer
-            partitions = len(await producer.partitions_for(settings.reports_topic))
-
-            async def forward(records: list[tuple[int, bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
-                await send_batched(producer, settings.reports_topic, records)
-
-            async def send_totals(messages: list[tuple[bytes, bytes]]) -> None:
-                await send_batched(producer, settings.totals_topic, ((None, k, v, ()) for k, v in messages))
-
-            async def send_dead_letter(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> Any:
-                fut = await producer.send(settings.dead_letter_topic, value, key=key, headers=headers)
-                return await fut
-
+            self.producer = await _start_producer(settings)
+            forward, send_totals, send_dead_letter = _sinks(self.producer, settings)
+            partitions = len(await self.producer.partitions_for(settings.reports_topic))
             self.entry_files = (
                 EntryFiles(settings.data_dir, settings.entries_cache_mb) if settings.entries_on_disk else None
             )
@@ -111,7 +89,7 @@ class Runtime:
                 KafkaChangelog(
                     settings.kafka_bootstrap_servers,
                     state_topic(settings.reports_topic),
-                    producer,
+                    self.producer,
                     credentials=settings.kafka_credentials,
                 ),
                 MongoTotalsView(self.mongo, settings.mongodb_database),
@@ -137,13 +115,7 @@ class Runtime:
                 asyncio.create_task(aggregator.write_forever(settings.write_interval)),
                 asyncio.create_task(freeze_survivors_forever()),
             ]
-            freeze_startup_objects()
-            # The state is millions of small long-lived objects (entries, figures) made a few at a
-            # time: with the default thresholds (700, 10, 10) the collector ran so often that it
-            # took half of the time spent applying reports (measured on the bench's backlog).
-            # What survives is frozen every 10 s (freeze_survivors_forever): before, one full
-            # collection paused the worker 796 ms during the bench's 200,000-report backlog.
-            gc.set_threshold(50_000, 20, 100)
+            _tune_gc()
             self.metrics.watch_gc()  # baocao_aggregate_gc_pause_seconds
             log.info("aggregate runtime ready", extra={"units": len(tree), "partitions": partitions})
             return aggregator
@@ -182,6 +154,47 @@ class Runtime:
             await self.producer.stop()
         if self.mongo is not None:
             await self.mongo.close()
+
+
+async def _start_producer(settings: AggregateSettings) -> AIOKafkaProducer:
+    """The worker's own producer, for what must be acknowledged before a batch is: forwarded
+    reports, changelog entries, totals, dead letters. Idempotent, so a retried send is not a
+    second copy."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=1024 * 1024,
+        max_request_size=4 * 1024 * 1024,
+        **client_options(settings.kafka_credentials),
+    )
+    await producer.start()
+    return producer
+
+
+def _sinks(producer: AIOKafkaProducer, settings: AggregateSettings) -> tuple[ForwardSink, TotalsSink, DeadLetterSink]:
+    """Where the aggregator sends forwarded reports, totals and dead letters."""
+
+    async def forward(records: list[tuple[int, bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
+        await send_batched(producer, settings.reports_topic, records)
+
+    async def send_totals(messages: list[tuple[bytes, bytes]]) -> None:
+        await send_batched(producer, settings.totals_topic, ((None, k, v, ()) for k, v in messages))
+
+    async def send_dead_letter(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> Any:
+        fut = await producer.send(settings.dead_letter_topic, value, key=key, headers=headers)
+        return await fut
+
+    return forward, send_totals, send_dead_letter
+
+
+def _tune_gc() -> None:
+    """The state is millions of small long-lived objects made a few at a time: with the default
+    thresholds the collector would keep walking them. What survives start-up is frozen now, what
+    survives later every 10 s (freeze_survivors_forever), and young collections run less often."""
+    freeze_startup_objects()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def faust_app(settings: AggregateSettings) -> AggregateApp:

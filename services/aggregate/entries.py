@@ -3,14 +3,14 @@
 The entries, and the figures of every active report of a series with a stock field (which the
 roll-up needs to find a stock's latest value again when that report is corrected or withdrawn:
 ``stocks``, in the same file), are the only parts of the aggregator's state that grow with the
-number of reports (about half a kilobyte per entry in memory; the totals and each unit's own
-figures grow with the tree and the periods instead). So the worker keeps them on disk and its
-memory does not follow the report count. The file is a cache of the changelog (state.py), nothing more: it is rebuilt
-from the changelog whenever the partition is assigned and deleted when it is revoked, so it needs
+number of reports (the totals and each unit's own figures grow with the tree and the periods
+instead). So the worker keeps them on disk and its memory does not follow the report count. The
+file is a cache of the changelog (state.py) and the snapshots (snapshots.py), nothing more: it is
+rebuilt from them whenever the partition is assigned and deleted when it is revoked, so it needs
 no journal and no fsync, and a worker killed with SIGKILL leaves only files that the next worker
 started on this data directory removes.
 
-A lookup costs a few microseconds (most are for new reports and find nothing); SQLite's own page
+A lookup is one primary-key read (most are for new reports and find nothing); SQLite's own page
 cache (``cache_mb``) keeps the recently used pages in memory.
 """
 

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 class AggregateMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._gc_started = 0.0
         self.reports = Counter(
             "baocao_aggregate_reports_total",
             "Report messages consumed, by what became of them",
@@ -48,6 +49,12 @@ class AggregateMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
+        self._declare_backlog()
+        self._declare_restore()
+        self._declare_process()
+
+    def _declare_backlog(self) -> None:
+        """What waits: to be published, to be written, to be read."""
         self.unpublished = Gauge(
             "baocao_aggregate_unpublished_documents",
             "Totals documents changed by reports applied and not yet published on the stream",
@@ -76,10 +83,24 @@ class AggregateMetrics:
             ["topic", "partition"],
             registry=self.registry,
         )
+
+    def _declare_restore(self) -> None:
+        """Restoring partitions and the snapshots that keep it short (snapshots.py)."""
         self.restore_seconds = Histogram(
             "baocao_aggregate_restore_seconds",
             "From a partition's assignment to its state restored and ready to apply reports",
             buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60, 120, 300),
+            registry=self.registry,
+        )
+        self.partition_restore_seconds = Gauge(
+            "baocao_aggregate_partition_restore_seconds",
+            "How long the last restore of each partition this worker owns took (assignment to ready)",
+            ["partition"],
+            registry=self.registry,
+        )
+        self.partitions_owned = Gauge(
+            "baocao_aggregate_partitions_owned",
+            "Partitions of reports this worker owns and has restored",
             registry=self.registry,
         )
         self.restored_records = Counter(
@@ -106,6 +127,8 @@ class AggregateMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+
+    def _declare_process(self) -> None:
         self.gc_pause = Histogram(
             "baocao_aggregate_gc_pause_seconds",
             "Garbage collections of the worker process (it applies nothing meanwhile), by generation",
@@ -113,7 +136,6 @@ class AggregateMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
-        self._gc_started = 0.0
 
     def watch_gc(self) -> None:
         """Time every garbage collection of this process (gc.callbacks): a full collection walks

@@ -13,7 +13,8 @@ it returns (so its offsets may be committed) only once the broker has the append
 Restoring merges by revision (the higher wins), so the order of the changelog's records, a
 record written twice, or by two workers that both believed they owned the partition for a
 moment, all restore the same state. The totals are derived from the entries, never stored on
-their own, so they cannot drift from them.
+their own, so they cannot drift from them. A restore starts from the partition's latest snapshot
+and replays only the records after it (snapshots.py), or replays them all when there is none.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Sending many messages at once with aiokafka: straight into record batches, one per partition.
 
-``AIOKafkaProducer.send`` costs about 15 µs of Python per message (a future, the partitioner,
-metadata lookups, the accumulator); the aggregator sends one changelog record per report and one
-totals message per changed document, and that was a tenth of its time. Here each partition's
+``AIOKafkaProducer.send`` does a lot of Python per message (a future, the partitioner, metadata
+lookups, the accumulator), and the aggregator sends one changelog record per report and one totals
+message per changed document. Here each partition's
 messages go into a :class:`aiokafka.producer.message_accumulator.BatchBuilder` (its record
 encoding is aiokafka's C extension) and each full batch is handed to ``send_batch``: one future
 per batch. The producer's idempotence applies to these batches as to any other.
