@@ -341,3 +341,33 @@ async def test_without_a_replay_nothing_is_known_absent():
     cache.follower_replayed()
     cache.follower_lost()
     assert cache.exists("14929|study_session|2020") and not cache.serving
+
+
+async def test_answers_are_kept_per_kind_and_tree_version_so_a_registered_agency_builds_them_again():
+    from services.api.cache import answer_json
+    from services.api.views import children_totals_data, unit_totals_data
+
+    tree, catalog, path, cache, reader = drill_down_setup()
+    district = path[1]
+    built: list[str] = []
+
+    def counted(kind, make):
+        async def build():
+            built.append(kind)
+            return await make(reader, catalog, tree, district, "2020-12")
+
+        return build
+
+    totals, children = counted("totals", unit_totals_data), counted("children", children_totals_data)
+    first = await answer_json(cache, "totals", district, "2020-12", tree, totals)
+    assert await answer_json(cache, "totals", district, "2020-12", tree, totals) == first
+    await answer_json(cache, "children", district, "2020-12", tree, children)  # another kind: its own answer
+    assert built == ["totals", "children"]
+
+    tree.add_agency(f"{district}-bv", "Bệnh viện huyện", district)  # the tree's version changes
+    await answer_json(cache, "children", district, "2020-12", tree, children)
+    assert built == ["totals", "children", "children"]
+
+    await answer_json(None, "totals", district, "2020-12", tree, totals)  # no cache: built every time
+    await answer_json(None, "totals", district, "2020-12", tree, totals)
+    assert built[3:] == ["totals", "totals"]
