@@ -7,7 +7,7 @@ and denominator at the level asked, and rounded half-up to 4 decimals (5962/6600
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -129,9 +129,9 @@ def _completeness(expected: int, doc: Figures) -> dict[str, Any]:
 
 
 # The totals and drill-down answers are built as plain dicts shaped like UnitTotalsOut and
-# ChildrenTotalsOut and serialized by pydantic-core as they are: a province's drill-down is 26
-# rows x 11 series, and validating ~500 models took a third of its 3.5 ms (the models stay the
-# routes' schema; tests/unit/test_api_app.py checks the dicts against them).
+# ChildrenTotalsOut and serialized by pydantic-core as they are: a drill-down holds a model per
+# child and series, and validating them all again would cost more than building them (the models
+# stay the routes' schema; tests/unit/test_api_cache.py checks the dicts against them).
 
 
 def totals_row(
@@ -296,7 +296,12 @@ async def remapped_totals(
 
 
 def search_units(
-    tree: OrgTree, query: str, parent: str | None, limit: int, visible: Any, within: str | None = None
+    tree: OrgTree,
+    query: str,
+    parent: str | None,
+    limit: int,
+    visible: Callable[[str], bool],
+    within: str | None = None,
 ) -> UnitsOut:
     """Units by name or code (accents ignored), under ``parent`` when given, else within the
     subtree of ``within`` (the token's unit); only those ``visible(code)`` allows (the token's
