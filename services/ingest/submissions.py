@@ -6,9 +6,9 @@ revision of every report) makes every redelivery harmless.
 A report is identified by (unit, report_id), as the aggregator keys its entries
 (``<unit>/<report_id>``, shared/domain/rollup.py): report ids are chosen by each unit, so two units may
 use the same one, and one unit's report never answers, blocks or reveals another's. Documents are
-stored under ``_id`` ``<unit>/<report_id>`` with ``unit`` and ``report_id`` as fields. (Before
-December 2026 the ``_id`` was the bare report id; such documents are still listed, and a revision
-of one is recorded under the new key.)
+stored under ``_id`` ``<unit>/<report_id>`` with ``unit`` and ``report_id`` as fields. A document
+of the older layout, whose ``_id`` is the bare report id, is still listed; a revision of its
+report is recorded under ``<unit>/<report_id>``.
 
 Each report also carries its ``scope``: the unit and its ancestors in the tree of the report's
 period, each code qualified by that tree (``["2025:14923", "2025:38"]``; codes are reused across
@@ -145,8 +145,8 @@ class Record:
 class MongoSubmissionLog:
     """Concurrent calls are coalesced: all the lookups (and all the records) that arrive while
     one round trip is under way go together in the next one, as one ``$in`` query (one unordered
-    bulk write). A thousand concurrent submissions cost a handful of round trips, not two
-    thousand, and a lone submission is not delayed."""
+    bulk write). Concurrent submissions (a batch's) so share round trips instead of taking two
+    each, and a lone submission is not delayed."""
 
     def __init__(
         self, client: AsyncMongoClient[dict[str, Any]], database: str, clock: Callable[[], datetime] = utc_now

@@ -255,6 +255,29 @@ def test_the_limiter_refills_at_its_rate():
     assert limiter.acquire("t", 6) == float("inf")
 
 
+def test_retry_after_is_whole_seconds_at_least_one_and_an_hour_for_more_than_the_burst():
+    from services.ingest.ratelimit import NEVER, RateLimiter, retry_after
+
+    limiter = RateLimiter(rate_per_s=4, burst=10, clock=lambda: 0.0)
+    assert retry_after(limiter, "t", 10) is None  # taken from the bucket
+    assert retry_after(limiter, "t", 1) == 1  # 0.25 s, rounded up
+    assert retry_after(limiter, "t", 9) == 3  # 2.25 s
+    assert retry_after(limiter, "t", 11) == NEVER == 3600
+
+
+def test_a_request_before_the_lifespan_has_opened_the_components_is_told_so():
+    from services.ingest.deps import components_of
+
+    settings = IngestSettings(
+        kafka_bootstrap_servers="unused:9092", mongodb_uri="mongodb://unused", auth_secret=TEST_SECRET
+    )
+    app = create_app(settings, publisher=InMemoryPublisher(), submissions=InMemorySubmissionLog(), tree=TREE)
+    with pytest.raises(RuntimeError, match="opened by the app's lifespan"):
+        components_of(app)
+    with TestClient(app):
+        assert components_of(app).tree is TREE
+
+
 class UnreadableRevocations(InMemoryRevocations):
     async def is_revoked(self, token_id):
         from shared.adapters.revocations import RevocationsUnavailable
