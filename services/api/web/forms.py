@@ -9,7 +9,7 @@ again by ingest.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.api.web.labels import CHOICES, FIELDS, field_label, title
-from shared.domain.catalog import INDICATOR_KIND, Catalog, FieldSpec
-from shared.domain.periods import Granularity, PeriodError, parse_period
+from shared.domain.catalog import INDICATOR_KIND, Catalog, FieldSpec, KindSpec
+from shared.domain.periods import Granularity, Period, PeriodError, parse_period
 from shared.domain.reports import REPORT_ID_PATTERN, REPORT_MODELS, UNIT_CODE_PATTERN
 
 ENVELOPE = ("report_id", "revision", "unit", "period")
@@ -141,86 +141,19 @@ def _bounds(name: str, value: int, lo: int | None, hi: int | None, errors: dict[
 
 
 def build_report(catalog: Catalog, kind: str, values: Mapping[str, Any], now: datetime | None = None) -> Checked:
-    """A report of ``kind`` from ``values`` (field name -> what was typed), or its errors."""
+    """A report of ``kind`` from ``values`` (field name -> what was typed), or its errors. The
+    errors are keyed in the order of the form: the envelope, then the body's fields, then the
+    rules between fields."""
     errors: dict[str, str] = {}
     spec = catalog.kinds[kind]
-    unit = str(values.get("unit") or "").strip()
-    if not unit:
-        errors["unit"] = "Bắt buộc chọn đơn vị."
-    elif not re.match(UNIT_CODE_PATTERN, unit):
-        errors["unit"] = "Mã đơn vị không đúng dạng (vd. 14923 hoặc 38-bvdk)."
-    period_text = str(values.get("period") or "").strip()
-    period = None
-    if not period_text:
-        errors["period"] = "Bắt buộc nhập kỳ báo cáo."
-    else:
-        try:
-            period = parse_period(period_text)
-        except PeriodError:
-            errors["period"] = "Kỳ không hợp lệ: dùng dạng 2025-03, 2025-Q1, 2025-H1, 2025 hoặc 2020-2025."
-        else:
-            if period.granularity not in spec.periods:
-                allowed = ", ".join(GRANULARITY_VI[g] for g in Granularity if g in spec.periods)
-                errors["period"] = f"Loại báo cáo này chỉ báo cáo theo {allowed}."
-                period = None
-    revision = 1
-    if not _blank(values.get("revision")):
-        try:
-            revision = parse_int(values["revision"])
-        except ValueError:
-            errors["revision"] = "Phải là số nguyên."
-        else:
-            if revision < 1:
-                errors["revision"] = "Bản đầu tiên là 1; bản sửa lớn hơn bản trước."
-
-    body: dict[str, Any] = {}
-    for f in body_fields(catalog, kind):
-        raw = values.get(f.name)
-        if _blank(raw):
-            if f.required:
-                errors[f.name] = "Bắt buộc nhập." if f.type != "enum" else "Bắt buộc chọn."
-            continue
-        if f.type == "int":
-            try:
-                number = parse_int(raw)
-            except ValueError:
-                errors[f.name] = "Phải là số nguyên (vd. 6600 hoặc 6.600)."
-                continue
-            _bounds(f.name, number, f.minimum, f.maximum, errors)
-            body[f.name] = number
-        elif f.type == "date":
-            try:
-                day = parse_date(raw)
-            except ValueError:
-                errors[f.name] = "Ngày không hợp lệ (dd/mm/yyyy)."
-                continue
-            if period is not None and f.within_period and not period.contains(day):
-                errors[f.name] = (
-                    f"Ngày phải nằm trong kỳ {period.label} ({period.start:%d/%m/%Y} – {period.end:%d/%m/%Y})."
-                )
-            body[f.name] = day.isoformat()
-        elif f.type == "enum":
-            text = str(raw).strip()
-            if text not in {v for v, _ in f.choices}:
-                errors[f.name] = "Chọn một giá trị trong danh sách."
-            body[f.name] = text
-        else:
-            text = str(raw).strip()
-            if f.max_length is not None and len(text) > f.max_length:
-                errors[f.name] = f"Không quá {f.max_length} ký tự."
-            body[f.name] = text
-    for rule in spec.rules:
-        low, high = body.get(rule.field), body.get(rule.at_most)
-        if isinstance(low, int) and isinstance(high, int) and low > high and rule.field not in errors:
-            errors[rule.field] = f"Không được lớn hơn {field_label(rule.at_most).lower()} ({high:,}).".replace(",", ".")
+    unit = _unit(values, errors)
+    period_text, period = _period(values, spec, errors)
+    revision = _revision(values, errors)
+    body = _body(catalog, kind, values, period, errors)
+    _check_rules(spec, body, errors)
     if kind == INDICATOR_KIND and body.get("indicator") in catalog.indicators:
         _check_indicator(catalog, body, errors)
-
-    report_id = str(values.get("report_id") or "").strip()
-    if not report_id and unit and period is not None:
-        report_id = default_report_id(unit, kind, period.label, body.get("indicator"))
-    if report_id and not re.match(REPORT_ID_PATTERN, report_id):
-        errors["report_id"] = "Chỉ dùng chữ không dấu, số và - _ : / (tối đa 80 ký tự)."
+    report_id = _report_id(values, unit, kind, period, body.get("indicator"), errors)
     if errors:
         return Checked(None, errors)
     report = {
@@ -237,6 +170,136 @@ def build_report(catalog: Catalog, kind: str, values: Mapping[str, Any], now: da
     except ValidationError as exc:
         return Checked(None, schema_errors(exc.errors()))
     return Checked(report)
+
+
+def _unit(values: Mapping[str, Any], errors: dict[str, str]) -> str:
+    unit = str(values.get("unit") or "").strip()
+    if not unit:
+        errors["unit"] = "Bắt buộc chọn đơn vị."
+    elif not re.match(UNIT_CODE_PATTERN, unit):
+        errors["unit"] = "Mã đơn vị không đúng dạng (vd. 14923 hoặc 38-bvdk)."
+    return unit
+
+
+def _period(values: Mapping[str, Any], spec: KindSpec, errors: dict[str, str]) -> tuple[str, Period | None]:
+    """The period as typed, and as parsed when it is one this kind of report is made for."""
+    text = str(values.get("period") or "").strip()
+    if not text:
+        errors["period"] = "Bắt buộc nhập kỳ báo cáo."
+        return text, None
+    try:
+        period = parse_period(text)
+    except PeriodError:
+        errors["period"] = "Kỳ không hợp lệ: dùng dạng 2025-03, 2025-Q1, 2025-H1, 2025 hoặc 2020-2025."
+        return text, None
+    if period.granularity not in spec.periods:
+        allowed = ", ".join(GRANULARITY_VI[g] for g in Granularity if g in spec.periods)
+        errors["period"] = f"Loại báo cáo này chỉ báo cáo theo {allowed}."
+        return text, None
+    return text, period
+
+
+def _revision(values: Mapping[str, Any], errors: dict[str, str]) -> int:
+    """The revision typed, 1 when none is."""
+    if _blank(values.get("revision")):
+        return 1
+    try:
+        revision = parse_int(values["revision"])
+    except ValueError:
+        errors["revision"] = "Phải là số nguyên."
+        return 1
+    if revision < 1:
+        errors["revision"] = "Bản đầu tiên là 1; bản sửa lớn hơn bản trước."
+    return revision
+
+
+def _body(
+    catalog: Catalog, kind: str, values: Mapping[str, Any], period: Period | None, errors: dict[str, str]
+) -> dict[str, Any]:
+    """The body's fields that could be read (a value out of bounds is kept, with its error, so
+    the rules between fields still see it)."""
+    body: dict[str, Any] = {}
+    for f in body_fields(catalog, kind):
+        raw = values.get(f.name)
+        if _blank(raw):
+            if f.required:
+                errors[f.name] = "Bắt buộc nhập." if f.type != "enum" else "Bắt buộc chọn."
+            continue
+        read: Reader = _READERS.get(f.type, _text_value)
+        value = read(f, raw, period, errors)
+        if value is not None:
+            body[f.name] = value
+    return body
+
+
+def _int_value(f: FormField, raw: Any, period: Period | None, errors: dict[str, str]) -> int | None:
+    try:
+        number = parse_int(raw)
+    except ValueError:
+        errors[f.name] = "Phải là số nguyên (vd. 6600 hoặc 6.600)."
+        return None
+    _bounds(f.name, number, f.minimum, f.maximum, errors)
+    return number
+
+
+def _date_value(f: FormField, raw: Any, period: Period | None, errors: dict[str, str]) -> str | None:
+    try:
+        day = parse_date(raw)
+    except ValueError:
+        errors[f.name] = "Ngày không hợp lệ (dd/mm/yyyy)."
+        return None
+    if period is not None and f.within_period and not period.contains(day):
+        errors[f.name] = f"Ngày phải nằm trong kỳ {period.label} ({period.start:%d/%m/%Y} – {period.end:%d/%m/%Y})."
+    return day.isoformat()
+
+
+def _enum_value(f: FormField, raw: Any, period: Period | None, errors: dict[str, str]) -> str:
+    text = str(raw).strip()
+    if text not in {v for v, _ in f.choices}:
+        errors[f.name] = "Chọn một giá trị trong danh sách."
+    return text
+
+
+def _text_value(f: FormField, raw: Any, period: Period | None, errors: dict[str, str]) -> str:
+    text = str(raw).strip()
+    if f.max_length is not None and len(text) > f.max_length:
+        errors[f.name] = f"Không quá {f.max_length} ký tự."
+    return text
+
+
+# how a field's value is read: the value, or None when it cannot be (its error given)
+Reader = Callable[[FormField, Any, Period | None, dict[str, str]], Any]
+_READERS: dict[str, Reader] = {
+    "int": _int_value,
+    "date": _date_value,
+    "enum": _enum_value,
+    "text": _text_value,
+}
+
+
+def _check_rules(spec: KindSpec, body: dict[str, Any], errors: dict[str, str]) -> None:
+    """The catalog's rules between two fields: one may not exceed the other."""
+    for rule in spec.rules:
+        low, high = body.get(rule.field), body.get(rule.at_most)
+        if isinstance(low, int) and isinstance(high, int) and low > high and rule.field not in errors:
+            errors[rule.field] = f"Không được lớn hơn {field_label(rule.at_most).lower()} ({high:,}).".replace(",", ".")
+
+
+def _report_id(
+    values: Mapping[str, Any],
+    unit: str,
+    kind: str,
+    period: Period | None,
+    indicator: str | None,
+    errors: dict[str, str],
+) -> str:
+    """The id typed, else the default id of the unit's report of the period."""
+    report_id = str(values.get("report_id") or "").strip()
+    if not report_id and unit and period is not None:
+        report_id = default_report_id(unit, kind, period.label, indicator)
+    if report_id and not re.match(REPORT_ID_PATTERN, report_id):
+        errors["report_id"] = "Chỉ dùng chữ không dấu, số và - _ : / (tối đa 80 ký tự)."
+    return report_id
 
 
 def _check_indicator(catalog: Catalog, body: dict[str, Any], errors: dict[str, str]) -> None:
