@@ -219,14 +219,14 @@ def _partition_counts(admin: KafkaAdminClient, topics: list[str]) -> dict[str, i
     out = {}
     for described in admin.describe_topics(topics):
         if described.get("error_code"):
-            raise Refused(f"topic {described['topic']} not found (create the topics first: python -m tools.topics)")
-        out[described["topic"]] = len(described["partitions"])
+            raise Refused(f"topic {described['name']} not found (create the topics first: python -m tools.topics)")
+        out[described["name"]] = len(described["partitions"])
     return out
 
 
 def _refuse_unless_idle(admin: KafkaAdminClient, deployment: Deployment) -> None:
     """No worker in the consumer group, and every message of ``reports`` committed by it."""
-    (group,) = admin.describe_groups([deployment.group])
+    group = admin.describe_groups([deployment.group]).get(deployment.group, {})
     members = group.get("members") or []
     if members:
         raise Refused(
