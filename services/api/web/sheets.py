@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree.ElementTree import ParseError, iterparse
 
-# openpyxl ships no type information (and no stubs are installed): its objects are Any here
-from openpyxl import Workbook, load_workbook  # type: ignore[import-untyped]
-from openpyxl.utils import (  # type: ignore[import-untyped]
+# openpyxl's types come from types-openpyxl (a dev dependency); where it is not installed its
+# objects are Any instead, and these ignores are not needed
+from openpyxl import Workbook, load_workbook  # type: ignore[import-untyped,unused-ignore]
+from openpyxl.utils import (  # type: ignore[import-untyped,unused-ignore]
     column_index_from_string,
     get_column_letter,
     range_boundaries,
@@ -404,7 +405,8 @@ def _xlsx_rows(data: bytes, limits: UploadLimits) -> Iterator[list[Any]]:
         sheet = book.worksheets[0]
         where = f"Trang tính “{sheet.title}”, "
         try:
-            with book._archive.open(sheet._worksheet_path) as source:
+            # the workbook's zip archive and the sheet's path in it: private to openpyxl, and untyped
+            with book._archive.open(sheet._worksheet_path) as source:  # type: ignore[attr-defined,unused-ignore]
                 _scan_sheet(source, where, limits)
             sheet.reset_dimensions()
             seen = 0
