@@ -139,7 +139,7 @@ class IngestService:
         ``<parent>-<slug>`` names its parent; any other code stands for itself), before the
         registry is asked: a neighbour's registered agency and a missing one take the same path
         and the same work, so the time of the 403 does not tell whether it exists. A code that
-        passes is the token's own or under it, and is looked up and checked as before."""
+        passes is the token's own or under it, and is looked up and checked in full (``_screen``)."""
         if principal.unit == COUNTRY or unit == principal.unit:
             return False
         parent = unit.partition("-")[0]
