@@ -29,7 +29,7 @@ ones. The steps, each safe to run again after an interruption (the whole command
 
 With N equal to the current count it re-keys only: the way from the placement of earlier versions
 (CRC-32 of the province code) to the balanced table. Every report's latest record is held in
-memory for the time of the command.
+memory for the time of the command (about half a kilobyte each).
 """
 
 from __future__ import annotations
@@ -200,8 +200,7 @@ def grow(deployment: Deployment, to: int) -> Report:
         if grown:
             admin.create_partitions(grown)
         report = Report(current, to)
-        ends, records = _read_changelog(deployment, state, to)
-        plan = plan_rekey(records, ends, to)
+        plan = _plan_from_changelog(deployment, state, to)
         _write(deployment, state, plan.writes)
         if plan.truncate:
             _truncate(admin, state, plan.truncate)
@@ -254,7 +253,9 @@ def _refuse_unless_idle(admin: KafkaAdminClient, deployment: Deployment) -> None
         )
 
 
-def _read_changelog(deployment: Deployment, topic: str, partitions: int) -> tuple[dict[int, int], list[Read]]:
+def _plan_from_changelog(deployment: Deployment, topic: str, partitions: int) -> Plan:
+    """plan_rekey over the whole changelog as it is now, read as it is planned (only each
+    report's latest record is kept)."""
     consumer = KafkaConsumer(
         bootstrap_servers=deployment.bootstrap,
         enable_auto_commit=False,
@@ -266,7 +267,7 @@ def _read_changelog(deployment: Deployment, topic: str, partitions: int) -> tupl
         consumer.assign(tps)
         ends = {tp.partition: n for tp, n in consumer.end_offsets(tps).items()}
         consumer.seek_to_beginning(*tps)
-        return ends, list(_every_record(consumer, tps, ends))
+        return plan_rekey(_every_record(consumer, tps, ends), ends, partitions)
     finally:
         consumer.close()
 
