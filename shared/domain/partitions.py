@@ -34,6 +34,7 @@ forwards the report to its province's partition.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -144,6 +145,14 @@ def partition_for(province: str, partitions: int) -> int:
     table = assignment(partitions)
     found = table.get(province)
     return found if found is not None else zlib.crc32(province.encode()) % partitions
+
+
+def fingerprint(partitions: int) -> str:
+    """A short digest of the whole placement at ``partitions`` (every province's partition): what
+    state saved per partition must carry to be used again, since the same count under another
+    placement (the CRC-32 one of earlier versions) puts other provinces in a partition."""
+    table = ",".join(f"{code}:{p}" for code, p in sorted(assignment(partitions).items()))
+    return hashlib.sha256(f"{partitions}|{table}".encode()).hexdigest()[:16]
 
 
 def communes_per_partition(partitions: int) -> list[tuple[int, ...]]:

@@ -21,6 +21,7 @@ from shared.domain.partitions import (
     balanced,
     commune_counts,
     communes_per_partition,
+    fingerprint,
     partition_for,
 )
 
@@ -82,13 +83,21 @@ def test_the_table_depends_on_the_weights_not_their_order():
 
 
 def test_the_table_is_the_same_in_another_process_with_another_hash_seed():
-    script = "import json; from shared.domain.partitions import assignment; print(json.dumps(dict(assignment(8))))"
+    script = (
+        "import json; from shared.domain.partitions import assignment, fingerprint; "
+        "print(json.dumps([dict(assignment(8)), fingerprint(8)]))"
+    )
     tables = []
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
         out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
         tables.append(json.loads(out.stdout))
-    assert tables[0] == tables[1] == dict(assignment(8))
+    assert tables[0] == tables[1] == [dict(assignment(8)), fingerprint(8)]
+
+
+def test_the_fingerprint_tells_placements_apart():
+    assert len({fingerprint(n) for n in SUPPORTED}) == len(SUPPORTED)
+    assert fingerprint(8) == fingerprint(8) and len(fingerprint(8)) == 16
 
 
 def test_a_code_the_trees_do_not_have_goes_by_crc32():
