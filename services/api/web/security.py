@@ -13,7 +13,7 @@ change state (any method but GET, HEAD and OPTIONS) unless its ``Origin`` header
 A request with neither is refused too. SameSite cookies do not separate the ports of one host, so
 this is what refuses a page on another port. Bodies of type text/plain (what a cross-origin form or
 a "simple" fetch can send without asking) are refused under /web/, since no page route takes them.
-The per-session CSRF token (services/api/web/routes.py) is checked on top of this.
+The per-session CSRF token (services/api/web/deps.py) is checked on top of this.
 """
 
 from __future__ import annotations
