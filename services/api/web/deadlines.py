@@ -29,10 +29,11 @@ def deadline_rule(kind: str) -> str:
         if len(days) != 1:
             return "theo từng chỉ tiêu, tính từ ngày cuối của kỳ (giờ Việt Nam)"
         n, example = days.pop(), EXAMPLE_PERIOD
-    elif kind in catalog.kinds and catalog.kinds[kind].series is not None:
-        n = catalog.kinds[kind].series.days_after_end  # type: ignore[union-attr]
-        example = EXAMPLE_PERIOD if "month" in catalog.kinds[kind].periods else "2025"
     else:
-        return ""
+        spec = catalog.kinds.get(kind)
+        if spec is None or spec.series is None:
+            return ""
+        n = spec.series.days_after_end
+        example = EXAMPLE_PERIOD if "month" in spec.periods else "2025"
     due = deadline(parse_period(example), n)
     return f"hết ngày thứ {n} sau ngày cuối của kỳ, giờ Việt Nam (vd. kỳ {example}: hết ngày {due:%d/%m/%Y})"
