@@ -52,8 +52,11 @@ def wait_owning(proc: ServiceProcess, partitions: int, timeout_s: float) -> Scra
     """Scrape until the worker owns (restored) ``partitions`` partitions and says it is ready."""
     deadline = time.perf_counter() + timeout_s
     while True:
-        page = asyncio.run(_scrape(proc.url))
-        if page.total(OWNED) >= partitions and answers_ready(proc.url):
+        try:
+            page = asyncio.run(_scrape(proc.url))
+        except httpx.HTTPError:  # not listening yet
+            page = None
+        if page is not None and page.total(OWNED) >= partitions and answers_ready(proc.url):
             return page
         if time.perf_counter() > deadline or not proc.alive():
             raise TimeoutError(f"{proc.name} did not own {partitions} partitions in time")
@@ -77,7 +80,7 @@ def join_and_kill(start: Any, stop: Any, partitions: int, timeout_s: float) -> d
     first, alone = start_and_restore(start, "restore-first", {}, partitions, timeout_s)
     joined_at = time.perf_counter()
     second: ServiceProcess = start("restore-second", {})
-    second.wait_ready(timeout_s)
+    second.wait_ready(timeout_s)  # listening, a member of the group, its share restored
     # both restored what the rebalance gave them
     deadline = time.perf_counter() + timeout_s
     while True:

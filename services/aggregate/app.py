@@ -79,9 +79,8 @@ class Runtime:
             self.producer = await _start_producer(settings)
             forward, send_totals, send_dead_letter = _sinks(self.producer, settings)
             partitions = len(await self.producer.partitions_for(settings.reports_topic))
-            self.entry_files = (
-                EntryFiles(settings.data_dir, settings.entries_cache_mb) if settings.entries_on_disk else None
-            )
+            if self.entry_files is None and settings.entries_on_disk:  # once: it locks its directory
+                self.entry_files = EntryFiles(settings.data_dir, settings.entries_cache_mb)
             aggregator = Aggregator(
                 catalog,
                 tree,

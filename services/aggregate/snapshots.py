@@ -51,8 +51,13 @@ CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def fingerprint(catalog: Catalog) -> str:
-    """What a snapshot's derived figures depend on besides its entries."""
-    return hashlib.sha256(f"{FORMAT}|{catalog.series!r}".encode()).hexdigest()[:32]
+    """What a snapshot's derived figures depend on besides its entries: the format, and each
+    series' totalled fields and how they combine (the same in every process: no set order)."""
+    series = [
+        [key, [[f.name, str(f.combine), str(f.over_time)] for f in spec.totalled_fields]]
+        for key, spec in sorted(catalog.series.items())
+    ]
+    return hashlib.sha256(json.dumps([FORMAT, series]).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

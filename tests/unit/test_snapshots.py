@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -11,7 +14,7 @@ import pytest
 from services.aggregate.aggregator import Aggregator
 from services.aggregate.entries import EntryFiles
 from services.aggregate.routing import partition_for
-from services.aggregate.snapshots import InMemorySnapshotStore, Snapshot, capture, compress
+from services.aggregate.snapshots import InMemorySnapshotStore, Snapshot, capture, compress, fingerprint
 from services.aggregate.state import encode_entry
 from shared.domain.rollup import Rollup
 from tests.unit.test_aggregator import CATALOG, PARTITIONS, Pipeline, report
@@ -224,3 +227,23 @@ async def test_readiness_waits_for_every_assigned_partition_to_be_restored(files
     assert restarted.restoring
     await asyncio.gather(*restarted._loading.values())
     assert not restarted.restoring
+
+
+def test_the_fingerprint_is_the_same_in_every_process() -> None:
+    """Workers are separate processes, each with its own hash seed: a snapshot saved by one must
+    be usable by another."""
+    code = (
+        "from services.aggregate.snapshots import fingerprint; from shared.domain.catalog import load_catalog;"
+        " print(fingerprint(load_catalog()))"
+    )
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert seen == {fingerprint(CATALOG)}
