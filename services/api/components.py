@@ -152,27 +152,27 @@ async def open_components(settings: ApiSettings, metrics: ApiMetrics, given: Ove
     )
     if given.reader is None:
         tasks.append(asyncio.create_task(broadcaster.run()))
+    components = ApiComponents(
+        settings=settings,
+        metrics=metrics,
+        reader=reader,
+        tree=registry.tree if registry else org,
+        auth=Authenticator(settings.auth_secret.get_secret_value(), revocations or InMemoryRevocations()),
+        broadcaster=broadcaster,
+        reads=Reads(reader, load_catalog(), cache, settings),
+        agencies=AgencyRegistrar(registry, settings.max_agencies_per_unit),
+        streams=StreamQuota(settings.max_streams_per_token),
+        mongo=mongo,
+        registry=registry,
+        cache=cache,
+    )
     if mongo is not None:  # a real deployment, not an app built by a test
         freeze_startup_objects()
         # the cache's documents are millions of objects: frozen out of the collector's reach, as in
         # the aggregator, so that collections do not walk them (docs/benchmarks.md)
         tasks.append(asyncio.create_task(freeze_survivors_forever()))
-    tree = registry.tree if registry else org
     try:
-        yield ApiComponents(
-            settings=settings,
-            metrics=metrics,
-            reader=reader,
-            tree=tree,
-            auth=Authenticator(settings.auth_secret.get_secret_value(), revocations or InMemoryRevocations()),
-            broadcaster=broadcaster,
-            reads=Reads(reader, load_catalog(), cache, settings),
-            agencies=AgencyRegistrar(registry, settings.max_agencies_per_unit),
-            streams=StreamQuota(settings.max_streams_per_token),
-            mongo=mongo,
-            registry=registry,
-            cache=cache,
-        )
+        yield components
     finally:
         for task in tasks:
             task.cancel()
