@@ -55,6 +55,7 @@ class Runtime:
         self.mongo: Any = None
         self.producer: AIOKafkaProducer | None = None
         self.entry_files: EntryFiles | None = None
+        self.changelog: KafkaChangelog | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._assigned: set[int] = set()
@@ -79,18 +80,19 @@ class Runtime:
             self.producer = await _start_producer(settings)
             forward, send_totals, send_dead_letter = _sinks(self.producer, settings)
             partitions = len(await self.producer.partitions_for(settings.reports_topic))
+            self.changelog = KafkaChangelog(
+                settings.kafka_bootstrap_servers,
+                state_topic(settings.reports_topic),
+                self.producer,
+                credentials=settings.kafka_credentials,
+            )
             if self.entry_files is None and settings.entries_on_disk:  # once: it locks its directory
                 self.entry_files = EntryFiles(settings.data_dir, settings.entries_cache_mb)
             aggregator = Aggregator(
                 catalog,
                 tree,
                 partitions,
-                KafkaChangelog(
-                    settings.kafka_bootstrap_servers,
-                    state_topic(settings.reports_topic),
-                    self.producer,
-                    credentials=settings.kafka_credentials,
-                ),
+                self.changelog,
                 MongoTotalsView(self.mongo, settings.mongodb_database),
                 send_totals,
                 forward,
@@ -149,6 +151,8 @@ class Runtime:
             self.aggregator.revoke(list(self.aggregator.parts))
         if self.entry_files is not None:
             self.entry_files.close()
+        if self.changelog is not None:
+            await self.changelog.close()
         if self.producer is not None:
             await self.producer.stop()
         if self.mongo is not None:

@@ -73,6 +73,8 @@ class KafkaChangelog:
         self.credentials = credentials
         self.topic = topic
         self.producer = producer
+        self._offsets: AIOKafkaConsumer | None = None
+        self._offsets_lock = asyncio.Lock()
 
     async def append(self, records: list[Record]) -> Spans:
         if not records:
@@ -93,13 +95,18 @@ class KafkaChangelog:
         tps = [TopicPartition(self.topic, p) for p in partitions]
         if not tps:
             return {}
-        consumer = self._consumer()
-        await consumer.start()
-        try:
-            ends = await consumer.end_offsets(tps)
-        finally:
-            await consumer.stop()
+        async with self._offsets_lock:  # one consumer, kept, asks for every restore's end
+            if self._offsets is None:
+                consumer = self._consumer()
+                await consumer.start()
+                self._offsets = consumer
+            ends = await self._offsets.end_offsets(tps)
         return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+    async def close(self) -> None:
+        if self._offsets is not None:
+            await self._offsets.stop()
+            self._offsets = None
 
     async def read(self, partition: int, start: int, end: int) -> AsyncIterator[tuple[bytes, bytes]]:
         if start >= end:

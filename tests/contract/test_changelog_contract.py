@@ -17,7 +17,11 @@ async def changelog(request):
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **ns.kafka_options("aggregate")
     )
     await producer.start()
-    yield KafkaChangelog(bootstrap, state_topic(ns.reports_topic), producer, credentials=ns.credentials("aggregate"))
+    changelog = KafkaChangelog(
+        bootstrap, state_topic(ns.reports_topic), producer, credentials=ns.credentials("aggregate")
+    )
+    yield changelog
+    await changelog.close()
     await producer.stop()
 
 
