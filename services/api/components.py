@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -52,13 +52,9 @@ class ApiMetrics:
 
 @dataclass(eq=False)
 class ApiComponents:
-    """The read API's parts, on ``app.state.components``. ``reader``, ``tree`` and ``auth`` are
-    there from the lifespan's start; ``mongo``, ``registry`` and ``cache`` are None in an app built
-    by a test (and ``cache`` also when turned off).
-
-    Item access (``components["auth"]``) reads and writes the same attributes, plus ``extras`` for
-    names the API does not define: shared/http/base.py's ``current_principal`` and the web pages
-    (services/api/web) read the components by name."""
+    """The read API's parts, on ``app.state.components`` while the app runs (routes reach them
+    through services/api/deps.py). ``mongo``, ``registry`` and ``cache`` are None in an app built
+    by a test (and ``cache`` also when turned off)."""
 
     settings: ApiSettings
     metrics: ApiMetrics
@@ -72,38 +68,6 @@ class ApiComponents:
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
     registry: AgencyRegistry | None = None
     cache: TotalsCache | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def __getitem__(self, name: str) -> Any:
-        if name in self.extras:
-            return self.extras[name]
-        if name != "extras" and name in self.__dataclass_fields__:
-            return getattr(self, name)
-        raise KeyError(name)
-
-    def __setitem__(self, name: str, value: Any) -> None:
-        if name != "extras" and name in self.__dataclass_fields__:
-            setattr(self, name, value)
-        else:
-            self.extras[name] = value
-
-    def __contains__(self, name: object) -> bool:
-        try:
-            self[str(name)]
-        except KeyError:
-            return False
-        return True
-
-    def get(self, name: str, default: Any = None) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            return default
-
-    def setdefault(self, name: str, default: Any) -> Any:
-        if name not in self:
-            self[name] = default
-        return self[name]
 
     async def ready(self) -> dict[str, bool]:
         """Readiness: MongoDB answers (always true for an app built by a test, which has none)."""

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
 from services.api.components import ApiComponents
@@ -19,24 +20,42 @@ from shared.domain.auth import Principal
 from shared.domain.hierarchy import COUNTRY, OrgTree, UnknownTree
 from shared.domain.periods import ACCEPTED_FORMS, PeriodError, parse_period
 from shared.domain.reports import UNIT_CODE_PATTERN
-from shared.http.base import error
+from shared.http.base import BEARER, error
 from shared.http.ratelimit import retry_after
 
 
-async def get_components(request: Request) -> ApiComponents:
-    components: ApiComponents = request.app.state.components
+def components_of(app: FastAPI) -> ApiComponents:
+    """The components the app's lifespan opened."""
+    components = getattr(app.state, "components", None)
+    if not isinstance(components, ApiComponents):
+        raise RuntimeError("the API's components are opened by the app's lifespan, which has not started")
     return components
+
+
+async def get_components(request: Request) -> ApiComponents:
+    return components_of(request.app)
 
 
 Components = Annotated[ApiComponents, Depends(get_components)]
 
 
+async def current_principal(
+    request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+) -> Principal:
+    """The verified principal of the request (401 otherwise). ``_declared`` puts the bearer scheme
+    in the OpenAPI schema; the Authenticator reads the header."""
+    return await components_of(request.app).auth.principal(request)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
 async def get_reader(request: Request) -> TotalsReader:
-    return (await get_components(request)).reader
+    return components_of(request.app).reader
 
 
 async def get_reads(request: Request) -> Reads:
-    return (await get_components(request)).reads
+    return components_of(request.app).reads
 
 
 def query_error(name: str, message: str, kind: str, **more: Any) -> HTTPException:
@@ -71,7 +90,7 @@ async def get_tree(
     """The tree version a request is about: ``tree`` when named, else the one valid at the end
     of the request's ``period`` (a code names a unit only within its tree: 14923 is Thị trấn Cành
     Nàng before July 2025 and Xã Bá Thước after)."""
-    org = (await get_components(request)).tree
+    org = components_of(request.app).tree
     period = request.query_params.get("period")
     by_period = None
     if period is not None:

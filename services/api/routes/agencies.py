@@ -8,10 +8,10 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
 
 from services.api.agencies import AgencyConflict, AgencyIn, RegistryUnavailable, TooManyAgencies
-from services.api.deps import Components, Tree, known
+from services.api.deps import Components, CurrentPrincipal, Tree, known
 from services.api.views import UnitOut, unit_out
 from shared.domain.auth import Scope
-from shared.http.base import CurrentPrincipal, authorize, error
+from shared.http.base import authorize, error
 
 router = APIRouter()
 

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from services.api.deps import (
     RATIONED,
     Code,
+    CurrentPrincipal,
     Period,
     ReadsDep,
     Tree,
@@ -23,7 +24,7 @@ from services.api.reads import UnknownSeries
 from services.api.views import MissingOut
 from shared.domain.auth import Scope
 from shared.domain.periods import PeriodError
-from shared.http.base import CurrentPrincipal, authorize
+from shared.http.base import authorize
 
 router = APIRouter()
 

@@ -10,10 +10,10 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from services.api.deps import Code, Components, Tree, known
+from services.api.deps import Code, Components, CurrentPrincipal, Tree, known
 from services.api.stream import TooManyStreams, end_reason, unit_events
 from shared.domain.auth import Scope
-from shared.http.base import CurrentPrincipal, authorize, error
+from shared.http.base import authorize, error
 
 router = APIRouter()
 

@@ -9,6 +9,7 @@ from services.api.deps import (
     RATIONED,
     Code,
     Components,
+    CurrentPrincipal,
     Period,
     ReadsDep,
     Tree,
@@ -23,7 +24,7 @@ from services.api.reads import NotALegacyPeriod, NoTree2025, SourcesOutsideToken
 from services.api.views import ChildrenTotalsOut, RemappedTotalsOut, UnitTotalsOut
 from shared.domain.auth import Scope
 from shared.domain.periods import PeriodError
-from shared.http.base import CurrentPrincipal, authorize
+from shared.http.base import authorize
 
 router = APIRouter()
 

@@ -7,10 +7,20 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from services.api.deps import CODE_OR_COUNTRY_PATTERN, RATIONED, Code, ReadsDep, Tree, json_response, known, ration
+from services.api.deps import (
+    CODE_OR_COUNTRY_PATTERN,
+    RATIONED,
+    Code,
+    CurrentPrincipal,
+    ReadsDep,
+    Tree,
+    json_response,
+    known,
+    ration,
+)
 from services.api.views import UnitOut, UnitsOut, unit_out
 from shared.domain.auth import Scope
-from shared.http.base import CurrentPrincipal, authorize
+from shared.http.base import authorize
 
 router = APIRouter()
 
