@@ -23,7 +23,10 @@ ones. The steps, each safe to run again after an interruption (the whole command
    ``compact,delete`` with no time or size limit for that moment, then ``compact`` again). A
    tombstone would not do: a restore reads every record up to the end, and until compaction runs
    the moved report's earlier record would still be there for the old partition's worker;
-5. set the ``part`` of the stored totals documents (MongoDB ``totals``) to the new partition of
+5. (before step 3, when anything is to change) drop the snapshots of the changelog's partitions
+   (services/aggregate/snapshots.py): they hold the state of a partition as it was, other
+   provinces included; the workers then restore from the changelog;
+6. set the ``part`` of the stored totals documents (MongoDB ``totals``) to the new partition of
    their province: a worker deletes or rewrites the documents of its partition that its state
    does not hold, and must find exactly its provinces' documents there.
 
@@ -45,7 +48,9 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
+from services.aggregate import snapshots
 from services.aggregate.state import state_topic
 from shared.adapters.kafka_credentials import KafkaCredentials, client_options, principal_credentials
 from shared.adapters.mongo import TOTALS, redact_uri
@@ -167,6 +172,7 @@ class Report:
     provinces_moved: list[str] = field(default_factory=list)
     partitions_truncated: list[int] = field(default_factory=list)
     documents_moved: int = 0
+    snapshots_dropped: int = 0
 
     def lines(self) -> list[str]:
         grown = f"{self.before} -> {self.after}" if self.after != self.before else f"{self.after} (re-keyed only)"
@@ -178,6 +184,7 @@ class Report:
             "changelog partitions cut below their old end: "
             + (", ".join(map(str, self.partitions_truncated)) or "none"),
             f"totals documents given their new partition: {self.documents_moved}",
+            f"snapshots of the state dropped (restored from the changelog next): {self.snapshots_dropped}",
         ]
 
 
@@ -201,6 +208,9 @@ def grow(deployment: Deployment, to: int) -> Report:
             admin.create_partitions(grown)
         report = Report(current, to)
         plan = _plan_from_changelog(deployment, state, to)
+        if plan.writes or plan.truncate:
+            # before the changelog changes: a snapshot holds a partition's state as it was
+            report.snapshots_dropped = _drop_snapshots(deployment, state, to)
         _write(deployment, state, plan.writes)
         if plan.truncate:
             _truncate(admin, state, plan.truncate)
@@ -333,6 +343,22 @@ def _truncate(admin: KafkaAdminClient, topic: str, before: dict[int, int]) -> No
         )
 
 
+def _drop_snapshots(deployment: Deployment, topic: str, partitions: int) -> int:
+    """Deletes every snapshot of the changelog's partitions (services/aggregate/snapshots.py):
+    the workers then restore from the re-keyed changelog itself."""
+    client: MongoClient[dict[str, Any]] = MongoClient(deployment.mongodb_uri, serverSelectionTimeoutMS=10_000)
+    try:
+        db = client[deployment.database]
+        mine = {"$in": [f"{topic}/{p}" for p in range(partitions)]}  # a head's id (snapshots.py)
+        dropped = db[snapshots.HEADS].delete_many({"_id": mine}).deleted_count
+        db[snapshots.CHUNKS].delete_many({"head": mine})
+        return dropped
+    except PyMongoError as exc:
+        raise RuntimeError(f"MongoDB at {redact_uri(deployment.mongodb_uri)}: {exc}") from exc
+    finally:
+        client.close()
+
+
 def _move_documents(deployment: Deployment, partitions: int) -> int:
     client: MongoClient[dict[str, Any]] = MongoClient(deployment.mongodb_uri, serverSelectionTimeoutMS=10_000)
     try:
@@ -344,7 +370,7 @@ def _move_documents(deployment: Deployment, partitions: int) -> int:
                 {"province": province, "part": {"$ne": part}}, {"$set": {"part": part}}
             ).modified_count
         return moved
-    except Exception as exc:
+    except PyMongoError as exc:
         raise RuntimeError(f"MongoDB at {redact_uri(deployment.mongodb_uri)}: {exc}") from exc
     finally:
         client.close()

@@ -3,8 +3,8 @@ Kafka, MongoDB and the three services:
 
 - reports of provinces of both trees (revisions, withdrawals, duplicates) go in over HTTP and are
   applied; the tool refuses while a worker is in the group, and while reports wait unapplied;
-- ingest and the worker stopped, the tool grows the topics, re-keys the changelog and moves the
-  stored documents (and a second run finds nothing left to do);
+- ingest and the worker stopped, the tool grows the topics, re-keys the changelog, drops the
+  worker's snapshots and moves the stored documents (and a second run finds nothing left to do);
 - ingest and the worker started again, revisions and withdrawals of reports sent BEFORE the move
   go in with new reports: every total equals the independent oracle (nothing lost, nothing
   counted twice), every changelog record and every stored document is on its province's
@@ -25,6 +25,8 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from pymongo import MongoClient
 
+from deploy.processes import aggregate_process
+from services.aggregate import snapshots
 from services.aggregate.state import state_topic
 from shared.domain.hierarchy import load_vietnam
 from shared.domain.partitions import communes_per_partition, partition_for
@@ -51,7 +53,12 @@ def grown_system(infra: dict[str, str]) -> Any:
 
     ns = Namespace(f"grow{random.randrange(10**6):06d}", infra)
     create_topics(infra["KAFKA_BOOTSTRAP_SERVERS"], BEFORE, ns.env)
-    system = start_system(ns)
+    system = start_system(ns, aggregators=0)
+    # a worker that saves snapshots of its partitions often: the move must drop them
+    worker = aggregate_process(system.run_dir, {**ns.env, "BAOCAO_AGGREGATE_SNAPSHOT_EVERY": "5"}, name="aggregate0")
+    system.aggregators.append(worker)
+    worker.start()
+    worker.wait_ready(90)
     yield system
     system.stop()
 
@@ -125,6 +132,11 @@ def every_record(ns: Namespace, topic: str, since: dict[int, int] | None = None)
         consumer.close()
 
 
+def snapshot_heads(ns: Namespace) -> list[str]:
+    with MongoClient(ns.env["MONGODB_URI"]) as mongo:
+        return [d["_id"] for d in mongo[ns.database][snapshots.HEADS].find({}, {"_id": 1})]
+
+
 def end_offsets(ns: Namespace, topic: str) -> dict[int, int]:
     consumer = KafkaConsumer(bootstrap_servers=ns.env["KAFKA_BOOTSTRAP_SERVERS"], **ns.kafka_options("admin"))
     try:
@@ -169,11 +181,13 @@ def test_growing_from_4_to_6_partitions_loses_nothing_and_counts_nothing_twice(g
     system.ingest.stop()
     system.aggregators[0].stop()
     deployment = Deployment.from_env(ns.env)
+    assert snapshot_heads(ns), "the worker saved no snapshot"
     report = grow(deployment, AFTER)
     print("\n".join(report.lines()))
     assert (report.before, report.after) == (BEFORE, AFTER)
     assert report.reports_moved > 0 and set(report.provinces_moved) == set(MOVING)
     assert report.documents_moved > 0
+    assert report.snapshots_dropped > 0 and not snapshot_heads(ns)
     again = grow(deployment, AFTER)  # idempotent
     assert (again.records_written, again.reports_moved, again.documents_moved) == (0, 0, 0)
     moved_at = end_offsets(ns, ns.reports_topic)

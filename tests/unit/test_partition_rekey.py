@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import random
+import zlib
+from collections.abc import Callable
 
 from services.aggregate.state import encode_entry
 from shared.domain.partitions import partition_for
 from shared.domain.rollup import Entry
 from tools.partitions import Plan, plan_rekey
+
+Placement = Callable[[str, int], int]
 
 # provinces and where the table puts them: 46 and 48 move from 4 to 6 partitions, 38 and 01 do not
 assert [partition_for(p, 4) for p in ("46", "48", "38", "01")] == [1, 0, 0, 1]
@@ -71,8 +75,13 @@ def entry_rev(value: bytes) -> int:
     return int(json.loads(value)["rev"])
 
 
-def put(log: Log, partitions: int, province: str, unit: str, rev: int, report: str = "r") -> None:
-    log.append(partition_for(province, partitions), f"{unit}/{report}".encode(), entry(province, unit, rev))
+def crc32_placement(province: str, partitions: int) -> int:
+    """Where versions before the balanced table put a province."""
+    return zlib.crc32(province.encode()) % partitions
+
+
+def put(log: Log, partitions: int, province: str, unit: str, rev: int, place: Placement = partition_for) -> None:
+    log.append(place(province, partitions), f"{unit}/r".encode(), entry(province, unit, rev))
 
 
 def test_a_moved_province_leaves_its_old_partition_and_its_neighbours_are_written_again():
@@ -116,17 +125,19 @@ def test_nothing_to_do_when_every_report_is_in_place():
 def test_random_logs_restore_exactly_and_a_second_run_changes_nothing():
     rng = random.Random(7)
     provinces = ["01", "38", "40", "46", "48", "79", "31", "92"]
-    for trial in range(30):
-        log = Log(4)
+    for trial in range(40):
+        # the state as the table at 4 placed it, or as CRC-32 did at 8 (re-keyed at the same count)
+        place, count = (partition_for, 4) if trial % 2 else (crc32_placement, 8)
+        log = Log(count)
         latest: dict[bytes, tuple[str, int]] = {}
         for _ in range(rng.randint(1, 60)):
             province = rng.choice(provinces)
             unit = f"{province}-u{rng.randint(0, 5)}"
             rev = rng.randint(1, 5)
-            put(log, 4, province, unit, rev)
+            put(log, count, province, unit, rev, place)
             key = f"{unit}/r".encode()
             latest[key] = (province, max(rev, latest.get(key, ("", 0))[1]))
-        grown = rng.choice([4, 6, 8, 12])
+        grown = rng.choice([n for n in (4, 6, 8, 12) if n >= count])
         first = log.plan(grown)
         if rng.random() < 0.5:  # interrupted after its writes, before deleting: run again
             log.apply(Plan(grown, writes=first.writes))
