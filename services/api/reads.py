@@ -64,7 +64,9 @@ class Reads:
     completeness lists, re-mapped totals) are rationed per token, so that one token cannot take the
     event loop from everyone else's reads; totals and drill-downs come from the cache and are not."""
 
-    def __init__(self, reader: TotalsReader, catalog: Catalog, cache: TotalsCache | None, settings: ApiSettings):
+    def __init__(
+        self, reader: TotalsReader, catalog: Catalog, cache: TotalsCache | None, settings: ApiSettings
+    ) -> None:
         self.reader = reader
         self.catalog = catalog
         self.cache = cache
