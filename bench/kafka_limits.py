@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import time
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
@@ -20,6 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from shared.domain.partitions import partition_for
 from shared.domain.reports import REPORT_ADAPTER, ReportEnvelope
 from shared.domain.stamps import STAMP_HEADER, stamp
 
@@ -86,7 +86,7 @@ async def _send_windows(
     stamp_key: bytes | None = None,
 ) -> int:
     """Send in windows of SEND_WINDOW, waiting for every ack of a window; return the count. Each
-    message goes to partition CRC-32(key) mod ``partitions``, as ingest sends them."""
+    message goes to its province's partition (``key``: the province code), as ingest sends them."""
     source = iter(messages)
     count = 0
     while window := list(islice(source, SEND_WINDOW)):
@@ -95,7 +95,7 @@ async def _send_windows(
                 topic,
                 value=value,
                 key=key,
-                partition=zlib.crc32(key) % partitions,
+                partition=partition_for(key.decode(), partitions),
                 headers=[(STAMP_HEADER, stamp(stamp_key, value))] if stamp_key is not None else None,
             )
             for key, value in window

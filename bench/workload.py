@@ -50,7 +50,7 @@ def envelope(report: Report, received_at: str | None = None, source: str = "benc
 
 def kafka_message(report: Report, tree: OrgTree) -> tuple[bytes, bytes]:
     """(key, value) as ingest produces them: keyed by province code (bench.kafka_limits sends
-    each to partition CRC-32(key) mod the partition count, as ingest does)."""
+    each to that province's partition, as ingest does)."""
     return tree.path(report["unit"])[-1].encode(), envelope(report)
 
 
