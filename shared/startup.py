@@ -12,10 +12,9 @@ def freeze_startup_objects() -> None:
     """Move every object alive now out of the garbage collector's reach.
 
     The unit tree and what the frameworks load are ~100,000 objects that live as long as the
-    process. Left in the collector's generations, each full collection walks them all: 17 ms
-    measured here, landing on whichever request happens to trigger it (the read API's p99 at
-    500 requests/s). Frozen, a full collection only walks what requests allocated. Call it once,
-    at the end of start-up.
+    process. Left in the collector's generations, each full collection walks them all, and the
+    pause lands on whichever request happens to trigger it (docs/benchmarks.md). Frozen, a full
+    collection only walks what requests allocated. Call it once, at the end of start-up.
     """
     gc.collect()
     gc.freeze()
@@ -32,11 +31,11 @@ async def freeze_survivors_forever(
 
     The aggregator's state (every unit's figures and totals documents: millions of small objects)
     grows after start-up; left in the collector's oldest generation, each full collection walks all
-    of it (196 ms measured here at 60,000 reports, growing with the state) and lands on whichever
-    report is being applied. Every ``every_s`` this freezes what is alive, without collecting (a
-    forced collection is itself the pause to avoid); the young generations still collect what dies
-    young, and frozen objects are still freed by reference counting when dropped. Only cycles that
-    die after being frozen wait: every ``full_every_s`` everything is unfrozen and collected once."""
+    of it (a pause growing with the state) and lands on whichever report is being applied. Every
+    ``every_s`` this freezes what is alive, without collecting (a forced collection is itself the
+    pause to avoid); the young generations still collect what dies young, and frozen objects are
+    still freed by reference counting when dropped. Only cycles that die after being frozen wait:
+    every ``full_every_s`` everything is unfrozen and collected once."""
     last_full = clock()
     while True:
         await sleep(every_s)

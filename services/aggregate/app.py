@@ -86,6 +86,9 @@ class Runtime:
                 self.producer,
                 credentials=settings.kafka_credentials,
             )
+            snapshots = MongoSnapshotStore(self.mongo, settings.mongodb_database) if settings.snapshot_every else None
+            if snapshots is not None:
+                await snapshots.ensure_indexes()
             if self.entry_files is None and settings.entries_on_disk:  # once: it locks its directory
                 self.entry_files = EntryFiles(settings.data_dir, settings.entries_cache_mb)
             aggregator = Aggregator(
@@ -102,9 +105,7 @@ class Runtime:
                 entries=self.entry_files.open if self.entry_files is not None else None,
                 full_batch=settings.batch_max,
                 trust=trust,
-                snapshots=MongoSnapshotStore(self.mongo, settings.mongodb_database)
-                if settings.snapshot_every
-                else None,
+                snapshots=snapshots,
                 snapshot_every=settings.snapshot_every,
             )
             aggregator.assign(self._assigned)

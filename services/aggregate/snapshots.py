@@ -170,6 +170,10 @@ class MongoSnapshotStore:
         self.heads = client[database][HEADS]
         self.chunks = client[database][CHUNKS]
 
+    async def ensure_indexes(self) -> None:
+        await self.chunks.create_index([("snap", 1), ("n", 1)])
+        await self.chunks.create_index([("head", 1)])
+
     async def load(self, topic: str, partition: int) -> Snapshot | None:
         head = await self.heads.find_one({"_id": f"{topic}/{partition}"})
         if head is None:

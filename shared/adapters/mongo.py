@@ -12,6 +12,8 @@ Collections:
                  revisions ingest accepted and its scope (the unit and its ancestors, each code
                  named with the tree of the report's period: "2025:38")
     agencies     agencies registered at runtime under a commune, a district or a province
+    aggregate_snapshots, aggregate_snapshot_chunks
+                 the aggregator's snapshots of its partitions' state (services/aggregate/snapshots.py)
 """
 
 from __future__ import annotations
@@ -56,8 +58,7 @@ def make_client(
 
     ``min_connections`` are opened in the background and kept: PyMongo opens at most two at a
     time, so a burst of reads that finds too few open waits for them behind each other (the read
-    API's first second of drill-downs at 500/s: answers up to 352 ms with connections opened on
-    demand, at most 49 ms with 16 kept open).
+    API's first second under load: docs/benchmarks.md).
 
     ``read_preference`` (the API's MONGODB_READ_PREFERENCE) is where plain reads go on a replica set;
     writes and reads that are retried once after a network error or a failover (retryable
@@ -85,8 +86,8 @@ def redact_uri(uri: str) -> str:
 async def ensure_indexes(client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
     db = client[database]
     await db[TOTALS].create_index([("part", 1)])  # an aggregator compares its partition's documents on restore
-    # Until December 2026 totals also had an index on (parents, series, span) that no query used,
-    # kept up to date by every write of the aggregator.
+    # a database made by an older version has an index on (parents, series, span) that no query
+    # uses and every write of the aggregator would keep up to date
     if "parents_1_series_1_span_1" in await db[TOTALS].index_information():
         await db[TOTALS].drop_index("parents_1_series_1_span_1")
     await db[AGENCIES].create_index([("parent", 1)])

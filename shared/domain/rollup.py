@@ -272,8 +272,8 @@ def _values(spec: SeriesSpec, values: Mapping[str, int]) -> tuple[int, ...]:
 
 
 # One unit's own reports in one (series, period), as running figures, in a plain list (there are
-# about as many as reports; grouped by (unit, series) and without an object around a second list,
-# 100,000 of the bench's reports take 24 MiB less):
+# about as many as reports, so they are grouped by (unit, series) with no object around a second
+# list, to keep memory down):
 # [active reports, active reports on time, latest, *summed fields], ``latest`` being None or, for a
 # series with a stock field, the values of the latest active report (StockValues holds the others).
 _ACTIVE, _ON_TIME, _LATEST, _SUMS = 0, 1, 2, 3
