@@ -16,16 +16,17 @@ ones. The steps, each safe to run again after an interruption (the whole command
    keyed by document, not by province, and more partitions would split a document's history);
 2. read the whole changelog and take, for every report, its latest revision as a restore would
    (the higher revision wins; a null value deletes the key, as compaction does);
-3. write each report's latest record to its province's partition under N, and every report of a
+3. when anything is to change, drop the workers' snapshots of the changelog's partitions
+   (services/aggregate/snapshots.py): they hold a partition's state as it was, other provinces
+   included; the workers then restore from the changelog;
+4. write each report's latest record to its province's partition under N, and every report of a
    partition that loses any again to that same partition, and wait for the acknowledgements;
-4. delete, on each partition that lost reports, everything before the end it had at step 2 (Kafka
+5. delete, on each partition that lost reports, everything before the end it had at step 2 (Kafka
    deletes records only from a topic whose cleanup policy includes ``delete``: the changelog is
-   ``compact,delete`` with no time or size limit for that moment, then ``compact`` again). A
-   tombstone would not do: a restore reads every record up to the end, and until compaction runs
-   the moved report's earlier record would still be there for the old partition's worker;
-5. (before step 3, when anything is to change) drop the snapshots of the changelog's partitions
-   (services/aggregate/snapshots.py): they hold the state of a partition as it was, other
-   provinces included; the workers then restore from the changelog;
+   ``compact,delete`` with no time or size limit for that moment, then ``compact`` again, which
+   every run makes sure of). A tombstone would not do: a restore reads every record up to the
+   end, and until compaction runs the moved report's earlier record would still be there for the
+   old partition's worker;
 6. set the ``part`` of the stored totals documents (MongoDB ``totals``) to the new partition of
    their province: a worker deletes or rewrites the documents of its partition that its state
    does not hold, and must find exactly its provinces' documents there.
@@ -41,6 +42,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,6 +208,7 @@ def grow(deployment: Deployment, to: int) -> Report:
         grown = {t: to for t, n in counts.items() if n < to}
         if grown:
             admin.create_partitions(grown)
+            _wait_for_partitions(admin, list(counts), to)
         report = Report(current, to)
         plan = _plan_from_changelog(deployment, state, to)
         if plan.writes or plan.truncate:
@@ -214,6 +217,7 @@ def grow(deployment: Deployment, to: int) -> Report:
         _write(deployment, state, plan.writes)
         if plan.truncate:
             _truncate(admin, state, plan.truncate)
+        _compact_only(admin, state)  # also after a run interrupted while truncating
         report.records_written = len(plan.writes)
         report.reports_moved = plan.moved
         report.provinces_moved = sorted(plan.provinces)
@@ -231,6 +235,15 @@ def _partition_counts(admin: KafkaAdminClient, topics: list[str]) -> dict[str, i
             raise Refused(f"topic {described['name']} not found (create the topics first: python -m tools.topics)")
         out[described["name"]] = len(described["partitions"])
     return out
+
+
+def _wait_for_partitions(admin: KafkaAdminClient, topics: list[str], count: int, timeout_s: float = 30.0) -> None:
+    """Returns once the brokers' metadata shows ``count`` partitions of every topic."""
+    deadline = time.monotonic() + timeout_s
+    while (counts := _partition_counts(admin, topics)) and any(n < count for n in counts.values()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"partitions not in the metadata {timeout_s:.0f} s after Kafka added them: {counts}")
+        time.sleep(0.2)
 
 
 def _refuse_unless_idle(admin: KafkaAdminClient, deployment: Deployment) -> None:
@@ -313,34 +326,20 @@ def _write(deployment: Deployment, topic: str, writes: list[tuple[int, bytes, by
 
 
 def _truncate(admin: KafkaAdminClient, topic: str, before: dict[int, int]) -> None:
-    resource = ConfigResourceType.TOPIC
     # a record is deleted only from a topic whose policy includes delete; no time or size limit
     # meanwhile, so nothing but what is asked here goes
-    admin.alter_configs(
-        [
-            ConfigResource(
-                resource,
-                topic,
-                {"cleanup.policy": "compact,delete", "retention.ms": "-1", "retention.bytes": "-1"},
-            )
-        ]
-    )
+    policy = {"cleanup.policy": "compact,delete", "retention.ms": "-1", "retention.bytes": "-1"}
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, policy)])
     try:
         admin.delete_records({TopicPartition(topic, p): offset for p, offset in before.items()})
     finally:
-        admin.alter_configs(
-            [
-                ConfigResource(
-                    resource,
-                    topic,
-                    {
-                        "cleanup.policy": "compact",
-                        "retention.ms": ("DELETE", None),
-                        "retention.bytes": ("DELETE", None),
-                    },
-                )
-            ]
-        )
+        _compact_only(admin, topic)
+
+
+def _compact_only(admin: KafkaAdminClient, topic: str) -> None:
+    """The changelog's policy as tools/topics.py makes it: compaction, no retention limit."""
+    policy = {"cleanup.policy": "compact", "retention.ms": ("DELETE", None), "retention.bytes": ("DELETE", None)}
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, policy)])
 
 
 def _drop_snapshots(deployment: Deployment, topic: str, partitions: int) -> int:

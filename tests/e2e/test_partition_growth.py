@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 from pymongo import MongoClient
 
 from deploy.processes import aggregate_process
@@ -132,6 +133,17 @@ def every_record(ns: Namespace, topic: str, since: dict[int, int] | None = None)
         consumer.close()
 
 
+def changelog_configs(ns: Namespace) -> dict[str, str]:
+    """The changelog topic's own settings (those not left to the broker's defaults)."""
+    admin = KafkaAdminClient(bootstrap_servers=ns.env["KAFKA_BOOTSTRAP_SERVERS"], **ns.kafka_options("admin"))
+    try:
+        topic = state_topic(ns.reports_topic)
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        admin.close()
+    return {k: v["value"] for k, v in described["topic"][topic].items()}
+
+
 def snapshot_heads(ns: Namespace) -> list[str]:
     with MongoClient(ns.env["MONGODB_URI"]) as mongo:
         return [d["_id"] for d in mongo[ns.database][snapshots.HEADS].find({}, {"_id": 1})]
@@ -182,6 +194,8 @@ def test_growing_from_4_to_6_partitions_loses_nothing_and_counts_nothing_twice(g
     system.aggregators[0].stop()
     deployment = Deployment.from_env(ns.env)
     assert snapshot_heads(ns), "the worker saved no snapshot"
+    configs_before = changelog_configs(ns)
+    assert configs_before["cleanup.policy"] == "compact" and "retention.ms" not in configs_before
     report = grow(deployment, AFTER)
     print("\n".join(report.lines()))
     assert (report.before, report.after) == (BEFORE, AFTER)
@@ -190,6 +204,7 @@ def test_growing_from_4_to_6_partitions_loses_nothing_and_counts_nothing_twice(g
     assert report.snapshots_dropped > 0 and not snapshot_heads(ns)
     again = grow(deployment, AFTER)  # idempotent
     assert (again.records_written, again.reports_moved, again.documents_moved) == (0, 0, 0)
+    assert changelog_configs(ns) == configs_before  # compaction only again
     moved_at = end_offsets(ns, ns.reports_topic)
     assert len(moved_at) == AFTER and len(end_offsets(ns, state_topic(ns.reports_topic))) == AFTER
 
