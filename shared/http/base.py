@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel
@@ -259,14 +259,3 @@ BEARER = HTTPBearer(
     bearerFormat="bcv1.<payload>.<signature>",
     description="an access token minted by `baocao token mint`, naming a unit, scopes and an expiry",
 )
-
-
-async def current_principal(
-    request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
-) -> Principal:
-    """FastAPI dependency: the verified principal of the request (401 otherwise)."""
-    authenticator: Authenticator = request.app.state.components["auth"]
-    return await authenticator.principal(request)
-
-
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
