@@ -53,6 +53,7 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from services.aggregate import snapshots
+from services.aggregate.placement import record_placement
 from services.aggregate.state import state_topic
 from shared.adapters.kafka_credentials import KafkaCredentials, client_options, principal_credentials
 from shared.adapters.mongo import TOTALS, redact_uri
@@ -223,6 +224,7 @@ def grow(deployment: Deployment, to: int) -> Report:
         report.provinces_moved = sorted(plan.provinces)
         report.partitions_truncated = sorted(plan.truncate)
         report.documents_moved = _move_documents(deployment, to)
+        _record_placement(deployment, to)  # last: workers start again only on a whole move
         return report
     finally:
         admin.close()
@@ -352,6 +354,16 @@ def _drop_snapshots(deployment: Deployment, topic: str, partitions: int) -> int:
         dropped = db[snapshots.HEADS].delete_many({"_id": mine}).deleted_count
         db[snapshots.CHUNKS].delete_many({"head": mine})
         return dropped
+    except PyMongoError as exc:
+        raise RuntimeError(f"MongoDB at {redact_uri(deployment.mongodb_uri)}: {exc}") from exc
+    finally:
+        client.close()
+
+
+def _record_placement(deployment: Deployment, partitions: int) -> None:
+    client: MongoClient[dict[str, Any]] = MongoClient(deployment.mongodb_uri, serverSelectionTimeoutMS=10_000)
+    try:
+        record_placement(client, deployment.database, deployment.reports, partitions)
     except PyMongoError as exc:
         raise RuntimeError(f"MongoDB at {redact_uri(deployment.mongodb_uri)}: {exc}") from exc
     finally:

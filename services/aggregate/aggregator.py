@@ -189,7 +189,7 @@ class Aggregator:
         self.trust = trust  # checks where a message comes from (decode.py); stamps what is forwarded
         self.snapshots = snapshots
         self.snapshot_every = snapshot_every  # changelog records of a partition between two snapshots
-        self._fingerprint = fingerprint(catalog)
+        self._fingerprint = fingerprint(catalog, partitions)
         self.parts: dict[int, PartitionState] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
         self._publish_lock = asyncio.Lock()

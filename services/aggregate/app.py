@@ -27,6 +27,7 @@ from services.aggregate.decode import Trust
 from services.aggregate.entries import EntryFiles
 from services.aggregate.faust_kafka import AggregateApp
 from services.aggregate.metrics import AggregateMetrics
+from services.aggregate.placement import check_placement
 from services.aggregate.settings import AggregateSettings
 from services.aggregate.snapshots import MongoSnapshotStore
 from services.aggregate.state import KafkaChangelog, state_topic
@@ -85,6 +86,10 @@ class Runtime:
                 state_topic(settings.reports_topic),
                 self.producer,
                 credentials=settings.kafka_credentials,
+            )
+            ends = await self.changelog.end_offsets(range(partitions))
+            await check_placement(
+                self.mongo, settings.mongodb_database, settings.reports_topic, partitions, not any(ends.values())
             )
             snapshots = MongoSnapshotStore(self.mongo, settings.mongodb_database) if settings.snapshot_every else None
             if snapshots is not None:

@@ -13,8 +13,8 @@ right after (a record someone else wrote in between is read back and merged firs
 in the snapshot and in the tail is merged again, which changes nothing (the higher revision wins),
 so the offset may be low, never high.
 
-A snapshot is used only for the same changelog topic, partition count and state format (the
-catalog included: its series decide the derived figures); anything else, or a snapshot whose
+A snapshot is used only for the same changelog topic, partition count and placement of provinces,
+and state format (the catalog included: its series decide the derived figures); anything else, or a snapshot whose
 chunks are missing or do not match their digest (a save that died half-way), means a restore from
 the beginning: slower, never wrong.
 
@@ -40,6 +40,7 @@ from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from shared.domain.catalog import Catalog
+from shared.domain.partitions import fingerprint as placement_fingerprint
 from shared.domain.rollup import Entry, InMemoryStockValues, Rollup, StockValues
 
 log = logging.getLogger(__name__)
@@ -50,14 +51,16 @@ CHUNKS = "aggregate_snapshot_chunks"
 CHUNK_BYTES = 8 * 1024 * 1024
 
 
-def fingerprint(catalog: Catalog) -> str:
-    """What a snapshot's derived figures depend on besides its entries: the format, and each
-    series' totalled fields and how they combine (the same in every process: no set order)."""
+def fingerprint(catalog: Catalog, partitions: int) -> str:
+    """What a snapshot depends on besides its entries: the format, the placement of provinces in
+    partitions, and each series' totalled fields and how they combine (the same in every process:
+    no set order)."""
     series = [
         [key, [[f.name, str(f.combine), str(f.over_time)] for f in spec.totalled_fields]]
         for key, spec in sorted(catalog.series.items())
     ]
-    return hashlib.sha256(json.dumps([FORMAT, series]).encode()).hexdigest()[:32]
+    placed = placement_fingerprint(partitions)
+    return hashlib.sha256(json.dumps([FORMAT, placed, series]).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

@@ -234,7 +234,7 @@ def test_the_fingerprint_is_the_same_in_every_process() -> None:
     be usable by another."""
     code = (
         "from services.aggregate.snapshots import fingerprint; from shared.domain.catalog import load_catalog;"
-        " print(fingerprint(load_catalog()))"
+        " print(fingerprint(load_catalog(), 8))"
     )
     seen = {
         subprocess.run(
@@ -246,4 +246,4 @@ def test_the_fingerprint_is_the_same_in_every_process() -> None:
         ).stdout.strip()
         for seed in ("1", "2", "3")
     }
-    assert seen == {fingerprint(CATALOG)}
+    assert seen == {fingerprint(CATALOG, 8)}
