@@ -31,8 +31,8 @@ class ErrorOut(BaseModel):
 
 
 # FastAPI's own OpenTelemetry, off: baocao's metrics are Prometheus's (RequestMetrics below), and
-# left on it asks the global OpenTelemetry providers whether to trace on every request (about 5 %
-# of the read API's processor time at 500 requests/s). Passed as FastAPI(telemetry=...).
+# left on it asks the global OpenTelemetry providers whether to trace on every request, a cost
+# paid by every read. Passed as FastAPI(telemetry=...).
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
