@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
 from services.api.components import ApiComponents
@@ -20,16 +19,13 @@ from shared.domain.auth import Principal
 from shared.domain.hierarchy import COUNTRY, OrgTree, UnknownTree
 from shared.domain.periods import ACCEPTED_FORMS, PeriodError, parse_period
 from shared.domain.reports import UNIT_CODE_PATTERN
-from shared.http.base import BEARER, error
+from shared.http.base import error, opened_components, principal_dependency
 from shared.http.ratelimit import retry_after
 
 
 def components_of(app: FastAPI) -> ApiComponents:
     """The components the app's lifespan opened."""
-    components = getattr(app.state, "components", None)
-    if not isinstance(components, ApiComponents):
-        raise RuntimeError("the API's components are opened by the app's lifespan, which has not started")
-    return components
+    return opened_components(app, ApiComponents, "the API")
 
 
 async def get_components(request: Request) -> ApiComponents:
@@ -39,12 +35,7 @@ async def get_components(request: Request) -> ApiComponents:
 Components = Annotated[ApiComponents, Depends(get_components)]
 
 
-async def current_principal(
-    request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
-) -> Principal:
-    """The verified principal of the request (401 otherwise). ``_declared`` puts the bearer scheme
-    in the OpenAPI schema; the Authenticator reads the header."""
-    return await components_of(request.app).auth.principal(request)
+current_principal = principal_dependency(components_of)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

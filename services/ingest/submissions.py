@@ -20,9 +20,6 @@ instead of a ``$in`` of every code of the subtree.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +30,7 @@ from pymongo import DESCENDING, AsyncMongoClient, UpdateOne
 
 from shared.adapters.mongo import SUBMISSIONS
 from shared.domain.hierarchy import LEGACY, OrgTree, UnknownTree
+from shared.domain.paging import decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +56,6 @@ class SubmissionPage:
     next: str | None  # the cursor of the page after this one; None on the last page
 
 
-class BadCursor(ValueError):
-    """A listing cursor that this log did not hand out."""
-
-
 def submission_key(unit: str, report_id: str) -> str:
     return f"{unit}/{report_id}"
 
@@ -82,22 +76,6 @@ def series_tree(series: str) -> str:
     """The id of the tree a series key of the log names: ``study_session@2025`` -> ``2025``; a
     key without a suffix is the legacy tree's."""
     return series.partition("@")[2] or LEGACY
-
-
-def _cursor(updated: datetime, key: str) -> str:
-    """Where a listing stopped: the (time, key) of its last row, which the next page starts after."""
-    millis = int(updated.timestamp() * 1000)
-    return base64.urlsafe_b64encode(json.dumps([millis, key]).encode()).decode().rstrip("=")
-
-
-def _after(cursor: str) -> tuple[datetime, str]:
-    try:
-        millis, key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(millis, int) or isinstance(millis, bool) or not isinstance(key, str):
-            raise TypeError
-        return datetime.fromtimestamp(millis / 1000, UTC), key
-    except (ValueError, TypeError, binascii.Error, OverflowError, OSError):
-        raise BadCursor("not a cursor of this listing; start again from the first page") from None
 
 
 def _millis(moment: datetime) -> datetime:
@@ -214,7 +192,7 @@ class MongoSubmissionLog:
     ) -> SubmissionPage:
         clauses: list[Mapping[str, Any]] = [where] if where else []
         if after is not None:
-            at, key = _after(after)
+            at, key = decode_cursor(after)
             clauses.append({"$or": [{"updated": {"$lt": at}}, {"updated": at, "_id": {"$lt": key}}]})
         query = clauses[0] if len(clauses) == 1 else {"$and": clauses} if clauses else {}
         cursor = self._col.find(query).sort([("updated", DESCENDING), ("_id", DESCENDING)]).limit(size + 1)
@@ -231,7 +209,7 @@ class MongoSubmissionLog:
             for d in docs[:size]
         ]
         more = len(docs) > size
-        return SubmissionPage(items, _cursor(items[-1].updated, str(docs[size - 1]["_id"])) if more else None)
+        return SubmissionPage(items, encode_cursor(items[-1].updated, str(docs[size - 1]["_id"])) if more else None)
 
     async def get(self, unit: str, report_id: str) -> Submission | None:
         return await self._gets.call((unit, report_id))
@@ -351,10 +329,10 @@ class InMemorySubmissionLog:
             reverse=True,
         )
         if after is not None:
-            at, last = _after(after)
+            at, last = decode_cursor(after)
             rows = [row for row in rows if (row[0], row[1]) < (at, last)]
         items = [self._copy(item) for _, _, item in rows[:size]]
-        return SubmissionPage(items, _cursor(rows[size - 1][0], rows[size - 1][1]) if len(rows) > size else None)
+        return SubmissionPage(items, encode_cursor(rows[size - 1][0], rows[size - 1][1]) if len(rows) > size else None)
 
     @staticmethod
     def _copy(item: Submission) -> Submission:

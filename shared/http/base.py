@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any, Protocol, TypeVar
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel
@@ -21,6 +21,8 @@ from shared.adapters.revocations import Revocations, RevocationsUnavailable
 from shared.domain.auth import Forbidden, InvalidToken, Principal, check_secret, verify
 from shared.domain.auth import Scope as TokenScope
 from shared.domain.hierarchy import OrgTree
+
+C = TypeVar("C")
 
 
 class ErrorOut(BaseModel):
@@ -259,3 +261,31 @@ BEARER = HTTPBearer(
     bearerFormat="bcv1.<payload>.<signature>",
     description="an access token minted by `baocao token mint`, naming a unit, scopes and an expiry",
 )
+
+
+class HasAuthenticator(Protocol):
+    @property
+    def auth(self) -> Authenticator: ...
+
+
+def opened_components(app: FastAPI, kind: type[C], service: str) -> C:
+    """The typed components a service's lifespan put on ``app.state.components``."""
+    components = getattr(app.state, "components", None)
+    if not isinstance(components, kind):
+        raise RuntimeError(f"{service}'s components are opened by the app's lifespan, which has not started")
+    return components
+
+
+def principal_dependency(
+    components: Callable[[FastAPI], HasAuthenticator],
+) -> Callable[..., Awaitable[Principal]]:
+    """A FastAPI dependency giving the verified principal of the request (401 otherwise; 503 when
+    the revoked tokens cannot be read), through ``components(app).auth``. It declares the bearer
+    scheme in the OpenAPI schema; the Authenticator reads the header."""
+
+    async def current_principal(
+        request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+    ) -> Principal:
+        return await components(request.app).auth.principal(request)
+
+    return current_principal

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.ingest.submissions import BadCursor, InMemorySubmissionLog, MongoSubmissionLog, scope_of
+from services.ingest.submissions import InMemorySubmissionLog, MongoSubmissionLog, scope_of
 from shared.adapters.mongo import SUBMISSIONS
 from shared.domain.hierarchy import LEGACY, TREE_2025, load_vietnam
+from shared.domain.paging import BadCursor
 from tests.contract.conftest import MEMORY_AND_MONGODB, fresh_database
 
 TREE = load_vietnam(["38"])

@@ -10,7 +10,6 @@ import pytest
 from services.api.web.listing import (
     EVERYTHING,
     NOTHING,
-    BadCursor,
     InMemorySubmissionListing,
     MongoSubmissionListing,
     Reach,
@@ -21,6 +20,7 @@ from services.ingest.submissions import MongoSubmissionLog
 from shared.adapters.mongo import SUBMISSIONS
 from shared.domain.auth import Scope, mint, verify
 from shared.domain.hierarchy import load_vietnam
+from shared.domain.paging import BadCursor
 from tests.conftest import TEST_SECRET
 from tests.contract.conftest import MEMORY_AND_MONGODB, fresh_database
 

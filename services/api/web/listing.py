@@ -18,9 +18,6 @@ so an old district's token lists nothing of the 2025 tree, where 14923 is a comm
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +28,7 @@ from pymongo import DESCENDING, AsyncMongoClient
 from shared.adapters.mongo import SUBMISSIONS
 from shared.domain.auth import Principal
 from shared.domain.hierarchy import COUNTRY, OrgTree
+from shared.domain.paging import decode_cursor, encode_cursor
 
 PAGE_SIZE = 50  # reports per page
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the time of a report recorded before the log kept one
@@ -76,33 +74,12 @@ class ListingPage:
     next: str | None  # the cursor of the page after this one; None on the last page
 
 
-class BadCursor(ValueError):
-    """A cursor that this listing did not hand out."""
-
-
 class SubmissionListing(Protocol):
     async def page(self, reach: Reach, after: str | None = None, size: int = PAGE_SIZE) -> ListingPage:
         """The reports of ``reach``, newest revision first (ties by key, in reverse), ``size`` at
         most, starting after the cursor ``after`` that a previous page gave; BadCursor for a
         cursor it did not give."""
         ...
-
-
-def encode_cursor(updated: datetime, key: str) -> str:
-    """Where a page stopped: the (time, key) of its last row, which the next page starts after.
-    The same text as ingest's own listing, so a link to a page stays valid across both."""
-    millis = int(updated.timestamp() * 1000)
-    return base64.urlsafe_b64encode(json.dumps([millis, key]).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        millis, key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(millis, int) or isinstance(millis, bool) or not isinstance(key, str):
-            raise TypeError
-        return datetime.fromtimestamp(millis / 1000, UTC), key
-    except (ValueError, TypeError, binascii.Error, OverflowError, OSError):
-        raise BadCursor("not a cursor of this listing; start again from the first page") from None
 
 
 def _revisions(stored: Any) -> tuple[int, ...]:

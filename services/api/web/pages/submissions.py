@@ -8,10 +8,10 @@ from fastapi.responses import Response
 from services.api.web.access import may_list_submissions
 from services.api.web.deps import CurrentSession, Web
 from services.api.web.errors import PageError
-from services.api.web.listing import BadCursor
 from services.api.web.render import page
 from services.api.web.views import submission_rows
 from shared.domain.auth import Scope
+from shared.domain.paging import BadCursor
 
 router = APIRouter()
 
