@@ -227,6 +227,19 @@ def kafka_replication(brokers: int) -> Replication:
     return Replication(factor, min(factor, 2))
 
 
+def _kafka_tls_properties(tls: BrokerTls) -> list[str]:
+    """A node's key and certificate, and the profile's CA that its peers' and clients' are checked against."""
+    return [
+        "ssl.keystore.type=PKCS12",
+        f"ssl.keystore.location={tls.keystore}",
+        f"ssl.keystore.password={tls.keystore_password}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={tls.ca}",
+        "ssl.endpoint.identification.algorithm=https",
+        "ssl.client.auth=none",
+    ]
+
+
 def _kafka_properties(
     data: Path,
     port: int,
@@ -289,15 +302,7 @@ def _kafka_properties(
         "log.segment.bytes=67108864",
     ]
     if tls:
-        lines += [
-            "ssl.keystore.type=PKCS12",
-            f"ssl.keystore.location={tls.keystore}",
-            f"ssl.keystore.password={tls.keystore_password}",
-            "ssl.truststore.type=PEM",
-            f"ssl.truststore.location={tls.ca}",
-            "ssl.endpoint.identification.algorithm=https",
-            "ssl.client.auth=none",
-        ]
+        lines += _kafka_tls_properties(tls)
     if rf > 1:
         lines += [
             # A node that stops answering is fenced, and its partitions get new leaders, after

@@ -305,3 +305,7 @@ def test_services_and_shared_import_neither_tools_nor_deploy() -> None:
 
 def test_no_import_cycles_among_the_project_modules() -> None:
     assert cycles(import_graph(project_modules(ROOT))) == []
+
+
+def test_no_function_outside_tests_is_over_80_lines() -> None:
+    assert long_functions(sorted(python_files(ROOT)), ROOT) == []
