@@ -38,7 +38,7 @@ class Sizes:
     idle_timeout_s: float  # how long a phase waits for the database to finish earlier work
     phase_timeout_s: float  # bound on other waits: services starting, Kafka round trips
     workers: int = 1  # aggregate workers draining the backlog together (one consumer group)
-    snapshot_every: int = 20_000  # the workers' BAOCAO_AGGREGATE_SNAPSHOT_EVERY (the default)
+    snapshot_every: int = 10_000  # the workers' BAOCAO_AGGREGATE_SNAPSHOT_EVERY (the default)
 
     def adjusted(
         self, reports: int | None = None, drain_timeout_s: float | None = None, workers: int | None = None

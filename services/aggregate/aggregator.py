@@ -35,7 +35,7 @@ from typing import Any
 from services.aggregate.decode import Rejected, Trust, decode
 from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.routing import forwarded, partition_for
-from services.aggregate.snapshots import Snapshot, SnapshotStore, capture, compress, fingerprint, rebuild
+from services.aggregate.snapshots import Captured, Snapshot, SnapshotStore, capture, compress, fingerprint, rebuild
 from services.aggregate.snapshots import decode as decode_snapshot
 from services.aggregate.state import Changelog, Record, decode_entry, encode_entry
 from services.aggregate.view import TotalsView
@@ -169,7 +169,7 @@ class Aggregator:
         *,
         trust: Trust,
         snapshots: SnapshotStore | None = None,
-        snapshot_every: int = 20_000,
+        snapshot_every: int = 10_000,
     ) -> None:
         self.catalog = catalog
         self.tree = tree
@@ -278,8 +278,8 @@ class Aggregator:
         stocks = getattr(entries, "stocks", None)
         try:
             if snapshot is not None:
-                data = await asyncio.to_thread(decode_snapshot, snapshot.payload)  # megabytes: off the event loop
-                rollup = rebuild(self.catalog, data, entries, stocks)
+                decoded = await asyncio.to_thread(decode_snapshot, snapshot.payload)  # megabytes: off the loop
+                rollup = rebuild(self.catalog, decoded, entries, stocks)
             else:
                 rollup = Rollup(self.catalog, entries, stocks)
             start = snapshot.offset if snapshot is not None else 0
@@ -343,7 +343,7 @@ class Aggregator:
             self._dirty.set()
         state.covered, state.gap = end, False
 
-    async def _save(self, partition: int, offset: int, data: bytes) -> None:
+    async def _save(self, partition: int, offset: int, data: Captured) -> None:
         assert self.snapshots is not None
         try:
             payload = await asyncio.to_thread(compress, data)

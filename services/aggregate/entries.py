@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
 from pydantic_core import from_json, to_json
@@ -39,22 +39,42 @@ class DiskEntries(MutableMapping[str, Entry]):
 
     def __init__(self, path: Path, cache_mb: int = 8) -> None:
         self.path = path
+        self.cache_mb = cache_mb
         path.unlink(missing_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
+        self._open(create=True)
+
+    def _open(self, create: bool) -> None:
+        self._db = sqlite3.connect(self.path, isolation_level=None)
         for pragma in (
             "journal_mode=OFF",  # a cache of the changelog: rebuilt, never recovered
             "synchronous=OFF",
             "locking_mode=EXCLUSIVE",
-            f"cache_size=-{cache_mb * 1024}",
+            f"cache_size=-{self.cache_mb * 1024}",
         ):
             self._db.execute(f"PRAGMA {pragma}")
-        self._db.execute("CREATE TABLE entries (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
-        self.stocks = DiskStockValues(self._db)
-        self._count = 0
+        if create:
+            self._db.execute("CREATE TABLE entries (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
+        self.stocks = DiskStockValues(self._db, create)
+        self._count: int = self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         # Writes go into one long transaction, committed every COMMIT_EVERY writes: a statement
         # that commits on its own costs several times more, and nothing here needs to be durable.
         self._writes = 0
         self._db.execute("BEGIN")
+
+    def image(self) -> bytes:
+        """The whole file as it is now (entries and stock values), for a snapshot."""
+        self._db.execute("COMMIT")
+        try:
+            return self._db.serialize()
+        finally:
+            self._db.execute("BEGIN")
+
+    def load_image(self, image: bytes) -> None:
+        """Become the file :meth:`image` gave (what this one held is dropped). Callers holding
+        ``stocks`` take it again: it is a new object."""
+        self._db.close()
+        self.path.write_bytes(image)
+        self._open(create=False)
 
     def get(self, key: str, default: Entry | None = None) -> Entry | None:  # type: ignore[override]
         row = self._db.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
@@ -88,16 +108,6 @@ class DiskEntries(MutableMapping[str, Entry]):
     def __len__(self) -> int:
         return self._count
 
-    def rows(self) -> list[tuple[str, str]]:
-        """Every (key, entry as JSON text), for a snapshot (:meth:`load_rows` takes them back)."""
-        rows = self._db.execute("SELECT key, value FROM entries")
-        return [(k, v if isinstance(v, str) else v.decode()) for k, v in rows]
-
-    def load_rows(self, rows: Iterable[tuple[str, str]]) -> None:
-        """Add entries from :meth:`rows` to an entry file that holds none of their keys."""
-        cursor = self._db.executemany("INSERT INTO entries VALUES (?, ?)", rows)
-        self._count += cursor.rowcount
-
     def close(self) -> None:
         self._db.close()
         self.path.unlink(missing_ok=True)
@@ -107,8 +117,10 @@ class DiskStockValues:
     """shared.domain.rollup.StockValues in a table of an entry file: the latest of a cell is the first row
     of its primary key read backwards, a lookup of a few microseconds however many it holds."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, create: bool = True) -> None:
         self._db = db
+        if not create:
+            return
         self._db.execute(
             "CREATE TABLE stocks (cell TEXT, period_end INTEGER, period_start INTEGER, key TEXT, "
             "value BLOB NOT NULL, PRIMARY KEY (cell, period_end, period_start, key)) WITHOUT ROWID"
@@ -121,15 +133,6 @@ class DiskStockValues:
         self._db.execute(
             "DELETE FROM stocks WHERE cell = ? AND period_end = ? AND period_start = ? AND key = ?", (cell, *rank)
         )
-
-    def rows(self) -> list[tuple[str, int, int, str, str]]:
-        return [
-            (c, e, s, k, v if isinstance(v, str) else v.decode())
-            for c, e, s, k, v in self._db.execute("SELECT cell, period_end, period_start, key, value FROM stocks")
-        ]
-
-    def load_rows(self, rows: Iterable[tuple[str, int, int, str, str]]) -> None:
-        self._db.executemany("INSERT INTO stocks VALUES (?, ?, ?, ?, ?)", rows)
 
     def latest(self, cell: str) -> tuple[int, ...] | None:
         row = self._db.execute(

@@ -47,7 +47,7 @@ class AggregateSettings(ServiceSettings):
         default=True, description="keep every report's latest revision in SQLite files under data_dir, not in memory"
     )
     snapshot_every: int = Field(
-        default=20_000,
+        default=10_000,
         ge=0,
         description=(
             "changelog records of a partition between two snapshots of its state in MongoDB: whoever takes the"

@@ -29,6 +29,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import struct
 import uuid
 import zlib
 from collections.abc import Callable, MutableMapping
@@ -45,7 +46,7 @@ from shared.domain.rollup import Entry, InMemoryStockValues, Rollup, StockValues
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # raised whenever what a snapshot holds, or what the roll-up derives, changes
+FORMAT = 2  # raised whenever what a snapshot holds, or what the roll-up derives, changes
 HEADS = "aggregate_snapshots"
 CHUNKS = "aggregate_snapshot_chunks"
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -86,54 +87,69 @@ class SnapshotStore(Protocol):
 # ---------------------------------------------------------------------- the state as bytes
 
 
-def capture(rollup: Rollup) -> bytes:
-    """The roll-up's whole state as JSON, copied at once (no await): the caller compresses it."""
+@dataclass(frozen=True)
+class Captured:
+    """A partition's state copied at once: the entry file's image (entries and stock values,
+    when they are on disk) and the rest as JSON."""
+
+    data: bytes
+    image: bytes | None
+
+
+def capture(rollup: Rollup) -> Captured:
+    """The roll-up's whole state, copied at once (no await): the caller compresses it."""
     entries: Any = rollup.entries
     stocks: Any = rollup.stocks
-    if hasattr(entries, "rows"):
-        entry_rows = entries.rows()
-    else:
-        entry_rows = [(k, to_json(e.to_json()).decode()) for k, e in entries.items()]
-    if hasattr(stocks, "rows"):
-        stock_rows = stocks.rows()
-    elif isinstance(stocks, InMemoryStockValues):
-        stock_rows = [(c, *rank, json.dumps(list(v))) for c, ranks in stocks.cells.items() for rank, v in ranks.items()]
-    else:
+    if hasattr(entries, "image"):  # an entry file (entries.py): its stock values are in it too
+        return Captured(to_json(rollup.derived()), entries.image())
+    if not isinstance(stocks, InMemoryStockValues):
         raise TypeError(f"cannot snapshot stock values kept in {type(stocks).__name__}")
-    return to_json({"entries": entry_rows, "stocks": stock_rows, **rollup.derived()})
+    entry_rows = [(k, e.to_json()) for k, e in entries.items()]
+    stock_rows = [(c, *rank, list(v)) for c, ranks in stocks.cells.items() for rank, v in ranks.items()]
+    return Captured(to_json({"entries": entry_rows, "stocks": stock_rows, **rollup.derived()}), None)
 
 
-def compress(data: bytes) -> bytes:
-    return zlib.compress(data, 1)
+def compress(captured: Captured) -> bytes:
+    """[length of the compressed JSON: 4 bytes][compressed JSON][compressed image, if any]."""
+    data = zlib.compress(captured.data, 1)
+    image = zlib.compress(captured.image, 1) if captured.image is not None else b""
+    return struct.pack(">I", len(data)) + data + image
 
 
-def decode(payload: bytes) -> dict[str, Any]:
-    """The captured state from a snapshot's payload, as plain data (for :func:`rebuild`)."""
-    data: dict[str, Any] = from_json(zlib.decompress(payload))
-    return data
+def decode(payload: bytes) -> tuple[dict[str, Any], bytes | None]:
+    """The captured state from a snapshot's payload (for :func:`rebuild`)."""
+    (length,) = struct.unpack(">I", payload[:4])
+    data: dict[str, Any] = from_json(zlib.decompress(payload[4 : 4 + length]))
+    rest = payload[4 + length :]
+    return data, zlib.decompress(rest) if rest else None
 
 
 def rebuild(
-    catalog: Catalog, data: dict[str, Any], entries: MutableMapping[str, Entry] | None, stocks: StockValues | None
+    catalog: Catalog,
+    decoded: tuple[dict[str, Any], bytes | None],
+    entries: MutableMapping[str, Entry] | None,
+    stocks: StockValues | None,
 ) -> Rollup:
     """A roll-up holding the state :func:`decode` gave, its entries and stock values put into the
-    (empty) stores given, or into memory."""
-    if entries is None:
-        entries = {}
-    load_rows: Callable[[Any], None] | None = getattr(entries, "load_rows", None)
-    if load_rows is not None:
-        load_rows(data["entries"])
+    (empty) stores given: an entry file takes the image, memory takes the rows."""
+    data, image = decoded
+    if image is not None:
+        load_image: Callable[[bytes], None] | None = getattr(entries, "load_image", None)
+        if load_image is None:
+            raise TypeError("a snapshot of an entry file restores into an entry file")
+        load_image(image)
+        stocks = getattr(entries, "stocks")  # noqa: B009 - a new object after load_image
     else:
-        for key, text in data["entries"]:
-            entries[key] = Entry.from_json(from_json(text))
-    if stocks is None:
-        stocks = InMemoryStockValues()
-    load_stock_rows: Callable[[Any], None] | None = getattr(stocks, "load_rows", None)
-    if load_stock_rows is not None:
-        load_stock_rows(data["stocks"])
-    else:
+        if entries is None:
+            entries = {}
+        if hasattr(entries, "load_image"):
+            raise TypeError("a snapshot of entries in memory restores into memory")
+        if stocks is None:
+            stocks = InMemoryStockValues()
+        for key, doc in data["entries"]:
+            entries[key] = Entry.from_json(doc)
         for cell, end, start, key, values in data["stocks"]:
-            stocks.put(cell, (end, start, key), tuple(from_json(values)))
+            stocks.put(cell, (end, start, key), tuple(values))
     rollup = Rollup(catalog, entries, stocks)
     rollup.load_derived(data)
     return rollup

@@ -151,7 +151,7 @@ async def test_a_snapshot_that_does_not_fit_is_ignored_and_the_whole_changelog_r
     key = (p.changelog.topic, PARTITION)
     snap = store.snapshots[key]
     # a snapshot whose figures are wrong: used, it would show
-    wrong = capture(Rollup(CATALOG))
+    wrong = capture(Rollup(CATALOG, {} if files is None else files.open(PARTITION + 1)))
     if change == "partitions":
         store.snapshots[key] = replace(snap, partitions=PARTITIONS + 2, payload=compress(wrong))
     elif change == "fingerprint":
