@@ -58,6 +58,7 @@ from services.aggregate.state import state_topic
 from shared.adapters.kafka_credentials import KafkaCredentials, client_options, principal_credentials
 from shared.adapters.mongo import TOTALS, redact_uri
 from shared.domain.partitions import partition_for
+from tools.topics import COMPACTED_CONFIGS
 
 # (partition, offset, key, value): one record of the changelog as read
 Read = tuple[int, int, bytes, bytes | None]
@@ -340,7 +341,11 @@ def _truncate(admin: KafkaAdminClient, topic: str, before: dict[int, int]) -> No
 
 def _compact_only(admin: KafkaAdminClient, topic: str) -> None:
     """The changelog's policy as tools/topics.py makes it: compaction, no retention limit."""
-    policy = {"cleanup.policy": "compact", "retention.ms": ("DELETE", None), "retention.bytes": ("DELETE", None)}
+    policy: dict[str, Any] = {
+        **COMPACTED_CONFIGS,
+        "retention.ms": ("DELETE", None),
+        "retention.bytes": ("DELETE", None),
+    }
     admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, policy)])
 
 
