@@ -191,6 +191,7 @@ class Aggregator:
         self.snapshot_every = snapshot_every  # changelog records of a partition between two snapshots
         self._fingerprint = fingerprint(catalog, partitions)
         self.parts: dict[int, PartitionState] = {}
+        self._kept: dict[int, PartitionState] = {}  # revoked, until the next assignment says
         self._loading: dict[int, asyncio.Task[None]] = {}
         self._publish_lock = asyncio.Lock()
         self._last_build_seconds = 0.0  # processor time the last publication took to build its messages
@@ -213,17 +214,31 @@ class Aggregator:
             if p not in self.parts and p not in self._loading:
                 self._loading[p] = asyncio.ensure_future(self._load(p))
 
+    def rebalanced(self, partitions: Iterable[int]) -> None:
+        """The group's new assignment for this worker: the state of a partition revoked by the
+        rebalance and given back is kept (brought up to date in ``_load``); the others' is closed."""
+        mine = set(partitions)
+        for p in [p for p in self._kept if p not in mine]:
+            _close(self._kept.pop(p).rollup)
+        self.assign(mine)
+
     def revoke(self, partitions: Iterable[int]) -> None:
-        """Forget revoked partitions: whoever gets one next restores it from the changelog."""
+        """Stop applying revoked partitions. Their state is kept until the next assignment, which
+        often gives them back (a rebalance revokes everything first); whoever else gets one
+        restores it from its snapshot and the changelog."""
         for p in partitions:
             state = self.parts.pop(p, None)
             if state is not None:
-                _close(state.rollup)
+                self._kept[p] = state
                 self.metrics.partition_restore_seconds.remove(str(p))
             task = self._loading.pop(p, None)
             if task is not None:
                 task.cancel()
         self.metrics.partitions_owned.set(len(self.parts))
+
+    def close(self) -> None:
+        self.revoke(list(self.parts))
+        self.rebalanced([])
 
     async def ensure_loaded(self, partitions: Iterable[int]) -> None:
         self.assign(partitions)
@@ -240,6 +255,12 @@ class Aggregator:
     async def _load(self, partition: int) -> None:
         started = time.perf_counter()
         try:
+            kept = self._kept.pop(partition, None)
+            if kept is not None and await self._resume(partition, kept):
+                self.parts[partition] = kept
+                self.metrics.partition_restore_seconds.labels(str(partition)).set(time.perf_counter() - started)
+                self.metrics.partitions_owned.set(len(self.parts))
+                return
             rollup, covered = await retrying(
                 self.metrics, "restore", lambda: self._restore(partition), self.retry_pause
             )
@@ -267,6 +288,20 @@ class Aggregator:
         finally:
             if self._loading.get(partition) is asyncio.current_task():
                 del self._loading[partition]
+
+    async def _resume(self, partition: int, state: PartitionState) -> bool:
+        """Bring a kept state up to date: what others appended to the changelog meanwhile is
+        merged (as a restore would). False, with the state closed, when the changelog is not the
+        one it covered (it ends before what the state holds)."""
+        try:
+            end = (await self.changelog.end_offsets([partition]))[partition]
+            if end >= state.covered:
+                await self._catch_up(partition, state)
+                return True
+        except Exception:  # a restore from scratch retries what failed here
+            log.warning("kept state not resumed", extra={"partition": partition}, exc_info=True)
+        _close(state.rollup)
+        return False
 
     async def _restore(self, partition: int) -> tuple[Rollup, int]:
         """The partition's state from its latest usable snapshot and the changelog after it (or

@@ -131,7 +131,7 @@ class Runtime:
         self._assigned = set(partitions)
         self._ever_assigned = True
         if self.aggregator is not None:
-            self.aggregator.assign(partitions)
+            self.aggregator.rebalanced(partitions)
 
     def revoked(self, partitions: set[int]) -> None:
         self._assigned -= partitions
@@ -154,7 +154,7 @@ class Runtime:
         for task in self._tasks:
             task.cancel()
         if self.aggregator is not None:
-            self.aggregator.revoke(list(self.aggregator.parts))
+            self.aggregator.close()
         if self.entry_files is not None:
             self.entry_files.close()
         if self.changelog is not None:

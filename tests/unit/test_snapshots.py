@@ -247,3 +247,42 @@ def test_the_fingerprint_is_the_same_in_every_process() -> None:
         for seed in ("1", "2", "3")
     }
     assert seen == {fingerprint(CATALOG, 8)}
+
+
+async def test_a_partition_given_back_after_a_rebalance_keeps_its_state_brought_up_to_date(files: Any) -> None:
+    """A rebalance revokes everything, then assigns: a partition that comes back is not restored
+    again, but what another owner appended meanwhile is merged into it."""
+    p, store = Pipeline(), InMemorySnapshotStore()
+    p.aggregator = agg = aggregator(p, files, store, every=10**6)
+    await p.send(wave(4), partition=PARTITION)
+    await p.apply()
+    kept = agg.parts[PARTITION].rollup
+    agg.revoke([PARTITION])
+    assert PARTITION not in agg.parts
+    # another worker owned it for a moment and counted a correction
+    key = "14926/r1"
+    entry = kept.entries[key]
+    foreign = replace(entry, revision=7, values={**entry.values, "members_attended": 555})
+    await p.changelog.append([encode_entry(PARTITION, key, foreign)])
+    agg.rebalanced([PARTITION])
+    await agg.ensure_loaded([PARTITION])
+    assert agg.parts[PARTITION].rollup is kept  # not restored again
+    assert p.metrics.restored_records.labels("beginning")._value.get() == 0
+    assert kept.entries[key].revision == 7
+    assert state_of(kept) == await whole_replay(p, files)
+    await p.send(wave(2, start=20), partition=PARTITION)
+    await p.apply()
+    assert state_of(agg.parts[PARTITION].rollup) == await whole_replay(p, files)
+
+
+async def test_a_partition_not_given_back_has_its_kept_state_closed(files: Any) -> None:
+    p = Pipeline()
+    p.aggregator = agg = aggregator(p, files, None)
+    await p.send(wave(2), partition=PARTITION)
+    await p.apply()
+    agg.revoke([PARTITION])
+    agg.rebalanced([])
+    assert not agg._kept
+    await agg.ensure_loaded([PARTITION])  # given back later: restored from the changelog
+    assert p.metrics.restored_records.labels("beginning")._value.get() > 0
+    assert state_of(agg.parts[PARTITION].rollup) == await whole_replay(p, files)
