@@ -5,7 +5,8 @@
 #   python -m tools.topics --partitions 8  (one-shot topic creation)
 # No secrets are baked in: BAOCAO_AUTH_SECRET, KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI come from
 # the environment at run time, and every service refuses to start without them.
-FROM python:3.11.13-slim-bookworm
+# The Python minor version deploy/install.sh sets up for development and CI (PYTHON_MINOR).
+FROM python:3.12.9-slim-bookworm
 
 # PYTHONPATH=/app: the services run from the source tree in /app (it also carries
 # shared/data/catalog.json). BAOCAO_AGGREGATE_DATA_DIR: faust's local state and the aggregator's

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything baocao needs on a fresh machine, into git-ignored folders of the repo:
-#   .venv/               Python 3.11 virtualenv with the pinned dependencies
+#   .venv/               virtualenv of Python $PYTHON_MINOR (below) with the pinned dependencies
 #   .cache/kafka/lib     Apache Kafka jars from Maven Central (deploy/kafka/pom.xml)
 #   .cache/mongo-java-server/lib   mongo-java-server (H2 backend) from Maven Central, with its
 #                        small launcher compiled from deploy/mongo-java-server
@@ -12,11 +12,44 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
-PYTHON="${PYTHON:-python3.11}"
-command -v "$PYTHON" >/dev/null || PYTHON=python3
+
+# The Python minor version baocao runs on; the Dockerfile's base image has the same one.
+PYTHON_MINOR=3.12
+minor_of() {  # the major.minor of a python executable, or nothing when it does not run
+  "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true
+}
+find_python() {  # python$PYTHON_MINOR on the PATH, else pyenv's newest patch release of it
+  local candidates=("python$PYTHON_MINOR")
+  local versions="${PYENV_ROOT:-$HOME/.pyenv}/versions"
+  if [ -d "$versions" ]; then
+    while IFS= read -r dir; do candidates+=("$dir/bin/python$PYTHON_MINOR"); done \
+      < <(find "$versions" -maxdepth 1 -name "$PYTHON_MINOR.*" | sort -V -r)
+  fi
+  # a pyenv shim answers on the PATH even when the active version lacks it: each one is run
+  for candidate in "${candidates[@]}"; do
+    if [ "$(minor_of "$candidate")" = "$PYTHON_MINOR" ]; then command -v "$candidate"; return 0; fi
+  done
+  return 1
+}
+if [ -n "${PYTHON:-}" ]; then
+  PYTHON_MINOR="$(minor_of "$PYTHON")"
+  [ -n "$PYTHON_MINOR" ] || { echo "install: PYTHON=$PYTHON does not run" >&2; exit 1; }
+else
+  PYTHON="$(find_python)" || { echo "install: Python $PYTHON_MINOR is required (python$PYTHON_MINOR, or pyenv install $PYTHON_MINOR)" >&2; exit 1; }
+fi
+
+# A virtualenv of another minor version (pyvenv.cfg's version) is made again from scratch.
+venv_minor=""
+if [ -f .venv/pyvenv.cfg ]; then
+  venv_minor="$(sed -n 's/^version\(_info\)\{0,1\} *= *\([0-9]*\.[0-9]*\).*/\2/p' .venv/pyvenv.cfg | head -n 1)"
+fi
+if [ -d .venv ] && [ "$venv_minor" != "$PYTHON_MINOR" ]; then
+  echo "install: .venv is Python ${venv_minor:-unknown}, not $PYTHON_MINOR: made again"
+  rm -rf .venv
+fi
 
 if [ ! -x .venv/bin/python ] || [ pyproject.toml -nt .venv/.installed ] || [ constraints.txt -nt .venv/.installed ]; then
-  echo "install: python dependencies -> .venv"
+  echo "install: python $PYTHON_MINOR dependencies -> .venv ($PYTHON)"
   "$PYTHON" -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
   touch .venv/.installed
