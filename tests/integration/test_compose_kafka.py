@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
+from kafka.errors import ClusterAuthorizationFailedError, TopicAuthorizationFailedError
 
 from deploy.stack import free_port
 from shared.adapters.kafka_credentials import KafkaCredentials, client_options
@@ -156,9 +157,19 @@ def test_the_three_tls_nodes_form_a_cluster_that_keeps_three_copies(cluster):
         finally:
             admin.close()
 
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **client_options(login(tmp, "ingest")))
-        producer.send("reports", key=b"38", value=b'{"probe": 1}', partition=0).get(timeout=30)
-        producer.close()
+        # the ACLs the topics job made reach every node a moment later (KRaft metadata): a node
+        # that has not seen them yet refuses; the probe is sent again until they all have
+        while True:
+            producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **client_options(login(tmp, "ingest")))
+            try:
+                producer.send("reports", key=b"38", value=b'{"probe": 1}', partition=0).get(timeout=30)
+                break
+            except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+            finally:
+                producer.close()
         consumer = KafkaConsumer(bootstrap_servers=bootstrap, **client_options(login(tmp, "aggregate")))
         consumer.assign([TopicPartition("reports", 0)])
         consumer.seek_to_beginning()
