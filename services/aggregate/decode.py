@@ -103,7 +103,7 @@ def _producer(value: bytes, timestamp_ms: int | None, origin: Origin, trust: Tru
         return Rejected(
             "invalid_token", f"{TOKEN_HEADER}: {exc if isinstance(exc, InvalidToken) else 'malformed token'}"
         )
-    if principal.token_id in trust.revoked:
+    if not trust.revoked.isdisjoint(principal.revocation_ids):
         return Rejected("invalid_token", f"{TOKEN_HEADER}: token revoked")
     if Scope.SUBMIT not in principal.scopes:
         return Rejected("forbidden_scope", f"{TOKEN_HEADER}: the token lacks the 'submit' scope")

@@ -20,7 +20,7 @@ from prometheus_client import Gauge
 
 from services.api.cache import TotalsCache
 from shared.adapters.kafka_credentials import KafkaCredentials, client_options
-from shared.adapters.revocations import Revocations, RevocationsUnavailable
+from shared.adapters.revocations import Revocations, RevocationsUnavailable, refused
 from shared.domain.auth import Principal
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ async def end_reason(principal: Principal, revocations: Revocations) -> str | No
     if principal.expires_at < time.time():
         return "token expired"
     try:
-        if await revocations.is_revoked(principal.token_id):
+        if await refused(revocations, principal):
             return "token revoked"
     except RevocationsUnavailable:
         return "the revocation list cannot be read; reconnect shortly"

@@ -18,6 +18,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from shared.adapters.mongo import access_collection
+from shared.domain.auth import Principal
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,18 @@ class Revocations(Protocol):
     async def is_revoked(self, token_id: str) -> bool: ...
 
     async def revoke(self, token_id: str, reason: str) -> None: ...
+
+    async def lift(self, token_id: str) -> None:
+        """Takes ``token_id`` off the list: only for an ``account:<username>`` entry, when the
+        account is enabled again (a revoked token stays revoked)."""
+
+
+async def refused(revocations: Revocations, principal: Principal) -> bool:
+    """Whether the revoked list refuses ``principal``: its token, or the account it acts for."""
+    for revocation_id in principal.revocation_ids:
+        if await revocations.is_revoked(revocation_id):
+            return True
+    return False
 
 
 class MongoRevocations:
@@ -80,6 +93,10 @@ class MongoRevocations:
         await self._col.update_one({"_id": token_id}, {"$set": {"reason": reason, "at": time.time()}}, upsert=True)
         self._cache.add(token_id)
 
+    async def lift(self, token_id: str) -> None:
+        await self._col.delete_one({"_id": token_id})
+        self._cache.discard(token_id)
+
 
 class InMemoryRevocations:
     def __init__(self) -> None:
@@ -90,3 +107,6 @@ class InMemoryRevocations:
 
     async def revoke(self, token_id: str, reason: str) -> None:
         self.revoked[token_id] = reason
+
+    async def lift(self, token_id: str) -> None:
+        self.revoked.pop(token_id, None)

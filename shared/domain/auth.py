@@ -6,6 +6,12 @@ secret is stored: the services only verify. Revoked token ids are kept in MongoD
 (``revoked_tokens``) and checked on every request, cached for a few seconds.
 
 A token for unit U may act on U and everything under it; ``VN`` stands for the whole country.
+
+A token may also name a person's account (``acct``) and where the person is (``from``, an IP
+address): the pages mint such a token, valid a few minutes, for each request they make to ingest
+on an account's behalf, so ingest and the audit log know who sent a report and from where. A
+disabled account is in the revoked list as ``account:<username>`` (``account_key``), which refuses
+every token naming it.
 """
 
 from __future__ import annotations
@@ -50,12 +56,29 @@ class Forbidden(Exception):
     """A valid token without the right to this unit or scope. Answered 403."""
 
 
+def account_key(username: str) -> str:
+    """The id under which a disabled account is kept in the revoked list."""
+    return f"account:{username}"
+
+
 @dataclass(frozen=True)
 class Principal:
     token_id: str
     unit: str
     scopes: frozenset[Scope]
     expires_at: int
+    account: str | None = None  # the person's username when the token was minted for an account
+    origin: str | None = None  # the person's address, as the pages saw it
+
+    @property
+    def revocation_ids(self) -> tuple[str, ...]:
+        """The ids of the revoked list any of which refuses this principal."""
+        return (self.token_id,) if self.account is None else (self.token_id, account_key(self.account))
+
+    @property
+    def actor(self) -> str:
+        """Who acts, as the audit log names them: the account, else the token id."""
+        return self.account if self.account is not None else f"token:{self.token_id}"
 
     def covers(self, tree: OrgTree, code: str) -> bool:
         """True when ``code`` is this token's unit or lies under it."""
@@ -129,18 +152,40 @@ def check_secret(secret: str) -> bytes:
     return key
 
 
-def mint(secret: str, unit: str, scopes: Iterable[Scope | str], ttl_seconds: int, now: float | None = None) -> str:
+def mint(
+    secret: str,
+    unit: str,
+    scopes: Iterable[Scope | str],
+    ttl_seconds: int,
+    now: float | None = None,
+    *,
+    account: str | None = None,
+    origin: str | None = None,
+    token_id: str | None = None,
+) -> str:
     issued = int(now if now is not None else time.time())
-    payload = {
-        "jti": secrets.token_hex(8),
+    payload: dict[str, object] = {
+        "jti": token_id or secrets.token_hex(8),
         "unit": unit,
         "scopes": sorted({Scope(s).value for s in scopes}),
         "iat": issued,
         "exp": issued + int(ttl_seconds),
     }
+    if account is not None:
+        payload["acct"] = account
+    if origin is not None:
+        payload["from"] = origin
     body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
     sig = _b64(hmac.new(check_secret(secret), f"{PREFIX}.{body}".encode(), hashlib.sha256).digest())
     return f"{PREFIX}.{body}.{sig}"
+
+
+def _optional_str(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError("a string claim")
+    return value
 
 
 def verify(secret: str, token: str, now: float | None = None) -> Principal:
@@ -161,6 +206,8 @@ def verify(secret: str, token: str, now: float | None = None) -> Principal:
             unit=str(payload["unit"]),
             scopes=frozenset(Scope(s) for s in payload["scopes"]),
             expires_at=int(payload["exp"]),
+            account=_optional_str(payload.get("acct")),
+            origin=_optional_str(payload.get("from")),
         )
     except (ValueError, KeyError, TypeError):
         raise InvalidToken("malformed token") from None

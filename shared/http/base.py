@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.adapters.revocations import Revocations, RevocationsUnavailable
+from shared.adapters.revocations import Revocations, RevocationsUnavailable, refused
 from shared.domain.auth import Forbidden, InvalidToken, Principal, check_secret, verify
 from shared.domain.auth import Scope as TokenScope
 from shared.domain.hierarchy import OrgTree
@@ -233,7 +233,7 @@ class Authenticator:
         except InvalidToken as exc:
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
         try:
-            revoked = await self.revocations.is_revoked(principal.token_id)
+            revoked = await refused(self.revocations, principal)
         except RevocationsUnavailable as exc:
             raise HTTPException(503, f"{exc}; retry shortly", headers={"Retry-After": "5"}) from None
         if revoked:

@@ -12,7 +12,7 @@ from services.api.web.components import WebComponents
 from services.api.web.errors import CsrfRefused, LoginRequired, PageError
 from services.api.web.security import SAFE_METHODS
 from services.api.web.session import COOKIE, BadSession, Session, parse_id
-from shared.adapters.revocations import RevocationsUnavailable
+from shared.adapters.revocations import RevocationsUnavailable, refused
 from shared.domain.auth import InvalidToken, Principal, verify
 
 REVOCATIONS_DOWN = "Không kiểm tra được mã truy cập lúc này; hãy thử lại sau ít giây."
@@ -33,7 +33,7 @@ async def principal_of(web: WebComponents, token: str) -> Principal:
     except InvalidToken:
         raise LoginRequired from None
     try:
-        revoked = await web.api.auth.revocations.is_revoked(principal.token_id)
+        revoked = await refused(web.api.auth.revocations, principal)
     except RevocationsUnavailable:
         raise PageError(503, REVOCATIONS_DOWN) from None
     if revoked:

@@ -1,0 +1,96 @@
+"""The audit log's entries: who did what, when, from where, to which unit and period, and the
+figures before and after.
+
+The log is append-only: an entry is never changed or removed (the stores have no method that
+would). Each entry carries the ``scope`` of what it is about (the unit and its ancestors, each
+qualified by its tree, as the submissions log keeps them: ``["2025:14923", "2025:38"]``), so a
+reader's listing is one equality on ``scope``.
+
+Who may read an entry: a reader whose ``read`` scope covers its unit reads the entries about
+reports and agencies; entries about accounts, machine tokens and logins need ``admin``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Action(StrEnum):
+    SUBMIT = "report.submit"  # a report's first revision
+    REVISE = "report.revise"  # a later revision
+    WITHDRAW = "report.withdraw"
+    AGENCY_REGISTER = "agency.register"
+    AGENCY_RENAME = "agency.rename"
+    AGENCY_CLOSE = "agency.close"
+    ACCOUNT_CREATE = "account.create"
+    ACCOUNT_DISABLE = "account.disable"
+    ACCOUNT_ENABLE = "account.enable"
+    ACCOUNT_RESET = "account.reset_password"
+    ACCOUNT_ROLES = "account.roles"
+    ACCOUNT_PASSWORD = "account.change_password"
+    TOKEN_ISSUE = "token.issue"
+    TOKEN_REVOKE = "token.revoke"
+    LOGIN = "login"
+    LOGIN_FAILED = "login.failed"
+    LOGOUT = "logout"
+
+
+ADMIN_ONLY_PREFIXES = ("account.", "token.", "login", "logout")
+
+ACTIONS_VI: dict[Action, str] = {
+    Action.SUBMIT: "Gửi báo cáo",
+    Action.REVISE: "Sửa báo cáo",
+    Action.WITHDRAW: "Rút báo cáo",
+    Action.AGENCY_REGISTER: "Đăng ký cơ quan",
+    Action.AGENCY_RENAME: "Đổi tên cơ quan",
+    Action.AGENCY_CLOSE: "Đóng cơ quan",
+    Action.ACCOUNT_CREATE: "Tạo tài khoản",
+    Action.ACCOUNT_DISABLE: "Khoá tài khoản",
+    Action.ACCOUNT_ENABLE: "Mở lại tài khoản",
+    Action.ACCOUNT_RESET: "Đặt lại mật khẩu",
+    Action.ACCOUNT_ROLES: "Đổi vai trò",
+    Action.ACCOUNT_PASSWORD: "Đổi mật khẩu",
+    Action.TOKEN_ISSUE: "Cấp mã truy cập",
+    Action.TOKEN_REVOKE: "Thu hồi mã truy cập",
+    Action.LOGIN: "Đăng nhập",
+    Action.LOGIN_FAILED: "Đăng nhập thất bại",
+    Action.LOGOUT: "Đăng xuất",
+}
+
+
+def admin_only(action: Action) -> bool:
+    return action.value.startswith(ADMIN_ONLY_PREFIXES)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: float  # unix seconds, this server's clock
+    actor: str  # an account's username, or "token:<id>" for a machine token (Principal.actor)
+    action: Action
+    unit: str  # the unit concerned (a report's, an agency's, an account's or token's)
+    scope: tuple[str, ...]  # the unit and its ancestors, tree-qualified (see the module's text)
+    origin: str | None = None  # the actor's address
+    period: str | None = None  # a report's period
+    subject: str | None = None  # what was acted on: "<unit>/<report_id>", a username, a token id
+    before: dict[str, Any] | None = None  # the figures or fields before (None: nothing before)
+    after: dict[str, Any] | None = None  # ... and after (None: nothing after)
+    detail: str | None = None  # a short note: why a login failed, a revision number
+    entry_id: str = field(default="", compare=False)  # given by the store: orders entries by time
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """What a reader asks of the log: entries whose scope holds ``scope`` (tree-qualified code),
+    optionally of one ``period``, of actions in ``actions`` (None: any)."""
+
+    scope: str
+    period: str | None = None
+    actions: frozenset[Action] | None = None
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    items: list[AuditEntry]
+    next: str | None  # cursor of the next page (newest first); None on the last page
