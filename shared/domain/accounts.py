@@ -68,6 +68,7 @@ class Account:
     password_hash: str | None = None  # argon2id (shared/domain/passwords.py); None: no password login
     oidc_subject: str | None = None  # "<issuer> <sub>" of a linked OpenID Connect identity
     disabled: bool = False
+    email: str | None = None  # where reminders go (the reporting cycle); optional
     created_at: float = 0.0  # unix seconds
     created_by: str = ""  # the admin's username, or "cli"
     version: int = 1  # raised by every change: a store refuses a change made on an older copy
@@ -111,6 +112,18 @@ def check_display_name(name: str) -> str:
     if not name or len(name) > MAX_NAME_CHARS:
         raise AccountError("display_name", f"1-{MAX_NAME_CHARS} characters")
     return name
+
+
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}")
+
+
+def check_email(email: str) -> str | None:
+    email = email.strip()
+    if not email:
+        return None
+    if not EMAIL.fullmatch(email):
+        raise AccountError("email", "an e-mail address like ten@donvi.gov.vn")
+    return email
 
 
 def parse_roles(values: list[str]) -> frozenset[Role]:
