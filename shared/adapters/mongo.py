@@ -12,6 +12,7 @@ Collections:
                  revisions ingest accepted and its scope (the unit and its ancestors, each code
                  named with the tree of the report's period: "2025:38")
     agencies     agencies registered at runtime under a commune, a district or a province
+    accounts     people's accounts, _id the username (shared/adapters/accounts.py)
     aggregate_snapshots, aggregate_snapshot_chunks
                  the aggregator's snapshots of its partitions' state (services/aggregate/snapshots.py)
 """
@@ -30,6 +31,8 @@ from pymongo.write_concern import WriteConcern
 TOTALS = "totals"
 SUBMISSIONS = "submissions"
 AGENCIES = "agencies"
+ACCOUNTS = "accounts"
+AUDIT_LOG = "audit_log"  # who did what, append-only (shared/adapters/audit.py)
 
 
 READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
