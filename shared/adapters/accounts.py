@@ -8,14 +8,20 @@ silently undo each other (the second gets ``StaleAccount`` and reloads).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from shared.domain.accounts import Account
+from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
+
+from shared.adapters.mongo import ACCOUNTS, access_collection
+from shared.domain.accounts import Account, Role
 
 
 class AccountExists(ValueError):
-    """An account of that username exists already."""
+    """An account of that username exists already, or another account is linked to the same
+    OpenID Connect identity."""
 
 
 class StaleAccount(RuntimeError):
@@ -55,7 +61,14 @@ class InMemoryAccountStore:
     async def create(self, account: Account) -> None:
         if account.username in self.accounts:
             raise AccountExists(account.username)
+        self._check_subject(account)
         self.accounts[account.username] = account
+
+    def _check_subject(self, account: Account) -> None:
+        if account.oidc_subject is None:
+            return
+        if any(a.oidc_subject == account.oidc_subject for u, a in self.accounts.items() if u != account.username):
+            raise AccountExists(f"oidc_subject of {account.username}")
 
     async def get(self, username: str) -> Account | None:
         return self.accounts.get(username)
@@ -67,9 +80,97 @@ class InMemoryAccountStore:
         stored = self.accounts.get(account.username)
         if stored is None or stored.version != account.version - 1:
             raise StaleAccount(account.username)
+        self._check_subject(account)
         self.accounts[account.username] = account
 
     async def page(self, scope: str, after: str | None = None, size: int = 50) -> AccountPage:
         names = sorted(u for u, a in self.accounts.items() if scope in a.scope and (after is None or u > after))
         items = [self.accounts[u] for u in names[:size]]
         return AccountPage(items, items[-1].username if len(names) > size else None)
+
+
+def _doc(account: Account) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "_id": account.username,
+        "display_name": account.display_name,
+        "unit": account.unit,
+        "roles": sorted(r.value for r in account.roles),
+        "password_hash": account.password_hash,
+        "disabled": account.disabled,
+        "created_at": account.created_at,
+        "created_by": account.created_by,
+        "version": account.version,
+        "scope": list(account.scope),
+    }
+    if account.oidc_subject is not None:  # absent, not null: the unique index skips it
+        doc["oidc_subject"] = account.oidc_subject
+    return doc
+
+
+def _account(doc: dict[str, Any]) -> Account:
+    return Account(
+        username=str(doc["_id"]),
+        display_name=str(doc["display_name"]),
+        unit=str(doc["unit"]),
+        roles=frozenset(Role(r) for r in doc["roles"]),
+        password_hash=doc.get("password_hash"),
+        oidc_subject=doc.get("oidc_subject"),
+        disabled=bool(doc.get("disabled", False)),
+        created_at=float(doc.get("created_at", 0.0)),
+        created_by=str(doc.get("created_by", "")),
+        version=int(doc["version"]),
+        scope=tuple(doc.get("scope") or ()),
+    )
+
+
+class MongoAccountStore:
+    """Accounts in ``accounts``, one document per username (``_id``), read and written with the
+    concerns of what decides access (``access_collection``). Indexes: ``oidc_subject``, unique
+    where present (sparse), so one identity opens one account; ``(scope, _id)`` for an admin's
+    listing by username."""
+
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+        self._col = access_collection(client, database, ACCOUNTS)
+        self._indexed = False
+        self._lock = asyncio.Lock()
+
+    async def _ensure_indexes(self) -> None:
+        if self._indexed:
+            return
+        async with self._lock:
+            if not self._indexed:
+                await self._col.create_index("oidc_subject", unique=True, sparse=True, name="oidc_subject_unique")
+                await self._col.create_index([("scope", 1), ("_id", 1)], name="scope_username")
+                self._indexed = True
+
+    async def create(self, account: Account) -> None:
+        await self._ensure_indexes()
+        try:
+            await self._col.insert_one(_doc(account))
+        except DuplicateKeyError:
+            raise AccountExists(account.username) from None
+
+    async def get(self, username: str) -> Account | None:
+        doc = await self._col.find_one({"_id": username}, max_time_ms=2000)
+        return _account(doc) if doc is not None else None
+
+    async def by_oidc(self, subject: str) -> Account | None:
+        doc = await self._col.find_one({"oidc_subject": subject}, max_time_ms=2000)
+        return _account(doc) if doc is not None else None
+
+    async def update(self, account: Account) -> None:
+        await self._ensure_indexes()
+        try:
+            done = await self._col.replace_one({"_id": account.username, "version": account.version - 1}, _doc(account))
+        except DuplicateKeyError:  # the OpenID Connect identity is linked to another account
+            raise AccountExists(f"oidc_subject of {account.username}") from None
+        if done.matched_count != 1:
+            raise StaleAccount(account.username)
+
+    async def page(self, scope: str, after: str | None = None, size: int = 50) -> AccountPage:
+        query: dict[str, Any] = {"scope": scope}
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        docs = await self._col.find(query, max_time_ms=5000).sort("_id", 1).limit(size + 1).to_list()
+        items = [_account(d) for d in docs[:size]]
+        return AccountPage(items, items[-1].username if len(docs) > size else None)
