@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import HttpServiceSettings
@@ -90,3 +92,48 @@ class ApiSettings(HttpServiceSettings):
     upload_queue: int = Field(
         default=8, ge=0, description="uploaded files that may wait for a parse worker (503 with Retry-After past it)"
     )
+    # --- OpenID Connect sign-in (services/api/web/oidc.py); issuer and client id empty: no button ---
+    oidc_issuer: str = Field(
+        default="",
+        validation_alias=AliasChoices("BAOCAO_OIDC_ISSUER", "oidc_issuer"),
+        description=(
+            "the province's OpenID Connect provider, as its ID tokens name it (https://, or http:// on"
+            " localhost); empty: no sign-in through a provider"
+        ),
+    )
+    oidc_client_id: str = Field(
+        default="",
+        validation_alias=AliasChoices("BAOCAO_OIDC_CLIENT_ID", "oidc_client_id"),
+        description="this site's client id at the provider",
+    )
+    oidc_client_secret: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias=AliasChoices("BAOCAO_OIDC_CLIENT_SECRET", "oidc_client_secret"),
+        description="this site's client secret at the provider",
+    )
+    oidc_name: str = Field(
+        default="",
+        validation_alias=AliasChoices("BAOCAO_OIDC_NAME", "oidc_name"),
+        description="the provider's name on the login page's button (\"Đăng nhập bằng <name>\")",
+    )
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> ApiSettings:
+        """A provider is configured whole or not at all."""
+        if not self.oidc_issuer and not self.oidc_client_id:
+            return self
+        for name, value in (
+            ("BAOCAO_OIDC_ISSUER", self.oidc_issuer),
+            ("BAOCAO_OIDC_CLIENT_ID", self.oidc_client_id),
+            ("BAOCAO_OIDC_CLIENT_SECRET", self.oidc_client_secret.get_secret_value()),
+        ):
+            if not value:
+                raise ValueError(f"{name} is empty, but an OpenID Connect provider is configured: set all three")
+        parts = urlsplit(self.oidc_issuer)
+        loopback = parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")
+        if not (parts.scheme == "https" or loopback) or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(
+                f"BAOCAO_OIDC_ISSUER must be an https:// URL without query or fragment (http:// only on localhost),"
+                f" not {self.oidc_issuer!r}"
+            )
+        return self
