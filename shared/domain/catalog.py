@@ -21,6 +21,9 @@ INDICATOR_KIND = "indicator"
 # A report is on time when it arrives by the end of the 15th day after its period ends (a monthly
 # report by the 15th of the next month): see the README, "Timeliness".
 DEFAULT_DAYS_AFTER_END = 15
+# Reminders go out this many days before the deadline (shared/domain/reminders.py), unless the
+# kind's catalog entry sets ``reminders.days_before``.
+DEFAULT_REMINDER_DAYS: tuple[int, ...] = (7, 3, 1)
 
 
 class Combine(StrEnum):
@@ -75,6 +78,10 @@ class SeriesSpec:
     expected_levels: frozenset[str]
     # the sending deadline: the end of this many days after the period's end (shared/domain/periods.deadline)
     days_after_end: int = DEFAULT_DAYS_AFTER_END
+    # reminders: how many days before the deadline (largest first), and the periods they are about
+    # (catalog ``reminders.every``; by default the finest period the kind accepts)
+    reminder_days: tuple[int, ...] = DEFAULT_REMINDER_DAYS
+    reminder_every: Granularity = Granularity.MONTH
 
     @cached_property
     def totalled_fields(self) -> tuple[FieldSpec, ...]:
@@ -142,6 +149,30 @@ def _days_after_end(raw: dict[str, Any], where: str) -> int:
     return days
 
 
+def _reminders(raw: dict[str, Any], where: str, accepted: frozenset[Granularity]) -> dict[str, Any]:
+    """SeriesSpec's reminder fields from a catalog entry's ``reminders`` (both optional)."""
+    unknown = set(raw) - {"days_before", "every"}
+    if unknown:
+        raise ValueError(f"catalog: {where}.reminders takes only days_before and every, not {sorted(unknown)}")
+    days = raw.get("days_before", list(DEFAULT_REMINDER_DAYS))
+    if (
+        not isinstance(days, list)
+        or not days
+        or any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in days)
+        or len(set(days)) != len(days)
+    ):
+        raise ValueError(
+            f"catalog: {where}.reminders.days_before must be distinct whole numbers of days >= 0, got {days!r}"
+        )
+    finest = min(accepted, key=list(Granularity).index)
+    every = raw.get("every", finest.value)
+    if every not in {g.value for g in accepted}:
+        raise ValueError(
+            f"catalog: {where}.reminders.every must be a period the kind accepts ({sorted(accepted)}), got {every!r}"
+        )
+    return {"reminder_days": tuple(sorted(days, reverse=True)), "reminder_every": Granularity(every)}
+
+
 def _indicator(code: str, raw: dict[str, Any]) -> IndicatorSpec:
     over_time = OverTime(raw["over_time"])
     lo, hi = int(raw.get("min", 0)), int(raw["max"])
@@ -165,6 +196,7 @@ def _indicator(code: str, raw: dict[str, Any]) -> IndicatorSpec:
         rates=rates,
         expected_levels=frozenset(raw.get("expected_levels", ())),
         days_after_end=_days_after_end(raw.get("deadline", {}), key),
+        **_reminders(raw.get("reminders", {}), key, frozenset(Granularity)),
     )
     return IndicatorSpec(code, raw["title"], raw["combine"], series, lo, hi)
 
@@ -174,6 +206,7 @@ def parse_catalog(raw: dict[str, Any]) -> Catalog:
     series: dict[str, SeriesSpec] = {}
     for name, k in raw["kinds"].items():
         fields = tuple(_field(fname, f) for fname, f in k["fields"].items())
+        periods = frozenset(Granularity(p) for p in k.get("periods", list(Granularity)))
         spec = SeriesSpec(
             key=name,
             title=k["title"],
@@ -184,13 +217,14 @@ def parse_catalog(raw: dict[str, Any]) -> Catalog:
             ),
             expected_levels=frozenset(k.get("expected_levels", ())),
             days_after_end=_days_after_end(k.get("deadline", {}), name),
+            **_reminders(k.get("reminders", {}), name, periods),
         )
         kinds[name] = KindSpec(
             name=name,
             title=k["title"],
             fields=fields,
             rules=tuple(Rule(r["field"], r["at_most"]) for r in k.get("rules", ())),
-            periods=frozenset(Granularity(p) for p in k.get("periods", list(Granularity))),
+            periods=periods,
             series=spec,
         )
         series[name] = spec
