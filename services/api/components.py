@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -22,6 +22,7 @@ from services.api.reads import Reads
 from services.api.repository import MongoTotalsReader, TotalsReader
 from services.api.settings import ApiSettings
 from services.api.stream import StreamQuota, TotalsBroadcaster
+from shared.adapters.audit import AuditLog, InMemoryAuditLog, MongoAuditLog
 from shared.adapters.mongo import make_client, ping
 from shared.adapters.registry import AgencyRegistry
 from shared.adapters.revocations import InMemoryRevocations, MongoRevocations, Revocations
@@ -48,6 +49,13 @@ class ApiMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+        # an audit entry that could not be written: the action it records is logged instead
+        self.audit_failures = Counter(
+            "baocao_audit_write_failures_total",
+            "Audit log entries that could not be written, by action",
+            ["action"],
+            registry=self.registry,
+        )
 
 
 @dataclass(eq=False)
@@ -68,6 +76,8 @@ class ApiComponents:
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
     registry: AgencyRegistry | None = None
     cache: TotalsCache | None = None
+    # the audit log (the fake in an app built by a test, unless the test hands one in Overrides)
+    audit: AuditLog = field(default_factory=InMemoryAuditLog)
 
     async def ready(self) -> dict[str, bool]:
         """Readiness: MongoDB answers (always true for an app built by a test, which has none)."""
@@ -89,6 +99,7 @@ class Overrides:
     tree: OrgTree | None = None
     registry: AgencyRegistry | None = None
     revocations: Revocations | None = None
+    audit: AuditLog | None = None
 
 
 @asynccontextmanager
@@ -97,6 +108,7 @@ async def open_components(settings: ApiSettings, metrics: ApiMetrics, given: Ove
     org = given.tree or load_vietnam(settings.province_codes)
     mongo = None
     reader, registry, revocations, cache = given.reader, given.registry, given.revocations, None
+    audit: AuditLog = given.audit or InMemoryAuditLog()
     tasks: list[asyncio.Task[None]] = []
     if reader is None:
         mongo = make_client(
@@ -111,6 +123,9 @@ async def open_components(settings: ApiSettings, metrics: ApiMetrics, given: Ove
         await registry.refresh()
         tasks.append(asyncio.create_task(registry.refresh_forever()))
         revocations = revocations or MongoRevocations(mongo, settings.mongodb_database)
+        if given.audit is None:
+            audit = mongo_audit = MongoAuditLog(mongo, settings.mongodb_database)
+            await mongo_audit.ensure_indexes()
     broadcaster = TotalsBroadcaster(
         settings.kafka_bootstrap_servers, settings.totals_topic, cache, credentials=settings.kafka_credentials
     )
@@ -129,6 +144,7 @@ async def open_components(settings: ApiSettings, metrics: ApiMetrics, given: Ove
         mongo=mongo,
         registry=registry,
         cache=cache,
+        audit=audit,
     )
     if mongo is not None:  # a real deployment, not an app built by a test
         freeze_startup_objects()

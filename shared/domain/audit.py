@@ -4,7 +4,8 @@ figures before and after.
 The log is append-only: an entry is never changed or removed (the stores have no method that
 would). Each entry carries the ``scope`` of what it is about (the unit and its ancestors, each
 qualified by its tree, as the submissions log keeps them: ``["2025:14923", "2025:38"]``), so a
-reader's listing is one equality on ``scope``.
+reader's listing is one equality on ``scope``. Every scope also ends with ``VN`` (the whole
+country, in no tree), so the country's reader lists every entry with the same one equality.
 
 Who may read an entry: a reader whose ``read`` scope covers its unit reads the entries about
 reports and agencies; entries about accounts, machine tokens and logins need ``admin``.
@@ -15,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from shared.domain.hierarchy import COUNTRY, OrgTree
 
 
 class Action(StrEnum):
@@ -82,15 +85,50 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class AuditQuery:
-    """What a reader asks of the log: entries whose scope holds ``scope`` (tree-qualified code),
-    optionally of one ``period``, of actions in ``actions`` (None: any)."""
+    """What a reader asks of the log: entries whose scope holds ``scope`` (tree-qualified code)
+    or one of ``also`` (the same unit named with its other trees: ``reader_scopes``), optionally
+    of one ``period``, of actions in ``actions`` (None: any)."""
 
     scope: str
     period: str | None = None
     actions: frozenset[Action] | None = None
+    also: tuple[str, ...] = ()
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.scope, *self.also)))
 
 
 @dataclass(frozen=True)
 class AuditPage:
     items: list[AuditEntry]
     next: str | None  # cursor of the next page (newest first); None on the last page
+
+
+def entry_scope(org: OrgTree, unit: str) -> tuple[str, ...]:
+    """The scope of an entry about ``unit``, for an action taken now: the unit's path in the tree
+    in force today, else in the newest tree holding it (an abolished district), each code named
+    with its tree, then ``VN``. An agency that no tree holds yet (``<parent>-<slug>``, an entry
+    written before the registry has it) is placed under its parent; any other unknown code has
+    only itself and ``VN``, so only the country's reader lists it."""
+    if unit == COUNTRY:
+        return (COUNTRY,)
+    tree = org.in_force()
+    holder = tree if unit in tree else next((t for t in reversed(tree.versions) if unit in t), None)
+    if holder is not None:
+        return (*(f"{holder.tree_id}:{code}" for code in holder.path(unit)), COUNTRY)
+    parent, dash, _ = unit.partition("-")
+    if dash and parent != unit and any(parent in t for t in tree.versions):
+        above = entry_scope(org, parent)
+        tree_id = above[0].partition(":")[0]
+        return (f"{tree_id}:{unit}", *above)
+    return (unit, COUNTRY)
+
+
+def reader_scopes(org: OrgTree, unit: str) -> tuple[str, ...]:
+    """What a reader at ``unit`` lists: ``VN`` for the country; else the unit named with each
+    tree that holds it (an old district's reader lists nothing of the 2025 tree, where its code
+    may name another unit)."""
+    if unit == COUNTRY:
+        return (COUNTRY,)
+    return tuple(f"{t.tree_id}:{unit}" for t in org.versions if unit in t)
