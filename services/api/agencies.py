@@ -4,6 +4,7 @@ name may hold, how many agencies one unit may have, and in which versions of the
 from __future__ import annotations
 
 import unicodedata
+from datetime import date
 from typing import Annotated, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -65,10 +66,35 @@ class AgencyIn(BaseModel):
     parent: str = Field(pattern=r"^[0-9]{2,5}$", examples=["38"], description="a commune, district or province")
 
 
+class AgencyChange(BaseModel):
+    """A change to a registered agency: a new name, a closing date, or both. ``closed_from`` is
+    the first day the agency is closed: it is no longer expected in the periods that end on or
+    after that day; its reports and totals stay. ``closed_from: null`` reopens it (a closing
+    entered by mistake, or an agency that resumes: the history is kept either way, so reopening
+    loses nothing and needs no new code)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    name: Annotated[NfcText, AfterValidator(plain_name)] | None = Field(
+        default=None, min_length=1, max_length=200, examples=["Đảng bộ Bệnh viện Đa khoa tỉnh"]
+    )
+    closed_from: date | None = Field(default=None, examples=["2025-10-01"], description="ISO date; null reopens")
+
+
 class Registry(Protocol):
     """Where agencies are kept (shared/adapters/registry.py, AgencyRegistry)."""
 
     async def register(self, code: str, name: str, parent: str, trees: list[str] | None = None) -> bool: ...
+
+    async def rename(self, code: str, name: str) -> None: ...
+
+    async def close(self, code: str, closed_from: date | None) -> None: ...
+
+
+class NotAnAgency(Exception):
+    """The code names no registered agency of the tree."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"no agency {code!r}: only registered agencies are renamed or closed")
 
 
 class TooManyAgencies(Exception):
@@ -113,3 +139,15 @@ class AgencyRegistrar:
             return await self.registry.register(agency.code, agency.name, agency.parent, trees)
         except (HierarchyError, UnknownUnit) as exc:
             raise AgencyConflict(str(exc)) from None
+
+    async def change(self, code: str, change: AgencyChange, tree: OrgTree) -> None:
+        """Apply ``change`` to the agency ``code`` of ``tree`` (the route checked the token's
+        admin scope over its parent): NotAnAgency, RegistryUnavailable."""
+        if code not in tree or tree.get(code).level != Level.AGENCY:
+            raise NotAnAgency(code)
+        if self.registry is None:
+            raise RegistryUnavailable()
+        if change.name is not None and change.name != tree.get(code).name:
+            await self.registry.rename(code, change.name)
+        if "closed_from" in change.model_fields_set and change.closed_from != tree.closed_from(code):
+            await self.registry.close(code, change.closed_from)

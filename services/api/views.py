@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from services.api.repository import Figures, TotalsReader
 from shared.domain.catalog import Catalog, SeriesSpec
 from shared.domain.hierarchy import COUNTRY, LEGACY, TREE_2025, Conversion2025, Level, OrgTree, Unit
+from shared.domain.periods import parse_period
 from shared.domain.rollup import REPORTS, UNITS_ON_TIME, UNITS_REPORTED, rates, round_rate
 
 
@@ -111,8 +112,9 @@ def unit_out(tree: OrgTree, code: str) -> UnitOut:
     )
 
 
-def completeness(spec: SeriesSpec, tree: OrgTree, code: str, doc: Figures | None) -> CompletenessOut:
-    return CompletenessOut.model_validate(_completeness(tree.count(code, spec.expected_levels), doc or {}))
+def completeness(spec: SeriesSpec, tree: OrgTree, code: str, period: str, doc: Figures | None) -> CompletenessOut:
+    expected = tree.count(code, spec.expected_levels, on=parse_period(period).end)
+    return CompletenessOut.model_validate(_completeness(expected, doc or {}))
 
 
 def _completeness(expected: int, doc: Figures) -> dict[str, Any]:
@@ -142,9 +144,10 @@ def totals_row(
     metrics: dict[str, int | float | None] = {}
     rate_out: dict[str, dict[str, Any]] = {}
     comp: dict[str, dict[str, Any]] = {}
+    last_day = parse_period(period).end  # an agency closed on it is not expected
     for key, spec in catalog.series.items():
         doc = found.get((code, key))
-        expected = tree.count(code, spec.expected_levels)
+        expected = tree.count(code, spec.expected_levels, on=last_day)
         if doc is None:
             if expected == 0:
                 continue
@@ -259,9 +262,10 @@ async def remapped_totals(
     metrics: dict[str, int | float | None] = {}
     rate_out: dict[str, RateOut] = {}
     comp: dict[str, CompletenessOut] = {}
+    last_day = parse_period(period).end
     for key, spec in catalog.series.items():
         doc = docs.get((code, key))
-        expected = sum(old.count(u.code, spec.expected_levels) for u, _ in sources)
+        expected = sum(old.count(u.code, spec.expected_levels, on=last_day) for u, _ in sources)
         if doc is None and expected == 0:
             continue
         sums = (doc or {}).get("sums", {})
@@ -337,13 +341,14 @@ async def missing_units(
     spec = catalog.series[series]
     docs = await _docs(reader, [series], tree, code, period)
     levels = {Level(x) for x in spec.expected_levels}
-    expected = [u for u in tree.subtree(code) if u.level in levels]
+    last_day = parse_period(period).end
+    expected = [u for u in tree.subtree(code) if u.level in levels and tree.open_on(u.code, last_day)]
     reported = await reader.reporting_units([u.code for u in expected], series, period)
     missing = [unit_ref(u) for u in expected if u.code not in reported]
     return MissingOut(
         unit=unit_ref(tree.get(code)),
         series=series,
         period=period,
-        completeness=completeness(spec, tree, code, docs.get((code, series))),
+        completeness=completeness(spec, tree, code, period, docs.get((code, series))),
         not_reported=missing,
     )

@@ -1,9 +1,14 @@
-"""Agencies registered at runtime, stored in MongoDB and merged into each service's OrgTree."""
+"""Agencies registered at runtime, stored in MongoDB and merged into each service's OrgTree.
+
+A document: ``_id`` (the code), ``name``, ``parent``, ``trees`` (the tree versions it is in;
+absent: every version holding the parent) and ``closed_from`` (the first day it is closed, ISO;
+absent or null: open). Renames and closings reach the other services at their next refresh."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import date
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -42,11 +47,38 @@ class AgencyRegistry:
         async for doc in self._col.find({}, sort=[("_id", 1)]):
             if doc["_id"] not in self.tree:
                 added += self._add(doc)
+            else:
+                self._follow(doc)
         return added
+
+    def _follow(self, doc: dict[str, Any]) -> None:
+        """Take a rename or a closing made through another service."""
+        code = doc["_id"]
+        holder = self.tree if code in self.tree else next((t for t in self.tree.versions if code in t), None)
+        if holder is None:
+            return
+        if holder.get(code).name != doc["name"]:
+            self.tree.rename_agency(code, doc["name"])
+        closed = date.fromisoformat(doc["closed_from"]) if doc.get("closed_from") else None
+        if holder.closed_from(code) != closed:
+            self.tree.close_agency(code, closed)
+
+    async def rename(self, code: str, name: str) -> None:
+        """Give the registered agency ``code`` a new name (UnknownUnit, HierarchyError when it
+        is not a registered agency)."""
+        self.tree.rename_agency(code, name)
+        await self._col.update_one({"_id": code}, {"$set": {"name": name}})
+
+    async def close(self, code: str, closed_from: date | None) -> None:
+        """Close the registered agency ``code`` from the day ``closed_from``; None reopens it."""
+        self.tree.close_agency(code, closed_from)
+        value = closed_from.isoformat() if closed_from else None
+        await self._col.update_one({"_id": code}, {"$set": {"closed_from": value}})
 
     def _add(self, doc: dict[str, Any]) -> bool:
         try:
             self.tree.add_agency(doc["_id"], doc["name"], doc["parent"], doc.get("trees"))
+            self._follow(doc)
             return True
         except (HierarchyError, UnknownUnit) as exc:
             # A registry from another tree version or another province set: skip, say so.

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import unicodedata
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -105,6 +105,8 @@ class OrgTree:
         self.versions: list[OrgTree] = [self]
         # for search: (the version it was built at, each code's folded name, every code in order)
         self._search_index: tuple[int, dict[str, str], list[str]] | None = None
+        # closed agencies: code -> the first day it is closed (see close_agency)
+        self._closed: dict[str, date] = {}
 
     # ------------------------------------------------------------------ versions
 
@@ -230,6 +232,43 @@ class OrgTree:
             raise HierarchyError(f"an agency under {parent} has a code starting with '{parent}-'")
         return self.add(code, name, Level.AGENCY, parent)
 
+    def rename_agency(self, code: str, name: str) -> Unit:
+        """Give the agency ``code`` a new name in every version of the tree holding it."""
+        return self._change_agency(code, lambda t, unit: setattr(unit, "name", name))
+
+    def close_agency(self, code: str, closed_from: date | None) -> Unit:
+        """Close the agency ``code`` from the day ``closed_from`` (None: reopen it), in every
+        version of the tree holding it. A closed agency stays in the tree, with its history and
+        totals; it is no longer expected in a period it is closed on the last day of
+        (:meth:`count` with ``on``), as a period belongs to the tree valid at its end."""
+
+        def close(t: OrgTree, unit: Unit) -> None:
+            if closed_from is None:
+                t._closed.pop(code, None)
+            else:
+                t._closed[code] = closed_from
+
+        return self._change_agency(code, close)
+
+    def closed_from(self, code: str) -> date | None:
+        """The first day the agency ``code`` is closed; None when it is open (or not an agency)."""
+        return self._closed.get(code)
+
+    def open_on(self, code: str, day: date) -> bool:
+        closed = self._closed.get(code)
+        return closed is None or day < closed
+
+    def _change_agency(self, code: str, change: Callable[[OrgTree, Unit], None]) -> Unit:
+        holders = [t for t in self.versions if code in t]
+        if not holders:
+            raise UnknownUnit(code)
+        if holders[0].get(code).level != Level.AGENCY:
+            raise HierarchyError(f"unit {code} is not an agency")
+        for t in holders:
+            change(t, t.get(code))
+            t.version += 1  # answers cached under the old version are not reused
+        return self.get(code) if code in self else holders[0].get(code)
+
     def path(self, code: str) -> list[str]:
         """The unit and its ancestors, the unit first, the province last."""
         chain = []
@@ -253,16 +292,22 @@ class OrgTree:
             yield unit
             stack.extend(reversed(unit.children))
 
-    def count(self, code: str, levels: Iterable[Level | str]) -> int:
+    def count(self, code: str, levels: Iterable[Level | str], on: date | None = None) -> int:
+        """How many units of ``levels`` the subtree of ``code`` holds; with ``on`` (a period's
+        last day), without the agencies closed on that day."""
+        wanted = list(levels)
         if code == COUNTRY:
-            wanted = list(levels)
-            return sum(self.count(p.code, wanted) for p in self.provinces())
+            return sum(self.count(p.code, wanted, on) for p in self.provinces())
         try:
             counts = self._counts[code]
         except KeyError:
             raise UnknownUnit(code) from None
         # Level is a StrEnum: "commune" and Level.COMMUNE are the same key
-        return sum(counts.get(level, 0) for level in levels)
+        total = sum(counts.get(level, 0) for level in wanted)
+        if on is not None and Level.AGENCY in wanted:
+            # few agencies are ever closed: a walk over them keeps the open count O(1) otherwise
+            total -= sum(1 for c, day in self._closed.items() if day <= on and code in self.path(c))
+        return total
 
     def provinces(self) -> list[Unit]:
         return [u for u in self._units.values() if u.parent is None]

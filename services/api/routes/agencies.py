@@ -1,19 +1,42 @@
-"""Agencies: registering one under a commune, district or province (admin scope)."""
+"""Agencies: registering one under a commune, district or province, renaming and closing it
+(admin scope over its parent)."""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 
-from services.api.agencies import AgencyConflict, AgencyIn, RegistryUnavailable, TooManyAgencies
+from services.api.agencies import (
+    AgencyChange,
+    AgencyConflict,
+    AgencyIn,
+    NotAnAgency,
+    RegistryUnavailable,
+    TooManyAgencies,
+)
+from services.api.components import ApiComponents
 from services.api.deps import Components, CurrentPrincipal, Tree, known
 from services.api.views import UnitOut, unit_out
-from shared.domain.auth import Scope
+from shared.domain.audit import Action, AuditEntry, entry_scope
+from shared.domain.auth import Principal, Scope
+from shared.domain.hierarchy import Level, OrgTree
 from shared.http.base import authorize, error
 
 router = APIRouter()
+log = logging.getLogger(__name__)
+
+
+class AgencyState(UnitOut):
+    closed_from: str | None = None  # ISO date; None: open
+
+
+def agency_state(tree: OrgTree, code: str) -> AgencyState:
+    closed = tree.closed_from(code)
+    return AgencyState(**unit_out(tree, code).model_dump(), closed_from=closed.isoformat() if closed else None)
 
 
 @router.post(
@@ -37,3 +60,67 @@ async def register_agency(agency: AgencyIn, tree: Tree, principal: CurrentPrinci
     except RegistryUnavailable as exc:
         raise HTTPException(503, str(exc)) from None
     return JSONResponse(unit_out(tree, agency.code).model_dump(mode="json"), status_code=201 if created else 200)
+
+
+@router.patch(
+    "/v1/admin/agencies/{code}",
+    response_model=AgencyState,
+    summary="Rename an agency, close it from a date, or reopen it (admin scope over its parent)",
+    responses={404: error("no such agency in the tree"), 503: error("the agency registry is not available")},
+)
+async def change_agency(
+    change: AgencyChange,
+    tree: Tree,
+    principal: CurrentPrincipal,
+    components: Components,
+    request: Request,
+    code: str = Path(pattern=r"^[0-9]{2,5}-[a-z0-9][a-z0-9_]{0,39}$", description="<parent>-<slug>"),
+) -> Any:
+    authorize(principal, Scope.ADMIN, tree, code)
+    known(tree, code)
+    unit = tree.get(code)
+    if unit.level != Level.AGENCY or unit.parent is None:
+        raise HTTPException(404, str(NotAnAgency(code)))
+    authorize(principal, Scope.ADMIN, tree, unit.parent)
+    before = agency_state(tree, code)
+    try:
+        await components.agencies.change(code, change, tree)
+    except RegistryUnavailable as exc:
+        raise HTTPException(503, str(exc)) from None
+    after = agency_state(tree, code)
+    await audit_change(components, request, principal, code, before, after)
+    return after
+
+
+async def audit_change(
+    components: ApiComponents,
+    request: Request,
+    principal: Principal,
+    code: str,
+    before: AgencyState,
+    after: AgencyState,
+) -> None:
+    """One entry per kind of change (a rename, a closing or reopening). The change is made: an
+    entry that cannot be written is logged, not answered as a failure."""
+    changes: list[tuple[Action, dict[str, Any], dict[str, Any]]] = [
+        (Action.AGENCY_RENAME, {"name": before.name}, {"name": after.name}),
+        (Action.AGENCY_CLOSE, {"closed_from": before.closed_from}, {"closed_from": after.closed_from}),
+    ]
+    for action, old, new in changes:
+        if old == new:
+            continue
+        entry = AuditEntry(
+            at=time.time(),
+            actor=principal.actor,
+            action=action,
+            unit=code,
+            scope=entry_scope(components.tree, code),
+            origin=request.client.host if request.client else None,
+            subject=code,
+            before=old,
+            after=new,
+        )
+        try:
+            await components.audit.append(entry)
+        except Exception:
+            log.exception("audit entry not written", extra={"action": action.value, "unit": code})
