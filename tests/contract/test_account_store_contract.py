@@ -33,7 +33,12 @@ def account(username: str, unit: str = "38", scope: tuple[str, ...] = ("2025:38"
 
 
 async def test_an_account_reads_back_as_written_and_a_taken_username_is_refused(store: AccountStore) -> None:
-    written = account("clerk.a", password_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", created_by="admin.38")
+    written = account(
+        "clerk.a",
+        password_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+        created_by="admin.38",
+        email="a@donvi.gov.vn",
+    )
     await store.create(written)
     got = await store.get("clerk.a")
     assert got == written and got is not None and got.scope == written.scope

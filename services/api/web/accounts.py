@@ -35,6 +35,7 @@ from shared.domain.accounts import (
     Account,
     AccountError,
     check_display_name,
+    check_email,
     check_password,
     check_username,
     parse_roles,
@@ -81,6 +82,7 @@ def public(account: Account) -> dict[str, Any]:
         "unit": account.unit,
         "roles": sorted(r.value for r in account.roles),
         "disabled": account.disabled,
+        "email": account.email,
         "password": account.password_hash is not None,
         "oidc": account.oidc_subject is not None,
     }
@@ -149,6 +151,7 @@ class AccountService:
         roles: Iterable[str],
         password: str | None = None,
         oidc_subject: str | None = None,
+        email: str = "",
     ) -> AccountChange:
         """A new account (AccountExists when the username is taken). Without a password the
         account signs in only through OpenID Connect, once linked."""
@@ -157,6 +160,7 @@ class AccountService:
         unit = unit.strip()
         scope = account_scope(self._tree(), unit)
         granted = parse_roles(list(roles))
+        address = check_email(email)
         self.check_actor(actor, unit)
         hashed = None
         if password is not None:
@@ -168,6 +172,7 @@ class AccountService:
             granted,
             password_hash=hashed,
             oidc_subject=oidc_subject,
+            email=address,
             created_at=self.clock(),
             created_by=actor.account or actor.actor,
             scope=scope,
