@@ -16,8 +16,9 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
+from services.api.settings import ApiSettings
 from services.api.web.oidc import LEEWAY_SECONDS, OidcClient, OidcConfig, OidcError, Pending, verify_id_token
 from tests.e2e.oidc_provider import Provider, User
 
@@ -219,3 +220,33 @@ def test_a_discovery_document_of_another_issuer_is_refused():
             await client.discovery()
 
     asyncio.run(run())
+
+
+# --- the settings ---
+
+SETTINGS = {"kafka_bootstrap_servers": "unused:9092", "mongodb_uri": "mongodb://unused", "auth_secret": "x" * 64}
+
+
+def test_no_provider_configured_means_no_client():
+    assert OidcConfig.of(ApiSettings(**SETTINGS)) is None
+
+
+def test_a_provider_is_configured_whole_or_refused_naming_the_missing_setting():
+    with pytest.raises(ValidationError, match="BAOCAO_OIDC_CLIENT_SECRET is empty"):
+        ApiSettings(**SETTINGS, oidc_issuer="https://id.example.vn", oidc_client_id="baocao")
+    with pytest.raises(ValidationError, match="BAOCAO_OIDC_ISSUER is empty"):
+        ApiSettings(**SETTINGS, oidc_client_id="baocao", oidc_client_secret="s")
+
+
+@pytest.mark.parametrize("issuer", ["http://id.example.vn", "id.example.vn", "https://id.example.vn/?tenant=1"])
+def test_an_issuer_that_is_not_https_is_refused(issuer):
+    with pytest.raises(ValidationError, match="BAOCAO_OIDC_ISSUER must be an https:// URL"):
+        ApiSettings(**SETTINGS, oidc_issuer=issuer, oidc_client_id="baocao", oidc_client_secret="s")
+
+
+def test_a_configured_provider_has_a_name_for_its_button():
+    settings = ApiSettings(
+        **SETTINGS, oidc_issuer="http://localhost:9000/", oidc_client_id="baocao", oidc_client_secret="s"
+    )
+    config = OidcConfig.of(settings)
+    assert config is not None and config.issuer == "http://localhost:9000" and config.name == "OpenID Connect"
