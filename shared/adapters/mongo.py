@@ -33,6 +33,7 @@ SUBMISSIONS = "submissions"
 AGENCIES = "agencies"
 ACCOUNTS = "accounts"
 AUDIT_LOG = "audit_log"  # who did what, append-only (shared/adapters/audit.py)
+MACHINE_TOKENS = "machine_tokens"  # tokens issued from the admin pages (shared/adapters/tokens.py)
 
 
 READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
