@@ -1,7 +1,7 @@
 """What the pages work with, built once: ``WebConfig`` when the pages are mounted (from the
 settings alone), ``WebComponents`` when the app starts (with what the read API's own start-up
-built, a session store, the submissions listing, the HTTP client to ingest). Routes reach them
-through services/api/web/deps.py."""
+built, a session store, the submissions listing, the HTTP client to ingest, the accounts). Routes
+reach them through services/api/web/deps.py."""
 
 from __future__ import annotations
 
@@ -15,12 +15,21 @@ from fastapi import FastAPI
 from services.api.components import ApiComponents
 from services.api.settings import ApiSettings
 from services.api.web import labels
+from services.api.web.accounts import AccountService
 from services.api.web.ingest import IngestClient
 from services.api.web.listing import InMemorySubmissionListing, MongoSubmissionListing, SubmissionListing
 from services.api.web.live import LiveStreams
-from services.api.web.session import InMemorySessions, MongoSessions, SessionStore, StreamGuard, session_key
+from services.api.web.session import (
+    InMemorySessions,
+    LoginThrottle,
+    MongoSessions,
+    SessionStore,
+    StreamGuard,
+    session_key,
+)
 from services.api.web.sheets import UploadLimits
 from services.api.web.uploads import Lifespan, UploadParser
+from shared.adapters.accounts import AccountStore, InMemoryAccountStore, MongoAccountStore
 from shared.domain.catalog import Catalog, load_catalog
 from shared.domain.hierarchy import OrgTree
 
@@ -70,12 +79,19 @@ class WebComponents:
     sessions: SessionStore
     submissions: SubmissionListing
     ingest: IngestClient
+    accounts: AccountStore
     live: LiveStreams = field(init=False)
+    account_service: AccountService = field(init=False)  # what the admin pages change accounts with
+    throttle: LoginThrottle = field(init=False)  # failed password logins (in memory: its docstring)
 
     def __post_init__(self) -> None:
         settings = self.config.settings
         guard = StreamGuard(settings.web_stream_recheck_seconds)
         self.live = LiveStreams(settings.web_max_streams_per_session, self.api.streams, guard)
+        self.account_service = AccountService(
+            self.accounts, self.api.auth.revocations, lambda: self.tree, self.sessions
+        )
+        self.throttle = LoginThrottle()
 
     @property
     def catalog(self) -> Catalog:
@@ -98,8 +114,9 @@ async def open_components(app: FastAPI, config: WebConfig) -> AsyncIterator[WebC
     submissions: SubmissionListing = (
         MongoSubmissionListing(api.mongo, database) if api.mongo is not None else InMemorySubmissionListing()
     )
+    accounts: AccountStore = MongoAccountStore(api.mongo, database) if api.mongo is not None else InMemoryAccountStore()
     async with IngestClient.open(config.settings.ingest_url) as ingest:
-        yield WebComponents(config, api, sessions, submissions, ingest)
+        yield WebComponents(config, api, sessions, submissions, ingest, accounts)
 
 
 def with_web(config: WebConfig, lifespan: Lifespan) -> Lifespan:
