@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from services.api.web.pages.admin_agencies import router as admin_agency_pages
+from services.api.web.pages.reminders import router as reminder_pages
 from services.api.web.pages.session import router as session_pages
 from services.api.web.pages.submissions import router as submissions_pages
 from services.api.web.pages.submit import router as submit_pages
@@ -15,6 +17,7 @@ from services.api.web.pages.uploads import router as upload_pages
 
 def web_router() -> APIRouter:
     router = APIRouter(prefix="/web", include_in_schema=False)
-    for pages in (unit_pages, session_pages, submit_pages, submissions_pages, upload_pages):
+    for pages in (unit_pages, session_pages, submit_pages, submissions_pages, upload_pages, reminder_pages):
         router.include_router(pages)
+    router.include_router(admin_agency_pages)
     return router
