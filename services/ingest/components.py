@@ -21,6 +21,7 @@ from services.ingest.ratelimit import RateLimiter
 from services.ingest.service import IngestService, utc_now
 from services.ingest.settings import IngestSettings
 from services.ingest.submissions import MongoSubmissionLog, SubmissionLog
+from shared.adapters.audit import AuditLog, InMemoryAuditLog, MongoAuditLog
 from shared.adapters.mongo import make_client
 from shared.adapters.registry import AgencyRegistry
 from shared.adapters.revocations import InMemoryRevocations, MongoRevocations, Revocations
@@ -41,6 +42,7 @@ class Given:
     tree: OrgTree | None = None
     revocations: Revocations | None = None
     clock: Callable[[], datetime] = utc_now
+    audit: AuditLog | None = None  # None: MongoDB's with the real submission log, else the fake
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class IngestComponents:
     service: IngestService
     publisher: Publisher
     mongo: AsyncMongoClient[dict[str, Any]] | None  # None when the app was built with fakes
+    audit: AuditLog  # where accepted reports are recorded (the service's)
 
 
 @asynccontextmanager
@@ -78,11 +81,16 @@ async def open_components(
         revocations = given.revocations or (
             MongoRevocations(mongo, settings.mongodb_database) if mongo else InMemoryRevocations()
         )
-        service = IngestService(publisher, submissions, tree, load_catalog(), metrics, lookup, clock=given.clock)
+        audit = given.audit or (MongoAuditLog(mongo, settings.mongodb_database) if mongo else InMemoryAuditLog())
+        if given.audit is None and isinstance(audit, MongoAuditLog):
+            await audit.ensure_indexes()
+        service = IngestService(
+            publisher, submissions, tree, load_catalog(), metrics, lookup, clock=given.clock, audit=audit
+        )
         auth = Authenticator(settings.auth_secret.get_secret_value(), revocations)
         if mongo is not None:  # a real deployment, not an app built by a test
             freeze_startup_objects()
-        yield IngestComponents(settings, metrics, limiter, auth, tree, service, publisher, mongo)
+        yield IngestComponents(settings, metrics, limiter, auth, tree, service, publisher, mongo, audit)
 
 
 @asynccontextmanager

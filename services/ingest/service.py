@@ -3,6 +3,13 @@
 ``IngestService.take`` (one report) and ``take_batch`` (a batch's items) answer a ``Result`` for
 every report, counted in the metrics; ``submit`` is the step that publishes, and raises for a
 report it refuses.
+
+Every report accepted (published and acknowledged) is recorded in the audit log: report.submit
+for its first revision, report.revise for a later one, report.withdraw for a withdrawal, with the
+previous revision's report as ``before`` and this one as ``after``. A duplicate records nothing.
+A batch's entries are written together, in one round trip, once the batch is settled. The
+report is accepted whether or not its entry is written (it is in Kafka already): an entry that
+cannot be written is logged whole and counted (baocao_audit_write_failures_total).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from prometheus_client import Counter
 from pydantic import ValidationError
 from pydantic_core import to_json
 from pymongo.errors import PyMongoError
@@ -26,7 +34,9 @@ from pymongo.errors import PyMongoError
 from services.ingest.metrics import IngestMetrics
 from services.ingest.outcomes import Result, Verdict, count, invalid
 from services.ingest.publisher import Publisher, PublishFailed
-from services.ingest.submissions import SubmissionLog, scope_of
+from services.ingest.submissions import Submission, SubmissionLog, scope_of
+from shared.adapters.audit import AuditLog, InMemoryAuditLog
+from shared.domain.audit import Action, AuditEntry
 from shared.domain.auth import Forbidden, Placement, Principal, Scope
 from shared.domain.catalog import Catalog
 from shared.domain.hierarchy import COUNTRY, LEGACY, OrgTree
@@ -46,6 +56,7 @@ class Outcome:
     report_id: str
     revision: int
     status: Status
+    entry: AuditEntry | None = None  # what the audit log records of an accepted report
 
 
 class UnknownUnitError(ValueError):
@@ -94,6 +105,7 @@ class IngestService:
         metrics: IngestMetrics,
         lookup_unit: Callable[[str], Awaitable[bool]] | None = None,
         clock: Callable[[], datetime] = utc_now,
+        audit: AuditLog | None = None,
     ) -> None:
         self.publisher = publisher
         self.submissions = submissions
@@ -102,25 +114,34 @@ class IngestService:
         self.metrics = metrics
         self.lookup_unit = lookup_unit
         self.clock = clock  # the receipt time: this server's clock, never the sender's
+        self.audit: AuditLog = audit if audit is not None else InMemoryAuditLog()
+        self.audit_failures = Counter(
+            "baocao_audit_write_failures_total",
+            "Audit log entries that could not be written, by action",
+            ["action"],
+            registry=metrics.registry,
+        )
 
     async def known(self, unit: str) -> bool:
         if self.tree.known_anywhere(unit):
             return True
         return self.lookup_unit is not None and await self.lookup_unit(unit)
 
-    async def take(
-        self, report: ReportInBase, principal: Principal, gate: AbstractAsyncContextManager[Any] | None = None
-    ) -> Result:
-        """Screen ``report`` against the token, then submit it (under ``gate``, when given);
-        every outcome is a counted Result, never an exception."""
-        result = await self._screen(report, principal) or await self._settle(report, principal, gate)
-        count(self.metrics, result.verdict, result.errors)
+    async def take(self, report: ReportInBase, principal: Principal, origin: str | None = None) -> Result:
+        """Screen ``report`` against the token, then submit it; every outcome is a counted Result,
+        never an exception. An accepted report is recorded in the audit log as coming from the
+        token's ``origin`` (the person's address, when the pages sent it), else ``origin``."""
+        entries: list[AuditEntry] = []
+        result = await self._take(report, principal, None, entries, origin)
+        await self._record(entries)
         return result
 
-    async def take_batch(self, items: Sequence[Any], principal: Principal) -> list[Result]:
+    async def take_batch(self, items: Sequence[Any], principal: Principal, origin: str | None = None) -> list[Result]:
         """``take`` for each item of a batch, validated on its own so that one bad item gets its
-        own errors and the others still go through; results in the order of ``items``."""
+        own errors and the others still go through; results in the order of ``items``. The
+        accepted reports' audit entries are written together at the end."""
         gate = asyncio.Semaphore(BATCH_CONCURRENCY)
+        entries: list[AuditEntry] = []
 
         async def one(raw: Any) -> Result:
             try:
@@ -129,9 +150,38 @@ class IngestService:
                 result = invalid(exc.errors(), raw)
                 count(self.metrics, result.verdict, result.errors)
                 return result
-            return await self.take(report, principal, gate)
+            return await self._take(report, principal, gate, entries, origin)
 
-        return list(await asyncio.gather(*(one(raw) for raw in items)))
+        results = list(await asyncio.gather(*(one(raw) for raw in items)))
+        await self._record(entries)
+        return results
+
+    async def _take(
+        self,
+        report: ReportInBase,
+        principal: Principal,
+        gate: AbstractAsyncContextManager[Any] | None,
+        entries: list[AuditEntry],
+        origin: str | None,
+    ) -> Result:
+        result = await self._screen(report, principal) or await self._settle(report, principal, gate, entries, origin)
+        count(self.metrics, result.verdict, result.errors)
+        return result
+
+    async def _record(self, entries: list[AuditEntry]) -> None:
+        """Append ``entries`` to the audit log, in one round trip; a failure is logged with the
+        entries and counted, never raised (the reports are accepted already)."""
+        if not entries:
+            return
+        try:
+            await self.audit.append_many(entries)
+        except Exception:  # any failure of the store is handled the same way
+            for entry in entries:
+                self.audit_failures.labels(entry.action.value).inc()
+            log.exception(
+                "audit entries not written",
+                extra={"audit_entries": [[e.action.value, e.actor, e.origin, e.subject, e.detail] for e in entries]},
+            )
 
     def outside_whatever_exists(self, principal: Principal, unit: str) -> bool:
         """Whether ``unit`` is outside the token's subtree in every version of the tree whether
@@ -167,12 +217,18 @@ class IngestService:
         return self._result(report, Verdict.FORBIDDEN, [{"loc": ["unit"], "msg": refusal}])
 
     async def _settle(
-        self, report: ReportInBase, principal: Principal, gate: AbstractAsyncContextManager[Any] | None
+        self,
+        report: ReportInBase,
+        principal: Principal,
+        gate: AbstractAsyncContextManager[Any] | None,
+        entries: list[AuditEntry],
+        origin: str | None,
     ) -> Result:
-        """``submit``, its refusals as verdicts."""
+        """``submit``, its refusals as verdicts; the audit entry of an accepted report joins
+        ``entries``."""
         async with gate or nullcontext():
             try:
-                outcome = await self.submit(report, principal)
+                outcome = await self.submit(report, principal, origin=origin)
             except OutsideSubtreeError as exc:
                 return self._result(report, Verdict.FORBIDDEN, [{"loc": ["unit"], "msg": str(exc)}])
             except UnknownUnitError as exc:
@@ -183,13 +239,17 @@ class IngestService:
                 return self._result(report, Verdict.INVALID, exc.errors)
             except PublishFailed as exc:
                 return self._result(report, Verdict.UNAVAILABLE, [{"loc": [], "msg": str(exc)}])
+        if outcome.entry is not None:
+            entries.append(outcome.entry)
         return self._result(report, Verdict(outcome.status.value), [])
 
     @staticmethod
     def _result(report: ReportInBase, verdict: Verdict, errors: list[dict[str, Any]]) -> Result:
         return Result(verdict, report.report_id, report.revision, report.unit, errors)
 
-    async def submit(self, report: ReportInBase, principal: Principal, source: str = "http") -> Outcome:
+    async def submit(
+        self, report: ReportInBase, principal: Principal, source: str = "http", origin: str | None = None
+    ) -> Outcome:
         received_at = self.clock()
         if problems := future_problems(report, received_at, self.catalog):
             raise FutureReportError(problems)
@@ -249,12 +309,44 @@ class IngestService:
         # on the batch route's path, which serializes every report
         await self.publisher.publish(key.encode(), to_json(envelope))
         self.metrics.produce_seconds.observe(time.perf_counter() - started)
+        # the unit and its ancestors in the period's tree, which holds the unit (placement
+        # ALLOWED): what a listing of a subtree selects on
+        scope = scope_of(tree, report.unit)
         try:
-            # the unit and its ancestors in the period's tree, which holds the unit (placement
-            # ALLOWED): what a listing of a subtree selects on
             await self.submissions.record(
-                report.report_id, report.unit, series_key, report.revision, content, scope_of(tree, report.unit)
+                report.report_id, report.unit, series_key, report.revision, content, scope, body=payload
             )
         except PyMongoError:
             log.warning("could not record submission", extra={"report_id": report.report_id})
-        return Outcome(report.report_id, report.revision, Status.ACCEPTED)
+        entry = audit_entry(report, payload, prior, principal, origin, (*scope, COUNTRY), received_at)
+        return Outcome(report.report_id, report.revision, Status.ACCEPTED, entry)
+
+
+def audit_entry(
+    report: ReportInBase,
+    payload: dict[str, Any],
+    prior: Submission | None,
+    principal: Principal,
+    origin: str | None,
+    scope: tuple[str, ...],
+    at: datetime,
+) -> AuditEntry:
+    """The audit entry of an accepted ``report`` (``payload`` as published): its figures before
+    are the newest revision below it that the submission log kept a body of (None for a first
+    revision, or one whose earlier bodies predate the log keeping them)."""
+    earlier = prior.latest_body(before=report.revision) if prior is not None else None
+    first = prior is None or not any(r < report.revision for r in prior.revisions)
+    action = Action.WITHDRAW if report.withdrawn else Action.SUBMIT if first else Action.REVISE
+    return AuditEntry(
+        at=at.timestamp(),
+        actor=principal.actor,
+        action=action,
+        unit=report.unit,
+        scope=scope,
+        origin=principal.origin or origin,
+        period=report.period,
+        subject=f"{report.unit}/{report.report_id}",
+        before=earlier[1] if earlier is not None else None,
+        after=payload,
+        detail=f"revision {report.revision}",
+    )

@@ -15,11 +15,21 @@ period, each code qualified by that tree (``["2025:14923", "2025:38"]``; codes a
 trees, so a bare code would let a legacy district's listing take in a 2025 commune of the same
 code). A subtree's listing is then one equality on ``scope``, on an index (scope, updated, _id),
 instead of a ``$in`` of every code of the subtree.
+
+Each revision's body is kept too (``bodies``: revision -> the report as accepted, the JSON ingest
+published), not only its digest: a revision form starts from the latest figures and a clerk sees
+what was sent. Every revision is kept, not the latest alone: a report has a few revisions of a few
+kilobytes each, far below a document's limit, and the audit log's entries, though they also hold
+the figures before and after, are per reader's scope and per action, not per report; a report's
+own document answers "what did revision 2 say" in one read. A document written before bodies were
+kept has none (``bodies`` {}), and its revisions still count as before; a lookup reads the
+bodies only where it needs them (``get``), never the listing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +58,13 @@ class Submission:
     revisions: dict[int, str] = field(default_factory=dict)  # revision -> content digest
     updated: datetime = EPOCH  # when its latest revision was recorded
     scope: tuple[str, ...] = ()  # the unit and its ancestors in its period's tree (scope_of)
+    bodies: dict[int, dict[str, Any]] = field(default_factory=dict)  # revision -> the report as accepted
+
+    def latest_body(self, before: int | None = None) -> tuple[int, dict[str, Any]] | None:
+        """(revision, body) of the newest revision kept, below ``before`` when given; None when
+        no such body is kept (none yet, or a document from before bodies were kept)."""
+        kept = [r for r in self.bodies if before is None or r < before]
+        return None if not kept else (max(kept), self.bodies[max(kept)])
 
 
 @dataclass(frozen=True)
@@ -87,11 +104,18 @@ class SubmissionLog(Protocol):
     async def get(self, unit: str, report_id: str) -> Submission | None: ...
 
     async def record(
-        self, report_id: str, unit: str, series: str, revision: int, digest: str, scope: Sequence[str]
+        self,
+        report_id: str,
+        unit: str,
+        series: str,
+        revision: int,
+        digest: str,
+        scope: Sequence[str],
+        body: Mapping[str, Any] | None = None,
     ) -> None:
-        """Add ``revision`` to the report. ``series`` and ``scope`` are kept from its first record:
-        a report never changes its kind or its tree (ingest refuses such a revision), and a unit
-        never moves within a tree."""
+        """Add ``revision`` to the report, with its ``body`` (the report as accepted) when given.
+        ``series`` and ``scope`` are kept from its first record: a report never changes its kind or
+        its tree (ingest refuses such a revision), and a unit never moves within a tree."""
         ...
 
     async def page(
@@ -118,6 +142,11 @@ class Record:
     revision: int
     digest: str
     scope: tuple[str, ...]
+    body: Mapping[str, Any] | None = None
+
+
+def _bodies(stored: Any) -> dict[int, dict[str, Any]]:
+    return {int(k): dict(v) for k, v in (stored or {}).items()}
 
 
 class MongoSubmissionLog:
@@ -195,7 +224,11 @@ class MongoSubmissionLog:
             at, key = decode_cursor(after)
             clauses.append({"$or": [{"updated": {"$lt": at}}, {"updated": at, "_id": {"$lt": key}}]})
         query = clauses[0] if len(clauses) == 1 else {"$and": clauses} if clauses else {}
-        cursor = self._col.find(query).sort([("updated", DESCENDING), ("_id", DESCENDING)]).limit(size + 1)
+        cursor = (
+            self._col.find(query, {"bodies": 0})  # a listing shows no figures: the bodies stay on the server
+            .sort([("updated", DESCENDING), ("_id", DESCENDING)])
+            .limit(size + 1)
+        )
         docs = [d async for d in cursor]
         items = [
             Submission(
@@ -215,9 +248,16 @@ class MongoSubmissionLog:
         return await self._gets.call((unit, report_id))
 
     async def record(
-        self, report_id: str, unit: str, series: str, revision: int, digest: str, scope: Sequence[str]
+        self,
+        report_id: str,
+        unit: str,
+        series: str,
+        revision: int,
+        digest: str,
+        scope: Sequence[str],
+        body: Mapping[str, Any] | None = None,
     ) -> None:
-        await self._records.call(Record(report_id, unit, series, revision, digest, tuple(scope)))
+        await self._records.call(Record(report_id, unit, series, revision, digest, tuple(scope), body))
 
     async def _get_many(self, keys: list[tuple[str, str]]) -> list[Submission | None]:
         ids = list(dict.fromkeys(submission_key(u, r) for u, r in keys))
@@ -235,6 +275,7 @@ class MongoSubmissionLog:
                     {int(k): v for k, v in (doc.get("revisions") or {}).items()},
                     doc.get("updated") or EPOCH,
                     tuple(doc.get("scope") or ()),
+                    _bodies(doc.get("bodies")),
                 )
             )
         return out
@@ -245,7 +286,11 @@ class MongoSubmissionLog:
                 UpdateOne(
                     {"_id": submission_key(r.unit, r.report_id)},
                     {
-                        "$set": {f"revisions.{r.revision}": r.digest, "updated": _millis(self._clock())},
+                        "$set": {
+                            f"revisions.{r.revision}": r.digest,
+                            "updated": _millis(self._clock()),
+                            **({f"bodies.{r.revision}": dict(r.body)} if r.body is not None else {}),
+                        },
                         "$setOnInsert": {
                             "unit": r.unit,
                             "report_id": r.report_id,
@@ -312,12 +357,21 @@ class InMemorySubmissionLog:
         return None if item is None else self._copy(item)
 
     async def record(
-        self, report_id: str, unit: str, series: str, revision: int, digest: str, scope: Sequence[str]
+        self,
+        report_id: str,
+        unit: str,
+        series: str,
+        revision: int,
+        digest: str,
+        scope: Sequence[str],
+        body: Mapping[str, Any] | None = None,
     ) -> None:
         item = self.items.setdefault(
             submission_key(unit, report_id), Submission(report_id, unit, series, scope=tuple(scope))
         )
         item.revisions[revision] = digest
+        if body is not None:
+            item.bodies[revision] = copy.deepcopy(dict(body))
         item.updated = _millis(self._clock())
 
     async def page(
@@ -336,7 +390,15 @@ class InMemorySubmissionLog:
 
     @staticmethod
     def _copy(item: Submission) -> Submission:
-        return Submission(item.report_id, item.unit, item.series, dict(item.revisions), item.updated, item.scope)
+        return Submission(
+            item.report_id,
+            item.unit,
+            item.series,
+            dict(item.revisions),
+            item.updated,
+            item.scope,
+            copy.deepcopy(item.bodies),
+        )
 
 
 def _matches(where: Mapping[str, Any], item: Submission) -> bool:

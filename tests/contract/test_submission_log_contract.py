@@ -246,3 +246,21 @@ async def test_reports_recorded_without_a_scope_get_one_at_start_up_in_the_tree_
             ("386-hospital", "c"),
             ("14923", "a"),
         ]
+
+
+async def test_each_revisions_body_is_kept_and_read_back(log):
+    first, second = {"report_id": "r1", "revision": 1, "body": {"sessions": 3}}, {"revision": 2, "body": {"x": "ạ"}}
+    await log.record("r1", "14923", "study_session", 1, "d1", CANH_NANG, body=first)
+    await log.record("r1", "14923", "study_session", 2, "d2", CANH_NANG, body=second)
+    got = await log.get("14923", "r1")
+    assert got.bodies == {1: first, 2: second}
+    assert got.latest_body() == (2, second) and got.latest_body(before=2) == (1, first)
+    assert got.latest_body(before=1) is None
+
+
+async def test_a_revision_recorded_without_a_body_keeps_the_others(log):
+    await log.record("r1", "14923", "study_session", 1, "d1", CANH_NANG, body={"n": 1})
+    await log.record("r1", "14923", "study_session", 2, "d2", CANH_NANG)
+    got = await log.get("14923", "r1")
+    assert got.revisions == {1: "d1", 2: "d2"} and got.bodies == {1: {"n": 1}}
+    assert got.latest_body() == (1, {"n": 1})

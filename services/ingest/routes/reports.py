@@ -77,10 +77,11 @@ async def submit_report(
     report: Annotated[ReportIn, Body()],  # type: ignore[valid-type]  # a union built from the catalog
     components: Components,
     principal: CurrentPrincipal,
+    request: Request,
 ) -> Any:
     if (limited := _rate_limited(components, principal, 1)) is not None:
         return limited
-    result = await components.service.take(report, principal)
+    result = await components.service.take(report, principal, origin_of(request))
     if result.verdict in REJECTED:
         log_rejected(ONE, result.verdict.value, in_body(result.errors), result.ids)
     return JSONResponse(_one_answer(result), status_code=HTTP_STATUS[result.verdict])
@@ -114,6 +115,7 @@ async def submit_batch(
     items: Annotated[list[dict[str, Any]], Body(description="Reports, as for POST /v1/reports")],
     components: Components,
     principal: CurrentPrincipal,
+    request: Request,
 ) -> Any:
     if Scope.SUBMIT not in principal.scopes:
         return JSONResponse({"detail": "this token lacks the 'submit' scope"}, status_code=403)
@@ -124,7 +126,7 @@ async def submit_batch(
         )
     if (limited := _rate_limited(components, principal, len(items))) is not None:
         return limited
-    results = await components.service.take_batch(items, principal)
+    results = await components.service.take_batch(items, principal, origin_of(request))
     for index, result in enumerate(results):
         if result.verdict in REJECTED:
             log_rejected(BATCH, result.verdict.value, result.errors, result.ids, index)
@@ -140,6 +142,12 @@ async def submit_batch(
         ],
     )
     return JSONResponse(out.model_dump(mode="json", exclude_none=True), status_code=batch_status(results))
+
+
+def origin_of(request: Request) -> str | None:
+    """Where the request came from, for the audit log (a token minted for a person by the pages
+    carries the person's own address instead, which the service prefers)."""
+    return request.client.host if request.client is not None else None
 
 
 def _rate_limited(components: IngestComponents, principal: Principal, cost: int) -> JSONResponse | None:
