@@ -9,6 +9,7 @@ from typing import Annotated, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from shared.domain.audit import Action
 from shared.domain.auth import Principal
 from shared.domain.hierarchy import HierarchyError, Level, OrgTree, UnknownUnit
 from shared.domain.reports import NfcText
@@ -151,3 +152,18 @@ class AgencyRegistrar:
             await self.registry.rename(code, change.name)
         if "closed_from" in change.model_fields_set and change.closed_from != tree.closed_from(code):
             await self.registry.close(code, change.closed_from)
+
+
+def state_of(tree: OrgTree, code: str) -> dict[str, str | None]:
+    """What the audit log shows of an agency: its name and closing day."""
+    closed = tree.closed_from(code)
+    return {"name": tree.get(code).name, "closed_from": closed.isoformat() if closed else None}
+
+
+def audited_changes(
+    before: dict[str, str | None], after: dict[str, str | None]
+) -> list[tuple[Action, dict[str, str | None], dict[str, str | None]]]:
+    """One audit entry per kind of change between two :func:`state_of`: a rename, a closing (or
+    reopening); (action, before, after) each."""
+    kinds = ((Action.AGENCY_RENAME, "name"), (Action.AGENCY_CLOSE, "closed_from"))
+    return [(action, {key: before[key]}, {key: after[key]}) for action, key in kinds if before[key] != after[key]]

@@ -17,11 +17,13 @@ from services.api.agencies import (
     NotAnAgency,
     RegistryUnavailable,
     TooManyAgencies,
+    audited_changes,
+    state_of,
 )
 from services.api.components import ApiComponents
 from services.api.deps import Components, CurrentPrincipal, Tree, known
 from services.api.views import UnitOut, unit_out
-from shared.domain.audit import Action, AuditEntry, entry_scope
+from shared.domain.audit import AuditEntry, entry_scope
 from shared.domain.auth import Principal, Scope
 from shared.domain.hierarchy import Level, OrgTree
 from shared.http.base import authorize, error
@@ -82,14 +84,13 @@ async def change_agency(
     if unit.level != Level.AGENCY or unit.parent is None:
         raise HTTPException(404, str(NotAnAgency(code)))
     authorize(principal, Scope.ADMIN, tree, unit.parent)
-    before = agency_state(tree, code)
+    before = state_of(tree, code)
     try:
         await components.agencies.change(code, change, tree)
     except RegistryUnavailable as exc:
         raise HTTPException(503, str(exc)) from None
-    after = agency_state(tree, code)
-    await audit_change(components, request, principal, code, before, after)
-    return after
+    await audit_change(components, request, principal, code, before, state_of(tree, code))
+    return agency_state(tree, code)
 
 
 async def audit_change(
@@ -97,18 +98,12 @@ async def audit_change(
     request: Request,
     principal: Principal,
     code: str,
-    before: AgencyState,
-    after: AgencyState,
+    before: dict[str, str | None],
+    after: dict[str, str | None],
 ) -> None:
-    """One entry per kind of change (a rename, a closing or reopening). The change is made: an
-    entry that cannot be written is logged, not answered as a failure."""
-    changes: list[tuple[Action, dict[str, Any], dict[str, Any]]] = [
-        (Action.AGENCY_RENAME, {"name": before.name}, {"name": after.name}),
-        (Action.AGENCY_CLOSE, {"closed_from": before.closed_from}, {"closed_from": after.closed_from}),
-    ]
-    for action, old, new in changes:
-        if old == new:
-            continue
+    """The change is made: an entry that cannot be written is logged and counted, not answered
+    as a failure (as the pages do, services/api/web/audit.py)."""
+    for action, old, new in audited_changes(before, after):
         entry = AuditEntry(
             at=time.time(),
             actor=principal.actor,
@@ -117,10 +112,11 @@ async def audit_change(
             scope=entry_scope(components.tree, code),
             origin=request.client.host if request.client else None,
             subject=code,
-            before=old,
-            after=new,
+            before=dict(old),
+            after=dict(new),
         )
         try:
             await components.audit.append(entry)
         except Exception:
             log.exception("audit entry not written", extra={"action": action.value, "unit": code})
+            components.metrics.audit_failures.labels(action.value).inc()
