@@ -30,6 +30,7 @@ from services.api.web.session import (
 from services.api.web.sheets import UploadLimits
 from services.api.web.uploads import Lifespan, UploadParser
 from shared.adapters.accounts import AccountStore, InMemoryAccountStore, MongoAccountStore
+from shared.adapters.tokens import InMemoryTokenRegistry, MongoTokenRegistry, TokenRegistry
 from shared.domain.catalog import Catalog, load_catalog
 from shared.domain.hierarchy import OrgTree
 
@@ -83,6 +84,8 @@ class WebComponents:
     live: LiveStreams = field(init=False)
     account_service: AccountService = field(init=False)  # what the admin pages change accounts with
     throttle: LoginThrottle = field(init=False)  # failed password logins (in memory: its docstring)
+    # machine tokens issued from the admin pages (the fake in an app built by a test)
+    tokens: TokenRegistry = field(default_factory=InMemoryTokenRegistry)
 
     def __post_init__(self) -> None:
         settings = self.config.settings
@@ -115,8 +118,11 @@ async def open_components(app: FastAPI, config: WebConfig) -> AsyncIterator[WebC
         MongoSubmissionListing(api.mongo, database) if api.mongo is not None else InMemorySubmissionListing()
     )
     accounts: AccountStore = MongoAccountStore(api.mongo, database) if api.mongo is not None else InMemoryAccountStore()
+    tokens: TokenRegistry = (
+        MongoTokenRegistry(api.mongo, database) if api.mongo is not None else InMemoryTokenRegistry()
+    )
     async with IngestClient.open(config.settings.ingest_url) as ingest:
-        yield WebComponents(config, api, sessions, submissions, ingest, accounts)
+        yield WebComponents(config, api, sessions, submissions, ingest, accounts, tokens=tokens)
 
 
 def with_web(config: WebConfig, lifespan: Lifespan) -> Lifespan:
