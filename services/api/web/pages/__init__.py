@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from services.api.web.pages.admin_agencies import router as admin_agency_pages
+from services.api.web.pages.admin_tokens import router as admin_token_pages
 from services.api.web.pages.reminders import router as reminder_pages
 from services.api.web.pages.session import router as session_pages
 from services.api.web.pages.submissions import router as submissions_pages
@@ -20,4 +21,5 @@ def web_router() -> APIRouter:
     for pages in (unit_pages, session_pages, submit_pages, submissions_pages, upload_pages, reminder_pages):
         router.include_router(pages)
     router.include_router(admin_agency_pages)
+    router.include_router(admin_token_pages)
     return router

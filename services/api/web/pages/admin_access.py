@@ -7,6 +7,7 @@ A refusal is a page: 403 for a unit outside the admin's, 404 for one no tree hol
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from fastapi import Request
@@ -14,6 +15,7 @@ from fastapi import Request
 from services.api.web.errors import PageError
 from shared.domain.auth import Principal, Scope
 from shared.domain.hierarchy import COUNTRY, OrgTree
+from shared.domain.periods import VIETNAM_TZ
 
 NOT_ADMIN = "Trang quản trị chỉ dành cho tài khoản hoặc mã truy cập có quyền quản trị (admin)."
 PAGE_SIZE = 50
@@ -87,3 +89,8 @@ async def form_of(request: Request) -> tuple[dict[str, str], dict[str, list[str]
     single = {k: v.strip() for k, v in form.items() if isinstance(v, str)}
     multi = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in form}
     return single, multi
+
+
+def fmt_time(unix_seconds: float) -> str:
+    """A time as the pages show it: Vietnam time, day first (07/12/2026 20:57)."""
+    return datetime.fromtimestamp(unix_seconds, UTC).astimezone(VIETNAM_TZ).strftime("%d/%m/%Y %H:%M")
