@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from services.api.components import ApiMetrics, Overrides, open_components
 from services.api.repository import TotalsReader
-from services.api.routes import agencies, completeness, exchange, index, reminders, stream, totals, units
+from services.api.routes import agencies, audit, completeness, exchange, index, reminders, stream, totals, units
 from services.api.routes.health import health_router
 from services.api.settings import ApiSettings
 from services.api.web.routes import mount_web
@@ -57,7 +57,7 @@ def create_app(
         lifespan=lifespan,
         responses={**COMMON_RESPONSES, 404: error("No such unit (only for a code the token could see if it existed)")},
     )
-    for resource in (units, totals, completeness, reminders, stream, agencies, exchange, index):
+    for resource in (units, totals, completeness, reminders, stream, agencies, exchange, audit, index):
         app.include_router(resource.router)
     app.include_router(health_router(app, metrics.registry))
     mount_web(app, settings)  # the pages under /web/, outside the OpenAPI schema

@@ -132,3 +132,13 @@ def reader_scopes(org: OrgTree, unit: str) -> tuple[str, ...]:
     if unit == COUNTRY:
         return (COUNTRY,)
     return tuple(f"{t.tree_id}:{unit}" for t in org.versions if unit in t)
+
+
+def readable_actions(can_read: bool, can_admin: bool, wanted: Action | None = None) -> frozenset[Action] | None:
+    """The actions a reader lists: with ``read``, those about reports and agencies; with
+    ``admin``, those about accounts, tokens and logins; None for every action (both), and an
+    empty set for none (neither, or ``wanted`` outside what the reader may read)."""
+    allowed = frozenset(a for a in Action if (can_admin if admin_only(a) else can_read))
+    if wanted is not None:
+        return frozenset({wanted}) & allowed
+    return None if allowed == frozenset(Action) else allowed
