@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from services.api.web.pages.admin_accounts import router as admin_account_pages
 from services.api.web.pages.admin_agencies import router as admin_agency_pages
 from services.api.web.pages.admin_tokens import router as admin_token_pages
 from services.api.web.pages.reminders import router as reminder_pages
@@ -20,6 +21,7 @@ def web_router() -> APIRouter:
     router = APIRouter(prefix="/web", include_in_schema=False)
     for pages in (unit_pages, session_pages, submit_pages, submissions_pages, upload_pages, reminder_pages):
         router.include_router(pages)
+    router.include_router(admin_account_pages)
     router.include_router(admin_agency_pages)
     router.include_router(admin_token_pages)
     return router
