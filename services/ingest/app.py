@@ -17,7 +17,7 @@ from services.ingest.deps import components_of
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import Publisher
 from services.ingest.ratelimit import RateLimiter
-from services.ingest.routes import reports
+from services.ingest.routes import exchange, reports
 from services.ingest.routes.health import health_router
 from services.ingest.service import utc_now
 from services.ingest.settings import IngestSettings
@@ -68,6 +68,7 @@ def create_app(
     name_unparsable_bodies(app)
     reports.answer_invalid_reports(app)
     app.include_router(reports.router)
+    app.include_router(exchange.router)
     reports.declare_batch_items(app, settings.max_batch)
     app.include_router(health_router(metrics, lambda: components_of(app)))
     check_bearer_before_body(app, settings.auth_secret.get_secret_value())  # no body read without a token
