@@ -143,3 +143,10 @@ def test_an_unknown_action_is_named(admin_client):
     create(admin_client, ["clerk"])
     answer = act(admin_client, "lan.nguyen", "delete")
     assert answer.status_code == 422 and "(do)" in answer.text
+
+
+def test_the_menu_links_the_admin_pages_for_an_admin_only(admin_client):
+    login(admin_client, "386", *ADMIN)
+    assert 'href="/web/admin/accounts" id="menu-admin"' in admin_client.get("/web/submissions").text
+    login(admin_client, "386", Scope.READ, Scope.SUBMIT)
+    assert "/web/admin/" not in admin_client.get("/web/submissions").text
