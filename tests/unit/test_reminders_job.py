@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import date
+from email import message_from_bytes, policy
 from email.message import EmailMessage
+from email.mime.text import MIMEText
 from typing import Any
 
 import httpx
@@ -79,10 +81,12 @@ class Mailbox:
         self.mails: list[EmailMessage] = []
         self.fail = fail
 
-    async def send(self, mail: EmailMessage) -> None:
+    async def send(self, mail: MIMEText) -> None:
         if self.fail:
             raise ConnectionRefusedError("the SMTP server is down")
-        self.mails.append(mail)
+        parsed = message_from_bytes(mail.as_bytes(), policy=policy.default)  # as a mail client reads it
+        assert isinstance(parsed, EmailMessage)
+        self.mails.append(parsed)
 
     async def close(self) -> None:
         pass
@@ -116,8 +120,9 @@ def test_each_clerk_of_each_unit_not_reported_gets_one_mail() -> None:
     assert outcome.summary() == {"sent": 1, "already_sent": 0, "no_recipient": 1, "failed": 0}  # 14929: no clerk
     [mail] = mailbox.mails
     assert mail["To"] == "vanthu1@dienthuong.gov.vn, vanthu2@dienthuong.gov.vn"
-    assert "baocao@tinh.gov.vn" in mail["From"]
-    assert mail["Subject"].startswith("[baocao] Nhắc nộp báo cáo Hội nghị học tập")
+    assert mail["From"].addresses[0].addr_spec == "baocao@tinh.gov.vn"
+    assert mail["From"].addresses[0].display_name == "Hệ thống báo cáo baocao"
+    assert mail["Subject"].startswith("[baocao] Nhắc nộp báo cáo Hội nghị học tập, quán triệt nghị quyết")
     assert "kỳ 2025-03: hạn 15/04/2025 (còn 7 ngày)" in mail["Subject"]
     body = mail.get_content()
     assert "Kính gửi Xã Điền Thượng (mã 14926)" in body and "hết ngày 15/04/2025 (giờ Việt Nam)" in body
