@@ -2,8 +2,10 @@
 nothing else (OpenID Connect Core 1.0 §3.1, Discovery 1.0 §3, RFC 7636).
 
 It runs in a thread of the test process (uvicorn on a free loopback port) and signs ID tokens
-RS256 with a key generated when it starts. ``/authorize`` asks nobody: it consents at once as
-``provider.user``, which a test sets to the person it wants to sign in as.
+RS256 with a key generated when it starts. ``/authorize`` asks nobody: it consents as ``provider.user``,
+which a test sets to the person it wants to sign in as, at once (a redirect) or, with
+``consent_page``, on a page whose link the browser follows, as a person signing in at a real
+provider does (so the way back starts on the provider's site).
 
 The issuer is addressed as ``localhost`` while the services listen on ``127.0.0.1``: for a
 browser those are two sites, so the callback arrives as a cross-site navigation, as it does from
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import secrets
 import socket
 import threading
@@ -24,7 +27,7 @@ from urllib.parse import urlencode
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
@@ -63,6 +66,7 @@ class Provider:
     client_secret: str
     user: User
     redirect_uris: set[str] = field(default_factory=set)  # registered; the fixture adds the API's
+    consent_page: bool = False
     port: int = 0
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "test-1", "use": "sig"}))
     codes: dict[str, Grant] = field(default_factory=dict)
@@ -135,7 +139,11 @@ class Provider:
         self.codes[code] = Grant(
             self.client_id, redirect_uri, q.get("nonce"), q["code_challenge"], self.user, time.time() + CODE_SECONDS
         )
-        return RedirectResponse(f"{redirect_uri}?{urlencode({'code': code, **state})}", status_code=302)
+        back = f"{redirect_uri}?{urlencode({'code': code, **state})}"
+        if self.consent_page:
+            link = html.escape(back, quote=True)
+            return HTMLResponse(f'<!doctype html><title>SSO</title><a id="consent" href="{link}">Tiếp tục</a>')
+        return RedirectResponse(back, status_code=302)
 
     def client_authenticated(self, request: Request, form: dict[str, str]) -> bool:
         header = request.headers.get("authorization", "")
