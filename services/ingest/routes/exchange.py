@@ -10,6 +10,7 @@ value: ``imported`` (in a report new to baocao), ``updated`` (in a new revision)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections import Counter
@@ -124,14 +125,16 @@ def _digest_at(draft: ReportDraft, revision: int) -> str | None:
 async def revisions(components: IngestComponents, drafts: list[ReportDraft]) -> list[int]:
     """The revision to send each draft at; 503 when the submission log cannot be read (without
     it a changed value could not be told from an unchanged one)."""
-    out = []
-    for draft in drafts:
-        try:
-            prior = await components.service.submissions.get(draft.unit, draft.report_id)
-        except PyMongoError:
-            raise HTTPException(503, "the submission log cannot be read; nothing was imported, retry") from None
-        out.append(choose_revision(prior.revisions if prior else None, partial(_digest_at, draft)))
-    return out
+    log = components.service.submissions
+    try:
+        # at once: the MongoDB log answers concurrent lookups in bulk
+        priors = await asyncio.gather(*(log.get(d.unit, d.report_id) for d in drafts))
+    except PyMongoError:
+        raise HTTPException(503, "the submission log cannot be read; nothing was imported, retry") from None
+    return [
+        choose_revision(prior.revisions if prior else None, partial(_digest_at, draft))
+        for draft, prior in zip(drafts, priors, strict=True)
+    ]
 
 
 def _reason(result: Result, draft: ReportDraft) -> Conflict:
