@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from services.api.web.pages.admin_accounts import router as admin_account_pages
 from services.api.web.pages.admin_agencies import router as admin_agency_pages
 from services.api.web.pages.admin_tokens import router as admin_token_pages
+from services.api.web.pages.oidc import router as oidc_pages
 from services.api.web.pages.reminders import router as reminder_pages
 from services.api.web.pages.session import router as session_pages
 from services.api.web.pages.submissions import router as submissions_pages
@@ -24,4 +25,5 @@ def web_router() -> APIRouter:
     router.include_router(admin_account_pages)
     router.include_router(admin_agency_pages)
     router.include_router(admin_token_pages)
+    router.include_router(oidc_pages)
     return router
