@@ -188,3 +188,31 @@ async def test_the_mongodb_listing_reads_what_ingests_log_writes(request: pytest
         assert page.next is not None
         rest = await listing.page(Reach(("legacy:38", "2025:38")), page.next, 1)
         assert [(r.report_id, r.series) for r in rest.items] == [("r2", "study_session@2025")] and rest.next is None
+
+
+async def test_one_report_is_read_with_its_bodies() -> None:
+    fake = InMemorySubmissionListing()
+    fake.add("14923", "r1", "study_session", [1, 2], START, CANH_NANG, bodies={1: {"n": 1}, 2: {"n": 2}})
+    got = await fake.report("14923", "r1")
+    assert got is not None and got.bodies == {1: {"n": 1}, 2: {"n": 2}} and got.revisions == (1, 2)
+    assert got.within(Reach(("legacy:386",))) and not got.within(Reach(("2025:38",)))
+    assert await fake.report("14926", "r1") is None
+
+
+@pytest.mark.integration
+async def test_the_mongodb_listing_reads_the_bodies_ingest_keeps(request: pytest.FixtureRequest) -> None:
+    async with fresh_database(request) as (client, database):
+        written = MongoSubmissionLog(client, database)
+        await written.record("r1", "14923", "study_session@2025", 1, "d1", BA_THUOC, body={"body": {"n": 1}})
+        await written.record("r1", "14923", "study_session@2025", 2, "d2", BA_THUOC, body={"body": {"n": 2}})
+        # a document written before ingest kept bodies
+        await client[database][SUBMISSIONS].insert_one(
+            {"_id": "14926/old", "unit": "14926", "report_id": "old", "series": "s", "revisions": {"1": "x"}}
+        )
+        listing = MongoSubmissionListing(client, database)
+        got = await listing.report("14923", "r1")
+        assert got is not None and got.bodies == {1: {"body": {"n": 1}}, 2: {"body": {"n": 2}}}
+        assert got.scope == tuple(BA_THUOC) and got.series == "study_session@2025"
+        old = await listing.report("14926", "old")
+        assert old is not None and old.bodies == {} and old.revisions == (1,)
+        assert await listing.report("14923", "missing") is None

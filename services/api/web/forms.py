@@ -350,3 +350,41 @@ def schema_errors(errors: list[Any]) -> dict[str, str]:
             message = _MESSAGES.get(kind, f"Không hợp lệ: {e.get('msg', '')}")
         out.setdefault(name, message)
     return out
+
+
+def form_values(report: Mapping[str, Any]) -> dict[str, str]:
+    """A form's values from a report as it was sent (a revision starts from the figures before
+    it): the envelope's unit, period and report id, and each field of the body as text, as a
+    person would have typed it (a date as yyyy-mm-dd, which the date input takes)."""
+    values = {name: str(report[name]) for name in ("unit", "period", "report_id") if report.get(name) is not None}
+    body = report.get("body") or {}
+    values |= {name: str(value) for name, value in body.items() if value is not None}
+    return values
+
+
+def shown_figures(catalog: Catalog, report: Mapping[str, Any] | None) -> list[tuple[str, str, str]]:
+    """(field name, label, value as shown) for each field of a report as it was sent, in the
+    form's order, then any field the form does not draw; [] for no report. An enum's value is
+    shown by its label, a number with the thousands dot."""
+    if not report:
+        return []
+    body = report.get("body") or {}
+    kind = str(report.get("kind") or "")
+    fields = body_fields(catalog, kind) if kind in catalog.kinds else []
+    shown: list[tuple[str, str, str]] = []
+    for f in fields:
+        if f.name in body:
+            value = body[f.name]
+            text = dict(f.choices).get(str(value), str(value)) if f.type == "enum" else _shown(value)
+            shown.append((f.name, f.label, text))
+    drawn = {f.name for f in fields}
+    shown += [(name, field_label(name), _shown(value)) for name, value in body.items() if name not in drawn]
+    if report.get("withdrawn"):
+        shown.append(("withdrawn", "Rút báo cáo", "Có"))
+    return shown
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}".replace(",", ".")
+    return str(value)

@@ -8,8 +8,10 @@ The documents, as ingest writes them: ``_id`` ``<unit>/<report_id>`` (a bare rep
 December 2026), ``unit``, ``report_id``, ``series`` (``study_session@2025``: the tree of the
 report's period after the "@", none for the legacy tree), ``revisions`` (revision -> digest),
 ``updated`` (when the latest revision was recorded) and ``scope`` (the unit and its ancestors in
-that tree, each code named with the tree: ``["2025:14923", "2025:38"]``). Ingest creates the index
-(scope, updated, _id) a listing runs on.
+that tree, each code named with the tree: ``["2025:14923", "2025:38"]``) and ``bodies`` (revision ->
+the report as accepted; none in a document written before ingest kept them). Ingest creates the
+index (scope, updated, _id) a listing runs on. A listing never reads the bodies; ``report`` reads
+one report with them, for the page that shows what was sent and the form that starts from it.
 
 Which reports a token lists is a rule of its own (``reach_of``): for each tree that holds the
 token's unit, the reports whose scope holds that unit in that tree. Codes are reused across trees,
@@ -74,6 +76,21 @@ class ListingPage:
     next: str | None  # the cursor of the page after this one; None on the last page
 
 
+@dataclass(frozen=True)
+class StoredReport:
+    """One report with the bodies of its revisions (those kept: see the module's text)."""
+
+    report_id: str
+    unit: str
+    series: str
+    revisions: tuple[int, ...]  # ascending
+    scope: tuple[str, ...]
+    bodies: dict[int, dict[str, Any]]
+
+    def within(self, reach: Reach) -> bool:
+        return reach.everything or bool(set(self.scope) & set(reach.scopes))
+
+
 class SubmissionListing(Protocol):
     async def page(self, reach: Reach, after: str | None = None, size: int = PAGE_SIZE) -> ListingPage:
         """The reports of ``reach``, newest revision first (ties by key, in reverse), ``size`` at
@@ -81,9 +98,25 @@ class SubmissionListing(Protocol):
         cursor it did not give."""
         ...
 
+    async def report(self, unit: str, report_id: str) -> StoredReport | None:
+        """The report ``report_id`` of ``unit`` with its bodies; None when there is none. The
+        caller checks the reader may see it (``StoredReport.within``)."""
+        ...
+
 
 def _revisions(stored: Any) -> tuple[int, ...]:
     return tuple(sorted(int(r) for r in (stored or {})))
+
+
+def _stored(doc: dict[str, Any], unit: str, report_id: str) -> StoredReport:
+    return StoredReport(
+        report_id,
+        unit,
+        str(doc.get("series", "")),
+        _revisions(doc.get("revisions")),
+        tuple(doc.get("scope") or ()),
+        {int(k): dict(v) for k, v in (doc.get("bodies") or {}).items()},
+    )
 
 
 class MongoSubmissionListing:
@@ -103,8 +136,9 @@ class MongoSubmissionListing:
             at, key = start
             clauses.append({"$or": [{"updated": {"$lt": at}}, {"updated": at, "_id": {"$lt": key}}]})
         query = clauses[0] if len(clauses) == 1 else {"$and": clauses} if clauses else {}
-        cursor = self._col.find(query).sort([("updated", DESCENDING), ("_id", DESCENDING)]).limit(size + 1)
-        docs = [d async for d in cursor]
+        # a listing shows no figures: the bodies stay on the server
+        cursor = self._col.find(query, {"bodies": 0}).sort([("updated", DESCENDING), ("_id", DESCENDING)])
+        docs = [d async for d in cursor.limit(size + 1)]
         items = [
             ListedReport(
                 str(d.get("report_id", d["_id"])),
@@ -119,6 +153,10 @@ class MongoSubmissionListing:
         last = docs[size - 1]
         return ListingPage(items, encode_cursor(last.get("updated") or EPOCH, str(last["_id"])))
 
+    async def report(self, unit: str, report_id: str) -> StoredReport | None:
+        doc = await self._col.find_one({"_id": f"{unit}/{report_id}"})
+        return None if doc is None else _stored(doc, unit, report_id)
+
 
 @dataclass
 class _Stored:
@@ -126,6 +164,7 @@ class _Stored:
     updated: datetime
     scope: tuple[str, ...]
     key: str
+    bodies: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -143,11 +182,20 @@ class InMemorySubmissionListing:
         updated: datetime,
         scope: Sequence[str],
         key: str | None = None,
+        bodies: dict[int, dict[str, Any]] | None = None,
     ) -> None:
-        """A report as ingest records it; ``key`` its ``_id`` when not ``<unit>/<report_id>``."""
+        """A report as ingest records it; ``key`` its ``_id`` when not ``<unit>/<report_id>``;
+        ``bodies`` the reports of its revisions (revision -> report)."""
         moment = updated.replace(microsecond=updated.microsecond // 1000 * 1000)  # MongoDB keeps milliseconds
         report = ListedReport(report_id, unit, series, tuple(sorted(revisions)))
-        self.stored.append(_Stored(report, moment, tuple(scope), key or f"{unit}/{report_id}"))
+        self.stored.append(_Stored(report, moment, tuple(scope), key or f"{unit}/{report_id}", dict(bodies or {})))
+
+    async def report(self, unit: str, report_id: str) -> StoredReport | None:
+        for s in self.stored:
+            if s.key == f"{unit}/{report_id}":
+                r = s.report
+                return StoredReport(r.report_id, r.unit, r.series, r.revisions, s.scope, dict(s.bodies))
+        return None
 
     async def page(self, reach: Reach, after: str | None = None, size: int = PAGE_SIZE) -> ListingPage:
         start = decode_cursor(after) if after is not None else None

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from services.api.web.pages.admin_accounts import router as admin_account_pages
 from services.api.web.pages.admin_agencies import router as admin_agency_pages
 from services.api.web.pages.admin_tokens import router as admin_token_pages
+from services.api.web.pages.audit import router as audit_pages
 from services.api.web.pages.oidc import router as oidc_pages
 from services.api.web.pages.reminders import router as reminder_pages
 from services.api.web.pages.session import router as session_pages
@@ -26,4 +27,5 @@ def web_router() -> APIRouter:
     router.include_router(admin_agency_pages)
     router.include_router(admin_token_pages)
     router.include_router(oidc_pages)
+    router.include_router(audit_pages)
     return router

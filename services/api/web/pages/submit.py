@@ -1,4 +1,8 @@
-"""The report form: drawn for a kind of report, checked here, then sent to ingest."""
+"""The report form: drawn for a kind of report, checked here, then sent to ingest.
+
+A correction ("Sửa" on the list of reports sent) opens the form with the report's unit and id
+and ``from=latest``: the form then starts from the figures of the latest revision the
+submission log kept, numbered as the next revision, for a report the person may list."""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from services.api.web.access import need, own_in_tree, submit_units, unit_error
 from services.api.web.components import WebComponents
 from services.api.web.deps import CurrentSession, Web
 from services.api.web.errors import PageError
-from services.api.web.forms import body_fields, build_report
+from services.api.web.forms import body_fields, build_report, form_values
+from services.api.web.listing import reach_of
 from services.api.web.render import page
 from services.api.web.session import Session
 from services.api.web.trees import form_tree
@@ -52,6 +57,20 @@ def form_page(
     )
 
 
+async def latest_values(web: WebComponents, s: Session, unit: str, report_id: str) -> dict[str, str]:
+    """The form's values for the next revision of ``report_id`` of ``unit``: the latest kept
+    revision's figures, and its number plus one. A 404 for a report the person may not list,
+    as for one that does not exist; nothing but the number for a report whose figures were
+    sent before the log kept them."""
+    stored = await web.submissions.report(unit.strip(), report_id.strip()) if unit and report_id else None
+    if stored is None or not stored.within(reach_of(web.tree, s.principal)):
+        raise PageError(404, "Không có báo cáo này trong phạm vi của mã truy cập.")
+    values = {"revision": str(max(stored.revisions, default=0) + 1)}
+    if stored.bodies:
+        values = form_values(stored.bodies[max(stored.bodies)]) | values
+    return values
+
+
 def stamped(text: str | None) -> datetime:
     """The time the form was drawn, as its hidden field carries it; now when that is not a time."""
     try:
@@ -71,6 +90,8 @@ async def submit_form(request: Request, web: Web, s: CurrentSession, kind: str =
     values = {k: v for k, v in request.query_params.items() if k != "kind"}
     if tree_id:
         values.setdefault("tree", tree_id)
+    if values.pop("from", "") == "latest":
+        values |= await latest_values(web, s, values.get("unit", ""), values.get("report_id", ""))
     values.setdefault("unit", s.principal.unit if s.principal.unit != COUNTRY else "")
     # stamped once, when the form is drawn: the same form sent twice (a retry) is then the
     # same report, which ingest answers as a duplicate
