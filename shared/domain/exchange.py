@@ -155,7 +155,10 @@ class ExchangeMapping:
         return self.codes.get(code, code)
 
     def target(self, data_element: str, combo: str | None) -> Target | None:
-        """The field a data value carries: its (element, combo) pair, else its element alone."""
+        """The field a data value carries: its (element, combo) pair, else its element alone. An
+        element mapped without a combo takes its values of any combo not mapped on its own: DHIS2
+        writes its default combo on every value of an element that has no disaggregation (two
+        different values of one field are then a conflict, ``drafts_from_values``)."""
         return self.elements.get((data_element, combo)) or self.elements.get((data_element, None))
 
 
