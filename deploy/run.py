@@ -10,7 +10,8 @@ while they all answer /readyz reuses them and starts nothing; when only some are
 the recorded ones and starts afresh. `up` and `down` of one profile hold .run/<profile>/up.lock,
 so a second one waits for the first. The URLs go to .run/<profile>/urls.env, which the CLI reads.
 The token signing key is generated once into .run/<profile>/auth_secret (git-ignored, mode 600)
-unless BAOCAO_AUTH_SECRET is set; an admin token is written next to it.
+unless BAOCAO_AUTH_SECRET is set; an admin token is written next to it, and the random password of
+the web's admin account for the whole country (``admin``, tools/demo.py) in admin_password.
 """
 
 from __future__ import annotations
@@ -163,6 +164,21 @@ def admin_token(run_dir: Path, secret: str) -> Path:
     return path
 
 
+def admin_account(run_dir: Path, endpoints: dict[str, str]) -> Path:
+    """.run/<profile>/admin_password: the password of the demo's admin account for the whole
+    country (tools/demo.py), random, owner-only, kept while the account is."""
+    import asyncio
+
+    from tools.demo import ensure_admin_account
+
+    path = run_dir / "admin_password"
+    database = endpoints.get("MONGODB_DATABASE", "baocao")
+    password = asyncio.run(ensure_admin_account(endpoints["MONGODB_URI"], database, path.exists()))
+    if password is not None:
+        write_private(path, password + "\n")
+    return path
+
+
 def up(profile: stack.Profile, demo: bool) -> int:
     with profile_lock(profile):
         urls = running_services(profile)
@@ -170,7 +186,8 @@ def up(profile: stack.Profile, demo: bool) -> int:
             log.info("baocao (profile %s) is already running; reusing it, nothing started", profile.name)
             token_path = admin_token(profile.dir, auth_secret(profile.dir))
             endpoints = profile.load().get("endpoints") or {}
-            print(running_block(profile, urls, endpoints, token_path, write_urls(profile, urls)))
+            password_path = admin_account(profile.dir, endpoints)
+            print(running_block(profile, urls, endpoints, token_path, write_urls(profile, urls), password_path))
             return 0
         recorded = recorded_pids(profile)
         if recorded:
@@ -213,6 +230,7 @@ def start_services(profile: stack.Profile, demo: bool) -> int:
         log.error("%s", exc)
         return 1
     token_path = admin_token(run_dir, secret)
+    password_path = admin_account(run_dir, endpoints)
     urls = {s.name: s.url for s in services}
     write_urls(profile, urls)
     if demo:
@@ -226,7 +244,7 @@ def start_services(profile: stack.Profile, demo: bool) -> int:
     prom = _start_prometheus(profile, services)
     if prom:
         urls["prometheus"] = prom
-    print(running_block(profile, urls, endpoints, token_path, write_urls(profile, urls)))
+    print(running_block(profile, urls, endpoints, token_path, write_urls(profile, urls), password_path))
     return 0
 
 
@@ -246,7 +264,12 @@ def forget_services(profile: stack.Profile, name: str | None = None) -> None:
 
 
 def running_block(
-    profile: stack.Profile, urls: dict[str, str], endpoints: dict[str, str], token_path: Path, urls_env: Path
+    profile: stack.Profile,
+    urls: dict[str, str],
+    endpoints: dict[str, str],
+    token_path: Path,
+    urls_env: Path,
+    password_path: Path | None = None,
 ) -> str:
     """What `up` prints for the person who ran it."""
     run_dir = profile.dir
@@ -254,7 +277,7 @@ def running_block(
     lines = [
         "",
         "baocao is running:",
-        f"  web         {api}/web/   (log in with a token; e.g. {api}/web/units/386?period=2020-12)",
+        f"  web         {api}/web/   (e.g. {api}/web/units/386?period=2020-12)",
         f"  ingest      {ingest}   (POST /v1/reports, docs at {ingest}/docs)",
         f"  api         {api}   (GET /v1/units/38/totals?period=2020-12, docs at {api}/docs)",
         f"  aggregate   {aggregate}   (/metrics, /readyz)",
@@ -268,6 +291,13 @@ def running_block(
         f"  logs        {run_dir}/logs/",
         f"  URLs in     {urls_env}   (the baocao CLI reads it: --profile {profile.name}, or BAOCAO_PROFILE)",
         "",
+    ]
+    if password_path is not None:
+        lines += [
+            f"Web login (whole country, admin): user admin, password in {password_path}",
+            f"  cat {password_path}",
+        ]
+    lines += [
         f"Admin token (whole country, all scopes, 7 days) in {token_path}:",
         f"  export BAOCAO_TOKEN=$(cat {token_path})",
         f"  curl -H \"Authorization: Bearer $BAOCAO_TOKEN\" '{api}/v1/units/386/totals?period=2020-12'",

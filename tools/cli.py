@@ -2,6 +2,8 @@
 
     baocao token mint --unit 38 --scopes read,submit [--ttl-days 30]   needs BAOCAO_AUTH_SECRET
     baocao token revoke TOKEN [--reason ...]                          needs MONGODB_URI
+    baocao account create --username U --unit 38 --role admin --name "..."   needs MONGODB_URI
+    baocao account disable U | enable U | reset-password U                  needs MONGODB_URI
     baocao agency register --code 38-bvdk --name "..." --parent 38    via the API, admin token
     baocao submit FILE [--kafka]                                      a JSON report or a list
     baocao demo load                                                  agencies and seed reports
@@ -12,6 +14,10 @@ Kafka commands log in with BAOCAO_KAFKA_USERNAME/BAOCAO_KAFKA_PASSWORD (`submit 
 ``admin``), or take that principal's file from BAOCAO_KAFKA_CREDENTIALS_DIR
 (.run/<profile>/kafka/credentials for `make run`).
 
+`account` commands act as the whole country's admin (whoever holds MONGODB_URI holds the data);
+a password is read from standard input when it is not a terminal (one line), else asked for
+twice without echo: never from an argument, which other users of the machine can read.
+
 HTTP commands read BAOCAO_TOKEN (or --token). They find ingest and the API, first found wins:
 --ingest-url/--api-url, then BAOCAO_INGEST_URL/BAOCAO_API_URL, then .run/<profile>/urls.env as
 written by `make run` (profile from --profile or BAOCAO_PROFILE, default dev), then
@@ -21,11 +27,12 @@ http://127.0.0.1:8001 and :8002.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +98,91 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
     asyncio.run(revoke())
     print(f"revoked token {token_id}")
+    return 0
+
+
+def read_password(stdin: Any = None, prompt: Callable[[str], str] | None = None) -> str:
+    """A new password: the first line of ``stdin`` when it is not a terminal, else typed twice."""
+    stream = stdin if stdin is not None else sys.stdin
+    if not stream.isatty():
+        return str(stream.readline()).rstrip("\r\n")
+    ask = prompt or getpass.getpass
+    first = ask("Password: ")
+    if ask("Again: ") != first:
+        raise AccountCommandError("password", "the two entries differ")
+    return first
+
+
+class AccountCommandError(ValueError):
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+
+
+async def account_command(args: argparse.Namespace, uri: str, database: str) -> str:
+    """Runs one ``baocao account`` action on the database and says what it did."""
+    from services.api.web.accounts import AccountService, cli_actor
+    from services.api.web.session import MongoSessions
+    from shared.adapters.accounts import MongoAccountStore
+    from shared.adapters.mongo import make_client
+    from shared.adapters.registry import AgencyRegistry
+    from shared.adapters.revocations import MongoRevocations
+    from shared.domain.hierarchy import load_vietnam
+
+    client = make_client(uri, "baocao-cli")
+    try:
+        registry = AgencyRegistry(client, database, load_vietnam())
+        await registry.refresh()  # agencies registered at runtime are units accounts may belong to
+        service = AccountService(
+            MongoAccountStore(client, database),
+            MongoRevocations(client, database),
+            lambda: registry.tree,
+            MongoSessions(client, database),
+        )
+        actor = cli_actor()
+        if args.action == "create":
+            password = None if args.no_password else read_password()
+            roles = [r.strip() for value in args.role for r in value.split(",") if r.strip()]
+            await service.create(
+                actor,
+                username=args.username,
+                display_name=args.name,
+                unit=args.unit,
+                roles=roles,
+                password=password,
+                email=args.email or "",
+            )
+            return f"created account {args.username} at {args.unit} ({', '.join(sorted(roles))})"
+        if args.action == "disable":
+            await service.disable(actor, args.username)
+            return f"disabled account {args.username}; its sessions and tokens are refused within seconds"
+        if args.action == "enable":
+            await service.enable(actor, args.username)
+            return f"enabled account {args.username}"
+        await service.reset_password(actor, args.username, read_password())
+        return f"set a new password for {args.username}; its sessions ended"
+    finally:
+        await client.close()
+
+
+def cmd_account(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from services.api.web.accounts import UnknownAccount
+    from shared.adapters.accounts import AccountExists
+    from shared.domain.accounts import AccountError
+
+    uri = _need(os.environ.get("MONGODB_URI"), "MONGODB_URI")
+    try:
+        print(asyncio.run(account_command(args, uri, os.environ.get("MONGODB_DATABASE", "baocao"))))
+    except (AccountError, AccountCommandError) as exc:
+        sys.stderr.write(f"baocao: {exc}\n")
+        return 2
+    except AccountExists:
+        sys.stderr.write(f"baocao: an account named {args.username} exists already\n")
+        return 1
+    except UnknownAccount:
+        sys.stderr.write(f"baocao: no account named {args.username}\n")
+        return 1
     return 0
 
 
@@ -281,6 +373,27 @@ def _offset_meta(offset: int) -> Any:
     return OffsetAndMetadata(offset, "", -1)
 
 
+def account_parsers(sub: Any) -> None:
+    account = sub.add_parser("account", help="people's accounts (needs MONGODB_URI)")
+    actions = account.add_subparsers(dest="action", required=True)
+    c = actions.add_parser("create", help="a new account; its password from stdin or typed twice")
+    c.add_argument("--username", required=True)
+    c.add_argument("--unit", required=True, help="unit code, or VN for the whole country")
+    c.add_argument("--role", required=True, action="append", help="clerk, reviewer, viewer or admin (repeatable)")
+    c.add_argument("--name", required=True, help="the person's name, as the pages show it")
+    c.add_argument("--email", help="where reminders go (optional)")
+    c.add_argument("--no-password", action="store_true", help="signs in only through OpenID Connect")
+    c.set_defaults(func=cmd_account)
+    for name, help_text in (
+        ("disable", "refuse its sessions and tokens everywhere"),
+        ("enable", "let it in again"),
+        ("reset-password", "a new password from stdin or typed twice; its sessions end"),
+    ):
+        p = actions.add_parser(name, help=help_text)
+        p.add_argument("username")
+        p.set_defaults(func=cmd_account)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="baocao", description="baocao command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -301,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("token")
     r.add_argument("--reason", default="revoked by admin")
     r.set_defaults(func=cmd_token_revoke)
+
+    account_parsers(sub)
 
     agency = sub.add_parser("agency", help="register agencies").add_subparsers(dest="action", required=True)
     a = agency.add_parser("register")

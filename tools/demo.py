@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -406,6 +407,46 @@ async def send_as_sent(reports: list[dict[str, Any]], settings: Any) -> dict[str
         await publisher.stop()
         await mongo.close()
     return counts
+
+
+DEMO_ADMIN = "admin"
+
+
+async def ensure_admin_account(uri: str, database: str, password_kept: bool) -> str | None:
+    """The demo's account for the whole country, ``DEMO_ADMIN`` (role admin): created with a
+    random password on the first run, and given a new one when the account is gone (a fresh
+    database) or its password is no longer kept (``password_kept`` False). Never a fixed
+    password: anyone who reads the code would know it. Returns the new password, for the caller
+    to write owner-only, or None when nothing changed."""
+    from services.api.web.accounts import AccountService, cli_actor
+    from shared.adapters.accounts import MongoAccountStore
+    from shared.adapters.mongo import make_client
+    from shared.adapters.revocations import MongoRevocations
+    from shared.domain.hierarchy import load_vietnam
+
+    client = make_client(uri, "baocao-demo")
+    try:
+        store = MongoAccountStore(client, database)
+        existing = await store.get(DEMO_ADMIN)
+        if existing is not None and password_kept:
+            return None
+        password = secrets.token_urlsafe(18)
+        tree = load_vietnam()
+        accounts = AccountService(store, MongoRevocations(client, database), lambda: tree)
+        if existing is None:
+            await accounts.create(
+                cli_actor(),
+                username=DEMO_ADMIN,
+                display_name="Quản trị toàn quốc (demo)",
+                unit="VN",
+                roles=["admin"],
+                password=password,
+            )
+        else:
+            await accounts.reset_password(cli_actor(), DEMO_ADMIN, password)
+        return password
+    finally:
+        await client.close()
 
 
 if __name__ == "__main__":  # python -m tools.demo: what `make run` calls, with ingest's environment

@@ -163,3 +163,23 @@ def test_passwords_verify_only_their_own_and_an_unknown_user_costs_a_verificatio
     passwords.verify(None, "wrong password")
     unknown = time.perf_counter() - started
     assert unknown > known / 3  # the unknown user is not answered without the work
+
+
+def test_the_command_line_reads_a_password_from_stdin_or_twice_from_a_prompt_never_an_argument():
+    import io
+
+    from tools.cli import AccountCommandError, build_parser, read_password
+
+    assert read_password(io.StringIO("một mật khẩu dài\nnext line\n")) == "một mật khẩu dài"
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    typed = iter(["first entry 123", "first entry 123", "one", "two"])
+    assert read_password(Terminal(), prompt=lambda _: next(typed)) == "first entry 123"
+    with pytest.raises(AccountCommandError):
+        read_password(Terminal(), prompt=lambda _: next(typed))
+    with pytest.raises(SystemExit):  # there is no such flag
+        build_parser().parse_args(["account", "create", "--username", "a.b", "--unit", "38", "--role", "admin",
+                                   "--name", "A", "--password", "x"])  # fmt: skip

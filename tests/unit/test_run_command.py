@@ -103,6 +103,8 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setattr(ServiceProcess, "start_command", tracked_start_command)
     monkeypatch.setattr(run, "prometheus_binary", lambda: str(w.script))
     monkeypatch.setattr(run, "STOP_TIMEOUT_S", 1.0)
+    # the demo's admin account lives in MongoDB, which this world does not start
+    monkeypatch.setattr(run, "admin_account", lambda run_dir, endpoints: run_dir / "admin_password")
     yield w
     for svc in w.started:  # whatever a failed test left running
         if svc.alive():
