@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.api.completeness_gauge import completeness_gauge
 from services.api.components import ApiMetrics, Overrides, open_components
 from services.api.repository import TotalsReader
 from services.api.routes import agencies, audit, completeness, exchange, index, reminders, stream, totals, units
@@ -47,7 +48,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_components(settings, metrics, given) as components:
             app.state.components = components
-            yield
+            # the completeness gauges per province and series (reminders, services/api/completeness_gauge.py)
+            async with completeness_gauge(
+                metrics.registry, components.reader, components.reads.catalog, components.tree
+            ):
+                yield
 
     app = FastAPI(
         telemetry=NO_TELEMETRY,
