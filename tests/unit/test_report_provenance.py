@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.aggregate.decode import Origin, Rejected, Trust, decode
-from shared.domain.auth import Scope, mint, verify
+from shared.domain.auth import Scope, account_key, mint, verify
 from shared.domain.catalog import load_catalog
 from shared.domain.hierarchy import load_vietnam
 from shared.domain.rollup import Report
@@ -127,3 +127,19 @@ def test_a_revoked_token_counts_nothing():
     trust.revoked = frozenset({verify(TEST_SECRET, tok, now=APPENDED.timestamp()).token_id})
     got = decode(value, APPENDED_MS, CATALOG, TREE, origin, trust)
     assert isinstance(got, Rejected) and (got.reason, got.detail) == ("invalid_token", "baocao-token: token revoked")
+
+
+def test_a_token_minted_for_a_disabled_account_counts_nothing():
+    tok = mint(TEST_SECRET, "14923", [Scope.SUBMIT], 300, now=ISSUED, account="clerk.a", origin="203.0.113.7")
+    other = mint(TEST_SECRET, "14923", [Scope.SUBMIT], 300, now=ISSUED, account="clerk.b")
+    trust = Trust.from_secret(TEST_SECRET)
+    value = json.dumps(report()).encode()
+
+    def sent_with(t: str) -> Report | Rejected:
+        return decode(value, APPENDED_MS, CATALOG, TREE, Origin(((TOKEN_HEADER, t.encode()),), True), trust)
+
+    assert isinstance(sent_with(tok), Report)
+    trust.revoked = frozenset({account_key("clerk.a")})  # the account disabled: not this token's id
+    got = sent_with(tok)
+    assert isinstance(got, Rejected) and (got.reason, got.detail) == ("invalid_token", "baocao-token: token revoked")
+    assert isinstance(sent_with(other), Report)  # another account's token still counts
