@@ -2,7 +2,8 @@
 services as processes (one stack for the module): an agency closed from a date leaves the
 expected counts of later periods only; an admin registers, renames and closes an agency on the
 page, issues a machine token, sees it once, revokes it and the API and ingest refuse it within
-seconds, and creates a clerk's account that then logs in with its password."""
+seconds, and creates a clerk's account that then logs in with its password; an old district's
+admin (386, the tree before July 2025) acts only under its district."""
 
 from __future__ import annotations
 
@@ -112,6 +113,16 @@ def test_an_admin_registers_renames_and_closes_an_agency_on_the_page(browser, sy
     with system.client(system.api.url) as api:
         unit = api.get("/v1/units/38-truongct", params={"tree": "2025"}).json()
         assert unit["name"] == "Đảng bộ Trường Chính trị tỉnh"
+
+    # an old district's admin (the tree before July 2025) sees and registers only under its district
+    browser.login(system.token("386", *ADMIN_38))
+    browser.open("/web/admin/agencies")
+    assert not browser.all(row)
+    fill(browser, "#register #f-code", "386-ttyt")
+    fill(browser, "#register #f-name", "Chi bộ Trung tâm Y tế huyện")
+    browser.find("#register button").click()  # the parent field starts with the admin's unit
+    browser.wait(lambda d: "saved=386-ttyt" in d.current_url, what="the district's registration")
+    assert [r.get_attribute("data-agency") for r in browser.all("#agencies tr[data-agency]")] == ["386-ttyt"]
 
 
 def report(unit: str, report_id: str) -> dict[str, Any]:
