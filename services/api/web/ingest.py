@@ -1,6 +1,10 @@
 """Reports from the pages go to ingest over HTTP, with the session's token, on one client that
 opens and closes with the app (its connections are reused from one submission to the next).
-Ingest's answers become what the pages say: a status, or an error next to the field it is about."""
+Ingest's answers become what the pages say: a status, or an error next to the field it is about.
+
+For an account's session the token is one minted for the request (deps.account_session), naming
+the account and the browser's address: ingest and its audit entry know who sent the report and
+from where, and a disabled account's token is refused like a revoked one."""
 
 from __future__ import annotations
 

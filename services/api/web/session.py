@@ -8,6 +8,13 @@ token. A session lives ``SESSION_SECONDS`` at most and never past its token's ex
 deletes it; the token is verified again on every request (signature, expiry, revocation), so a
 revoked token or a new BAOCAO_AUTH_SECRET ends every session that holds it.
 
+An account's session (a password login, or OpenID Connect: ``open_account_session``) holds no
+token: its document names the account instead, and every request reads the account again
+(services/api/web/deps.py), so a role an admin changed applies to the next request and a disabled
+account is refused at once; the pages' calls to ingest carry a token minted for that request
+(``MINTED_SECONDS``). Disabling an account or changing its password ends its sessions
+(``end_account``), and the stream guard ends their live streams within its interval.
+
 Expired documents are removed by a TTL index where the server has them (MongoDB); every read
 checks the expiry itself, so a server without TTL indexes never revives an expired session.
 
