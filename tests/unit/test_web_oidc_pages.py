@@ -146,3 +146,19 @@ def test_the_pages_answer_404_when_no_provider_is_configured():
         assert c.get("/web/oidc/start").status_code == 404
         assert c.get("/web/oidc/callback").status_code == 404
         assert "/web/oidc/start" not in c.get("/web/login").text
+
+
+def test_a_provider_that_went_away_is_a_502_page(client, provider):
+    started = client.get("/web/oidc/start")
+    state = re.search(r"state=([^&]+)", started.headers["location"])
+    assert state
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    app = client.app
+    app.state.oidc = OidcClient(app.state.oidc.config, transport=httpx.MockTransport(down))  # type: ignore[attr-defined]
+    answer = client.get("/web/oidc/callback", params={"state": state.group(1), "code": "c"})
+    assert answer.status_code == 502
+    assert "Không kết nối được tới SSO Thanh Hóa" in answer.text
+    assert "baocao_session" not in answer.headers.get("set-cookie", "")
