@@ -409,3 +409,72 @@ def test_a_wrong_or_expired_token_is_refused_at_login(browser, system):
     with httpx.Client(base_url=system.api.url, cookies={"baocao_session": "e30.forged"}) as http:
         forged = http.get("/web/units/386", follow_redirects=False)
     assert (forged.status_code, forged.headers["location"]) == (303, "/web/login")
+
+
+def test_a_submission_and_its_revision_are_in_the_audit_log_the_csv_and_the_page(browser, system):
+    """Issue 29: who sent what, from where, with the figures before and after, in both trees."""
+    from shared.domain.auth import verify
+
+    clerk = system.token(HOME, Scope.SUBMIT)
+    first = {
+        **SEED[0],
+        "report_id": f"{HOME}-audit-2020-08",
+        "period": "2020-08",
+        "body": {**SEED[0]["body"], "held_on": "2020-08-20", "members_attended": 100, "members_total": 150},
+    }
+    second = {**first, "revision": 2, "body": {**first["body"], "members_attended": 110}}
+    ward = {  # Xã Bá Thước in the 2025 tree: the same code, another unit (of province 38)
+        **first,
+        "report_id": "ba-thuoc-2025-10",
+        "unit": "14923",
+        "period": "2025-10",
+        "submitted_at": "2025-10-26T09:00:00+07:00",
+        "body": {**first["body"], "held_on": "2025-10-25"},
+    }
+    with system.client(system.ingest.url, clerk) as http:
+        for report in (first, second, second):  # the repeat is a duplicate: recorded once
+            assert http.post("/v1/reports", json=report).status_code in (200, 202)
+    with system.client(system.ingest.url, system.token("38", Scope.SUBMIT)) as http:
+        assert http.post("/v1/reports", json=ward).status_code == 202
+
+    with system.client(system.api.url, system.token("386", Scope.READ)) as http:
+        entries = http.get("/v1/audit", params={"unit": HOME, "period": "2020-08"}).json()["items"]
+        exported = http.get("/v1/audit.csv", params={"unit": HOME, "period": "2020-08"})
+    assert [(e["action"], e["detail"]) for e in entries] == [
+        ("report.revise", "revision 2"),
+        ("report.submit", "revision 1"),
+    ]
+    revised = entries[0]
+    assert revised["actor"] == f"token:{verify(TEST_SECRET, clerk).token_id}"
+    assert revised["origin"] == "127.0.0.1" and revised["subject"] == f"{HOME}/{HOME}-audit-2020-08"
+    assert revised["before"]["body"]["members_attended"] == 100
+    assert revised["after"]["body"]["members_attended"] == 110
+    assert entries[1]["before"] is None
+    assert exported.status_code == 200 and exported.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert [r["action"] for r in rows] == ["report.revise", "report.submit"]
+    assert '"members_attended": 100' in rows[0]["before"] and '"members_attended": 110' in rows[0]["after"]
+
+    # the old district's page, reached from its unit page
+    browser.login(system.token("386", Scope.READ))
+    browser.open("/web/units/386?period=2020-08")
+    browser.find("#audit-link").click()
+    browser.wait(lambda d: "/web/audit" in d.current_url, what="the audit page")
+    assert [e.get_attribute("data-action") for e in browser.all("#audit li.entry")] == [
+        "report.revise",
+        "report.submit",
+    ]
+    changed = "#audit li.entry:first-child tr.changed"
+    assert (browser.text(f"{changed} td.before"), browser.text(f"{changed} td.after")) == ("100", "110")
+    assert browser.text("#audit li.entry:first-child .origin") == "127.0.0.1"
+    assert browser.find("#audit-csv").get_attribute("href").endswith("/web/audit.csv?unit=386&period=2020-08")
+    browser.screenshot("huyen-nhat-ky")
+    browser.open("/web/audit?unit=386")  # every period: nothing of the 2025 tree
+    assert "2025-10" not in browser.text("#audit")
+
+    # the 2025 province's page
+    browser.login(system.token("38", Scope.READ))
+    browser.open("/web/audit?unit=38&period=2025-10")
+    assert [e.get_attribute("data-action") for e in browser.all("#audit li.entry")] == ["report.submit"]
+    assert "Xã Bá Thước" in browser.text("#audit li.entry")
+    browser.screenshot("tinh-2025-nhat-ky")
