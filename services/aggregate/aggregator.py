@@ -19,7 +19,9 @@ UNWRITTEN_LIMIT documents behind, the publications wait for it).
 After a partition is restored, its stored documents are compared with the state once, and any
 that differ (a worker killed between its changelog append and its publication, or between
 publishing and writing) are published and written again. So a crash leaves neither the view nor
-the stream behind, and nothing is read from MongoDB after that.
+the stream behind, and nothing is read from MongoDB after that. Restored from a snapshot, only
+the documents that may differ are compared: those the snapshot names as not settled in MongoDB
+when it was copied, and those the changelog's tail changed (snapshots.py).
 """
 
 from __future__ import annotations
@@ -35,7 +37,17 @@ from typing import Any
 from services.aggregate.decode import Rejected, Trust, decode
 from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.routing import forwarded, partition_for
-from services.aggregate.snapshots import Captured, Snapshot, SnapshotStore, capture, compress, fingerprint, rebuild
+from services.aggregate.snapshots import (
+    Captured,
+    Snapshot,
+    SnapshotStore,
+    ViewMarks,
+    capture,
+    compress,
+    fingerprint,
+    rebuild,
+    view_marks,
+)
 from services.aggregate.snapshots import decode as decode_snapshot
 from services.aggregate.state import Changelog, Record, decode_entry, encode_entry
 from services.aggregate.view import TotalsView
@@ -81,6 +93,8 @@ PAUSE_PER_BUILD_IN_BACKLOG = 9
 
 # the freshness histogram's last finite bound (metrics.py), in seconds
 FRESHNESS_LAST_BOUND = 300.0
+# documents read from MongoDB in one query when a restore compares some of them with the state
+COMPARE_CHUNK = 1000
 
 
 class ReceiptTimes:
@@ -144,6 +158,17 @@ class PartitionState:
             self.since_snapshot += n
 
 
+@dataclass
+class Restored:
+    """A partition's state as a restore left it, before its stored documents are compared."""
+
+    rollup: Rollup
+    covered: int  # every changelog record before it is in the state
+    # from a snapshot: what it says of the view, and the documents the changelog's tail changed
+    marks: ViewMarks | None = None
+    tail_changed: set[str] = field(default_factory=set)
+
+
 def next_version(previous: int) -> int:
     """Versions grow with every write of a document: the microseconds of the wall clock, or one
     more than the last version when the clock has not moved past it (or went back)."""
@@ -197,8 +222,13 @@ class Aggregator:
         self._last_build_seconds = 0.0  # processor time the last publication took to build its messages
         self._write_lock = asyncio.Lock()
         # published documents not yet written to the view: id -> (version, stored form, or None
-        # for a document to delete); a later publication of a document replaces its earlier one
-        self._unwritten: dict[str, tuple[int, dict[str, Any] | None]] = {}
+        # for a document to delete, partition); a later publication of a document replaces its
+        # earlier one
+        self._unwritten: dict[str, tuple[int, dict[str, Any] | None, int]] = {}
+        # id -> partition of the documents being published, and being written, right now: with
+        # the changed and the unwritten ones, those MongoDB may not hold as the state has them
+        self._publishing: dict[str, int] = {}
+        self._writing: dict[str, int] = {}
         self._unwritten_event = asyncio.Event()
         self._taken = asyncio.Event()  # set (and replaced) each time a write takes what waits
         # receipt times of the reports applied since everything was last published
@@ -261,12 +291,10 @@ class Aggregator:
                 self.metrics.partition_restore_seconds.labels(str(partition)).set(time.perf_counter() - started)
                 self.metrics.partitions_owned.set(len(self.parts))
                 return
-            rollup, covered = await retrying(
-                self.metrics, "restore", lambda: self._restore(partition), self.retry_pause
-            )
-            stored = await retrying(self.metrics, "database", lambda: self.view.load_part(partition), self.retry_pause)
-            state = PartitionState(rollup, covered=covered)
-            self._reconcile(partition, state, stored)
+            restored = await retrying(self.metrics, "restore", lambda: self._restore(partition), self.retry_pause)
+            rollup = restored.rollup
+            state = PartitionState(rollup, covered=restored.covered)
+            compared = await self._compare_view(partition, state, restored)
             self.parts[partition] = state
             self.pending += len(rollup.changed)
             self.metrics.unpublished.set(self.pending)
@@ -278,6 +306,7 @@ class Aggregator:
                     "partition": partition,
                     "reports": len(rollup.entries),
                     "documents": len(rollup.docs),
+                    "compared": compared,
                     "to_rewrite": len(rollup.changed),
                     "seconds": round(time.perf_counter() - started, 3),
                 },
@@ -296,14 +325,14 @@ class Aggregator:
         try:
             end = (await self.changelog.end_offsets([partition]))[partition]
             if end >= state.covered:
-                await self._catch_up(partition, state)
+                await self._catch_up(partition, state, end)
                 return True
         except Exception:  # a restore from scratch retries what failed here
             log.warning("kept state not resumed", extra={"partition": partition}, exc_info=True)
         _close(state.rollup)
         return False
 
-    async def _restore(self, partition: int) -> tuple[Rollup, int]:
+    async def _restore(self, partition: int) -> Restored:
         """The partition's state from its latest usable snapshot and the changelog after it (or
         the whole changelog), and the offset up to which it covers the changelog."""
         end = (await self.changelog.end_offsets([partition]))[partition]
@@ -311,10 +340,12 @@ class Aggregator:
         entries = self.entries(partition) if self.entries is not None else None
         # an entry file keeps the stocks' figures too (entries.py); else they stay in memory
         stocks = getattr(entries, "stocks", None)
+        marks = None
         try:
             if snapshot is not None:
                 decoded = await asyncio.to_thread(decode_snapshot, snapshot.payload)  # megabytes: off the loop
                 rollup = rebuild(self.catalog, decoded, entries, stocks)
+                marks = view_marks(decoded)
             else:
                 rollup = Rollup(self.catalog, entries, stocks)
             start = snapshot.offset if snapshot is not None else 0
@@ -327,8 +358,7 @@ class Aggregator:
                 _close(Rollup(self.catalog, entries))
             raise
         self.metrics.restored_records.labels("snapshot" if snapshot else "beginning").inc(replayed)
-        rollup.take_changed()
-        return rollup, end
+        return Restored(rollup, end, marks, rollup.take_changed())
 
     async def _usable_snapshot(self, partition: int, end: int) -> Snapshot | None:
         if self.snapshots is None:
@@ -360,16 +390,28 @@ class Aggregator:
                 if self.parts.get(partition) is not state:
                     continue  # revoked meanwhile
             started = time.perf_counter()
-            data = capture(state.rollup)
+            data = capture(state.rollup, self._view_marks(partition, state))
             self.metrics.snapshot_capture_seconds.observe(time.perf_counter() - started)
             state.since_snapshot = 0
             state.saving = asyncio.ensure_future(self._save(partition, state.covered, data))
 
-    async def _catch_up(self, partition: int, state: PartitionState) -> None:
+    def _view_marks(self, partition: int, state: PartitionState) -> ViewMarks:
+        """What the view holds of the partition now: which of its documents MongoDB may not hold
+        as the state has them (changed and not yet published, being published, published and
+        not yet written, being written), and the version last given to each."""
+        unsettled = set(state.rollup.changed)
+        for ids in (self._publishing, self._writing):
+            unsettled.update(i for i, p in ids.items() if p == partition)
+        unsettled.update(i for i, (_, _, p) in self._unwritten.items() if p == partition)
+        return ViewMarks(dict(state.versions), frozenset(unsettled))
+
+    async def _catch_up(self, partition: int, state: PartitionState, end: int | None = None) -> None:
         """Merge what others appended to the partition's changelog since ``covered`` (a worker
-        that still believed it owned the partition, or our own retried appends): merging by
-        revision, what the state already holds changes nothing."""
-        end = (await self.changelog.end_offsets([partition]))[partition]
+        that still believed it owned the partition, or our own retried appends), up to ``end``
+        (the changelog's end when not given): merging by revision, what the state already holds
+        changes nothing."""
+        if end is None:
+            end = (await self.changelog.end_offsets([partition]))[partition]
         before = len(state.rollup.changed)
         async for key, value in self.changelog.read(partition, state.covered, end):
             state.rollup.restore(*decode_entry(key, value))
@@ -394,20 +436,46 @@ class Aggregator:
         if saved:
             self.metrics.snapshot_bytes.observe(len(payload))
 
-    def _reconcile(self, partition: int, state: PartitionState, stored: dict[str, dict[str, Any]]) -> None:
-        """Mark for rewriting every document whose stored form differs from the state."""
+    async def _compare_view(self, partition: int, state: PartitionState, restored: Restored) -> int:
+        """Compare the restored partition's stored documents with its state (all of them, or,
+        after a snapshot, those it names as unsettled and those the tail changed: every other
+        one MongoDB holds as the snapshot does) and mark those that differ; returns how many
+        were compared."""
+        if restored.marks is None:
+            stored = await retrying(self.metrics, "database", lambda: self.view.load_part(partition), self.retry_pause)
+            ids: set[str] = set(state.rollup.docs) | set(stored)
+        else:
+            state.versions = dict(restored.marks.versions)
+            ids = set(restored.marks.unsettled) | restored.tail_changed
+            stored = await retrying(self.metrics, "database", lambda: self._read_view(partition, ids), self.retry_pause)
+        self._reconcile(partition, state, stored, ids)
+        return len(ids)
+
+    async def _read_view(self, partition: int, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored documents of the partition among ``ids``."""
+        wanted = sorted(ids)
+        stored: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), COMPARE_CHUNK):
+            stored.update(await self.view.read(wanted[start : start + COMPARE_CHUNK]))
+        return {i: doc for i, doc in stored.items() if doc.get("part") == partition}
+
+    def _reconcile(
+        self, partition: int, state: PartitionState, stored: dict[str, dict[str, Any]], ids: Iterable[str]
+    ) -> None:
+        """Mark for rewriting each of ``ids`` whose stored form (in ``stored``, absent when not
+        stored) differs from the state; the version of each stored one is taken when higher."""
         rollup = state.rollup
         now = datetime.now(UTC)
-        for doc_id, doc in rollup.docs.items():
-            want = to_stored(doc, 0, partition, now)
+        for doc_id in ids:
             have = stored.get(doc_id)
             if have is not None:
-                state.versions[doc_id] = int(have.get("version", 0))
-            if have is None or have.get("periods") != want["periods"] or have.get("parents") != want["parents"]:
-                rollup.changed.add(doc_id)
-        for doc_id, have in stored.items():
-            if doc_id not in rollup.docs:  # its figures were all withdrawn before the last publication
-                state.versions[doc_id] = int(have.get("version", 0))
+                state.versions[doc_id] = max(state.versions.get(doc_id, 0), int(have.get("version", 0)))
+            doc = rollup.docs.get(doc_id)
+            if doc is not None:
+                want = to_stored(doc, 0, partition, now)
+                if have is None or have.get("periods") != want["periods"] or have.get("parents") != want["parents"]:
+                    rollup.changed.add(doc_id)
+            elif have is not None:  # its figures were all withdrawn before the last publication
                 spec = self.catalog.series.get(have["series"])
                 names = figure_names(spec) if spec is not None else ()
                 empty = TotalsDoc(have["unit"], have["series"], have["span"], tuple(have.get("parents", ())), names)
@@ -564,7 +632,7 @@ class Aggregator:
             started, building = time.perf_counter(), time.thread_time()
             now = datetime.now(UTC)
             messages: list[tuple[bytes, bytes]] = []
-            published: dict[str, tuple[int, dict[str, Any] | None]] = {}
+            published: dict[str, tuple[int, dict[str, Any] | None, int]] = {}
             # Everything up to the first await happens at once: each document is published as it
             # is at one moment.
             for partition, state in list(self.parts.items()):
@@ -576,9 +644,9 @@ class Aggregator:
                     stored = to_stored(doc, version, partition, now)
                     messages.append(encode(totals_message(stored)))
                     if doc.periods:
-                        published[doc_id] = (version, stored)
+                        published[doc_id] = (version, stored, partition)
                     else:
-                        published[doc_id] = (version, None)  # all its figures were withdrawn
+                        published[doc_id] = (version, None, partition)  # all its figures were withdrawn
                         del rollup.docs[doc_id]
             self.pending = sum(len(state.rollup.changed) for state in self.parts.values())
             self.metrics.unpublished.set(self.pending)
@@ -592,8 +660,12 @@ class Aggregator:
             # The stream first, MongoDB after: a crash between the two leaves MongoDB behind,
             # which the next owner's comparison after restoring sees and repairs (a stream behind
             # MongoDB it could not). So only what the broker has acknowledged is queued for writing.
-            await retrying(self.metrics, "publish", lambda: self.publish(messages), self.retry_pause)
-            self._unwritten.update(published)
+            self._publishing = {doc_id: p for doc_id, (_, _, p) in published.items()}
+            try:
+                await retrying(self.metrics, "publish", lambda: self.publish(messages), self.retry_pause)
+                self._unwritten.update(published)
+            finally:
+                self._publishing = {}
             self._unwritten_event.set()
             self.metrics.unwritten.set(len(self._unwritten))
             self.metrics.flush_seconds.observe(time.perf_counter() - started)
@@ -612,9 +684,13 @@ class Aggregator:
             if not batch:
                 return 0
             started = time.perf_counter()
-            docs = [stored for _, stored in batch.values() if stored is not None]
-            deletes = [(doc_id, version) for doc_id, (version, stored) in batch.items() if stored is None]
-            await retrying(self.metrics, "database", lambda: self.view.write(docs, deletes), self.retry_pause)
+            docs = [stored for _, stored, _ in batch.values() if stored is not None]
+            deletes = [(doc_id, version) for doc_id, (version, stored, _) in batch.items() if stored is None]
+            self._writing = {doc_id: p for doc_id, (_, _, p) in batch.items()}
+            try:
+                await retrying(self.metrics, "database", lambda: self.view.write(docs, deletes), self.retry_pause)
+            finally:
+                self._writing = {}
             self.metrics.unwritten.set(len(self._unwritten))
             self.metrics.write_seconds.observe(time.perf_counter() - started)
             self.metrics.write_size.observe(len(batch))

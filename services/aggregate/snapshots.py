@@ -13,6 +13,12 @@ right after (a record someone else wrote in between is read back and merged firs
 in the snapshot and in the tail is merged again, which changes nothing (the higher revision wins),
 so the offset may be low, never high.
 
+A snapshot also says which of the partition's documents MongoDB may hold in another form than
+its state (``unsettled``: changed and not yet published, or published and not yet written, at the
+moment it was copied) and the version last given to each document. Every other document was
+written as the state has it, so the next owner compares with MongoDB only those and the ones the
+changelog's tail changes, not all the partition's documents (aggregator.py).
+
 A snapshot is used only for the same changelog topic, partition count and placement of provinces,
 and state format (the catalog included: its series decide the derived figures); anything else, or a snapshot whose
 chunks are missing or do not match their digest (a save that died half-way), means a restore from
@@ -46,7 +52,7 @@ from shared.domain.rollup import Entry, InMemoryStockValues, Rollup, StockValues
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # raised whenever what a snapshot holds, or what the roll-up derives, changes
+FORMAT = 3  # raised whenever what a snapshot holds, or what the roll-up derives, changes
 HEADS = "aggregate_snapshots"
 CHUNKS = "aggregate_snapshot_chunks"
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -74,6 +80,16 @@ class Snapshot:
     payload: bytes  # compressed JSON (capture / rebuild)
 
 
+@dataclass(frozen=True)
+class ViewMarks:
+    """What a snapshot says of the view (MongoDB) at the moment it was copied: every document of
+    the partition not in ``unsettled`` was stored as the state has it, with the version in
+    ``versions`` (the last one given to it)."""
+
+    versions: dict[str, int]
+    unsettled: frozenset[str]
+
+
 class SnapshotStore(Protocol):
     async def load(self, topic: str, partition: int) -> Snapshot | None:
         """The latest whole snapshot of the partition, or None (none, or its chunks damaged)."""
@@ -96,17 +112,19 @@ class Captured:
     image: bytes | None
 
 
-def capture(rollup: Rollup) -> Captured:
-    """The roll-up's whole state, copied at once (no await): the caller compresses it."""
+def capture(rollup: Rollup, marks: ViewMarks) -> Captured:
+    """The roll-up's whole state and what it says of the view, copied at once (no await): the
+    caller compresses it."""
     entries: Any = rollup.entries
     stocks: Any = rollup.stocks
+    view = {"versions": marks.versions, "unsettled": sorted(marks.unsettled)}
     if hasattr(entries, "image"):  # an entry file (entries.py): its stock values are in it too
-        return Captured(to_json(rollup.derived()), entries.image())
+        return Captured(to_json({**rollup.derived(), **view}), entries.image())
     if not isinstance(stocks, InMemoryStockValues):
         raise TypeError(f"cannot snapshot stock values kept in {type(stocks).__name__}")
     entry_rows = [(k, e.to_json()) for k, e in entries.items()]
     stock_rows = [(c, *rank, list(v)) for c, ranks in stocks.cells.items() for rank, v in ranks.items()]
-    return Captured(to_json({"entries": entry_rows, "stocks": stock_rows, **rollup.derived()}), None)
+    return Captured(to_json({"entries": entry_rows, "stocks": stock_rows, **rollup.derived(), **view}), None)
 
 
 def compress(captured: Captured) -> bytes:
@@ -153,6 +171,12 @@ def rebuild(
     rollup = Rollup(catalog, entries, stocks)
     rollup.load_derived(data)
     return rollup
+
+
+def view_marks(decoded: tuple[dict[str, Any], bytes | None]) -> ViewMarks:
+    """What the snapshot :func:`decode` gave says of the view."""
+    data, _ = decoded
+    return ViewMarks(dict(data["versions"]), frozenset(data["unsettled"]))
 
 
 # ---------------------------------------------------------------------- stores

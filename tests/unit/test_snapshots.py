@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -10,14 +11,26 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from pydantic_core import to_json
 
+from services.aggregate import snapshots as snapshots_module
 from services.aggregate.aggregator import Aggregator
 from services.aggregate.entries import EntryFiles
 from services.aggregate.routing import partition_for
-from services.aggregate.snapshots import InMemorySnapshotStore, Snapshot, capture, compress, fingerprint
-from services.aggregate.state import encode_entry
+from services.aggregate.snapshots import (
+    Captured,
+    InMemorySnapshotStore,
+    Snapshot,
+    ViewMarks,
+    capture,
+    compress,
+    fingerprint,
+)
+from services.aggregate.state import InMemoryChangelog, encode_entry
+from services.aggregate.view import InMemoryTotalsView
 from shared.domain.rollup import Rollup
-from tests.unit.test_aggregator import CATALOG, PARTITIONS, Pipeline, report
+from shared.domain.totals_docs import to_stored
+from tests.unit.test_aggregator import AT, CATALOG, PARTITIONS, Pipeline, report
 
 PARTITION = partition_for("38", PARTITIONS)  # where the reports of province 38 are counted
 
@@ -151,7 +164,7 @@ async def test_a_snapshot_that_does_not_fit_is_ignored_and_the_whole_changelog_r
     key = (p.changelog.topic, PARTITION)
     snap = store.snapshots[key]
     # a snapshot whose figures are wrong: used, it would show
-    wrong = capture(Rollup(CATALOG, {} if files is None else files.open(PARTITION + 1)))
+    wrong = capture(Rollup(CATALOG, {} if files is None else files.open(PARTITION + 1)), ViewMarks({}, frozenset()))
     if change == "partitions":
         store.snapshots[key] = replace(snap, partitions=PARTITIONS + 2, payload=compress(wrong))
     elif change == "fingerprint":
@@ -286,3 +299,174 @@ async def test_a_partition_not_given_back_has_its_kept_state_closed(files: Any) 
     await agg.ensure_loaded([PARTITION])  # given back later: restored from the changelog
     assert p.metrics.restored_records.labels("beginning")._value.get() > 0
     assert state_of(agg.parts[PARTITION].rollup) == await whole_replay(p, files)
+
+
+class WatchedView(InMemoryTotalsView):
+    """The fake view, saying what a restore read from it; its writes wait while ``held``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts_loaded = 0
+        self.ids_read: set[str] = set()
+        self.held = False
+        self.released = asyncio.Event()
+        self.writing = asyncio.Event()
+
+    async def load_part(self, part: int) -> dict[str, dict[str, Any]]:
+        self.parts_loaded += 1
+        return await super().load_part(part)
+
+    async def read(self, ids: Any) -> dict[str, dict[str, Any]]:
+        ids = list(ids)
+        self.ids_read.update(ids)
+        return await super().read(ids)
+
+    async def write(self, docs: list[dict[str, Any]], deletes: list[tuple[str, int]]) -> None:
+        self.writing.set()
+        if self.held:
+            await self.released.wait()
+        await super().write(docs, deletes)
+
+
+def periods_of_state(rollup: Rollup) -> dict[str, Any]:
+    return {i: to_stored(d, 0, PARTITION, AT)["periods"] for i, d in rollup.docs.items() if d.periods}
+
+
+def periods_streamed(p: Pipeline) -> dict[str, Any]:
+    """Per document, the periods of its message with the highest version (as a follower keeps
+    them); documents whose latest message has none left out."""
+    latest: dict[str, dict[str, Any]] = {}
+    for key, value in p.published:
+        m = json.loads(value)
+        if key.decode() not in latest or m["version"] >= latest[key.decode()]["version"]:
+            latest[key.decode()] = m
+    return {k: m["periods"] for k, m in latest.items() if m["periods"]}
+
+
+@pytest.mark.parametrize("when", ["not published", "published, not written", "being written"])
+async def test_documents_not_settled_in_the_view_when_the_snapshot_was_taken_are_repaired_by_its_next_owner(
+    files: Any, when: str
+) -> None:
+    """The worker is killed after its snapshot, with documents it had changed in one of three
+    stages: whoever restores from that snapshot, with nothing new to read, brings the view and
+    the stream to the state without reading all the partition's documents."""
+    view = WatchedView()
+    p, store = Pipeline(view=view), InMemorySnapshotStore()
+    p.aggregator = agg = aggregator(p, files, store, every=1)
+    await p.send(wave(6), partition=PARTITION)
+    await p.apply()  # published and written
+    mark = len(p.topic[PARTITION])
+    late = [report("late", 7, unit="14929"), report("r2", 0, rev=5, unit="14929", withdrawn=True)]
+    await p.send(late, partition=PARTITION)
+    await agg.handle(p.batch(PARTITION, mark))  # in the changelog, changed
+    writing = None
+    if when != "not published":
+        await agg.publish_changes()
+    if when == "being written":
+        view.held = True
+        view.writing.clear()
+        writing = asyncio.ensure_future(agg.write_view())
+        await view.writing.wait()
+    await agg.snapshot_due()
+    await settle(agg)
+    if writing is not None:  # SIGKILL: the write never lands
+        writing.cancel()
+        view.held = False
+    expected = periods_of_state(agg.parts[PARTITION].rollup)
+    assert {i: d["periods"] for i, d in view.docs.items()} != expected  # the view is behind
+
+    view.parts_loaded, view.ids_read = 0, set()
+    restarted = aggregator(p, files, store)
+    await restarted.ensure_loaded([PARTITION])
+    assert p.metrics.restored_records.labels("snapshot")._value.get() == 0  # no tail
+    await restarted.flush()
+    assert {i: d["periods"] for i, d in view.docs.items()} == expected
+    assert periods_streamed(p) == expected
+    assert view.parts_loaded == 0
+    assert len(view.ids_read) < len(expected)
+
+
+async def test_a_restore_from_a_snapshot_compares_only_the_documents_the_tail_changed(files: Any) -> None:
+    view = WatchedView()
+    p, store = Pipeline(view=view), InMemorySnapshotStore()
+    p.aggregator = agg = aggregator(p, files, store, every=1)
+    await p.send(wave(8), partition=PARTITION)
+    await p.apply()
+    await agg.snapshot_due()  # everything written: nothing unsettled
+    await settle(agg)
+    mark = len(p.topic[PARTITION])
+    await p.send([report("r1", 99, rev=4, unit="14926"), report("new", 5, unit="14929")], partition=PARTITION)
+    await agg.handle(p.batch(PARTITION, mark))
+    tail_changed = set(agg.parts[PARTITION].rollup.changed)
+    await agg.flush()
+
+    view.parts_loaded, view.ids_read = 0, set()
+    restarted = aggregator(p, files, store)
+    await restarted.ensure_loaded([PARTITION])
+    assert p.metrics.restored_records.labels("snapshot")._value.get() == 2
+    assert view.parts_loaded == 0
+    assert view.ids_read == tail_changed
+    assert not restarted.parts[PARTITION].rollup.changed  # the view holds them already
+    assert state_of(restarted.parts[PARTITION].rollup) == await whole_replay(p, files)
+
+
+async def test_a_restore_from_the_whole_changelog_compares_every_stored_document(files: Any) -> None:
+    view = WatchedView()
+    p = Pipeline(view=view)
+    p.aggregator = aggregator(p, files, None)
+    await p.send(wave(3), partition=PARTITION)
+    await p.apply()
+    view.parts_loaded = 0
+    restarted = aggregator(p, files, None)
+    await restarted.ensure_loaded([PARTITION])
+    assert view.parts_loaded == 1
+
+
+async def test_a_snapshot_of_the_previous_format_is_ignored(files: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Format 2 had no view marks: its snapshots must replay the whole changelog, not be misread."""
+    p, store = Pipeline(), InMemorySnapshotStore()
+    p.aggregator = agg = aggregator(p, files, store, every=10**6)
+    await p.send(wave(5), partition=PARTITION)
+    await p.apply()
+    rollup = agg.parts[PARTITION].rollup
+    image = rollup.entries.image() if files is not None else None  # type: ignore[attr-defined]
+    old = to_json(rollup.derived()) if image is not None else None
+    if old is None:
+        entries = [(k, e.to_json()) for k, e in rollup.entries.items()]
+        old = to_json({"entries": entries, "stocks": [], **rollup.derived()})
+    with monkeypatch.context() as m:
+        m.setattr(snapshots_module, "FORMAT", 2)
+        old_fingerprint = fingerprint(CATALOG, PARTITIONS)
+    assert old_fingerprint != fingerprint(CATALOG, PARTITIONS)
+    offset = len(p.changelog.records[PARTITION])
+    store.snapshots[(p.changelog.topic, PARTITION)] = Snapshot(
+        p.changelog.topic, PARTITION, PARTITIONS, old_fingerprint, offset, compress(Captured(old, image))
+    )
+    restarted = aggregator(p, files, store)
+    await restarted.ensure_loaded([PARTITION])
+    assert p.metrics.restored_records.labels("snapshot")._value.get() == 0
+    assert p.metrics.restored_records.labels("beginning")._value.get() == offset
+    assert state_of(restarted.parts[PARTITION].rollup) == await whole_replay(p, files)
+
+
+class CountedChangelog(InMemoryChangelog):
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked_ends = 0
+
+    async def end_offsets(self, partitions: Any) -> dict[int, int]:
+        self.asked_ends += 1
+        return await super().end_offsets(partitions)
+
+
+async def test_a_kept_partition_asks_for_the_changelog_s_end_once_when_given_back(files: Any) -> None:
+    changelog = CountedChangelog()
+    p = Pipeline(changelog=changelog)
+    p.aggregator = agg = aggregator(p, files, None)
+    await p.send(wave(2), partition=PARTITION)
+    await p.apply()
+    agg.revoke([PARTITION])
+    changelog.asked_ends = 0
+    agg.rebalanced([PARTITION])
+    await agg.ensure_loaded([PARTITION])
+    assert changelog.asked_ends == 1
