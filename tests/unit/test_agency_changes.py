@@ -5,11 +5,20 @@ else; reopening restores them."""
 from datetime import date
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from services.api.agencies import AgencyChange, AgencyRegistrar, NotAnAgency, RegistryUnavailable
+from services.api.app import create_app
+from services.api.repository import InMemoryTotalsReader
+from services.api.settings import ApiSettings
+from shared.adapters.audit import InMemoryAuditLog
+from shared.domain.audit import Action, AuditQuery
+from shared.domain.auth import Scope, mint
 from shared.domain.hierarchy import LEGACY, TREE_2025, HierarchyError, Level, OrgTree, load_vietnam
 from shared.domain.periods import parse_period
+from tests.conftest import TEST_SECRET
+from tests.unit.test_api_app import DOCS
 
 
 class ChangingRegistry:
@@ -98,3 +107,45 @@ def test_a_bad_change_names_its_field(body, field):
     with pytest.raises(ValidationError) as caught:
         AgencyChange.model_validate(body)
     assert caught.value.errors()[0]["loc"] == (field,)
+
+
+@pytest.fixture
+def api():
+    trees = load_vietnam(["38"])
+    trees.version_named(LEGACY).add_agency("38-bv", "Bệnh viện", "38")
+    settings = ApiSettings(
+        kafka_bootstrap_servers="unused:9092", mongodb_uri="mongodb://unused", auth_secret=TEST_SECRET
+    )
+    app = create_app(settings, reader=InMemoryTotalsReader(DOCS), tree=trees)
+    with TestClient(app) as http:
+        components = app.state.components
+        components.agencies.registry = ChangingRegistry(trees.version_named(LEGACY))
+        components.audit = InMemoryAuditLog()
+        http.headers["Authorization"] = f"Bearer {mint(TEST_SECRET, '38', [Scope.ADMIN], 3600)}"
+        yield http
+
+
+async def test_the_patch_route_renames_closes_reopens_and_writes_the_audit_log(api):
+    answer = api.patch(
+        "/v1/admin/agencies/38-bv?tree=2025", json={"name": "Bệnh viện tỉnh", "closed_from": "2025-10-01"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["name"], answer.json()["closed_from"]) == ("Bệnh viện tỉnh", "2025-10-01")
+    assert api.patch("/v1/admin/agencies/38-bv", json={"closed_from": None}).json()["closed_from"] is None
+    entries = (await api.app.state.components.audit.page(AuditQuery("VN"))).items
+    assert [(e.action, e.before, e.after) for e in reversed(entries)] == [
+        (Action.AGENCY_RENAME, {"name": "Bệnh viện"}, {"name": "Bệnh viện tỉnh"}),
+        (Action.AGENCY_CLOSE, {"closed_from": None}, {"closed_from": "2025-10-01"}),
+        (Action.AGENCY_CLOSE, {"closed_from": "2025-10-01"}, {"closed_from": None}),
+    ]
+    assert entries[0].actor.startswith("token:") and entries[0].scope[-1] == "VN"
+
+
+def test_the_patch_route_names_a_bad_field_and_refuses_what_it_must(api):
+    bad = api.patch("/v1/admin/agencies/38-bv", json={"closed_from": "mai"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "closed_from"]
+    assert api.patch("/v1/admin/agencies/38-zz", json={"name": "X"}).status_code == 404
+    district = {"Authorization": f"Bearer {mint(TEST_SECRET, '386', [Scope.ADMIN], 3600)}"}
+    assert api.patch("/v1/admin/agencies/38-bv", json={"name": "X"}, headers=district).status_code == 403
+    reader = {"Authorization": f"Bearer {mint(TEST_SECRET, '38', [Scope.READ], 3600)}"}
+    assert api.patch("/v1/admin/agencies/38-bv", json={"name": "X"}, headers=reader).status_code == 403
