@@ -158,6 +158,10 @@ async def account_command(args: argparse.Namespace, uri: str, database: str) -> 
         if args.action == "enable":
             await service.enable(actor, args.username)
             return f"enabled account {args.username}"
+        if args.action == "link-oidc":  # OpenID Connect (services/api/web/oidc.py)
+            change = await service.link_oidc(actor, args.username, None if args.unlink else args.subject)
+            linked = change.after.oidc_subject
+            return f"linked account {args.username} to {linked}" if linked else f"unlinked account {args.username}"
         await service.reset_password(actor, args.username, read_password())
         return f"set a new password for {args.username}; its sessions ended"
     finally:
@@ -177,7 +181,10 @@ def cmd_account(args: argparse.Namespace) -> int:
     except (AccountError, AccountCommandError) as exc:
         sys.stderr.write(f"baocao: {exc}\n")
         return 2
-    except AccountExists:
+    except AccountExists as exc:
+        if str(exc).startswith("oidc_subject"):
+            sys.stderr.write(f"baocao: another account is linked to {args.subject} already\n")
+            return 1
         sys.stderr.write(f"baocao: an account named {args.username} exists already\n")
         return 1
     except UnknownAccount:
@@ -392,6 +399,12 @@ def account_parsers(sub: Any) -> None:
         p = actions.add_parser(name, help=help_text)
         p.add_argument("username")
         p.set_defaults(func=cmd_account)
+    link = actions.add_parser("link-oidc", help="sign in through the OpenID Connect provider as this account")
+    link.add_argument("username")
+    which = link.add_mutually_exclusive_group(required=True)
+    which.add_argument("--subject", help='the identity, "<issuer> <sub>" as the ID tokens name it')
+    which.add_argument("--unlink", action="store_true", help="no identity signs in as this account any more")
+    link.set_defaults(func=cmd_account)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -107,6 +107,16 @@ def check_password(password: str, username: str = "") -> str:
     return password
 
 
+def check_oidc_subject(subject: str) -> str:
+    """An OpenID Connect identity as an account links to it: ``"<issuer> <sub>"``, the issuer's
+    URL (no trailing slash) and the ``sub`` its ID tokens carry (services/api/web/oidc.py)."""
+    issuer, _, sub = subject.strip().partition(" ")
+    issuer = issuer.rstrip("/")
+    if not issuer.startswith(("https://", "http://")) or not sub or len(sub) > 255 or sub != sub.strip():
+        raise AccountError("oidc_subject", 'the issuer\'s URL, one space, then the subject: "<issuer> <sub>"')
+    return f"{issuer} {sub}"
+
+
 def check_display_name(name: str) -> str:
     name = " ".join(name.split())
     if not name or len(name) > MAX_NAME_CHARS:

@@ -33,6 +33,7 @@ class Action(StrEnum):
     ACCOUNT_RESET = "account.reset_password"
     ACCOUNT_ROLES = "account.roles"
     ACCOUNT_PASSWORD = "account.change_password"
+    ACCOUNT_LINK_OIDC = "account.link_oidc"  # linked to an OpenID Connect identity
     TOKEN_ISSUE = "token.issue"
     TOKEN_REVOKE = "token.revoke"
     LOGIN = "login"
@@ -55,6 +56,7 @@ ACTIONS_VI: dict[Action, str] = {
     Action.ACCOUNT_RESET: "Đặt lại mật khẩu",
     Action.ACCOUNT_ROLES: "Đổi vai trò",
     Action.ACCOUNT_PASSWORD: "Đổi mật khẩu",
+    Action.ACCOUNT_LINK_OIDC: "Liên kết đăng nhập qua nhà cung cấp định danh",
     Action.TOKEN_ISSUE: "Cấp mã truy cập",
     Action.TOKEN_REVOKE: "Thu hồi mã truy cập",
     Action.LOGIN: "Đăng nhập",

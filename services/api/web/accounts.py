@@ -36,6 +36,7 @@ from shared.domain.accounts import (
     AccountError,
     check_display_name,
     check_email,
+    check_oidc_subject,
     check_password,
     check_username,
     parse_roles,
@@ -222,6 +223,12 @@ class AccountService:
             raise AccountError("current_password", "the account changed meanwhile; try again") from None
         await self._end_sessions(username, keep_session)
         return AccountChange(Action.ACCOUNT_PASSWORD, account, after)
+
+    async def link_oidc(self, actor: Principal, username: str, subject: str | None) -> AccountChange:
+        """Links the account to the OpenID Connect identity ``subject`` (``"<issuer> <sub>"``), or
+        unlinks it (None); AccountExists when another account has that identity."""
+        linked = check_oidc_subject(subject) if subject is not None else None
+        return await self._change(actor, username, Action.ACCOUNT_LINK_OIDC, lambda a: {"oidc_subject": linked})
 
     def _not_self(self, actor: Principal, username: str, what: str) -> None:
         if actor.account == username:
