@@ -375,7 +375,7 @@ def shown_figures(catalog: Catalog, report: Mapping[str, Any] | None) -> list[tu
     for f in fields:
         if f.name in body:
             value = body[f.name]
-            text = dict(f.choices).get(str(value), str(value)) if f.type == "enum" else _shown(value)
+            text = dict(f.choices).get(str(value), str(value)) if f.type == "enum" else _shown(value, f.type)
             shown.append((f.name, f.label, text))
     drawn = {f.name for f in fields}
     shown += [(name, field_label(name), _shown(value)) for name, value in body.items() if name not in drawn]
@@ -384,7 +384,12 @@ def shown_figures(catalog: Catalog, report: Mapping[str, Any] | None) -> list[tu
     return shown
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, kind: str = "") -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}".replace(",", ".")
+    if kind == "date":
+        try:
+            return date.fromisoformat(str(value)).strftime("%d/%m/%Y")
+        except ValueError:
+            return str(value)
     return str(value)

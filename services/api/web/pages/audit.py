@@ -33,6 +33,7 @@ router = APIRouter()
 
 PAGE_SIZE = 50
 CURSOR = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{8}$")
+REVISION = re.compile(r"^revision (\d+)$")  # ingest's detail of a report's entry, shown in Vietnamese
 NO_SCOPE = "Mã truy cập này không có quyền xem nhật ký (cần quyền xem số liệu hoặc quản trị)."
 
 
@@ -51,6 +52,7 @@ class Row:
     who: str
     action: str
     unit_name: str
+    detail: str
     changes: list[Change]
 
 
@@ -113,6 +115,7 @@ async def rows_of(web: WebComponents, entries: list[AuditEntry]) -> list[Row]:
                 who=names.get(e.actor, f"Mã truy cập {e.actor.removeprefix('token:')}"),
                 action=ACTIONS_VI.get(e.action, e.action.value),
                 unit_name=unit.name if unit is not None else e.unit,
+                detail=REVISION.sub(r"bản \1", e.detail or ""),
                 changes=changes(web, e),
             )
         )
