@@ -87,9 +87,17 @@ def periods_of(every: Granularity, first_end: date, last_end: date) -> list[Peri
     return sorted(found.values(), key=lambda p: p.end)
 
 
+def check_day(day: date) -> date:
+    """``day`` when its year is one periods may have; ValueError naming the years otherwise."""
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise ValueError(f"the day must be in the years {MIN_YEAR} to {MAX_YEAR}, got {day.isoformat()}")
+    return day
+
+
 def due(spec: SeriesSpec, today: date, within_days: int) -> list[Due]:
     """The periods of ``spec`` that have begun by ``today`` and whose deadline day is today or in
     the next ``within_days`` days, earliest deadline first."""
+    check_day(today)
     if not 0 <= within_days <= MAX_WITHIN_DAYS:
         raise ValueError(f"within_days must be between 0 and {MAX_WITHIN_DAYS}, got {within_days}")
     lag = timedelta(days=spec.days_after_end)
@@ -107,6 +115,7 @@ def due(spec: SeriesSpec, today: date, within_days: int) -> list[Due]:
 def collecting(spec: SeriesSpec, today: date) -> Due:
     """The period of ``spec`` being collected on ``today``: of those that have begun, the one with
     the earliest deadline not yet past."""
+    check_day(today)
     lag = timedelta(days=spec.days_after_end)
     horizon = timedelta(days=366 * TERM_YEARS_AHEAD)
     for p in periods_of(spec.reminder_every, today - lag, today + horizon):

@@ -111,6 +111,13 @@ def test_yearly_kind() -> None:
     assert due(RATING, date(2026, 1, 16), 14) == []
 
 
+def test_the_day_is_within_the_years_of_periods() -> None:
+    with pytest.raises(ValueError, match="years 2000 to 2100"):
+        due(STUDY, date(1, 1, 1), 7)
+    with pytest.raises(ValueError, match="years 2000 to 2100"):
+        collecting(STUDY, date(9999, 12, 31))
+
+
 def test_within_days_is_bounded() -> None:
     with pytest.raises(ValueError, match="within_days"):
         due(STUDY, date(2025, 4, 1), 101)

@@ -143,6 +143,9 @@ def test_read_scope_and_parameters_are_checked(client: TestClient) -> None:
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "within_days"]
     bad = client.get("/v1/reminders/due", params={"unit": "386", "on": "2025-13-01"}, headers=auth("386"))
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "on"]
+    for day in ("0001-01-01", "9999-12-31"):
+        bad = client.get("/v1/reminders/due", params={"unit": "VN", "on": day}, headers=auth("VN"))
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "on"]
     assert client.get("/v1/reminders/due", params={"unit": "386"}).status_code == 401
 
 
@@ -172,6 +175,7 @@ def test_the_page_refuses_outside_the_subtree_and_bad_input(client: TestClient) 
     login(client, "14926")
     assert client.get("/web/reminders", params={"unit": "386", "on": "2025-04-10"}).status_code == 403
     assert client.get("/web/reminders", params={"on": "10/04/2025"}).status_code == 422
+    assert client.get("/web/reminders", params={"on": "0001-01-01"}).status_code == 422
     assert client.get("/web/reminders", params={"within_days": "365"}).status_code == 422
     mine = client.get("/web/reminders", params={"on": "2025-04-10"})
     assert mine.status_code == 200 and "Xã Điền Thượng (mã 14926)" in mine.text

@@ -15,11 +15,12 @@ from services.api.deps import (
     CurrentPrincipal,
     json_response,
     known,
+    query_error,
     ration,
 )
 from services.api.reminders_due import RemindersDueOut, due_on, reminders_due, trees_of
 from shared.domain.auth import Scope
-from shared.domain.reminders import MAX_WITHIN_DAYS, vietnam_day
+from shared.domain.reminders import MAX_WITHIN_DAYS, check_day, vietnam_day
 from shared.http.base import authorize
 
 router = APIRouter()
@@ -42,6 +43,10 @@ async def get_reminders_due(
 ) -> Response:
     ration(c.reads, principal)
     day = on or vietnam_day(datetime.now(UTC))
+    try:
+        check_day(day)
+    except ValueError as exc:
+        raise query_error("on", str(exc), "on") from None
     items = due_on(c.reads.catalog, day, within_days)
     for tree in trees_of(c.tree, unit, items, day):
         authorize(principal, Scope.READ, tree, unit)

@@ -14,7 +14,8 @@ from services.api.web.deps import CurrentSession, Web
 from services.api.web.errors import PageError
 from services.api.web.render import page
 from shared.domain.auth import Scope
-from shared.domain.reminders import MAX_WITHIN_DAYS, vietnam_day
+from shared.domain.periods import MAX_YEAR, MIN_YEAR
+from shared.domain.reminders import MAX_WITHIN_DAYS, check_day, vietnam_day
 
 router = APIRouter()
 DEFAULT_WITHIN_DAYS = 7
@@ -24,9 +25,12 @@ def _day(on: str | None) -> date:
     if not on:
         return vietnam_day(datetime.now(UTC))
     try:
-        return date.fromisoformat(on)
+        return check_day(date.fromisoformat(on))
     except ValueError:
-        raise PageError(422, f"Ngày «{on}» không hợp lệ; hãy nhập theo dạng NNNN-TT-NN, vd. 2025-04-10.") from None
+        years = f"từ năm {MIN_YEAR} đến {MAX_YEAR}"
+        raise PageError(
+            422, f"Ngày «{on}» không hợp lệ; hãy nhập theo dạng NNNN-TT-NN {years}, vd. 2025-04-10."
+        ) from None
 
 
 def _within(within_days: str | None) -> int:
