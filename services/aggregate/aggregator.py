@@ -95,6 +95,11 @@ PAUSE_PER_BUILD_IN_BACKLOG = 9
 FRESHNESS_LAST_BOUND = 300.0
 # documents read from MongoDB in one query when a restore compares some of them with the state
 COMPARE_CHUNK = 1000
+# A worker that has had no batch for this long snapshots each partition with at least
+# snapshot_every // SNAPSHOT_QUIET_SHARE records since its last snapshot: a quiet worker has the
+# time, and whoever takes the partition next replays a short tail instead of up to snapshot_every.
+SNAPSHOT_QUIET_SECONDS = 5.0
+SNAPSHOT_QUIET_SHARE = 10
 
 
 class ReceiptTimes:
@@ -167,6 +172,7 @@ class Restored:
     # from a snapshot: what it says of the view, and the documents the changelog's tail changed
     marks: ViewMarks | None = None
     tail_changed: set[str] = field(default_factory=set)
+    replayed: int = 0  # changelog records read (after the snapshot, or all)
 
 
 def next_version(previous: int) -> int:
@@ -234,6 +240,8 @@ class Aggregator:
         # receipt times of the reports applied since everything was last published
         self._received = ReceiptTimes(metrics.freshness, FRESHNESS_LAST_BOUND)
         self.pending = 0  # documents changed since the last publication
+        self._handling = False  # a batch is being handled: no snapshot but the agent's own
+        self._handled_at = time.monotonic()  # when the last batch was handled
         self._dirty = asyncio.Event()  # set when something changed that no publication has taken yet
 
     # ------------------------------------------------------------------ partitions
@@ -293,7 +301,8 @@ class Aggregator:
                 return
             restored = await retrying(self.metrics, "restore", lambda: self._restore(partition), self.retry_pause)
             rollup = restored.rollup
-            state = PartitionState(rollup, covered=restored.covered)
+            # what was replayed counts towards the next snapshot, which spares the next owner it
+            state = PartitionState(rollup, covered=restored.covered, since_snapshot=restored.replayed)
             compared = await self._compare_view(partition, state, restored)
             self.parts[partition] = state
             self.pending += len(rollup.changed)
@@ -358,7 +367,7 @@ class Aggregator:
                 _close(Rollup(self.catalog, entries))
             raise
         self.metrics.restored_records.labels("snapshot" if snapshot else "beginning").inc(replayed)
-        return Restored(rollup, end, marks, rollup.take_changed())
+        return Restored(rollup, end, marks, rollup.take_changed(), replayed)
 
     async def _usable_snapshot(self, partition: int, end: int) -> Snapshot | None:
         if self.snapshots is None:
@@ -389,11 +398,35 @@ class Aggregator:
                 await self._catch_up(partition, state)
                 if self.parts.get(partition) is not state:
                     continue  # revoked meanwhile
-            started = time.perf_counter()
-            data = capture(state.rollup, self._view_marks(partition, state))
-            self.metrics.snapshot_capture_seconds.observe(time.perf_counter() - started)
-            state.since_snapshot = 0
-            state.saving = asyncio.ensure_future(self._save(partition, state.covered, data))
+            self._snapshot(partition, state)
+
+    async def snapshot_when_quiet(self, quiet: float = SNAPSHOT_QUIET_SECONDS) -> None:
+        """Snapshot, once the agent has handled no batch for ``quiet`` seconds, each partition
+        with at least snapshot_every // SNAPSHOT_QUIET_SHARE records appended since its last
+        snapshot (and none appended by anyone else: the agent's own snapshots read those back
+        first). Never while a batch is being handled: a batch's reports are in the state before
+        its records are in the changelog."""
+        if self.snapshots is None:
+            return
+        least = max(1, self.snapshot_every // SNAPSHOT_QUIET_SHARE)
+        while True:
+            await asyncio.sleep(quiet / 5)
+            if self._handling or self._loading or time.monotonic() - self._handled_at < quiet:
+                continue  # applying, or restoring (which a snapshot's copy would hold up)
+            for partition, state in list(self.parts.items()):
+                if state.since_snapshot >= least and not state.gap:
+                    self._snapshot(partition, state)
+
+    def _snapshot(self, partition: int, state: PartitionState) -> None:
+        """Copy the partition's state now (no await) and save it behind, unless a save of it is
+        still under way."""
+        if state.saving is not None and not state.saving.done():
+            return
+        started = time.perf_counter()
+        data = capture(state.rollup, self._view_marks(partition, state))
+        self.metrics.snapshot_capture_seconds.observe(time.perf_counter() - started)
+        state.since_snapshot = 0
+        state.saving = asyncio.ensure_future(self._save(partition, state.covered, data))
 
     def _view_marks(self, partition: int, state: PartitionState) -> ViewMarks:
         """What the view holds of the partition now: which of its documents MongoDB may not hold
@@ -485,6 +518,16 @@ class Aggregator:
     # ------------------------------------------------------------------ applying
 
     async def handle(self, messages: Sequence[RawMessage]) -> None:
+        """Apply a batch; returns once the broker has what it appended, forwarded or
+        dead-lettered."""
+        self._handling = True
+        try:
+            await self._handle(messages)
+        finally:
+            self._handling = False
+            self._handled_at = time.monotonic()
+
+    async def _handle(self, messages: Sequence[RawMessage]) -> None:
         self.in_backlog = self.full_batch is not None and len(messages) >= self.full_batch
         await self.ensure_loaded({m.partition for m in messages})
         records = []

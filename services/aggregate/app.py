@@ -120,6 +120,7 @@ class Runtime:
                 asyncio.create_task(_follow_revocations(revocations, trust, settings.revocations_refresh_seconds)),
                 asyncio.create_task(aggregator.publish_forever(settings.flush_interval)),
                 asyncio.create_task(aggregator.write_forever(settings.write_interval)),
+                asyncio.create_task(aggregator.snapshot_when_quiet()),
                 asyncio.create_task(freeze_survivors_forever()),
             ]
             _tune_gc()

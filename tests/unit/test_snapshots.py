@@ -470,3 +470,34 @@ async def test_a_kept_partition_asks_for_the_changelog_s_end_once_when_given_bac
     agg.rebalanced([PARTITION])
     await agg.ensure_loaded([PARTITION])
     assert changelog.asked_ends == 1
+
+
+async def test_a_quiet_worker_snapshots_a_partition_with_enough_records_since_its_last(files: Any) -> None:
+    p, store = Pipeline(), InMemorySnapshotStore()
+    p.aggregator = agg = aggregator(p, files, store, every=10 * 40)  # a quiet snapshot from 40 records
+    await p.send(wave(4), partition=PARTITION)
+    await p.apply()
+    assert 0 < len(p.changelog.records[PARTITION]) < 40
+    quiet = asyncio.ensure_future(agg.snapshot_when_quiet(quiet=0.01))
+    await asyncio.sleep(0.1)
+    quiet.cancel()
+    assert store.saves == 0  # too few records
+    await p.send(wave(12, start=10), partition=PARTITION)
+    await p.apply()
+    assert len(p.changelog.records[PARTITION]) >= 40
+    agg._handling = True  # a batch under way: its reports may not be in the changelog yet
+    quiet = asyncio.ensure_future(agg.snapshot_when_quiet(quiet=0.01))
+    try:
+        await asyncio.sleep(0.1)
+        assert store.saves == 0
+        agg._handling = False
+        await asyncio.sleep(0.1)
+        await settle(agg)
+        assert store.saves == 1
+        assert store.snapshots[(p.changelog.topic, PARTITION)].offset == len(p.changelog.records[PARTITION])
+    finally:
+        quiet.cancel()
+    restarted = aggregator(p, files, store)
+    await restarted.ensure_loaded([PARTITION])
+    assert p.metrics.restored_records.labels("snapshot")._value.get() == 0
+    assert state_of(restarted.parts[PARTITION].rollup) == await whole_replay(p, files)
