@@ -1,7 +1,6 @@
 """The reminder job (tools/reminders.py) with fakes: who is reminded, once per step, by which
-channel, and what a failure or a dry run leaves. The channels over real sockets are in
-tests/integration/test_reminder_channels.py, the job against the running services in
-tests/e2e/test_reminders.py."""
+channel, and what a failure or a dry run leaves. The job as a process against the running
+services, a local SMTP server and a webhook receiver is tests/e2e/test_reminders.py."""
 
 from __future__ import annotations
 
