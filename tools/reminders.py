@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.header import Header
 from email.mime.text import MIMEText
-from email.utils import formataddr, make_msgid
+from email.utils import formataddr, formatdate, make_msgid
 from typing import Any, Protocol
 
 import httpx
@@ -422,6 +422,7 @@ def _mail(sender: str, emails: list[str], text: Message) -> MIMEText:
     mail["From"] = formataddr(("Hệ thống báo cáo baocao", sender), charset="utf-8")
     mail["To"] = ", ".join(emails)
     mail["Subject"] = Header(text.subject, "utf-8")  # type: ignore[assignment]  # compat32 takes a Header
+    mail["Date"] = formatdate(usegmt=True)
     mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     return mail
 

@@ -114,6 +114,25 @@ def test_province_in_the_2025_tree(client: TestClient) -> None:
     assert len(codes) == 165 and "14758" not in codes
 
 
+def test_a_window_across_the_reform_holds_periods_of_both_trees(client: TestClient) -> None:
+    # on 10 July 2025: June (the old tree, due 15 July) and July (the new tree, due 15 August)
+    body = client.get(
+        "/v1/reminders/due", params={"unit": "38", "within_days": 40, "on": "2025-07-10"}, headers=auth("38")
+    ).json()
+    study = [
+        (d["period"], d["tree"], d["completeness"]["units_expected"])
+        for d in body["due"]
+        if d["series"] == "study_session"
+    ]
+    old_communes = TREE.version_named("legacy").count("38", ["commune", "agency"])
+    assert study == [("2025-06", "legacy", old_communes), ("2025-07", "2025", 166)]
+    # district 386 is only in the old tree: June alone
+    body = client.get(
+        "/v1/reminders/due", params={"unit": "386", "within_days": 40, "on": "2025-07-10"}, headers=auth("386")
+    ).json()
+    assert {d["period"] for d in body["due"]} == {"2025-06"}
+
+
 def test_nothing_due_outside_the_window(client: TestClient) -> None:
     body = client.get(
         "/v1/reminders/due", params={"unit": "38", "within_days": 2, "on": "2025-10-01"}, headers=auth("38")

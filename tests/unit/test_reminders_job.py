@@ -119,6 +119,7 @@ def test_each_clerk_of_each_unit_not_reported_gets_one_mail() -> None:
     assert outcome.summary() == {"sent": 1, "already_sent": 0, "no_recipient": 1, "failed": 0}  # 14929: no clerk
     [mail] = mailbox.mails
     assert mail["To"] == "vanthu1@dienthuong.gov.vn, vanthu2@dienthuong.gov.vn"
+    assert mail["Date"] and mail["Message-ID"].endswith("@tinh.gov.vn>")
     assert mail["From"].addresses[0].addr_spec == "baocao@tinh.gov.vn"
     assert mail["From"].addresses[0].display_name == "Hệ thống báo cáo baocao"
     assert mail["Subject"].startswith("[baocao] Nhắc nộp báo cáo Hội nghị học tập, quán triệt nghị quyết")
