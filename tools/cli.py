@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -120,9 +121,10 @@ class AccountCommandError(ValueError):
 
 async def account_command(args: argparse.Namespace, uri: str, database: str) -> str:
     """Runs one ``baocao account`` action on the database and says what it did."""
-    from services.api.web.accounts import AccountService, cli_actor
+    from services.api.web.accounts import AccountService, audit_entry, cli_actor
     from services.api.web.session import MongoSessions
     from shared.adapters.accounts import MongoAccountStore
+    from shared.adapters.audit import MongoAuditLog
     from shared.adapters.mongo import make_client
     from shared.adapters.registry import AgencyRegistry
     from shared.adapters.revocations import MongoRevocations
@@ -142,7 +144,7 @@ async def account_command(args: argparse.Namespace, uri: str, database: str) -> 
         if args.action == "create":
             password = None if args.no_password else read_password()
             roles = [r.strip() for value in args.role for r in value.split(",") if r.strip()]
-            await service.create(
+            change = await service.create(
                 actor,
                 username=args.username,
                 display_name=args.name,
@@ -151,19 +153,23 @@ async def account_command(args: argparse.Namespace, uri: str, database: str) -> 
                 password=password,
                 email=args.email or "",
             )
-            return f"created account {args.username} at {args.unit} ({', '.join(sorted(roles))})"
-        if args.action == "disable":
-            await service.disable(actor, args.username)
-            return f"disabled account {args.username}; its sessions and tokens are refused within seconds"
-        if args.action == "enable":
-            await service.enable(actor, args.username)
-            return f"enabled account {args.username}"
-        if args.action == "link-oidc":  # OpenID Connect (services/api/web/oidc.py)
+            said = f"created account {args.username} at {args.unit} ({', '.join(sorted(roles))})"
+        elif args.action == "disable":
+            change = await service.disable(actor, args.username)
+            said = f"disabled account {args.username}; its sessions and tokens are refused within seconds"
+        elif args.action == "enable":
+            change = await service.enable(actor, args.username)
+            said = f"enabled account {args.username}"
+        elif args.action == "link-oidc":  # OpenID Connect (services/api/web/oidc.py)
             change = await service.link_oidc(actor, args.username, None if args.unlink else args.subject)
             linked = change.after.oidc_subject
-            return f"linked account {args.username} to {linked}" if linked else f"unlinked account {args.username}"
-        await service.reset_password(actor, args.username, read_password())
-        return f"set a new password for {args.username}; its sessions ended"
+            said = f"linked account {args.username} to {linked}" if linked else f"unlinked account {args.username}"
+        else:
+            change = await service.reset_password(actor, args.username, read_password())
+            said = f"set a new password for {args.username}; its sessions ended"
+        detail = f"baocao account {args.action}, by {getpass.getuser()} on the command line"
+        await MongoAuditLog(client, database).append(audit_entry(registry.tree, change, actor, time.time(), detail))
+        return said
     finally:
         await client.close()
 

@@ -16,11 +16,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
+from typing import Any
 
 import httpx
 import pytest
+from pymongo import MongoClient
 from selenium.webdriver.support.ui import Select
 
+from shared.adapters.mongo import AUDIT_LOG
 from shared.domain.auth import Scope, mint
 from tests.conftest import TEST_SECRET, Namespace, wait_until
 from tools import cli
@@ -174,6 +177,24 @@ def test_a_disabled_account_is_refused_within_seconds_on_pages_streams_and_inges
     assert account(system, monkeypatch, "enable", "reviewer.386") == 0
     with closing(password_login(system, "reviewer.386", PASSWORD)) as again:
         assert again.answer.status_code == 303  # type: ignore[attr-defined]
+    assert [(e["action"], e["actor"]) for e in audit_of(system, "reviewer.386")] == [
+        ("account.create", "token:cli"),
+        ("login", "reviewer.386"),
+        ("account.disable", "token:cli"),
+        ("login.failed", "reviewer.386"),
+        ("account.enable", "token:cli"),
+        ("login", "reviewer.386"),
+    ]
+
+
+def audit_of(system: System, username: str) -> list[dict[str, Any]]:
+    """The audit log's entries about ``username``, oldest first, read straight from the database."""
+    mongo: MongoClient[dict[str, Any]] = MongoClient(system.namespace.env["MONGODB_URI"])
+    try:
+        found = mongo[system.namespace.database][AUDIT_LOG].find({"subject": username})
+        return sorted(found, key=lambda e: e["_id"])
+    finally:
+        mongo.close()
 
 
 def test_the_demo_admin_has_a_random_password_that_logs_in(system):

@@ -41,7 +41,7 @@ from shared.domain.accounts import (
     check_username,
     parse_roles,
 )
-from shared.domain.audit import Action
+from shared.domain.audit import Action, AuditEntry, entry_scope
 from shared.domain.auth import Forbidden, Principal, Scope, account_key
 from shared.domain.hierarchy import COUNTRY, OrgTree
 
@@ -87,6 +87,25 @@ def public(account: Account) -> dict[str, Any]:
         "password": account.password_hash is not None,
         "oidc": account.oidc_subject is not None,
     }
+
+
+def audit_entry(
+    tree: OrgTree, change: AccountChange, actor: Principal, at: float, detail: str | None = None
+) -> AuditEntry:
+    """The audit log's entry of ``change`` made by ``actor``, for writers without a request (the
+    command line); the pages record theirs with services/api/web/audit.py's ``record``."""
+    return AuditEntry(
+        at=at,
+        actor=actor.actor,
+        action=change.action,
+        unit=change.after.unit,
+        scope=entry_scope(tree, change.after.unit),
+        origin=actor.origin,
+        subject=change.after.username,
+        before=change.audit_before,
+        after=change.audit_after,
+        detail=detail,
+    )
 
 
 def account_scope(tree: OrgTree, unit: str) -> tuple[str, ...]:
