@@ -81,6 +81,7 @@ async def test_an_admin_registers_renames_closes_and_reopens_an_agency(admin_cli
         ({"parent": "38", "code": "38 bv", "name": "Bệnh viện"}, "code"),
         ({"parent": "38", "code": "38-bv", "name": "<b>"}, "name"),
         ({"parent": "", "code": "38-bv", "name": "Bệnh viện"}, "parent"),
+        ({"parent": "99999", "code": "99999-bv", "name": "Bệnh viện"}, "parent"),
     ],
 )
 def test_a_bad_registration_names_its_field_and_changes_nothing(admin_client, data, field):

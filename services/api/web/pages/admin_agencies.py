@@ -98,6 +98,9 @@ async def register(request: Request, web: Web, s: CurrentSession) -> Response:
         agency = AgencyIn.model_validate({k: values.get(k, "") for k in ("code", "name", "parent")})
     except ValidationError as exc:
         return render(request, web, s, 422, errors=field_errors(exc), values=values)
+    if not web.tree.known_anywhere(agency.parent):
+        errors = {"parent": f"{FIELDS_VI['parent']} (parent): không có đơn vị {agency.parent!r}"}
+        return render(request, web, s, 422, errors=errors, values=values)
     check_covers(web.tree, principal, agency.parent)
     tree = holder(web.tree, agency.parent)
     try:
