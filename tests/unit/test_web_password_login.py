@@ -22,7 +22,7 @@ from services.api.web.session import MINTED_SECONDS, InMemorySessions, LoginThro
 from shared.adapters.audit import InMemoryAuditLog
 from shared.adapters.revocations import InMemoryRevocations
 from shared.domain.audit import Action
-from shared.domain.auth import Principal, Scope, account_key, verify
+from shared.domain.auth import Principal, Scope, account_key, mint, verify
 from shared.domain.hierarchy import load_vietnam
 from tests.conftest import TEST_SECRET
 from tests.unit.test_api_app import DOCS
@@ -192,3 +192,38 @@ async def test_an_account_ends_its_sessions_but_the_one_kept_and_a_revoked_accou
     assert set(store.sessions) == {a2.key, b1.key, token.key}
     await revocations.revoke(account_key("clerk.b"), "disabled")
     assert await store.ended([a1, a2, b1, token]) == {a1.key, b1.key}
+
+
+def test_an_account_changes_its_own_password_and_its_other_sessions_end(client: TestClient) -> None:
+    web = web_of(client)
+    other = TestClient(client.app, follow_redirects=False, headers={"Origin": ORIGIN})
+    assert password_login(other, "clerk.38", PASSWORD).status_code == 303  # another browser
+    password_login(client, "clerk.38", PASSWORD)
+    page = client.get("/web/password")
+    assert page.status_code == 200 and 'id="password-form"' in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+
+    def change(current: str, new: str, again: str) -> str:
+        fields = {"current_password": current, "new_password": new, "again": again, "csrf": csrf[1]}
+        answer = client.post("/web/password", data=fields)
+        fields_in_error = re.findall(r'id="err-([a-z_]+)"', answer.text)
+        return " ".join([str(answer.status_code), *fields_in_error])
+
+    assert change("wrong password 1", "a new password 22", "a new password 22") == "422 current_password"
+    assert change(PASSWORD, "short", "short") == "422 new_password"
+    assert change(PASSWORD, "a new password 22", "a new password 23") == "422 again"
+    assert change(PASSWORD, "a new password 22", "a new password 22") == "200"
+    assert client.get("/web/units/38").status_code == 200  # this session stays
+    assert other.get("/web/units/38").headers["location"] == "/web/login"  # the other one ended
+    assert password_login(other, "clerk.38", "a new password 22").status_code == 303
+    assert [a for a, _, _ in audit(client)][-2:] == [Action.ACCOUNT_PASSWORD, Action.LOGIN]
+    assert web.throttle.retry_after("clerk.38", "testclient") == 0  # one wrong guess is far from the limit
+
+
+def test_a_token_session_has_no_password_to_change(client: TestClient) -> None:
+    proof = re.search(r'name="csrf" value="([^"]+)"', client.get("/web/login").text)
+    assert proof is not None
+    token = mint(TEST_SECRET, "38", [Scope.READ], 600)
+    assert client.post("/web/login", data={"token": token, "csrf": proof[1]}).status_code == 303
+    assert client.get("/web/password").status_code == 404

@@ -1,4 +1,5 @@
-"""Logging in and out (services/api/web/session.py keeps the sessions).
+"""Logging in and out, and an account's own change of password (services/api/web/session.py
+keeps the sessions).
 
 Two forms on one page: a person's username and password (the first), and a pasted token (for a
 system's token, and for whoever has no account yet). A failed password login says one thing
@@ -19,14 +20,15 @@ from starlette.datastructures import FormData
 
 from services.api.web.audit import record
 from services.api.web.components import WebComponents
-from services.api.web.deps import Web, csrf_given, principal_of
-from services.api.web.errors import CsrfRefused, LoginRequired
+from services.api.web.deps import CurrentSession, Web, csrf_given, principal_of
+from services.api.web.errors import CsrfRefused, LoginRequired, PageError
 from services.api.web.render import page
 from services.api.web.session import (
     COOKIE,
     LOGIN_COOKIE,
     LOGIN_NONCE_SECONDS,
     BadSession,
+    Session,
     StoredSession,
     client_address,
     cookie_secure,
@@ -40,7 +42,7 @@ from services.api.web.session import (
 )
 from shared.adapters.accounts import StaleAccount
 from shared.domain import passwords
-from shared.domain.accounts import MAX_PASSWORD_CHARS, USERNAME, Account
+from shared.domain.accounts import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, USERNAME, Account, AccountError
 from shared.domain.audit import Action
 from shared.domain.auth import Principal
 from shared.domain.hierarchy import COUNTRY
@@ -192,3 +194,55 @@ async def logout(request: Request, web: Web) -> Response:
     response = RedirectResponse("/web/login", status_code=303)
     response.delete_cookie(COOKIE, path="/web")
     return response
+
+
+PASSWORD_ONLY_ACCOUNTS = "Chỉ tài khoản đăng nhập bằng mật khẩu mới đổi mật khẩu ở đây."
+PASSWORD_RULE = f"Mật khẩu mới cần từ {MIN_PASSWORD_CHARS} đến {MAX_PASSWORD_CHARS} ký tự và không chứa tên đăng nhập."
+PASSWORD_ERRORS = {
+    "current_password": "Mật khẩu hiện tại không đúng.",
+    "new_password": PASSWORD_RULE,
+    "again": "Hai lần nhập mật khẩu mới không khớp.",
+}
+
+
+def own_account(s: Session) -> Account:
+    if s.account is None or s.account.password_hash is None:
+        raise PageError(404, PASSWORD_ONLY_ACCOUNTS)
+    return s.account
+
+
+@router.get("/password")
+async def password_form(request: Request, web: Web, s: CurrentSession) -> Response:
+    own_account(s)
+    return page(request, web, "password.html", s, errors={}, rule=PASSWORD_RULE)
+
+
+@router.post("/password")
+async def change_password(request: Request, web: Web, s: CurrentSession) -> Response:
+    """The account's own change of password: the current one, the new one twice. Its other
+    sessions end; this one stays. Wrong current passwords count in the login throttle."""
+    account = own_account(s)
+    form = await request.form()
+    current, new, again = (str(form.get(name) or "") for name in ("current_password", "new_password", "again"))
+    address = client_address(request)
+    if wait := web.throttle.retry_after(account.username, address):
+        errors = {"current_password": THROTTLED.format(minutes=-(-wait // 60))}
+        response = page(request, web, "password.html", s, 429, errors=errors, rule=PASSWORD_RULE)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    assert s.stored is not None
+    try:
+        if new != again:
+            raise AccountError("again", "the two entries differ")
+        change = await web.account_service.change_password(account.username, current, new, s.stored.key)
+    except AccountError as exc:
+        field = "new_password" if exc.field == "password" else exc.field  # the service's name of it
+        if field == "current_password":
+            web.throttle.failed(account.username, address)
+        errors = {field: PASSWORD_ERRORS[field]}
+        return page(request, web, "password.html", s, 422, errors=errors, rule=PASSWORD_RULE)
+    before, after = change.audit_before, change.audit_after
+    await record(
+        web, request, s.principal, change.action, account.unit, subject=account.username, before=before, after=after
+    )
+    return page(request, web, "password.html", s, errors={}, rule=PASSWORD_RULE, changed=True)
