@@ -7,7 +7,8 @@ expected to send it that has not is reminded once per (unit, series, period, ste
 - by e-mail over SMTP (``BAOCAO_SMTP_*``), one message to the e-mail addresses of the unit's
   accounts with the clerk role (the "accounts" collection, through the AccountStore port);
 - and/or by a webhook (``BAOCAO_REMINDER_WEBHOOK_URL``): a JSON POST per reminder, for the chat
-  tools some provinces use, its body signed with HMAC-SHA256 under
+  tools some provinces use (``BAOCAO_REMINDER_WEBHOOK_PROVINCES``: only theirs; the payload names
+  the province, for a bridge that posts to each province's channel), its body signed with HMAC-SHA256 under
   ``BAOCAO_REMINDER_WEBHOOK_SECRET`` in the header ``X-Baocao-Signature: sha256=<hex>``, retried on
   a timeout, a refused connection, 429 or 5xx.
 
@@ -91,6 +92,11 @@ class ReminderSettings(BaseSettings):
     webhook_backoff_seconds: float = Field(
         default=2.0, ge=0, validation_alias=_env("BAOCAO_REMINDER_WEBHOOK_BACKOFF_SECONDS", "webhook_backoff_seconds")
     )
+    webhook_provinces: str = Field(
+        default="",
+        validation_alias=_env("BAOCAO_REMINDER_WEBHOOK_PROVINCES", "webhook_provinces"),
+        description="comma-separated codes of the provinces whose units' reminders go to the webhook (empty: all)",
+    )
 
     @model_validator(mode="after")
     def _channels(self) -> ReminderSettings:
@@ -111,6 +117,10 @@ class ReminderSettings(BaseSettings):
     @property
     def province_codes(self) -> list[str] | None:
         return [c.strip() for c in self.provinces.split(",") if c.strip()] or None
+
+    @property
+    def webhook_province_codes(self) -> frozenset[str] | None:
+        return frozenset(c.strip() for c in self.webhook_provinces.split(",") if c.strip()) or None
 
 
 # ---------------------------------------------------------------------------- the ports
@@ -306,6 +316,7 @@ class Job:
     mailer: Mailer | None
     webhook: Webhook | None
     smtp_from: str = ""
+    webhook_provinces: frozenset[str] | None = None  # None: every province's units go to the webhook
     dry_run: bool = False
     outcome: Outcome = field(default_factory=Outcome)
     _clerks: dict[str, list[str]] = field(default_factory=dict)
@@ -352,7 +363,8 @@ class Job:
             self.outcome.already += 1
             return
         emails = await self.clerks(tree, unit.code) if self.mailer else []
-        if not emails and self.webhook is None:
+        webhook = self.webhook if self.webhook_provinces is None or province.code in self.webhook_provinces else None
+        if not emails and webhook is None:
             self.outcome.no_recipient += 1
             return
         text = message(unit, spec.title, item)
@@ -364,7 +376,7 @@ class Job:
             self.outcome.already += 1
             return
         try:
-            channels = await self._send(text, emails, payload)
+            channels = await self._send(text, emails, payload, webhook)
         except Exception as exc:  # noqa: BLE001 - one reminder's failure must not stop the others
             await self.log.release(key)
             self.outcome.failed += 1
@@ -373,13 +385,15 @@ class Job:
         await self.log.done(key, channels)
         self.outcome.sent += 1
 
-    async def _send(self, text: Message, emails: list[str], payload: dict[str, Any]) -> list[str]:
+    async def _send(
+        self, text: Message, emails: list[str], payload: dict[str, Any], webhook: Webhook | None
+    ) -> list[str]:
         channels = []
         if emails and self.mailer is not None:
             await self.mailer.send(_mail(self.smtp_from, emails, text))
             channels.append("email")
-        if self.webhook is not None:
-            await self.webhook.post(payload)
+        if webhook is not None:
+            await webhook.post(payload)
             channels.append("webhook")
         return channels
 
@@ -450,6 +464,7 @@ async def send(settings: ReminderSettings, today: date, dry_run: bool) -> Outcom
         mailer=SmtpMailer(settings) if settings.smtp_host else None,
         webhook=Webhook(settings) if settings.webhook_url else None,
         smtp_from=settings.smtp_from,
+        webhook_provinces=settings.webhook_province_codes,
         dry_run=dry_run,
     )
     try:

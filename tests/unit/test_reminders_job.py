@@ -229,6 +229,18 @@ def test_the_webhook_gets_every_unit_signed_and_retries_a_5xx() -> None:
     assert len(mailbox.mails) == 1  # e-mail to 14926's clerks as well
 
 
+def test_the_webhook_only_for_the_provinces_named() -> None:
+    hook, mailbox = Hook(), Mailbox()
+    job = _job(mailbox, _webhook(hook))
+    job.webhook_provinces = frozenset({"01"})  # not Thanh Hóa: its units get e-mail only
+    outcome = asyncio.run(job.run(date(2025, 4, 8)))
+    assert (outcome.sent, outcome.no_recipient) == (1, 1) and hook.requests == [] and len(mailbox.mails) == 1
+    job = _job(Mailbox(), _webhook(hook))
+    job.webhook_provinces = frozenset({"38"})
+    assert asyncio.run(job.run(date(2025, 4, 8))).sent == 2 and len(hook.requests) == 2
+    assert _settings(webhook_provinces=" 38, 01 ").webhook_province_codes == frozenset({"38", "01"})
+
+
 def test_the_webhook_gives_up_after_its_attempts_and_the_claim_is_released() -> None:
     hook, log = Hook(500, 500, 500, 500, 500, 500), InMemorySentLog()
     outcome = asyncio.run(_job(None, _webhook(hook), log=log).run(date(2025, 4, 8)))
