@@ -8,8 +8,8 @@ A hash is the PHC string argon2 writes (``$argon2id$v=19$m=...``): it names its 
 so raising them later leaves old hashes verifiable, and ``needs_rehash`` says when a login should
 store a new one.
 
-Hashing is slow by design: callers in async code run these functions in
-a worker thread (``asyncio.to_thread``), never on the event loop.
+Hashing is slow by design: callers in async code run these functions in a worker thread
+(``asyncio.to_thread``), never on the event loop.
 
 ``verify`` for an unknown user (``stored`` None) still runs one full verification, against a hash
 of a random password made once per process, so a login's time does not tell whether the username
