@@ -28,7 +28,7 @@ ENABLED = (
     "reminders.smtp.from=baocao@thanhhoa.gov.vn",
     "reminders.smtp.user=baocao",
     "reminders.webhookUrl=https://chat.thanhhoa.gov.vn/hook",
-    "reminders.webhookProvinces=38",
+    "reminders.webhookProvinces=38\\,01",  # a string: --set reads a lone 38 as a number
 )
 
 
@@ -59,7 +59,7 @@ def test_the_job_runs_the_tool_daily_in_vietnam_time_with_its_settings() -> None
         "key": "smtp-password",
     }
     assert env["BAOCAO_REMINDER_WEBHOOK_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "webhook-secret"
-    assert env["BAOCAO_REMINDER_WEBHOOK_PROVINCES"]["value"] == "38"
+    assert env["BAOCAO_REMINDER_WEBHOOK_PROVINCES"]["value"] == "38,01"
     assert env["MONGODB_URI"]["value"].startswith("mongodb://baocao:$(BAOCAO_MONGO_PASSWORD)@")
     assert pod_problems(rendered(*ENABLED)) == []
 
