@@ -39,3 +39,10 @@ class IngestMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
             registry=self.registry,
         )
+        # an accepted report whose audit entry could not be written (logged with the entry)
+        self.audit_failures = Counter(
+            "baocao_audit_write_failures_total",
+            "Audit log entries that could not be written, by action",
+            ["action"],
+            registry=self.registry,
+        )

@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from prometheus_client import Counter
 from pydantic import ValidationError
 from pydantic_core import to_json
 from pymongo.errors import PyMongoError
@@ -115,12 +114,6 @@ class IngestService:
         self.lookup_unit = lookup_unit
         self.clock = clock  # the receipt time: this server's clock, never the sender's
         self.audit: AuditLog = audit if audit is not None else InMemoryAuditLog()
-        self.audit_failures = Counter(
-            "baocao_audit_write_failures_total",
-            "Audit log entries that could not be written, by action",
-            ["action"],
-            registry=metrics.registry,
-        )
 
     async def known(self, unit: str) -> bool:
         if self.tree.known_anywhere(unit):
@@ -177,7 +170,7 @@ class IngestService:
             await self.audit.append_many(entries)
         except Exception:  # any failure of the store is handled the same way
             for entry in entries:
-                self.audit_failures.labels(entry.action.value).inc()
+                self.metrics.audit_failures.labels(entry.action.value).inc()
             log.exception(
                 "audit entries not written",
                 extra={"audit_entries": [[e.action.value, e.actor, e.origin, e.subject, e.detail] for e in entries]},
