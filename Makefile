@@ -1,6 +1,8 @@
 # baocao: the single entry point. CI calls `make test` (see .ci/run).
 PY := .venv/bin/python
 PROFILE ?= dev
+# test processes: each runs whole test files and starts its own Kafka and database
+TEST_PROCESSES ?= 2
 
 .PHONY: install run up down status test test-unit chaos lint bench clean
 
@@ -20,7 +22,7 @@ status:
 	$(PY) -m deploy.run status --profile $(PROFILE)
 
 test: lint          ## Lint and types, then every suite: unit, contract, integration, end-to-end, short chaos
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
 test-unit: install  ## Only the tests that need no servers
 	$(PY) -m pytest -m "not integration and not e2e and not chaos" tests/unit tests/contract
