@@ -109,6 +109,10 @@ def test_every_failure_says_the_same_and_is_audited_with_the_name_tried(client: 
     assert 'value="nobody.here"' in answers[1].text  # the name stays in the form; the password never
     assert [a for a, _, _ in audit(client)] == [Action.LOGIN_FAILED] * 4
     assert [who for _, who, _ in audit(client)][:2] == ["clerk.38", "nobody.here"]
+    log = web_of(client).api.audit
+    assert isinstance(log, InMemoryAuditLog)
+    assert [e.detail for e in log.entries][:2] == ["wrong password", "no such account"]  # for the admins only
+    assert log.entries[1].unit == "VN" and log.entries[0].unit == "38"
 
 
 def test_five_failures_throttle_the_username_even_for_the_right_password(client: TestClient) -> None:

@@ -138,6 +138,18 @@ async def password_matches(web: WebComponents, account: Account | None, password
     return True
 
 
+def why(account: Account | None) -> str:
+    """Why a password login failed, for the audit log only (admins read it; the person is told
+    nothing of it)."""
+    if account is None:
+        return "no such account"
+    if account.disabled:
+        return "account disabled"
+    if account.password_hash is None:
+        return "no password set (OpenID Connect only)"
+    return "wrong password"
+
+
 @router.post("/login/password")
 async def password_login(request: Request, web: Web) -> Response:
     """Logging in with a username and a password."""
@@ -157,7 +169,9 @@ async def password_login(request: Request, web: Web) -> Response:
             await asyncio.to_thread(passwords.verify, None, password)
         web.throttle.failed(username, address)
         unit = account.unit if account is not None else COUNTRY  # an unknown name: the country's admins see it
-        await record(web, request, None, Action.LOGIN_FAILED, unit, subject=username, actor=username or "?")
+        await record(
+            web, request, None, Action.LOGIN_FAILED, unit, subject=username, actor=username or "?", detail=why(account)
+        )
         return login_page(request, web, 401, password_error=BAD_LOGIN, username=username)
     web.throttle.succeeded(username)
     return await open_account_session(web, request, account)
