@@ -25,6 +25,7 @@ from shared.http.base import (
     NO_TELEMETRY,
     add_body_size_limit,
     add_request_metrics,
+    answer_database_errors_with_503,
     answer_invalid_json_with_400,
     error,
 )
@@ -65,6 +66,7 @@ def create_app(
     for resource in (units, totals, completeness, reminders, stream, agencies, exchange, audit, index):
         app.include_router(resource.router)
     app.include_router(health_router(app, metrics.registry))
+    answer_database_errors_with_503(app)  # the pages replace it with their own, for their paths
     mount_web(app, settings)  # the pages under /web/, outside the OpenAPI schema
     check_bearer_before_body(app, settings.auth_secret.get_secret_value())  # no body read without a token
     add_body_size_limit(app, settings.max_body_bytes)

@@ -29,6 +29,7 @@ from shared.http.base import (
     NO_TELEMETRY,
     add_body_size_limit,
     add_request_metrics,
+    answer_database_errors_with_503,
     name_unparsable_bodies,
 )
 from shared.http.early_auth import check_bearer_before_body
@@ -66,6 +67,7 @@ def create_app(
         responses=COMMON_RESPONSES,
     )
     name_unparsable_bodies(app)
+    answer_database_errors_with_503(app)
     reports.answer_invalid_reports(app)
     app.include_router(reports.router)
     app.include_router(exchange.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol, TypeVar
@@ -14,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel
+from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,6 +23,8 @@ from shared.adapters.revocations import Revocations, RevocationsUnavailable, ref
 from shared.domain.auth import Forbidden, InvalidToken, Principal, check_secret, verify
 from shared.domain.auth import Scope as TokenScope
 from shared.domain.hierarchy import OrgTree
+
+log = logging.getLogger(__name__)
 
 C = TypeVar("C")
 
@@ -75,6 +79,21 @@ def answer_invalid_json_with_400(app: FastAPI) -> None:
 
     app.add_exception_handler(RequestValidationError, handler)
     name_unparsable_bodies(app)
+
+
+DATABASE_DOWN = "the database did not answer; retry shortly"
+
+
+def answer_database_errors_with_503(app: FastAPI) -> None:
+    app.add_exception_handler(PyMongoError, database_unavailable)
+
+
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    """A read or write the database did not answer (down, no primary, timed out): 503 with
+    Retry-After, never a 500: nothing was wrong with the request. The pages answer it with a page
+    of their own (services/api/web/routes.py)."""
+    log.warning("database unavailable for %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return JSONResponse({"detail": DATABASE_DOWN}, status_code=503, headers={"Retry-After": "5"})
 
 
 def name_unparsable_bodies(app: FastAPI) -> None:

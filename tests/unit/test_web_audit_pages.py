@@ -163,3 +163,34 @@ def test_an_admin_reads_the_account_entries_and_the_csv(client):  # noqa: F811
     assert csv.status_code == 200 and csv.content.startswith(codecs.BOM_UTF8)
     lines = csv.content.decode("utf-8-sig").splitlines()
     assert lines[0].startswith("at,actor,action") and len(lines) == 3
+
+
+class Unanswering:
+    """A store whose database does not answer (every call raises what PyMongo raises then)."""
+
+    def __getattr__(self, name):
+        async def call(*args, **kwargs):
+            from pymongo.errors import ServerSelectionTimeoutError
+
+            raise ServerSelectionTimeoutError("no servers")
+
+        return call
+
+
+def test_a_database_that_does_not_answer_is_a_503_page_and_a_503_answer_never_a_500(client):  # noqa: F811
+    login(client, "386", Scope.READ, Scope.SUBMIT)
+    client.app.state.web.submissions = Unanswering()
+    client.app.state.components.audit = Unanswering()
+    for path in ("/web/audit?unit=14923", "/web/submissions"):
+        page = client.get(path)
+        assert page.status_code == 503, path
+        assert "Cơ sở dữ liệu tạm thời không trả lời" in page.text and page.headers["retry-after"] == "5"
+    answer = client.get("/v1/audit", headers={"Authorization": f"Bearer {bearer('386')}"})
+    assert answer.status_code == 503 and answer.json() == {"detail": "the database did not answer; retry shortly"}
+
+
+def bearer(unit: str) -> str:
+    from shared.domain.auth import mint
+    from tests.conftest import TEST_SECRET
+
+    return mint(TEST_SECRET, unit, (Scope.READ,), 3600)

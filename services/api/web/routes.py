@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pymongo.errors import PyMongoError
 
 from services.api.settings import ApiSettings
 from services.api.web.components import WebConfig, with_web
@@ -15,10 +16,12 @@ from services.api.web.pages import web_router
 from services.api.web.render import HERE, error_page
 from services.api.web.security import OriginGuard, refused_message
 from services.api.web.session import COOKIE, SessionsUnavailable
+from shared.http.base import database_unavailable as api_database_unavailable
 
 # answered in JSON, not as a page: what the pages' script calls
 JSON_PATHS = ("/events", "/upload/check", "/upload/send")
 SESSIONS_DOWN = "Không kiểm tra được phiên đăng nhập lúc này; hãy thử lại sau ít giây."
+DATABASE_DOWN = "Cơ sở dữ liệu tạm thời không trả lời; hãy thử lại sau ít giây."
 
 
 def mount_web(app: FastAPI, settings: ApiSettings) -> None:
@@ -33,6 +36,7 @@ def mount_web(app: FastAPI, settings: ApiSettings) -> None:
     app.add_exception_handler(CsrfRefused, csrf_refused)
     app.add_exception_handler(SessionsUnavailable, sessions_unavailable)
     app.add_exception_handler(PageError, page_error)
+    app.add_exception_handler(PyMongoError, database_unavailable)
 
 
 def wants_json(request: Request) -> bool:
@@ -55,6 +59,18 @@ async def sessions_unavailable(request: Request, exc: Exception) -> Response:
     if wants_json(request):
         return JSONResponse({"detail": SESSIONS_DOWN}, status_code=503, headers={"Retry-After": "5"})
     return error_page(request, SESSIONS_DOWN, 503, session=None)
+
+
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    """The database did not answer a page's read or write: a 503 page (the API's own routes keep
+    their JSON answer, shared/http/base.py)."""
+    if not request.url.path.startswith("/web"):
+        return await api_database_unavailable(request, exc)
+    if wants_json(request):
+        return JSONResponse({"detail": DATABASE_DOWN}, status_code=503, headers={"Retry-After": "5"})
+    response = error_page(request, DATABASE_DOWN, 503, session=None)
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 async def login_required(request: Request, exc: Exception) -> Response:
