@@ -39,6 +39,7 @@ from shared.domain.audit import Action, AuditEntry
 from shared.domain.auth import Forbidden, Placement, Principal, Scope
 from shared.domain.catalog import Catalog
 from shared.domain.hierarchy import COUNTRY, LEGACY, OrgTree
+from shared.domain.periods import parse_period
 from shared.domain.reports import REPORT_ADAPTER, ReportInBase, future_problems
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,15 @@ class IngestService:
         tree = self.tree.for_period(report.period)  # the tree valid at the period's end
         if placement is Placement.CLOSED:  # closed by the 2025 reform (a district), or not yet created
             raise UnknownUnitError(report.unit, self.tree.why_not(report.unit, report.period))
+        closed = tree.closed_from(report.unit)
+        if closed is not None and not tree.open_on(report.unit, parse_period(report.period).end):
+            # a closed agency is no longer expected from its closing: a report of a period it is
+            # closed at the end of would count a unit that the completeness does not
+            raise UnknownUnitError(
+                report.unit,
+                f"agency {report.unit} is closed from {closed.isoformat()}: it reports no period ending on or "
+                "after that day (an admin reopens it on the agencies page)",
+            )
         payload = report.model_dump(mode="json")
         series = self.catalog.series_for(payload["kind"], payload.get("body")).key
         # codes are reused across trees: the log names the series of a 2025-tree report with its

@@ -79,3 +79,28 @@ async def test_each_report_is_recorded_with_its_scope_in_the_tree_of_its_period(
     assert (await log.get("14923", "old")).scope == ("legacy:14923", "legacy:386", "legacy:38")
     assert (await log.get("14923", "new")).scope == ("2025:14923", "2025:38")
     assert (await log.get("14923-dnx", "dnx")).scope == ("legacy:14923-dnx", "legacy:14923", "legacy:386", "legacy:38")
+
+
+def in_month(item: dict, month: str) -> dict:
+    return {**item, "period": month, "submitted_at": f"{month}-26T09:00:00+07:00"} | {
+        "body": {**item["body"], "held_on": f"{month}-25"}
+    }
+
+
+async def test_a_closed_agency_reports_the_periods_before_its_closing_and_none_after():
+    from datetime import date
+
+    from services.ingest.service import UnknownUnitError
+
+    service, publisher = service_registering("14923-dnx", "14923")
+    await service.known("14923-dnx")
+    service.tree.close_agency("14923-dnx", date(2025, 10, 1))
+    token = commune_token("14923")
+    september = REPORT_ADAPTER.validate_python(in_month(report(unit="14923-dnx", rid="sep"), "2025-09"))
+    october = REPORT_ADAPTER.validate_python(in_month(report(unit="14923-dnx", rid="oct"), "2025-10"))
+    assert (await service.submit(september, token)).status == Status.ACCEPTED
+    with pytest.raises(UnknownUnitError, match="agency 14923-dnx is closed from 2025-10-01"):
+        await service.submit(october, token)
+    assert sum(len(p) for p in publisher.partitions) == 1
+    service.tree.close_agency("14923-dnx", None)  # reopened: October is taken
+    assert (await service.submit(october, token)).status == Status.ACCEPTED
