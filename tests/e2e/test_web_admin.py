@@ -198,3 +198,87 @@ def test_an_admin_creates_a_clerk_who_then_logs_in_with_a_password(browser, syst
     browser.find("#password-login button").click()
     browser.wait(lambda d: "/web/login" not in d.current_url, what="the clerk's login")
     assert browser.all("a[href='/web/submit']") and not browser.all("#menu-admin")
+
+
+def fill_form(browser: Browser, values: dict[str, str]) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    for name, value in values.items():
+        field = browser.find(f"#f-{name}")
+        if field.tag_name == "select":
+            Select(field).select_by_value(value)
+        elif field.get_attribute("type") == "date":
+            browser.script("arguments[0].value = arguments[1]", field, value)
+        else:
+            field.clear()
+            field.send_keys(value)
+
+
+def test_a_clerk_an_admin_made_sends_and_revises_is_named_in_the_audit_and_disabling_her_shuts_her_out(browser, system):
+    """Issue 29, end to end: an admin creates a clerk; she logs in with a password, sends a report
+    and a revision that starts from her previous figures; the audit page names her for both; once
+    disabled, her open session is refused within seconds."""
+    browser.login(system.token("38", *ADMIN_38))
+    browser.open("/web/admin/accounts")
+    fill(browser, "#f-username", "lan.386")
+    fill(browser, "#f-display_name", "Nguyễn Thị Lan")
+    fill(browser, "#f-unit", "386")
+    fill(browser, "#f-password", "mat-khau-cua-lan")
+    browser.find("#create button").click()
+    browser.wait(lambda d: "/web/admin/accounts/lan.386" in d.current_url, what="the new account's page")
+
+    browser.driver.delete_all_cookies()
+    browser.open("/web/login")
+    fill(browser, "#username", "lan.386")
+    fill(browser, "#password", "mat-khau-cua-lan")
+    browser.find("#password-login button").click()
+    browser.wait(lambda d: "/web/login" not in d.current_url, what="the clerk's login")
+
+    browser.open("/web/submit")
+    first = {
+        "period": "2020-11",
+        "held_on": "2020-11-05",
+        "format": "in_person",
+        "bridge_points": "2",
+        "delegates": "40",
+        "members_attended": "300",
+        "members_total": "600",
+    }
+    fill_form(browser, first)
+    browser.find(".report-form button[type=submit]").click()
+    browser.wait(lambda d: browser.all("#outcome"), what="the confirmation")
+    assert browser.find("#outcome").get_attribute("data-status") == "accepted", browser.text("main")
+    report_id = "386-study_session-2020-11"
+
+    browser.open("/web/submissions")
+    browser.find(f"#submissions tr[data-report='{report_id}'] a.revise").click()
+    browser.wait(lambda d: "revision=2" in d.current_url, what="the revision form")
+    # the form starts from what she sent
+    for name in ("members_attended", "members_total", "delegates"):
+        assert browser.find(f"#f-{name}").get_attribute("value") == first[name], name
+    fill_form(browser, {"members_attended": "320"})
+    browser.find(".report-form button[type=submit]").click()
+    browser.wait(lambda d: browser.all("#outcome"), what="the revision's confirmation")
+    assert browser.find("#outcome").get_attribute("data-status") == "accepted", browser.text("main")
+
+    browser.open("/web/audit?unit=386&period=2020-11")
+    entries = browser.all("#audit li.entry")
+    assert [e.get_attribute("data-action") for e in entries] == ["report.revise", "report.submit"]
+    assert {browser.text(f"#audit li.entry:nth-child({i}) .who") for i in (1, 2)} == {"Nguyễn Thị Lan (lan.386)"}
+    changed = "#audit li.entry:first-child tr.changed"
+    assert (browser.text(f"{changed} td.before"), browser.text(f"{changed} td.after")) == ("300", "320")
+    browser.screenshot("nhat-ky")
+    clerk_cookie = browser.session_cookie()
+
+    browser.login(system.token("38", *ADMIN_38))
+    browser.open("/web/admin/accounts/lan.386")
+    browser.find("#toggle button").click()
+    browser.wait(lambda d: browser.all("#toggle input[value='enable']"), what="the account disabled")
+
+    with httpx.Client(base_url=system.api.url, cookies={"baocao_session": clerk_cookie}) as http:
+        wait_until(
+            lambda: http.get("/web/submissions", follow_redirects=False).status_code == 303,
+            timeout=10,
+            what="the disabled clerk's session refused",
+        )
+        assert http.get("/web/submissions", follow_redirects=False).headers["location"] == "/web/login"

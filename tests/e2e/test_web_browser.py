@@ -418,9 +418,9 @@ def test_a_submission_and_its_revision_are_in_the_audit_log_the_csv_and_the_page
     clerk = system.token(HOME, Scope.SUBMIT)
     first = {
         **SEED[0],
-        "report_id": f"{HOME}-audit-2020-08",
-        "period": "2020-08",
-        "body": {**SEED[0]["body"], "held_on": "2020-08-20", "members_attended": 100, "members_total": 150},
+        "report_id": f"{HOME}-audit-2020-07",
+        "period": "2020-07",
+        "body": {**SEED[0]["body"], "held_on": "2020-07-20", "members_attended": 100, "members_total": 150},
     }
     second = {**first, "revision": 2, "body": {**first["body"], "members_attended": 110}}
     ward = {  # Xã Bá Thước in the 2025 tree: the same code, another unit (of province 38)
@@ -438,15 +438,15 @@ def test_a_submission_and_its_revision_are_in_the_audit_log_the_csv_and_the_page
         assert http.post("/v1/reports", json=ward).status_code == 202
 
     with system.client(system.api.url, system.token("386", Scope.READ)) as http:
-        entries = http.get("/v1/audit", params={"unit": HOME, "period": "2020-08"}).json()["items"]
-        exported = http.get("/v1/audit.csv", params={"unit": HOME, "period": "2020-08"})
+        entries = http.get("/v1/audit", params={"unit": HOME, "period": "2020-07"}).json()["items"]
+        exported = http.get("/v1/audit.csv", params={"unit": HOME, "period": "2020-07"})
     assert [(e["action"], e["detail"]) for e in entries] == [
         ("report.revise", "revision 2"),
         ("report.submit", "revision 1"),
     ]
     revised = entries[0]
     assert revised["actor"] == f"token:{verify(TEST_SECRET, clerk).token_id}"
-    assert revised["origin"] == "127.0.0.1" and revised["subject"] == f"{HOME}/{HOME}-audit-2020-08"
+    assert revised["origin"] == "127.0.0.1" and revised["subject"] == f"{HOME}/{HOME}-audit-2020-07"
     assert revised["before"]["body"]["members_attended"] == 100
     assert revised["after"]["body"]["members_attended"] == 110
     assert entries[1]["before"] is None
@@ -457,7 +457,7 @@ def test_a_submission_and_its_revision_are_in_the_audit_log_the_csv_and_the_page
 
     # the old district's page, reached from its unit page
     browser.login(system.token("386", Scope.READ))
-    browser.open("/web/units/386?period=2020-08")
+    browser.open("/web/units/386?period=2020-07")
     browser.find("#audit-link").click()
     browser.wait(lambda d: "/web/audit" in d.current_url, what="the audit page")
     assert [e.get_attribute("data-action") for e in browser.all("#audit li.entry")] == [
@@ -467,7 +467,7 @@ def test_a_submission_and_its_revision_are_in_the_audit_log_the_csv_and_the_page
     changed = "#audit li.entry:first-child tr.changed"
     assert (browser.text(f"{changed} td.before"), browser.text(f"{changed} td.after")) == ("100", "110")
     assert browser.text("#audit li.entry:first-child .origin") == "127.0.0.1"
-    assert browser.find("#audit-csv").get_attribute("href").endswith("/web/audit.csv?unit=386&period=2020-08")
+    assert browser.find("#audit-csv").get_attribute("href").endswith("/web/audit.csv?unit=386&period=2020-07")
     browser.screenshot("huyen-nhat-ky")
     browser.open("/web/audit?unit=386")  # every period: nothing of the 2025 tree
     assert "2025-10" not in browser.text("#audit")
