@@ -17,7 +17,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 T = TypeVar("T")
 CHROMIUM = "/usr/bin/chromium"
@@ -101,6 +101,19 @@ class Browser:
         self.driver.execute_script("arguments[0].value = arguments[1]", box, token)  # a paste, not 300 keystrokes
         self.find("form[action='/web/login'] button").click()
         self.wait(lambda d: "/web/login" not in d.current_url, what="the login to finish")
+
+    def fill_form(self, values: dict[str, str]) -> None:
+        """Types ``values`` into the report form's fields (``#f-<name>``): a choice for a select, the
+        ISO date for a date field (set as the page's script would), the text otherwise."""
+        for name, value in values.items():
+            box = self.find(f"#f-{name}")
+            if box.tag_name == "select":
+                Select(box).select_by_value(value)
+            elif box.get_attribute("type") == "date":
+                self.script("arguments[0].value = arguments[1]", box, value)
+            else:
+                box.clear()
+                box.send_keys(value)
 
     def session_cookie(self) -> str:
         cookie = self.driver.get_cookie("baocao_session")

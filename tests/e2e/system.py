@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tempfile
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,20 @@ class System:
     def stop(self) -> None:
         for proc in [self.ingest, self.api, *self.aggregators]:
             proc.stop()
+
+
+def own_system(infra: dict[str, str], partitions: int = 4) -> Iterator[System]:
+    """A module's system (``yield from`` it in a module-scoped fixture): the services on topics
+    and a database of their own, stopped when the module is done."""
+    from tools.topics import create_topics
+
+    namespace = Namespace(uuid.uuid4().hex[:8], infra)
+    create_topics(infra["KAFKA_BOOTSTRAP_SERVERS"], partitions, namespace.env)
+    system = start_system(namespace)
+    try:
+        yield system
+    finally:
+        system.stop()
 
 
 def start_system(namespace: Namespace, aggregators: int = 1, env: dict[str, str] | None = None) -> System:

@@ -13,7 +13,6 @@ import html
 import io
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
@@ -21,16 +20,15 @@ from typing import Any
 import httpx
 import pytest
 from pymongo import MongoClient
-from selenium.webdriver.support.ui import Select
 
 from shared.adapters.mongo import AUDIT_LOG
 from shared.domain.auth import Scope, mint
-from tests.conftest import TEST_SECRET, Namespace, wait_until
+from tests.conftest import TEST_SECRET, wait_until
 from tools import cli
 from tools.demo import DEMO_ADMIN, ensure_admin_account
 
 from .browser import Browser
-from .system import System, start_system
+from .system import System, own_system
 from .test_web_session_security import HOME, PROMPT_SECONDS, SEED, Listener, Reports
 
 pytestmark = pytest.mark.e2e
@@ -41,15 +39,7 @@ REFUSED_WITHIN = 10.0  # seconds: the revocation caches hold 5 s; ingest's and t
 
 @pytest.fixture(scope="module")
 def system(infra: dict[str, str]) -> Iterator[System]:
-    from tools.topics import create_topics
-
-    namespace = Namespace(uuid.uuid4().hex[:8], infra)
-    create_topics(infra["KAFKA_BOOTSTRAP_SERVERS"], 4, namespace.env)
-    system = start_system(namespace)
-    try:
-        yield system
-    finally:
-        system.stop()
+    yield from own_system(infra)
 
 
 @pytest.fixture
@@ -105,15 +95,7 @@ def test_a_clerk_logs_in_with_a_password_sends_a_report_and_logs_out(browser, sy
     browser.open("/web/submit")
     values = {"period": "2020-11", "held_on": "2020-11-05", "format": "in_person", "bridge_points": "1"}
     values |= {"delegates": "20", "members_attended": "250", "members_total": "300"}
-    for name, value in values.items():
-        field = browser.find(f"#f-{name}")
-        if field.tag_name == "select":
-            Select(field).select_by_value(value)
-        elif field.get_attribute("type") == "date":
-            browser.script("arguments[0].value = arguments[1]", field, value)
-        else:
-            field.clear()
-            field.send_keys(value)
+    browser.fill_form(values)
     browser.find(".report-form button[type=submit]").click()
     browser.wait(lambda d: browser.all("#outcome"), what="the confirmation")
     assert browser.find("#outcome").get_attribute("data-status") == "accepted"  # ingest took the minted token

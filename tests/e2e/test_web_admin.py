@@ -7,7 +7,6 @@ admin (386, the tree before July 2025) acts only under its district."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,10 @@ import httpx
 import pytest
 
 from shared.domain.auth import Scope
-from tests.conftest import Namespace, wait_until
+from tests.conftest import wait_until
 
 from .browser import Browser
-from .system import System, start_system
+from .system import System, own_system
 
 pytestmark = pytest.mark.e2e
 
@@ -28,15 +27,7 @@ ADMIN_38 = (Scope.ADMIN, Scope.READ, Scope.STREAM)
 
 @pytest.fixture(scope="module")
 def system(infra: dict[str, str]) -> Iterator[System]:
-    from tools.topics import create_topics
-
-    namespace = Namespace(uuid.uuid4().hex[:8], infra)
-    create_topics(infra["KAFKA_BOOTSTRAP_SERVERS"], 4, namespace.env)
-    system = start_system(namespace)
-    try:
-        yield system
-    finally:
-        system.stop()
+    yield from own_system(infra)
 
 
 @pytest.fixture
@@ -200,20 +191,6 @@ def test_an_admin_creates_a_clerk_who_then_logs_in_with_a_password(browser, syst
     assert browser.all("a[href='/web/submit']") and not browser.all("#menu-admin")
 
 
-def fill_form(browser: Browser, values: dict[str, str]) -> None:
-    from selenium.webdriver.support.ui import Select
-
-    for name, value in values.items():
-        field = browser.find(f"#f-{name}")
-        if field.tag_name == "select":
-            Select(field).select_by_value(value)
-        elif field.get_attribute("type") == "date":
-            browser.script("arguments[0].value = arguments[1]", field, value)
-        else:
-            field.clear()
-            field.send_keys(value)
-
-
 def test_a_clerk_an_admin_made_sends_and_revises_is_named_in_the_audit_and_disabling_her_shuts_her_out(browser, system):
     """Issue 29, end to end: an admin creates a clerk; she logs in with a password, sends a report
     and a revision that starts from her previous figures; the audit page names her for both; once
@@ -244,7 +221,7 @@ def test_a_clerk_an_admin_made_sends_and_revises_is_named_in_the_audit_and_disab
         "members_attended": "300",
         "members_total": "600",
     }
-    fill_form(browser, first)
+    browser.fill_form(first)
     browser.find(".report-form button[type=submit]").click()
     browser.wait(lambda d: browser.all("#outcome"), what="the confirmation")
     assert browser.find("#outcome").get_attribute("data-status") == "accepted", browser.text("main")
@@ -256,7 +233,7 @@ def test_a_clerk_an_admin_made_sends_and_revises_is_named_in_the_audit_and_disab
     # the form starts from what she sent
     for name in ("members_attended", "members_total", "delegates"):
         assert browser.find(f"#f-{name}").get_attribute("value") == first[name], name
-    fill_form(browser, {"members_attended": "320"})
+    browser.fill_form({"members_attended": "320"})
     browser.find(".report-form button[type=submit]").click()
     browser.wait(lambda d: browser.all("#outcome"), what="the revision's confirmation")
     assert browser.find("#outcome").get_attribute("data-status") == "accepted", browser.text("main")

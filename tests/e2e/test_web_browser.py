@@ -233,17 +233,7 @@ def test_unit_staff_fix_field_errors_then_send_a_report_and_a_revision(browser, 
     browser.find("a[href='/web/submit']").click()
     browser.wait(lambda d: d.current_url.endswith("/web/submit"), what="the form")
 
-    def fill(values: dict[str, str]) -> None:
-        for name, value in values.items():
-            field = browser.find(f"#f-{name}")
-            if field.tag_name == "select":
-                Select(field).select_by_value(value)
-            elif field.get_attribute("type") == "date":
-                browser.script("arguments[0].value = arguments[1]", field, value)
-            else:
-                field.clear()
-                field.send_keys(value)
-
+    fill = browser.fill_form
     fill(
         {
             "period": "2020-10",

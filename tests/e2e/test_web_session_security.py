@@ -29,11 +29,11 @@ from pymongo import MongoClient
 from shared.adapters.revocations import REVOKED
 from shared.domain.auth import Scope, mint, verify
 from shared.domain.hierarchy import load_vietnam
-from tests.conftest import TEST_SECRET, Namespace, wait_until
+from tests.conftest import TEST_SECRET, wait_until
 from tools import demo
 
 from .browser import Browser
-from .system import System, start_system
+from .system import System, own_system
 
 pytestmark = pytest.mark.e2e
 
@@ -47,15 +47,7 @@ PROMPT_SECONDS = 3.0  # the most an event may still arrive after the session has
 
 @pytest.fixture(scope="module")
 def system(infra: dict[str, str]) -> Iterator[System]:
-    from tools.topics import create_topics
-
-    namespace = Namespace(uuid.uuid4().hex[:8], infra)
-    create_topics(infra["KAFKA_BOOTSTRAP_SERVERS"], 4, namespace.env)
-    system = start_system(namespace)
-    try:
-        yield system
-    finally:
-        system.stop()
+    yield from own_system(infra)
 
 
 class Reports:
