@@ -426,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="mint or revoke access tokens").add_subparsers(dest="action", required=True)
     m = token.add_parser("mint")
     m.add_argument("--unit", required=True, help="unit code, or VN for the whole country")
-    m.add_argument("--scopes", required=True, help="comma-separated: submit,read,stream,admin")
+    m.add_argument("--scopes", required=True, help="comma-separated: submit,read,stream,admin,approve")
     m.add_argument("--ttl-days", type=float, default=30)
     m.set_defaults(func=cmd_token_mint)
     r = token.add_parser("revoke")

@@ -12,7 +12,18 @@ from fastapi import FastAPI
 from services.api.completeness_gauge import completeness_gauge
 from services.api.components import ApiMetrics, Overrides, open_components
 from services.api.repository import TotalsReader
-from services.api.routes import agencies, audit, completeness, exchange, index, reminders, stream, totals, units
+from services.api.routes import (
+    agencies,
+    approvals,
+    audit,
+    completeness,
+    exchange,
+    index,
+    reminders,
+    stream,
+    totals,
+    units,
+)
 from services.api.routes.health import health_router
 from services.api.settings import ApiSettings
 from services.api.web.routes import mount_web
@@ -63,7 +74,7 @@ def create_app(
         lifespan=lifespan,
         responses={**COMMON_RESPONSES, 404: error("No such unit (only for a code the token could see if it existed)")},
     )
-    for resource in (units, totals, completeness, reminders, stream, agencies, exchange, audit, index):
+    for resource in (units, totals, completeness, reminders, stream, agencies, approvals, exchange, audit, index):
         app.include_router(resource.router)
     app.include_router(health_router(app, metrics.registry))
     answer_database_errors_with_503(app)  # the pages replace it with their own, for their paths

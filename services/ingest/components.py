@@ -21,6 +21,7 @@ from services.ingest.ratelimit import RateLimiter
 from services.ingest.service import IngestService, utc_now
 from services.ingest.settings import IngestSettings
 from services.ingest.submissions import MongoSubmissionLog, SubmissionLog
+from shared.adapters.approvals import ApprovalStore, CachedApprovals, InMemoryApprovalStore, MongoApprovalStore
 from shared.adapters.audit import AuditLog, InMemoryAuditLog, MongoAuditLog
 from shared.adapters.mongo import make_client
 from shared.adapters.registry import AgencyRegistry
@@ -43,6 +44,7 @@ class Given:
     revocations: Revocations | None = None
     clock: Callable[[], datetime] = utc_now
     audit: AuditLog | None = None  # None: MongoDB's with the real submission log, else the fake
+    approvals: ApprovalStore | None = None  # approval and lock; None: as for ``audit``
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,20 @@ async def open_components(
         audit = given.audit or (MongoAuditLog(mongo, settings.mongodb_database) if mongo else InMemoryAuditLog())
         if given.audit is None and isinstance(audit, MongoAuditLog):
             await audit.ensure_indexes()
+        # approval and lock: approvals read through a cache of a few seconds (CACHE_SECONDS)
+        approvals = given.approvals or (
+            MongoApprovalStore(mongo, settings.mongodb_database) if mongo else InMemoryApprovalStore()
+        )
         service = IngestService(
-            publisher, submissions, tree, load_catalog(), metrics, lookup, clock=given.clock, audit=audit
+            publisher,
+            submissions,
+            tree,
+            load_catalog(),
+            metrics,
+            lookup,
+            clock=given.clock,
+            audit=audit,
+            approvals=CachedApprovals(approvals),
         )
         auth = Authenticator(settings.auth_secret.get_secret_value(), revocations)
         if mongo is not None:  # a real deployment, not an app built by a test

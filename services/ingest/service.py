@@ -34,7 +34,9 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.outcomes import Result, Verdict, count, invalid
 from services.ingest.publisher import Publisher, PublishFailed
 from services.ingest.submissions import Submission, SubmissionLog, scope_of
+from shared.adapters.approvals import CachedApprovals, InMemoryApprovalStore
 from shared.adapters.audit import AuditLog, InMemoryAuditLog
+from shared.domain.approvals import locked_message
 from shared.domain.audit import Action, AuditEntry
 from shared.domain.auth import Forbidden, Placement, Principal, Scope
 from shared.domain.catalog import Catalog
@@ -78,6 +80,17 @@ class ConflictError(ValueError):
     """The report contradicts what its unit had accepted before under the same report_id."""
 
 
+class LockedError(ConflictError):
+    """Approval and lock: the report's unit, series and period (or a period holding it) are
+    approved, so nothing of it may change until it is unapproved (answered 409, naming who
+    approved and when)."""
+
+
+class LocksUnavailable(RuntimeError):
+    """The approvals could not be read: the report is not accepted (answered 503), never
+    accepted unchecked."""
+
+
 class FutureReportError(ValueError):
     """The report's period has not begun, or an event date of it lies ahead, at its receipt
     (answered 422; ``errors`` name each field, relative to the report)."""
@@ -106,6 +119,7 @@ class IngestService:
         lookup_unit: Callable[[str], Awaitable[bool]] | None = None,
         clock: Callable[[], datetime] = utc_now,
         audit: AuditLog | None = None,
+        approvals: CachedApprovals | None = None,
     ) -> None:
         self.publisher = publisher
         self.submissions = submissions
@@ -115,6 +129,8 @@ class IngestService:
         self.lookup_unit = lookup_unit
         self.clock = clock  # the receipt time: this server's clock, never the sender's
         self.audit: AuditLog = audit if audit is not None else InMemoryAuditLog()
+        # approval and lock: what is approved is refused (read through a cache of a few seconds)
+        self.approvals = approvals if approvals is not None else CachedApprovals(InMemoryApprovalStore())
 
     async def known(self, unit: str) -> bool:
         if self.tree.known_anywhere(unit):
@@ -231,7 +247,7 @@ class IngestService:
                 return self._result(report, Verdict.CONFLICT, [{"loc": [], "msg": str(exc)}])
             except FutureReportError as exc:
                 return self._result(report, Verdict.INVALID, exc.errors)
-            except PublishFailed as exc:
+            except (PublishFailed, LocksUnavailable) as exc:
                 return self._result(report, Verdict.UNAVAILABLE, [{"loc": [], "msg": str(exc)}])
         if outcome.entry is not None:
             entries.append(outcome.entry)
@@ -284,20 +300,9 @@ class IngestService:
             # revision) is the guarantee.
             log.warning("submission log unavailable; publishing without duplicate check")
             prior = None
-        if prior is not None:
-            if prior.series != series_key:
-                raise ConflictError(
-                    f"report {report.report_id} of unit {report.unit} is a {prior.series} report; "
-                    "a revision cannot change its kind, nor move to a period of another administrative "
-                    "tree (@2025: the tree from 2025-07-01); use a new report_id"
-                )
-            if report.revision in prior.revisions:
-                if prior.revisions[report.revision] == content:
-                    return Outcome(report.report_id, report.revision, Status.DUPLICATE)
-                raise ConflictError(
-                    f"revision {report.revision} of report {report.report_id} was already accepted "
-                    f"with other content; send a correction as revision {max(prior.revisions) + 1}"
-                )
+        if prior is not None and duplicate(report, prior, series_key, content):
+            return Outcome(report.report_id, report.revision, Status.DUPLICATE)
+        await self._check_lock(report.unit, series, report.period)  # approval and lock, after duplicates
         envelope = {
             "report": payload,
             "received_at": received_at.isoformat(),
@@ -323,6 +328,36 @@ class IngestService:
             log.warning("could not record submission", extra={"report_id": report.report_id})
         entry = audit_entry(report, payload, prior, principal, origin, (*scope, COUNTRY), received_at)
         return Outcome(report.report_id, report.revision, Status.ACCEPTED, entry)
+
+    async def _check_lock(self, unit: str, series: str, period: str) -> None:
+        """:class:`LockedError` when (unit, series) is approved for ``period`` or a period of the
+        same tree holding it; :class:`LocksUnavailable` when the approvals cannot be read."""
+        periods = [p.label for p in parse_period(period).enclosing]
+        try:
+            approval = await self.approvals.first(unit, series, periods)
+        except PyMongoError as exc:
+            raise LocksUnavailable(f"approvals unreadable ({type(exc).__name__}); send the report again") from exc
+        if approval is not None:
+            raise LockedError(locked_message(approval))
+
+
+def duplicate(report: ReportInBase, prior: Submission, series_key: str, content: str) -> bool:
+    """Whether ``report`` is a copy of a revision ``prior`` holds; :class:`ConflictError` when it
+    contradicts ``prior`` (another kind or tree, or a revision number accepted with other content)."""
+    if prior.series != series_key:
+        raise ConflictError(
+            f"report {report.report_id} of unit {report.unit} is a {prior.series} report; "
+            "a revision cannot change its kind, nor move to a period of another administrative "
+            "tree (@2025: the tree from 2025-07-01); use a new report_id"
+        )
+    if report.revision not in prior.revisions:
+        return False
+    if prior.revisions[report.revision] == content:
+        return True
+    raise ConflictError(
+        f"revision {report.revision} of report {report.report_id} was already accepted "
+        f"with other content; send a correction as revision {max(prior.revisions) + 1}"
+    )
 
 
 def audit_entry(

@@ -6,9 +6,10 @@ A role holds at the account's unit and everything under it, in the tree of the p
 scopes, so one check (``Principal``) serves accounts and machine tokens alike:
 
 - clerk: sends the unit's reports, and reads what it sent (submit, read)
-- reviewer: reads the subtree and follows it live (read, stream); approves in the reporting cycle
+- reviewer: reads the subtree and follows it live, and approves its figures (read, stream, approve)
 - viewer: reads the subtree (read)
-- admin: manages the accounts, agencies and machine tokens under the unit (admin, read, stream)
+- admin: manages the accounts, agencies and machine tokens under the unit, and approves
+  (admin, read, stream, approve)
 
 An admin manages only accounts at its unit or under it, and grants only roles it could hold
 itself there: nobody raises anyone above their own place in the tree.
@@ -37,9 +38,9 @@ class Role(StrEnum):
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.CLERK: frozenset({Scope.SUBMIT, Scope.READ}),
-    Role.REVIEWER: frozenset({Scope.READ, Scope.STREAM}),
+    Role.REVIEWER: frozenset({Scope.READ, Scope.STREAM, Scope.APPROVE}),
     Role.VIEWER: frozenset({Scope.READ}),
-    Role.ADMIN: frozenset({Scope.ADMIN, Scope.READ, Scope.STREAM}),
+    Role.ADMIN: frozenset({Scope.ADMIN, Scope.READ, Scope.STREAM, Scope.APPROVE}),
 }
 
 ROLES_VI: dict[Role, str] = {

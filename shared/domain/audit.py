@@ -39,6 +39,8 @@ class Action(StrEnum):
     LOGIN = "login"
     LOGIN_FAILED = "login.failed"
     LOGOUT = "logout"
+    APPROVE = "approval.approve"
+    UNAPPROVE = "approval.unapprove"
 
 
 ADMIN_ONLY_PREFIXES = ("account.", "token.", "login", "logout")
@@ -62,6 +64,8 @@ ACTIONS_VI: dict[Action, str] = {
     Action.LOGIN: "Đăng nhập",
     Action.LOGIN_FAILED: "Đăng nhập thất bại",
     Action.LOGOUT: "Đăng xuất",
+    Action.APPROVE: "Duyệt số liệu",
+    Action.UNAPPROVE: "Bỏ duyệt số liệu",
 }
 
 

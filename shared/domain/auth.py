@@ -38,6 +38,7 @@ class Scope(StrEnum):
     READ = "read"  # read units, totals and completeness of the subtree
     STREAM = "stream"  # follow total changes of the subtree
     ADMIN = "admin"  # register agencies in the subtree, list and replay dead letters
+    APPROVE = "approve"  # approve and unapprove the subtree's figures (shared/domain/approvals.py)
 
 
 class Placement(StrEnum):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from services.api.approval_views import MissingApprovedOut, with_approvals
 from services.api.deps import (
     RATIONED,
     Code,
@@ -21,7 +22,7 @@ from services.api.deps import (
     ration,
 )
 from services.api.reads import UnknownSeries
-from services.api.views import MissingOut
+from services.api.routes.approvals import approvals_of
 from shared.domain.auth import Scope
 from shared.domain.periods import PeriodError
 from shared.http.base import authorize
@@ -31,7 +32,7 @@ router = APIRouter()
 
 @router.get(
     "/v1/units/{code}/completeness",
-    response_model=MissingOut,
+    response_model=MissingApprovedOut,
     summary="Who in the subtree has not reported a series for a period",
     responses=RATIONED,
 )
@@ -42,12 +43,15 @@ async def get_completeness(
     reads: ReadsDep,
     series: Annotated[str, Query(description="a report kind or indicator.<code>", max_length=80)],
     principal: CurrentPrincipal,
+    request: Request,
 ) -> Response:
     ration(reads, principal)
     authorize(principal, Scope.READ, tree, code)
     known(tree, code)
     try:
-        return json_response(await reads.missing(tree, code, series, period))
+        missing = await reads.missing(tree, code, series, period)
+        # approval: the approved units counted and listed next to those that reported
+        return json_response(await with_approvals(missing, await approvals_of(request), reads.catalog, tree))
     except UnknownSeries as exc:
         raise query_error("series", str(exc), "series") from None
     except PeriodError as exc:

@@ -14,6 +14,7 @@ SCOPES_VI = {
     Scope.SUBMIT: "gửi báo cáo",
     Scope.STREAM: "nhận cập nhật trực tiếp",
     Scope.ADMIN: "quản trị",
+    Scope.APPROVE: "duyệt số liệu",
 }
 OUTSIDE = "Đơn vị này không có hoặc nằm ngoài phạm vi của mã truy cập."
 

@@ -43,6 +43,7 @@ SCOPES_VI = {
     Scope.READ: "Xem số liệu (read)",
     Scope.STREAM: "Theo dõi trực tiếp (stream)",
     Scope.ADMIN: "Quản trị (admin)",
+    Scope.APPROVE: "Duyệt số liệu (approve)",
 }
 FIELDS_VI = {"label": "Tên gọi", "unit": "Mã đơn vị", "scopes": "Quyền", "days": "Thời hạn (ngày)"}
 

@@ -1,0 +1,177 @@
+"""Approval and lock (shared/domain/approvals.py): approve a unit's figures of a series for a
+period, unapprove them, list a subtree's approvals. Approving and unapproving need the
+``approve`` scope (unapproving, at the level that approved or above it); listing needs ``read``.
+Each approval and unapproval is recorded in the audit log."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from services.api.approval_views import ApprovalOut, approval_out
+from services.api.deps import Components, CurrentPrincipal, known, valid_period
+from shared.adapters.approvals import ApprovalStore, InMemoryApprovalStore, MongoApprovalStore
+from shared.domain.approvals import AlreadyApproved, Approval, approve, check_unapprove
+from shared.domain.audit import Action, AuditEntry, entry_scope
+from shared.domain.auth import Forbidden, Principal, Scope
+from shared.domain.hierarchy import OrgTree
+from shared.domain.reports import UNIT_CODE_PATTERN
+from shared.http.base import authorize, error
+
+router = APIRouter()
+log = logging.getLogger(__name__)
+
+SERIES = r"^[a-z0-9_.]{1,80}$"
+PERIOD = r"^[0-9A-Z-]{4,16}$"
+
+
+class ApprovalIn(BaseModel):
+    unit: str = Field(pattern=UNIT_CODE_PATTERN, description="the unit whose figures are approved")
+    series: str = Field(pattern=SERIES, description="a report kind or indicator.<code>")
+    period: str = Field(max_length=32, description="the period approved, e.g. 2026-03, 2026-Q1, 2026")
+
+
+class ApprovalsOut(BaseModel):
+    unit: str
+    period: str
+    approvals: list[ApprovalOut]
+
+
+async def approvals_of(request: Request) -> ApprovalStore:
+    """The API's approval store, opened on first use: MongoDB's in a deployment, the fake in an
+    app built by a test (which may put its own on ``app.state.approvals`` first)."""
+    state = request.app.state
+    store: ApprovalStore | None = getattr(state, "approvals", None)
+    if store is None:
+        components = state.components
+        if components.mongo is None:
+            store = InMemoryApprovalStore()
+        else:
+            mongo_store = MongoApprovalStore(components.mongo, components.settings.mongodb_database)
+            await mongo_store.ensure_indexes()
+            store = mongo_store
+        state.approvals = store
+    return store
+
+
+def period_tree(org: OrgTree, period: str) -> OrgTree:
+    return org.for_period(valid_period(period))
+
+
+def check_series(request: Request, series: str) -> None:
+    catalog = request.app.state.components.reads.catalog
+    if series not in catalog.series:
+        raise HTTPException(
+            422,
+            detail=[
+                {"loc": ["body", "series"], "msg": f"unknown series; one of {sorted(catalog.series)}", "type": "series"}
+            ],
+        )
+
+
+async def audit(request: Request, principal: Principal, action: Action, approval: Approval) -> None:
+    """The approval is made or undone already: an entry that cannot be written is logged and
+    counted, not answered as a failure (as for agencies)."""
+    components = request.app.state.components
+    entry = AuditEntry(
+        at=time.time(),
+        actor=principal.actor,
+        action=action,
+        unit=approval.unit,
+        scope=entry_scope(components.tree, approval.unit),
+        origin=request.client.host if request.client else None,
+        period=approval.period,
+        subject=approval.id,
+        before=_fields(approval) if action is Action.UNAPPROVE else None,
+        after=_fields(approval) if action is Action.APPROVE else None,
+        detail=f"{approval.series} at level {approval.level}",
+    )
+    try:
+        await components.audit.append(entry)
+    except Exception:
+        log.exception("audit entry not written", extra={"action": action.value, "unit": approval.unit})
+        components.metrics.audit_failures.labels(action.value).inc()
+
+
+def _fields(approval: Approval) -> dict[str, Any]:
+    return {k: v for k, v in asdict(approval).items() if k not in ("path", "nonce")}
+
+
+@router.post(
+    "/v1/approvals",
+    status_code=201,
+    response_model=ApprovalOut,
+    summary="Approve a unit's figures of a series for a period (approve scope): they are locked",
+    responses={409: error("already approved: the message names who approved and when")},
+)
+async def post_approval(
+    body: ApprovalIn, request: Request, components: Components, principal: CurrentPrincipal
+) -> JSONResponse:
+    tree = period_tree(components.tree, body.period)
+    authorize(principal, Scope.APPROVE, tree, body.unit)
+    known(tree, body.unit)
+    check_series(request, body.series)
+    store = await approvals_of(request)
+    approval = approve(principal, tree, body.unit, body.series, body.period, time.time())
+    try:
+        await store.add(approval)
+    except AlreadyApproved as exc:
+        raise HTTPException(409, str(exc)) from None
+    await audit(request, principal, Action.APPROVE, approval)
+    return JSONResponse(approval_out(approval).model_dump(), status_code=201)
+
+
+@router.delete(
+    "/v1/approvals/{unit}/{series}/{period}",
+    response_model=ApprovalOut,
+    summary="Unapprove (approve scope, at the level that approved or above): the figures unlock",
+    responses={404: error("not approved"), 409: error("the approval changed meanwhile; read it again")},
+)
+async def delete_approval(
+    request: Request,
+    components: Components,
+    principal: CurrentPrincipal,
+    unit: Annotated[str, Path(pattern=UNIT_CODE_PATTERN)],
+    series: Annotated[str, Path(pattern=SERIES)],
+    period: Annotated[str, Path(pattern=PERIOD)],
+) -> ApprovalOut:
+    tree = period_tree(components.tree, period)
+    authorize(principal, Scope.APPROVE, tree, unit)
+    known(tree, unit)
+    store = await approvals_of(request)
+    approval = await store.get(unit, series, period)
+    if approval is None:
+        raise HTTPException(404, f"{series} of unit {unit} for {period} is not approved")
+    try:
+        check_unapprove(principal, tree, approval)
+    except Forbidden as exc:
+        raise HTTPException(403, str(exc)) from None
+    if not await store.remove(approval):
+        raise HTTPException(409, f"the approval of {series} of unit {unit} for {period} changed meanwhile")
+    await audit(request, principal, Action.UNAPPROVE, approval)
+    return approval_out(approval)
+
+
+@router.get(
+    "/v1/approvals",
+    response_model=ApprovalsOut,
+    summary="The approvals of a period for a unit and every unit under it (read scope)",
+)
+async def get_approvals(
+    request: Request,
+    components: Components,
+    principal: CurrentPrincipal,
+    unit: Annotated[str, Query(pattern=UNIT_CODE_PATTERN, description="a unit code (a province, district, ...)")],
+    period: Annotated[str, Query(max_length=32)],
+) -> ApprovalsOut:
+    tree = period_tree(components.tree, period)
+    authorize(principal, Scope.READ, tree, unit)
+    known(tree, unit)
+    found = await (await approvals_of(request)).listing(unit, period)
+    return ApprovalsOut(unit=unit, period=period, approvals=[approval_out(a) for a in found])

@@ -1,0 +1,106 @@
+"""Approval and lock, the reporting cycle's last step: an approver confirms a unit's figures of one
+series for one period, and from then on they are locked.
+
+An approval is of (unit, series, period), made by a principal at a *level*: the approver's own
+unit, which covers the unit approved (the unit itself or one of its ancestors, in the tree of the
+period). The rules:
+
+- **Approve.** A principal with the ``approve`` scope whose unit covers the unit, in the tree of
+  the period. A (unit, series, period) is approved once: approving it again is refused naming the
+  approval that stands.
+- **Lock.** While an approval stands, ingest refuses every new report or revision (a withdrawal
+  too) of that unit and series whose period is the approved one or lies inside it (a month of an
+  approved quarter), naming who approved and when. A resent copy of what was accepted is still a
+  duplicate, not a change. The lock is on the unit's own reports: an approval of a district does
+  not lock its communes (each is approved on its own).
+- **Unapprove** ("a higher level must unapprove to correct"). A principal with the ``approve``
+  scope whose unit covers the approval's level: the level that approved, or any level above it.
+  An approver below the level that approved cannot undo it, so a commune's approver cannot unlock
+  what its district approved.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from shared.domain.auth import Forbidden, Principal, Scope
+from shared.domain.hierarchy import OrgTree
+
+
+def approval_id(unit: str, series: str, period: str) -> str:
+    """The id of the approval of (unit, series, period): one per triple."""
+    return f"{unit}/{series}/{period}"
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class Approval:
+    unit: str
+    series: str  # a catalog series (report kind or indicator.<code>)
+    period: str
+    level: str  # the approver's unit, which covers ``unit`` in the period's tree
+    approver: str  # who approved, as the audit log names them (Principal.actor)
+    at: float  # unix seconds, the API server's clock
+    # the unit and its ancestors in the period's tree: what a listing of a subtree selects on
+    path: tuple[str, ...] = field(default=(), compare=False)
+    # changes with every approval: an unapproval removes only the approval it was decided on
+    nonce: str = field(default_factory=new_nonce)
+
+    @property
+    def id(self) -> str:
+        return approval_id(self.unit, self.series, self.period)
+
+    @property
+    def when(self) -> str:
+        """The approval's time as people read it, in UTC: ``2026-12-07 14:05 UTC``."""
+        return datetime.fromtimestamp(self.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+class ApprovalRefused(Exception):
+    """An approval or unapproval the rules do not allow; the message says why."""
+
+
+class AlreadyApproved(ApprovalRefused):
+    def __init__(self, approval: Approval) -> None:
+        super().__init__(
+            f"{approval.series} of unit {approval.unit} for {approval.period} is already approved by "
+            f"{approval.approver} (level {approval.level}) on {approval.when}"
+        )
+        self.approval = approval
+
+
+def approve(principal: Principal, tree: OrgTree, unit: str, series: str, period: str, at: float) -> Approval:
+    """The approval ``principal`` makes of (unit, series, period), ``tree`` being the period's tree
+    (holding ``unit``); :class:`Forbidden` without the scope or outside the principal's unit."""
+    principal.require_scope(Scope.APPROVE)
+    if not principal.covers(tree, unit):
+        raise Forbidden(f"unit {unit} is outside this token's unit {principal.unit}")
+    return Approval(unit, series, period, principal.unit, principal.actor, at, path=tuple(tree.path(unit)))
+
+
+def check_unapprove(principal: Principal, tree: OrgTree, approval: Approval) -> None:
+    """:class:`Forbidden` unless ``principal`` may undo ``approval``: the ``approve`` scope and a
+    unit that is the approval's level or above it, in the period's ``tree``."""
+    principal.require_scope(Scope.APPROVE)
+    if not principal.covers(tree, approval.unit):
+        raise Forbidden(f"unit {approval.unit} is outside this token's unit {principal.unit}")
+    if not principal.covers(tree, approval.level):
+        raise Forbidden(
+            f"approved at level {approval.level} by {approval.approver}: only an approver of unit "
+            f"{approval.level} or a unit above it may unapprove (this token's unit is {principal.unit})"
+        )
+
+
+def locked_message(approval: Approval) -> str:
+    """Why a report of an approved (unit, series, period) is refused, naming who approved and when."""
+    return (
+        f"{approval.series} of unit {approval.unit} for {approval.period} was approved by "
+        f"{approval.approver} (level {approval.level}) on {approval.when}: it is locked, and a new "
+        f"report, revision or withdrawal is refused until an approver of {approval.level} or a "
+        "unit above it unapproves it"
+    )
