@@ -253,6 +253,51 @@ def member_ratings(tree: OrgTree) -> list[dict[str, Any]]:
     return reports
 
 
+def seed_002_training_course() -> list[dict[str, Any]]:
+    """26 March 2024: Lang Chánh's district party committee holds a course in party work
+    (lớp bồi dưỡng nghiệp vụ công tác Đảng) for the secretaries of its village, hamlet and
+    neighbourhood party cells (seed 002). The seed gives the date and who took part, not how
+    many: the length and the learners are plausible, not from the seed."""
+    started, ended = date(2024, 3, 26), date(2024, 3, 27)
+    return [
+        {
+            "report_id": f"{LANG_CHANH}-course-2024-03-bi-thu-chi-bo",
+            "revision": 1,
+            "unit": LANG_CHANH,
+            "kind": "training_course",
+            "period": "2024-03",
+            "submitted_at": _stamp(ended),
+            "body": {
+                "title": "Lớp bồi dưỡng nghiệp vụ công tác Đảng cho bí thư chi bộ thôn, bản, khu phố",
+                "topic": "Nhiệm vụ trọng tâm, khâu đột phá trong xây dựng Đảng và hệ thống chính trị; "
+                "nghiệp vụ công tác Đảng của bí thư chi bộ",
+                "started_on": started.isoformat(),
+                "ended_on": ended.isoformat(),
+                "days": 2,
+                "learners_enrolled": 77,
+                "learners_completed": 75,
+            },
+        }
+    ]
+
+
+def organisation_ratings() -> list[dict[str, Any]]:
+    """Bá Thước's district committee rates its 43 grassroots party organisations for 2023 (seed
+    003: 21 commune party committees and 22 agency and enterprise units); the split over the four
+    categories is plausible, not from a seed."""
+    return [
+        {
+            "report_id": f"{BA_THUOC}-org-rating-2023",
+            "revision": 1,
+            "unit": BA_THUOC,
+            "kind": "organisation_rating",
+            "period": "2023",
+            "submitted_at": _stamp(date(2024, 1, 12), 0),
+            "body": {"excellent": 8, "good": 29, "completed": 5, "not_completed": 1},
+        }
+    ]
+
+
 # Communes of the 2025 tree in Thanh Hóa 38 that took over the former Bá Thước district's
 # communes (the conversion table of 2025-07-01), Xã Bá Thước first.
 BA_THUOC_AREA_2025 = ["14923", "14932", "14950", "14953", "14956", "14959", "14974", "14980"]
@@ -351,6 +396,8 @@ def all_reports(tree: OrgTree, now: datetime | None = None) -> list[dict[str, An
         + seed_003_action_programs(tree)
         + seed_002_004_indicators(tree)
         + member_ratings(tree)
+        + seed_002_training_course()
+        + organisation_ratings()
         + current_study_sessions(tree, now or datetime.now(UTC))
     )
 

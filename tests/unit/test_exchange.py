@@ -341,6 +341,7 @@ FILLED = parse_mapping(
         "fill": {
             "study_session": {"format": "online", "held_on": "period_start"},
             "action_program": {"adopted_on": "period_start"},
+            "training_course": {"started_on": "period_start", "ended_on": "period_start"},
         },
     },
     CATALOG,

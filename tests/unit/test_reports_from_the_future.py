@@ -62,6 +62,24 @@ def program(adopted_on, period="2026-12"):
     }
 
 
+def course(started_on, ended_on):
+    return {
+        "report_id": "tc-1",
+        "revision": 1,
+        "unit": "388",
+        "kind": "training_course",
+        "period": "2026-12",
+        "submitted_at": "2026-12-07T08:00:00+07:00",
+        "body": {
+            "started_on": started_on,
+            "ended_on": ended_on,
+            "days": 1,
+            "learners_enrolled": 10,
+            "learners_completed": 10,
+        },
+    }
+
+
 def problems(raw, at=NOW):
     return future_problems(REPORT_ADAPTER.validate_python(raw), at, CATALOG)
 
@@ -124,10 +142,22 @@ def test_the_receipt_day_is_the_day_in_vietnam_not_in_utc():
 
 def test_every_date_field_of_every_kind_is_checked():
     date_fields = {(k.name, f.name) for k in CATALOG.kinds.values() for f in k.fields if f.type == "date"}
-    assert date_fields == {("study_session", "held_on"), ("action_program", "adopted_on")}
+    assert date_fields == {
+        ("study_session", "held_on"),
+        ("action_program", "adopted_on"),
+        ("training_course", "started_on"),
+        ("training_course", "ended_on"),
+    }
     assert problems(program("2026-12-08")) == []
     [got] = problems(program("2026-12-20"))
     assert got["loc"] == ["body", "adopted_on"] and "body.adopted_on 2026-12-20" in got["msg"]
+    assert problems(course("2026-12-01", "2026-12-08")) == []
+    [got] = problems(course("2026-12-01", "2026-12-20"))  # a course reported before it ends
+    assert got["loc"] == ["body", "ended_on"] and "body.ended_on 2026-12-20" in got["msg"]
+    assert [p["loc"] for p in problems(course("2026-12-19", "2026-12-20"))] == [
+        ["body", "started_on"],
+        ["body", "ended_on"],
+    ]
 
 
 def test_a_withdrawal_is_never_from_the_future():

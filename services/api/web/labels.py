@@ -27,6 +27,13 @@ FIELDS = {
     "not_completed": "Không hoàn thành nhiệm vụ",
     "members_submitted": "Số đảng viên đã viết thu hoạch",
     "members_required": "Số đảng viên phải viết thu hoạch",
+    "title": "Tên lớp",
+    "topic": "Nội dung bồi dưỡng (nghị quyết, chuyên đề)",
+    "started_on": "Ngày khai giảng",
+    "ended_on": "Ngày bế giảng",
+    "days": "Số ngày học",
+    "learners_enrolled": "Số học viên",
+    "learners_completed": "Số học viên hoàn thành",
     "indicator": "Chỉ tiêu",
     "value": "Giá trị",
     "numerator": "Tử số",
@@ -44,6 +51,8 @@ RATES = {
     "participation_rate": "Tỷ lệ tham dự",
     "good_or_better_rate": "Tỷ lệ hoàn thành tốt trở lên",
     "submission_rate": "Tỷ lệ viết thu hoạch",
+    "completion_rate": "Tỷ lệ học viên hoàn thành",
+    "excellent_rate": "Tỷ lệ hoàn thành xuất sắc nhiệm vụ",
     "rate": "Tỷ lệ",
 }
 
