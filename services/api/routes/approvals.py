@@ -18,9 +18,9 @@ from services.api.approval_views import ApprovalOut, approval_out
 from services.api.deps import Components, CurrentPrincipal, known, valid_period
 from shared.adapters.approvals import ApprovalStore, InMemoryApprovalStore, MongoApprovalStore
 from shared.domain.approvals import AlreadyApproved, Approval, approve, check_unapprove
-from shared.domain.audit import Action, AuditEntry, entry_scope
+from shared.domain.audit import Action, AuditEntry
 from shared.domain.auth import Forbidden, Principal, Scope
-from shared.domain.hierarchy import OrgTree
+from shared.domain.hierarchy import COUNTRY, OrgTree
 from shared.domain.reports import UNIT_CODE_PATTERN
 from shared.http.base import authorize, error
 
@@ -75,16 +75,17 @@ def check_series(request: Request, series: str) -> None:
         )
 
 
-async def audit(request: Request, principal: Principal, action: Action, approval: Approval) -> None:
+async def audit(request: Request, principal: Principal, action: Action, approval: Approval, tree: OrgTree) -> None:
     """The approval is made or undone already: an entry that cannot be written is logged and
-    counted, not answered as a failure (as for agencies)."""
+    counted, not answered as a failure (as for agencies). Its scope is the unit's path in the
+    period's ``tree``, as a report's entry is (codes are reused across trees)."""
     components = request.app.state.components
     entry = AuditEntry(
         at=time.time(),
         actor=principal.actor,
         action=action,
         unit=approval.unit,
-        scope=entry_scope(components.tree, approval.unit),
+        scope=(*(f"{tree.tree_id}:{code}" for code in tree.path(approval.unit)), COUNTRY),
         origin=request.client.host if request.client else None,
         period=approval.period,
         subject=approval.id,
@@ -123,7 +124,7 @@ async def post_approval(
         await store.add(approval)
     except AlreadyApproved as exc:
         raise HTTPException(409, str(exc)) from None
-    await audit(request, principal, Action.APPROVE, approval)
+    await audit(request, principal, Action.APPROVE, approval, tree)
     return JSONResponse(approval_out(approval).model_dump(), status_code=201)
 
 
@@ -154,7 +155,7 @@ async def delete_approval(
         raise HTTPException(403, str(exc)) from None
     if not await store.remove(approval):
         raise HTTPException(409, f"the approval of {series} of unit {unit} for {period} changed meanwhile")
-    await audit(request, principal, Action.UNAPPROVE, approval)
+    await audit(request, principal, Action.UNAPPROVE, approval, tree)
     return approval_out(approval)
 
 

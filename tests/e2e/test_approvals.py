@@ -1,0 +1,103 @@
+"""Approval and lock through the running services: seed 000 is submitted, district 386 approves a
+commune's December 2020, the commune's revision is refused naming the approver and the date, the
+commune's own approver cannot unapprove, the province does, and the revision then counts exactly
+once. The 2025 tree's province 38 approves a commune of its own the same way."""
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from shared.adapters.approvals import CACHE_SECONDS
+from shared.domain.auth import Scope, mint
+from shared.domain.hierarchy import load_vietnam
+from tests.conftest import TEST_SECRET
+from tools import demo
+
+from .system import System, own_system
+
+pytestmark = pytest.mark.e2e
+
+SEEN_BY_INGEST = CACHE_SECONDS + 1.0  # ingest reads approvals through a cache of CACHE_SECONDS
+
+
+@pytest.fixture(scope="module")
+def system(infra: dict[str, str]) -> Iterator[System]:
+    yield from own_system(infra)
+
+
+def approver(unit: str, token_id: str) -> str:
+    return mint(TEST_SECRET, unit, [Scope.APPROVE, Scope.READ], 3600, token_id=token_id)
+
+
+def test_an_approved_commune_is_locked_until_the_level_above_unapproves(system: System) -> None:
+    tree = load_vietnam()
+    reports = demo.seed_000_study_sessions(tree)
+    with system.client(system.ingest.url) as http:
+        assert http.post("/v1/reports/batch", json=reports).json()["accepted"] == len(reports)
+    system.wait_for_metric("386", "2020-12", "study_session.members_attended", 5962)
+    first = next(r for r in reports if r["unit"] != demo.BA_THUOC)
+    unit, old = first["unit"], first["body"]["members_attended"]
+    revision = {**first, "revision": 2, "body": {**first["body"], "members_attended": old - 7}}
+    clerk = system.token(unit, Scope.SUBMIT)
+
+    with system.client(system.api.url, approver("386", "duyet386")) as http:
+        made = http.post("/v1/approvals", json={"unit": unit, "series": "study_session", "period": "2020-12"})
+        assert made.status_code == 201, made.text
+        assert (made.json()["level"], made.json()["approver"]) == ("386", "token:duyet386")
+        again = http.post("/v1/approvals", json={"unit": unit, "series": "study_session", "period": "2020-12"})
+        assert again.status_code == 409 and "already approved by token:duyet386" in again.json()["detail"]
+        listed = http.get("/v1/approvals", params={"unit": "386", "period": "2020-12"}).json()["approvals"]
+        assert [(a["unit"], a["series"]) for a in listed] == [(unit, "study_session")]
+        done = http.get("/v1/units/386/completeness", params={"series": "study_session", "period": "2020-12"}).json()
+        assert (done["units_approved"], [a["unit"] for a in done["approved"]]) == (1, [unit])
+        assert done["completeness"]["units_reported"] == 21  # the communes
+    day = made.json()["at"][:10]
+
+    time.sleep(SEEN_BY_INGEST)
+    with system.client(system.ingest.url, clerk) as http:
+        refused = http.post("/v1/reports", json=revision)
+        assert refused.status_code == 409, refused.text
+        message = refused.json()["detail"]
+        assert f"approved by token:duyet386 (level 386) on {day}" in message
+        assert http.post("/v1/reports", json=first).json()["status"] == "duplicate"
+
+    with system.client(system.api.url, approver(unit, "duyetxa")) as http:
+        below = http.delete(f"/v1/approvals/{unit}/study_session/2020-12")
+        assert below.status_code == 403 and "approved at level 386" in below.json()["detail"]
+    with system.client(system.api.url, approver("38", "duyet38")) as http:
+        assert http.delete(f"/v1/approvals/{unit}/study_session/2020-12").status_code == 200
+        assert http.get("/v1/approvals", params={"unit": "386", "period": "2020-12"}).json()["approvals"] == []
+    with system.client(system.api.url) as http:
+        actions = http.get("/v1/audit", params={"unit": "386", "period": "2020-12"}).json()["items"]
+        trail = [(e["action"], e["actor"]) for e in actions if e["action"].startswith("approval.")]
+        assert trail == [("approval.unapprove", "token:duyet38"), ("approval.approve", "token:duyet386")]
+
+    time.sleep(SEEN_BY_INGEST)
+    with system.client(system.ingest.url, clerk) as http:
+        accepted = http.post("/v1/reports", json=revision)
+        assert accepted.status_code == 202, accepted.text
+    district = system.wait_for_metric("386", "2020-12", "study_session.members_attended", 5962 - 7)
+    assert district["metrics"]["study_session.members_total"] == 6600
+    assert system.totals("38", "2020-12")["metrics"]["study_session.members_attended"] == 5962 - 7
+
+
+def test_the_2025_province_approves_its_commune_and_a_neighbour_province_cannot(system: System) -> None:
+    tree = load_vietnam()
+    q4 = [r for r in demo.reform_2025_study_sessions(tree) if r["period"] == "2025-Q4"]
+    with system.client(system.ingest.url) as http:
+        assert http.post("/v1/reports/batch", json=q4).json()["accepted"] == len(q4)
+    unit = q4[0]["unit"]
+    body = {"unit": unit, "series": "study_session", "period": "2025-Q4"}
+    with system.client(system.api.url, approver("40", "duyet40")) as http:
+        assert http.post("/v1/approvals", json=body).status_code == 403
+    with system.client(system.api.url, approver("38", "duyet38moi")) as http:
+        made = http.post("/v1/approvals", json=body)
+        assert made.status_code == 201 and made.json()["level"] == "38", made.text
+        done = http.get("/v1/units/38/completeness", params={"series": "study_session", "period": "2025-Q4"}).json()
+        assert done["units_approved"] == 1
+    time.sleep(SEEN_BY_INGEST)
+    revision = {**q4[0], "revision": 2, "body": {**q4[0]["body"], "members_attended": 1}}
+    with system.client(system.ingest.url, system.token(unit, Scope.SUBMIT)) as http:
+        refused = http.post("/v1/reports", json=revision)
+    assert refused.status_code == 409 and "approved by token:duyet38moi (level 38)" in refused.text
