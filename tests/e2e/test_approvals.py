@@ -11,9 +11,10 @@ import pytest
 from shared.adapters.approvals import CACHE_SECONDS
 from shared.domain.auth import Scope, mint
 from shared.domain.hierarchy import load_vietnam
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, wait_until
 from tools import demo
 
+from .browser import Browser
 from .system import System, own_system
 
 pytestmark = pytest.mark.e2e
@@ -101,3 +102,52 @@ def test_the_2025_province_approves_its_commune_and_a_neighbour_province_cannot(
     with system.client(system.ingest.url, system.token(unit, Scope.SUBMIT)) as http:
         refused = http.post("/v1/reports", json=revision)
     assert refused.status_code == 409 and "approved by token:duyet38moi (level 38)" in refused.text
+
+
+@pytest.fixture
+def browser(chromium, system: System, screenshots) -> Browser:  # type: ignore[no-untyped-def]
+    return Browser(chromium, system.api.url, screenshots)
+
+
+def approve_on_the_page(browser: Browser, page: str, unit: str, token_id: str) -> None:
+    """On ``page``, "Duyệt" for ``unit``'s row, then the row says who approved, with "Bỏ duyệt"."""
+    browser.open(page)
+    cell = f"tr[data-unit='{unit}'] td.approval"
+    assert browser.find(cell).get_attribute("data-approval") == "no"
+    browser.find(f"{cell} button[value='approve']").click()
+    browser.wait(lambda d: browser.all(f"{cell}[data-approval='yes']"), what="the approval")
+    assert browser.text(cell).startswith(f"Đã duyệt (token:{token_id}, ")
+    assert browser.find(f"{cell} button[value='unapprove']").text == "Bỏ duyệt"
+
+
+def test_a_reviewer_approves_and_unapproves_on_the_unit_page_in_both_trees(system: System, browser: Browser) -> None:
+    def reported(unit: str, period: str, units: int) -> None:
+        wait_until(
+            lambda: system.totals(unit, period)["completeness"]["study_session"]["units_reported"] == units,
+            what=f"{units} units of {unit} reported in {period}",
+        )
+
+    tree = load_vietnam()
+    old = demo.seed_000_study_sessions(tree)
+    new = [r for r in demo.reform_2025_study_sessions(tree) if r["period"] == "2025-Q4"]
+    with system.client(system.ingest.url) as http:
+        http.post("/v1/reports/batch", json=[*old, *new]).raise_for_status()  # duplicates when already sent
+    reported("386", "2020-12", 21)  # the communes
+    commune = old[2]["unit"]
+
+    # the old tree: district 386's reviewer approves a commune, then takes the approval back
+    browser.login(approver("386", "web386"))
+    page = "/web/units/386?period=2020-12&series=study_session"
+    approve_on_the_page(browser, page, commune, "web386")
+    browser.find(f"tr[data-unit='{commune}'] button[value='unapprove']").click()
+    cell = f"tr[data-unit='{commune}'] td.approval"
+    browser.wait(lambda d: browser.all(f"{cell}[data-approval='no'] button"), what="the unapproval")
+    assert browser.find(f"{cell} button").text == "Duyệt"
+
+    # the 2025 tree: province 38's reviewer approves a commune of its own, no district between
+    reported("38", "2025-Q4", len(new))
+    browser.login(approver("38", "web38"))
+    approve_on_the_page(browser, "/web/units/38?period=2025-Q4&series=study_session", new[1]["unit"], "web38")
+    with system.client(system.api.url) as http:
+        listed = http.get("/v1/approvals", params={"unit": "38", "period": "2025-Q4"}).json()["approvals"]
+    assert (new[1]["unit"], "token:web38") in {(a["unit"], a["approver"]) for a in listed}

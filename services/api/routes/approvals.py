@@ -104,6 +104,43 @@ def _fields(approval: Approval) -> dict[str, Any]:
     return {k: v for k, v in asdict(approval).items() if k not in ("path", "nonce")}
 
 
+class NotApproved(Exception):
+    def __init__(self, unit: str, series: str, period: str) -> None:
+        super().__init__(f"{series} of unit {unit} for {period} is not approved")
+
+
+class ChangedMeanwhile(Exception):
+    def __init__(self, unit: str, series: str, period: str) -> None:
+        super().__init__(f"the approval of {series} of unit {unit} for {period} changed meanwhile")
+
+
+async def make_approval(
+    request: Request, principal: Principal, tree: OrgTree, unit: str, series: str, period: str
+) -> Approval:
+    """Approves (unit, series, period) and records it (the API's route and the unit page):
+    Forbidden or AlreadyApproved when the rules refuse."""
+    approval = approve(principal, tree, unit, series, period, time.time())
+    await (await approvals_of(request)).add(approval)
+    await audit(request, principal, Action.APPROVE, approval, tree)
+    return approval
+
+
+async def undo_approval(
+    request: Request, principal: Principal, tree: OrgTree, unit: str, series: str, period: str
+) -> Approval:
+    """Unapproves (unit, series, period) and records it: NotApproved, Forbidden (below the level
+    that approved) or ChangedMeanwhile when it cannot."""
+    store = await approvals_of(request)
+    approval = await store.get(unit, series, period)
+    if approval is None:
+        raise NotApproved(unit, series, period)
+    check_unapprove(principal, tree, approval)
+    if not await store.remove(approval):
+        raise ChangedMeanwhile(unit, series, period)
+    await audit(request, principal, Action.UNAPPROVE, approval, tree)
+    return approval
+
+
 @router.post(
     "/v1/approvals",
     status_code=201,
@@ -118,13 +155,12 @@ async def post_approval(
     authorize(principal, Scope.APPROVE, tree, body.unit)
     known(tree, body.unit)
     check_series(request, body.series)
-    store = await approvals_of(request)
-    approval = approve(principal, tree, body.unit, body.series, body.period, time.time())
     try:
-        await store.add(approval)
+        approval = await make_approval(request, principal, tree, body.unit, body.series, body.period)
     except AlreadyApproved as exc:
         raise HTTPException(409, str(exc)) from None
-    await audit(request, principal, Action.APPROVE, approval, tree)
+    except Forbidden as exc:
+        raise HTTPException(403, str(exc)) from None
     return JSONResponse(approval_out(approval).model_dump(), status_code=201)
 
 
@@ -145,17 +181,14 @@ async def delete_approval(
     tree = period_tree(components.tree, period)
     authorize(principal, Scope.APPROVE, tree, unit)
     known(tree, unit)
-    store = await approvals_of(request)
-    approval = await store.get(unit, series, period)
-    if approval is None:
-        raise HTTPException(404, f"{series} of unit {unit} for {period} is not approved")
     try:
-        check_unapprove(principal, tree, approval)
+        approval = await undo_approval(request, principal, tree, unit, series, period)
+    except NotApproved as exc:
+        raise HTTPException(404, str(exc)) from None
     except Forbidden as exc:
         raise HTTPException(403, str(exc)) from None
-    if not await store.remove(approval):
-        raise HTTPException(409, f"the approval of {series} of unit {unit} for {period} changed meanwhile")
-    await audit(request, principal, Action.UNAPPROVE, approval, tree)
+    except ChangedMeanwhile as exc:
+        raise HTTPException(409, str(exc)) from None
     return approval_out(approval)
 
 

@@ -6,19 +6,22 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from services.api.routes.approvals import ChangedMeanwhile, NotApproved, approvals_of, make_approval, undo_approval
 from services.api.views import missing_units
 from services.api.web import labels
 from services.api.web.access import allow, crumbs, may_stream
 from services.api.web.deps import CurrentSession, Web
 from services.api.web.errors import PageError
 from services.api.web.live import SessionFull
+from services.api.web.pages.admin_access import form_of
 from services.api.web.render import page
 from services.api.web.session import ReleasingStream
 from services.api.web.sheets import table_csv, table_xlsx
 from services.api.web.trees import checked_period, checked_series, page_period
 from services.api.web.views import chosen_metric, unit_chart, unit_table
-from shared.domain.auth import Scope
-from shared.domain.hierarchy import COUNTRY
+from shared.domain.approvals import AlreadyApproved, check_unapprove
+from shared.domain.auth import Forbidden, Principal, Scope
+from shared.domain.hierarchy import COUNTRY, OrgTree
 
 router = APIRouter()
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -73,7 +76,56 @@ async def unit_page(
         table=table,
         chart=chart,
         live=Scope.STREAM in s.principal.scopes,
+        # approval and lock: each child's approval, and whether this session may approve
+        approvals=await approval_rows(request, s.principal, tree, code, period, series),
+        may_approve=Scope.APPROVE in s.principal.scopes,
     )
+
+
+async def approval_rows(
+    request: Request, principal: Principal, tree: OrgTree, code: str, period: str, series: str
+) -> dict[str, dict[str, object]]:
+    """The approvals of ``series`` in ``period`` under ``code``, by unit: who, when, and whether
+    ``principal`` may unapprove (the level that approved or above)."""
+    rows: dict[str, dict[str, object]] = {}
+    for approval in await (await approvals_of(request)).listing(code, period):
+        if approval.series != series:
+            continue
+        try:
+            check_unapprove(principal, tree, approval)
+            undo = True
+        except Forbidden:
+            undo = False
+        rows[approval.unit] = {"by": approval.approver, "when": approval.when, "undo": undo}
+    return rows
+
+
+@router.post("/units/{code}/approvals")
+async def approval_form(request: Request, web: Web, s: CurrentSession, code: str) -> Response:
+    """The unit page's "Duyệt" and "Bỏ duyệt" buttons (``do``: approve or unapprove) for a child
+    ``unit`` of ``code``, then back to the page."""
+    values, _ = await form_of(request)
+    period = page_period(web.tree, code, values.get("period"))
+    series = checked_series(web.catalog, values.get("series"))
+    tree = web.tree.holding(code, period)
+    allow(s.principal, tree, Scope.APPROVE, code)
+    unit = values.get("unit", "")
+    if unit not in tree or not s.principal.covers(tree, unit):
+        raise PageError(403, "Đơn vị này không có hoặc nằm ngoài phạm vi duyệt của bạn.")
+    try:
+        if values.get("do") == "approve":
+            await make_approval(request, s.principal, tree, unit, series, period)
+        elif values.get("do") == "unapprove":
+            await undo_approval(request, s.principal, tree, unit, series, period)
+        else:
+            raise PageError(422, "Thao tác không hợp lệ (do): approve hoặc unapprove.")
+    except (AlreadyApproved, ChangedMeanwhile) as exc:
+        raise PageError(409, f"Không thực hiện được: {exc}") from None
+    except NotApproved as exc:
+        raise PageError(404, f"Chưa được duyệt: {exc}") from None
+    except Forbidden as exc:
+        raise PageError(403, f"Không có quyền: {exc}") from None
+    return RedirectResponse(f"/web/units/{code}?period={period}&series={series}", status_code=303)
 
 
 @router.get("/units/{code}/export.{fmt}")
