@@ -15,12 +15,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.api.approval_views import ApprovalOut, approval_out
-from services.api.deps import Components, CurrentPrincipal, known, valid_period
+from services.api.deps import Components, CurrentPrincipal, known
 from shared.adapters.approvals import ApprovalStore, InMemoryApprovalStore, MongoApprovalStore
 from shared.domain.approvals import AlreadyApproved, Approval, approve, check_unapprove
 from shared.domain.audit import Action, AuditEntry
 from shared.domain.auth import Forbidden, Principal, Scope
 from shared.domain.hierarchy import COUNTRY, OrgTree
+from shared.domain.periods import ACCEPTED_FORMS, PeriodError, parse_period
 from shared.domain.reports import UNIT_CODE_PATTERN
 from shared.http.base import authorize, error
 
@@ -60,8 +61,14 @@ async def approvals_of(request: Request) -> ApprovalStore:
     return store
 
 
-def period_tree(org: OrgTree, period: str) -> OrgTree:
-    return org.for_period(valid_period(period))
+def period_tree(org: OrgTree, period: str, where: str = "query") -> OrgTree:
+    """The tree of ``period``; a 422 naming ``period`` in ``where`` (query, path or body)."""
+    try:
+        parse_period(period)
+    except PeriodError as exc:
+        detail = [{"loc": [where, "period"], "msg": str(exc), "type": "period", "accepted": ACCEPTED_FORMS}]
+        raise HTTPException(422, detail=detail) from None
+    return org.for_period(period)
 
 
 def check_series(request: Request, series: str) -> None:
@@ -151,7 +158,7 @@ async def undo_approval(
 async def post_approval(
     body: ApprovalIn, request: Request, components: Components, principal: CurrentPrincipal
 ) -> JSONResponse:
-    tree = period_tree(components.tree, body.period)
+    tree = period_tree(components.tree, body.period, "body")
     authorize(principal, Scope.APPROVE, tree, body.unit)
     known(tree, body.unit)
     check_series(request, body.series)
@@ -178,7 +185,7 @@ async def delete_approval(
     series: Annotated[str, Path(pattern=SERIES)],
     period: Annotated[str, Path(pattern=PERIOD)],
 ) -> ApprovalOut:
-    tree = period_tree(components.tree, period)
+    tree = period_tree(components.tree, period, "path")
     authorize(principal, Scope.APPROVE, tree, unit)
     known(tree, unit)
     try:
