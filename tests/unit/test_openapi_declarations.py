@@ -70,6 +70,8 @@ def test_the_batch_route_declares_its_items_as_the_single_route_report():
         "MemberRatingReportIn",
         "ReflectionReportIn",
         "IndicatorReportIn",
+        "TrainingCourseReportIn",
+        "OrganisationRatingReportIn",
     }
     assert batch["items"]["discriminator"]["propertyName"] == "kind"
     assert kinds <= set(schema["components"]["schemas"])
