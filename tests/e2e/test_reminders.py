@@ -100,6 +100,10 @@ def test_each_unit_not_reported_is_reminded_once(system: Any) -> None:
             14,
         )
         assert rating["completeness"]["units_reported"] == 3 and len(rating["not_reported"]) == missing
+        # the rating of party organisations falls due with it (the same deadline and steps): expected
+        # of the province itself in the 2025 tree, which has no districts
+        [organisations] = [d for d in listed["due"] if d["series"] == "organisation_rating"]
+        assert organisations["reminder_step"] == 14 and [u["code"] for u in organisations["not_reported"]] == ["38"]
         # the legacy tree: district 386, the year 2024, nobody has reported
         old = http.get("/v1/reminders/due", params={"unit": "386", "on": "2025-01-17", "within_days": 14}).json()
         [old_rating] = [d for d in old["due"] if d["series"] == "member_rating"]
@@ -109,7 +113,8 @@ def test_each_unit_not_reported_is_reminded_once(system: Any) -> None:
     with SmtpReceiver() as smtp, WebhookReceiver(fail_first=1) as hook:
         first = _send(env, smtp, hook)
         assert first.returncode == 0, first.stderr
-        assert f'"sent": {missing}' in first.stdout and '"failed": 0' in first.stdout
+        due = missing + 1  # the communes for the members' rating, the province for the organisations'
+        assert f'"sent": {due}' in first.stdout and '"failed": 0' in first.stdout
         [mail] = smtp.messages
         assert mail.rcpt_to == [f"van.thu.a@xa{WITH_CLERK}.gov.vn"]
         assert mail.message["Subject"] == (
@@ -117,19 +122,19 @@ def test_each_unit_not_reported_is_reminded_once(system: Any) -> None:
             "kỳ 2025: hạn 31/01/2026 (còn 14 ngày)"
         )
         assert "hết ngày 31/01/2026 (giờ Việt Nam)" in mail.message.get_content()
-        assert hook.attempts == missing + 1  # the first was answered 503 and sent again
+        assert hook.attempts == due + 1  # the first was answered 503 and sent again
         units = sorted(b["unit"]["code"] for b in hook.bodies())
-        assert units == sorted(c for c in COMMUNES if c not in REPORTED)
+        assert units == sorted([c for c in COMMUNES if c not in REPORTED] + ["38"])
         for headers, body in hook.posts:
             assert headers[SIGNATURE_HEADER.lower()] == signature(SECRET, body)
 
         second = _send(env, smtp, hook)
         assert second.returncode == 0, second.stderr
-        assert '"sent": 0' in second.stdout and f'"already_sent": {missing}' in second.stdout
-        assert len(smtp.messages) == 1 and len(hook.posts) == missing
+        assert '"sent": 0' in second.stdout and f'"already_sent": {due}' in second.stdout
+        assert len(smtp.messages) == 1 and len(hook.posts) == due
 
     mongo: MongoClient[dict[str, Any]]
     with MongoClient(env["MONGODB_URI"]) as mongo:
         sent: list[dict[str, Any]] = list(mongo[env["MONGODB_DATABASE"]][REMINDERS_SENT].find({}))
-    assert len(sent) == missing and {d["state"] for d in sent} == {"sent"}
+    assert len(sent) == due and {d["state"] for d in sent} == {"sent"}
     assert {d["_id"] for d in sent if "email" in d["channels"]} == {f"2025:{WITH_CLERK}|member_rating|2025|14"}

@@ -192,7 +192,7 @@ def test_the_submissions_page_lists_each_report_in_the_tree_of_its_period(system
 def test_a_revision_link_of_a_2025_report_opens_its_form(system, web):
     tuyen_quang = web("08")
     page = tuyen_quang.get("/web/submissions").text
-    link = re.search(r'<tr data-report="00691-hg2-now">.*?<a href="([^"]+)"', page, re.S)
+    link = re.search(r'<tr data-report="00691-hg2-now">.*?<a class="revise" href="([^"]+)"', page, re.S)
     assert link is not None
     href = link.group(1).replace("&amp;", "&")
     assert href.startswith("/web/submit?kind=study_session&tree=2025&")
