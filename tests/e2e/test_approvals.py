@@ -1,7 +1,8 @@
 """Approval and lock through the running services: seed 000 is submitted, district 386 approves a
-commune's December 2020, the commune's revision is refused naming the approver and the date, the
-commune's own approver cannot unapprove, the province does, and the revision then counts exactly
-once. The 2025 tree's province 38 approves a commune of its own the same way."""
+commune's December 2020 (the commune's totals and the district's drill-down show it), the
+commune's revision is refused naming the approver and the date, the commune's own approver cannot
+unapprove, the province does, and the revision then counts exactly once. The 2025 tree's province
+38 approves a commune of its own the same way."""
 
 import time
 from collections.abc import Iterator
@@ -53,6 +54,11 @@ def test_an_approved_commune_is_locked_until_the_level_above_unapproves(system: 
         done = http.get("/v1/units/386/completeness", params={"series": "study_session", "period": "2020-12"}).json()
         assert (done["units_approved"], [a["unit"] for a in done["approved"]]) == (1, [unit])
         assert done["completeness"]["units_reported"] == 21  # the communes
+        shown = {"by": "token:duyet386", "level": "386", "at": made.json()["at"]}
+        own = http.get(f"/v1/units/{unit}/totals", params={"period": "2020-12"}).json()
+        assert own["approvals"] == {"study_session": shown}
+        rows = http.get("/v1/units/386/children/totals", params={"period": "2020-12"}).json()["children"]
+        assert {r["unit"]["code"]: r["approvals"] for r in rows if r["approvals"]} == {unit: {"study_session": shown}}
     day = made.json()["at"][:10]
 
     time.sleep(SEEN_BY_INGEST)

@@ -10,6 +10,7 @@ from services.api.web.chart import Point, bar_chart, chart_periods, short_label
 from services.api.web.labels import fmt_int, fmt_rate, fmt_share
 from services.api.web.sheets import (
     SheetError,
+    mark_approved,
     read_rows,
     table_csv,
     table_xlsx,
@@ -18,6 +19,7 @@ from services.api.web.sheets import (
     template_xlsx,
     totals_table,
 )
+from shared.domain.approvals import Approval
 from shared.domain.catalog import load_catalog
 
 CATALOG = load_catalog()
@@ -65,14 +67,18 @@ def test_the_table_keeps_the_apis_figures_and_reads_missing_sums_as_zero_only_be
 
 def test_csv_and_xlsx_exports_carry_the_same_rows():
     table = totals_table(CATALOG, "study_session", DISTRICT, [COMMUNE])
+    approved = Approval("386", "study_session", "2020-12", "38", "alice", 1_607_000_000.0)
+    mark_approved(table, [approved, Approval("386", "indicator.cadres", "2020-12", "38", "bob", 0.0)])
     rows = list(csv.reader(io.StringIO(table_csv(table).decode("utf-8-sig"))))
+    assert rows[0][-1] == "Đã duyệt"
     assert rows[1][:3] == ["386", "Huyện Bá Thước", "Huyện"]
-    assert rows[1][3:] == ["313", "0", "5962", "6600", "0.9033", "21", "21", "0"]
-    assert rows[2][3:8] == ["", "", "", "", ""]
+    assert rows[1][3:] == ["313", "0", "5962", "6600", "0.9033", "21", "21", "0", "alice, 2020-12-03 12:53 UTC"]
+    assert rows[2][3:8] == ["", "", "", "", ""] and rows[2][-1] == ""
     sheet = load_workbook(io.BytesIO(table_xlsx(table))).active
     values = list(sheet.iter_rows(values_only=True))
     assert values[1] == tuple(rows[0])
-    assert values[2][3:] == (313, 0, 5962, 6600, 0.9033, 21, 21, 0)
+    assert values[2][3:] == (313, 0, 5962, 6600, 0.9033, 21, 21, 0, "alice, 2020-12-03 12:53 UTC")
+    assert values[3][-1] is None  # not approved: an empty cell
     assert sheet.cell(row=3, column=8).number_format == "0.00%"
 
 

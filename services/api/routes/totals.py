@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
+from services.api.approval_views import (
+    ApprovedChildrenTotalsOut,
+    ApprovedTotalsOut,
+    children_with_approvals,
+    totals_with_approvals,
+)
 from services.api.deps import (
     RATIONED,
     Code,
@@ -21,7 +27,8 @@ from services.api.deps import (
     valid_period,
 )
 from services.api.reads import NotALegacyPeriod, NoTree2025, SourcesOutsideToken
-from services.api.views import ChildrenTotalsOut, RemappedTotalsOut, UnitTotalsOut
+from services.api.routes.approvals import approvals_of
+from services.api.views import RemappedTotalsOut
 from shared.domain.auth import Scope
 from shared.domain.periods import PeriodError
 from shared.http.base import authorize
@@ -30,31 +37,37 @@ router = APIRouter()
 
 
 @router.get(
-    "/v1/units/{code}/totals", response_model=UnitTotalsOut, summary="Totals of the unit's whole subtree for a period"
+    "/v1/units/{code}/totals",
+    response_model=ApprovedTotalsOut,
+    summary="Totals of the unit's whole subtree for a period, with the unit's approvals of it",
 )
-async def get_totals(code: Code, period: Period, tree: Tree, reads: ReadsDep, principal: CurrentPrincipal) -> Response:
-    authorize(principal, Scope.READ, tree, code)
-    known(tree, code)
-    try:
-        return json_response(await reads.totals(tree, code, period))
-    except PeriodError as exc:
-        raise period_error(exc) from None
-
-
-@router.get(
-    "/v1/units/{code}/children/totals",
-    response_model=ChildrenTotalsOut,
-    summary="One row of totals per child unit (drill-down)",
-)
-async def get_children_totals(
-    code: Code, period: Period, tree: Tree, reads: ReadsDep, principal: CurrentPrincipal
+async def get_totals(
+    request: Request, code: Code, period: Period, tree: Tree, reads: ReadsDep, principal: CurrentPrincipal
 ) -> Response:
     authorize(principal, Scope.READ, tree, code)
     known(tree, code)
     try:
-        return json_response(await reads.children(tree, code, period))
+        body = await reads.totals(tree, code, period)
     except PeriodError as exc:
         raise period_error(exc) from None
+    return json_response(await totals_with_approvals(body, await approvals_of(request), code, period))
+
+
+@router.get(
+    "/v1/units/{code}/children/totals",
+    response_model=ApprovedChildrenTotalsOut,
+    summary="One row of totals per child unit (drill-down), each with the child's approvals",
+)
+async def get_children_totals(
+    request: Request, code: Code, period: Period, tree: Tree, reads: ReadsDep, principal: CurrentPrincipal
+) -> Response:
+    authorize(principal, Scope.READ, tree, code)
+    known(tree, code)
+    try:
+        body = await reads.children(tree, code, period)
+    except PeriodError as exc:
+        raise period_error(exc) from None
+    return json_response(await children_with_approvals(body, await approvals_of(request), code, period))
 
 
 @router.get(

@@ -11,7 +11,7 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from xml.etree.ElementTree import ParseError, iterparse
@@ -27,6 +27,7 @@ from openpyxl.utils import (  # type: ignore[import-untyped,unused-ignore]
 
 from services.api.web.forms import ENVELOPE, body_fields
 from services.api.web.labels import FIELDS, field_label, fmt_int, level_label, metric_label, series_title
+from shared.domain.approvals import Approval
 from shared.domain.catalog import Catalog
 
 
@@ -77,6 +78,7 @@ class Row:
     expected: int
     reported: int
     on_time: int
+    approved: str = ""  # who approved the row's figures of the series and when; "" when not approved
 
 
 @dataclass
@@ -132,7 +134,17 @@ def totals_table(
 
 
 EXPORT_HEAD = ["Mã đơn vị", "Tên đơn vị", "Cấp"]
-EXPORT_TAIL = ["Số đơn vị phải báo cáo", "Số đơn vị đã báo cáo", "Số đơn vị báo cáo đúng hạn"]
+EXPORT_TAIL = ["Số đơn vị phải báo cáo", "Số đơn vị đã báo cáo", "Số đơn vị báo cáo đúng hạn", "Đã duyệt"]
+
+
+def mark_approved(table: Table, approvals: Iterable[Approval]) -> None:
+    """Fills each row's ``approved`` ("<approver>, <when>") from the approvals of the table's
+    series and period; the others are left empty."""
+    shown = {
+        a.unit: f"{a.approver}, {a.when}" for a in approvals if (a.series, a.period) == (table.series, table.period)
+    }
+    for row in [table.total, *table.children]:
+        row.approved = shown.get(row.code, "")
 
 
 def _export_rows(table: Table) -> list[list[Any]]:
@@ -141,7 +153,7 @@ def _export_rows(table: Table) -> list[list[Any]]:
         rows.append(
             [r.code, r.name, level_label(r.level, r.name)]
             + [r.values.get(c.key) for c in table.columns]
-            + [r.expected, r.reported, r.on_time]
+            + [r.expected, r.reported, r.on_time, r.approved]
         )
     return rows
 

@@ -16,7 +16,7 @@ from services.api.web.live import SessionFull
 from services.api.web.pages.admin_access import form_of
 from services.api.web.render import page
 from services.api.web.session import ReleasingStream
-from services.api.web.sheets import table_csv, table_xlsx
+from services.api.web.sheets import mark_approved, table_csv, table_xlsx
 from services.api.web.trees import checked_period, checked_series, page_period
 from services.api.web.views import chosen_metric, unit_chart, unit_table
 from shared.domain.approvals import AlreadyApproved, check_unapprove
@@ -130,7 +130,13 @@ async def approval_form(request: Request, web: Web, s: CurrentSession, code: str
 
 @router.get("/units/{code}/export.{fmt}")
 async def export(
-    web: Web, s: CurrentSession, code: str, fmt: str, period: str | None = None, series: str | None = None
+    request: Request,
+    web: Web,
+    s: CurrentSession,
+    code: str,
+    fmt: str,
+    period: str | None = None,
+    series: str | None = None,
 ) -> Response:
     period, series = page_period(web.tree, code, period), checked_series(web.catalog, series)
     tree = web.tree.holding(code, period)
@@ -138,6 +144,7 @@ async def export(
     if fmt not in ("csv", "xlsx"):
         raise PageError(404, "Chỉ xuất được CSV hoặc Excel (.xlsx).")
     table = await unit_table(web.api.reader, web.catalog, tree, code, period, series)
+    mark_approved(table, await (await approvals_of(request)).listing(code, period))
     name = f"baocao-{code}-{series}-{period}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
     if fmt == "csv":
