@@ -4,7 +4,8 @@ approvals (``ApprovedTotalsOut``, ``ApprovedChildrenTotalsOut``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
@@ -16,6 +17,43 @@ from shared.domain.approvals import Approval
 from shared.domain.catalog import Catalog
 from shared.domain.hierarchy import OrgTree
 from shared.domain.periods import parse_period
+
+LISTING_SECONDS = 5.0
+LISTING_ENTRIES = 10_000
+
+
+class ApprovalListings:
+    """The approvals of (unit, period) for the read path, each listing kept ``ttl_s`` seconds, so
+    that a totals answer (served from the cache of figures) does not wait for the database on
+    every request. An approval or unapproval made through this process clears them at once
+    (``clear``); one made through another replica of the API shows here within ``ttl_s``."""
+
+    def __init__(
+        self,
+        store: ApprovalStore,
+        ttl_s: float = LISTING_SECONDS,
+        max_entries: int = LISTING_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self._ttl = ttl_s
+        self._max = max_entries
+        self._clock = clock
+        self._kept: dict[tuple[str, str], tuple[float, list[Approval]]] = {}
+
+    async def listing(self, unit: str, period: str) -> list[Approval]:
+        now = self._clock()
+        hit = self._kept.get((unit, period))
+        if hit is not None and now - hit[0] <= self._ttl:
+            return hit[1]
+        found = await self.store.listing(unit, period)
+        if len(self._kept) >= self._max:
+            self._kept.clear()
+        self._kept[(unit, period)] = (now, found)
+        return found
+
+    def clear(self) -> None:
+        self._kept.clear()
 
 
 class ApprovalOut(BaseModel):
@@ -87,16 +125,17 @@ def by_unit(approvals: Iterable[Approval]) -> dict[str, dict[str, dict[str, str]
     return shown
 
 
-async def totals_with_approvals(body: bytes, store: ApprovalStore, code: str, period: str) -> bytes:
+async def totals_with_approvals(body: bytes, store: ApprovalListings, code: str, period: str) -> bytes:
     """A unit's totals answer (JSON of ``UnitTotalsOut``, possibly from the cache) with the
-    unit's approvals of the period (``ApprovedTotalsOut``). Approvals are read on every answer,
-    not cached with the figures: an approval changes no figure, so the stream never says."""
+    unit's approvals of the period (``ApprovedTotalsOut``). Approvals are not cached with the
+    figures (an approval changes no figure, so the stream never says) but in ``store``'s
+    listings, for a few seconds."""
     mine = [a for a in await store.listing(code, period) if a.unit == code]
     # the answer is one JSON object: the field goes in before its closing brace
     return body[: body.rindex(b"}")] + b',"approvals":' + to_json(by_unit(mine).get(code, {})) + b"}"
 
 
-async def children_with_approvals(body: bytes, store: ApprovalStore, code: str, period: str) -> bytes:
+async def children_with_approvals(body: bytes, store: ApprovalListings, code: str, period: str) -> bytes:
     """A drill-down answer (JSON of ``ChildrenTotalsOut``) with each child's approvals of the
     period (``ApprovedChildrenTotalsOut``): one listing of ``code``'s subtree for all children."""
     shown = by_unit(await store.listing(code, period))

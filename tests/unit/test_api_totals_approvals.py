@@ -85,3 +85,28 @@ def test_the_csv_export_says_who_approved_each_row_and_when(client: TestClient) 
     assert approved["14923"] == "alice, 2020-12-03 12:53 UTC"
     assert approved["386"] == ""  # approved for another series
     assert approved["14926"] == ""  # approved in another period
+
+
+async def test_the_read_paths_listings_are_kept_a_few_seconds_and_cleared_by_a_change_here() -> None:
+    from services.api.approval_views import ApprovalListings
+
+    class Counting(InMemoryApprovalStore):
+        reads = 0
+
+        async def listing(self, unit: str, period: str) -> list[Approval]:
+            self.reads += 1
+            return await super().listing(unit, period)
+
+    store = Counting()
+    store.approvals = {APPROVED.id: APPROVED}
+    now = [100.0]
+    listings = ApprovalListings(store, ttl_s=5.0, clock=lambda: now[0])
+    assert await listings.listing("386", "2020-12") == [APPROVED]
+    store.approvals = {}  # unapproved through another replica
+    now[0] += 4.9
+    assert await listings.listing("386", "2020-12") == [APPROVED] and store.reads == 1
+    now[0] += 0.2  # past the bound: read again
+    assert await listings.listing("386", "2020-12") == [] and store.reads == 2
+    store.approvals = {APPROVED.id: APPROVED}
+    listings.clear()  # approved through this process: shown at once
+    assert await listings.listing("386", "2020-12") == [APPROVED] and store.reads == 3

@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from services.api.approval_views import ApprovalOut, approval_out
+from services.api.approval_views import ApprovalListings, ApprovalOut, approval_out
 from services.api.deps import Components, CurrentPrincipal, known
 from shared.adapters.approvals import ApprovalStore, InMemoryApprovalStore, MongoApprovalStore
 from shared.domain.approvals import AlreadyApproved, Approval, approve, check_unapprove
@@ -59,6 +59,15 @@ async def approvals_of(request: Request) -> ApprovalStore:
             store = mongo_store
         state.approvals = store
     return store
+
+
+async def listings_of(request: Request) -> ApprovalListings:
+    """The read path's listings of approvals over the API's store (``ApprovalListings``)."""
+    state = request.app.state
+    listings: ApprovalListings | None = getattr(state, "approval_listings", None)
+    if listings is None:
+        listings = state.approval_listings = ApprovalListings(await approvals_of(request))
+    return listings
 
 
 def period_tree(org: OrgTree, period: str, where: str = "query") -> OrgTree:
@@ -128,6 +137,7 @@ async def make_approval(
     Forbidden or AlreadyApproved when the rules refuse."""
     approval = approve(principal, tree, unit, series, period, time.time())
     await (await approvals_of(request)).add(approval)
+    (await listings_of(request)).clear()
     await audit(request, principal, Action.APPROVE, approval, tree)
     return approval
 
@@ -144,6 +154,7 @@ async def undo_approval(
     check_unapprove(principal, tree, approval)
     if not await store.remove(approval):
         raise ChangedMeanwhile(unit, series, period)
+    (await listings_of(request)).clear()
     await audit(request, principal, Action.UNAPPROVE, approval, tree)
     return approval
 

@@ -27,7 +27,7 @@ from services.api.deps import (
     valid_period,
 )
 from services.api.reads import NotALegacyPeriod, NoTree2025, SourcesOutsideToken
-from services.api.routes.approvals import approvals_of
+from services.api.routes.approvals import listings_of
 from services.api.views import RemappedTotalsOut
 from shared.domain.auth import Scope
 from shared.domain.periods import PeriodError
@@ -50,7 +50,7 @@ async def get_totals(
         body = await reads.totals(tree, code, period)
     except PeriodError as exc:
         raise period_error(exc) from None
-    return json_response(await totals_with_approvals(body, await approvals_of(request), code, period))
+    return json_response(await totals_with_approvals(body, await listings_of(request), code, period))
 
 
 @router.get(
@@ -67,7 +67,7 @@ async def get_children_totals(
         body = await reads.children(tree, code, period)
     except PeriodError as exc:
         raise period_error(exc) from None
-    return json_response(await children_with_approvals(body, await approvals_of(request), code, period))
+    return json_response(await children_with_approvals(body, await listings_of(request), code, period))
 
 
 @router.get(
