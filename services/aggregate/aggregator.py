@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.aggregate.decode import Rejected, Trust, decode
+from services.aggregate.decode import Rejected, Trust, decode_direct
 from services.aggregate.metrics import AggregateMetrics
 from services.aggregate.routing import forwarded, partition_for
 from services.aggregate.snapshots import (
@@ -59,10 +59,12 @@ from services.aggregate.worker import (
     retrying,
     send_dead_letters,
 )
+from shared.adapters.approvals import CachedApprovals
 from shared.adapters.kafka_batches import Spans
+from shared.domain.approvals import kafka_lock, kafka_locked_message
 from shared.domain.catalog import Catalog
 from shared.domain.hierarchy import Level, OrgTree
-from shared.domain.rollup import Entry, Outcome, Rollup, TotalsDoc, entry_key, figure_names
+from shared.domain.rollup import Entry, Outcome, Report, Rollup, TotalsDoc, entry_key, figure_names
 from shared.domain.stamps import STAMP_HEADER, stamp
 from shared.domain.totals_docs import to_stored
 from shared.domain.totals_stream import encode, totals_message
@@ -201,6 +203,7 @@ class Aggregator:
         trust: Trust,
         snapshots: SnapshotStore | None = None,
         snapshot_every: int = 10_000,
+        approvals: CachedApprovals | None = None,
     ) -> None:
         self.catalog = catalog
         self.tree = tree
@@ -220,6 +223,9 @@ class Aggregator:
         self.trust = trust  # checks where a message comes from (decode.py); stamps what is forwarded
         self.snapshots = snapshots
         self.snapshot_every = snapshot_every  # changelog records of a partition between two snapshots
+        # the approval lock on reports produced straight to Kafka (None: no lock, in tests of
+        # other things); read through a cache of a few seconds, as ingest reads it
+        self.approvals = approvals
         self._fingerprint = fingerprint(catalog, partitions)
         self.parts: dict[int, PartitionState] = {}
         self._kept: dict[int, PartitionState] = {}  # revoked, until the next assignment says
@@ -539,12 +545,14 @@ class Aggregator:
             state = self.parts.get(m.partition)
             if state is None:  # revoked while we waited: its new owner reads it again
                 continue
-            report = decode(m.value, m.timestamp_ms, self.catalog, self.tree, m.origin, self.trust)
+            report, direct = decode_direct(m.value, m.timestamp_ms, self.catalog, self.tree, m.origin, self.trust)
             if isinstance(report, Rejected) and report.reason == "unknown_unit" and not refreshed:
                 if self.refresh_registry is not None:  # an agency registered moments ago elsewhere
                     refreshed = True
                     await retrying(self.metrics, "registry", self.refresh_registry, self.retry_pause)
-                    report = decode(m.value, m.timestamp_ms, self.catalog, self.tree, m.origin, self.trust)
+                    report, direct = decode_direct(
+                        m.value, m.timestamp_ms, self.catalog, self.tree, m.origin, self.trust
+                    )
             if isinstance(report, Rejected):
                 rejected.append((m, report))
                 continue
@@ -556,6 +564,9 @@ class Aggregator:
                 envelope = forwarded(m.value or b"", m.timestamp_ms, m.source)
                 moved.append((target, m.key, envelope, [(STAMP_HEADER, stamp(self.trust.stamp_key, envelope))]))
                 outcomes["forwarded"] = outcomes.get("forwarded", 0) + 1
+                continue
+            if direct and (locked := await self._locked(state, report)) is not None:
+                rejected.append((m, locked))
                 continue
             expected = tree.get(report.unit).level in self._expected_levels[report.series]
             before = len(state.rollup.changed)
@@ -582,6 +593,29 @@ class Aggregator:
         for outcome, n in outcomes.items():
             if outcome != Outcome.REJECTED:
                 self.metrics.reports.labels(outcome).inc(n)
+
+    async def _locked(self, state: PartitionState, report: Report) -> Rejected | None:
+        """Why a report produced straight to Kafka is refused by an approval made before the
+        broker appended it (shared/domain/approvals.py), else None: one cached read of its
+        (unit, series)'s approvals; the entry is read only for a locked report, which stays a
+        duplicate (or a stale revision) when its revision is not newer than the one counted.
+        Approvals that cannot be read are waited for, never skipped."""
+        if self.approvals is None:
+            return None
+        approvals = self.approvals
+
+        async def standing() -> Any:
+            return await approvals.standing(report.unit, report.series)
+
+        approval = kafka_lock(
+            await retrying(self.metrics, "approvals", standing, self.retry_pause), report.period, report.received_at
+        )
+        if approval is None:
+            return None
+        counted = state.rollup.entries.get(entry_key(report.unit, report.report_id))
+        if counted is not None and report.revision <= counted.revision:
+            return None  # the roll-up answers duplicate (or stale): nothing changes
+        return Rejected("approved", kafka_locked_message(approval, report.received_at))
 
     async def _append(self, records: list[Record]) -> Spans:
         """Append to the changelog until it succeeds. A failed attempt may have written some

@@ -33,6 +33,7 @@ from services.aggregate.snapshots import MongoSnapshotStore
 from services.aggregate.state import KafkaChangelog, state_topic
 from services.aggregate.view import MongoTotalsView
 from services.aggregate.worker import DeadLetterSink, ForwardSink
+from shared.adapters.approvals import CachedApprovals, MongoApprovalStore
 from shared.adapters.kafka_batches import send_batched
 from shared.adapters.kafka_credentials import KafkaCredentials, client_options
 from shared.adapters.mongo import ensure_indexes, make_client, ping
@@ -94,6 +95,9 @@ class Runtime:
             snapshots = MongoSnapshotStore(self.mongo, settings.mongodb_database) if settings.snapshot_every else None
             if snapshots is not None:
                 await snapshots.ensure_indexes()
+            # the approval lock on reports produced straight to Kafka (shared/domain/approvals.py)
+            approvals = MongoApprovalStore(self.mongo, settings.mongodb_database)
+            await approvals.ensure_indexes()
             if self.entry_files is None and settings.entries_on_disk:  # once: it locks its directory
                 self.entry_files = EntryFiles(settings.data_dir, settings.entries_cache_mb)
             aggregator = Aggregator(
@@ -112,6 +116,7 @@ class Runtime:
                 trust=trust,
                 snapshots=snapshots,
                 snapshot_every=settings.snapshot_every,
+                approvals=CachedApprovals(approvals),
             )
             aggregator.assign(self._assigned)
             self.aggregator = aggregator

@@ -9,6 +9,11 @@ subtree is a dead letter. Every report is validated against the same schema as a
 whatever a message holds, decoding it returns a Report or a Rejected, never raises (a message of
 100,000 "[" made json.loads raise RecursionError, an integer of 5,000 digits ValueError; the
 parser now is pydantic-core's, which answers both with a ValueError).
+
+``decode_direct`` also says whether the report was produced straight to Kafka by a unit's system
+(a bare report, or one a worker forwarded from another partition as an envelope whose ``source``
+is ``forwarded from ...``): only those meet the aggregator's approval lock, since ingest checked
+its own envelopes' before acknowledging them (shared/domain/approvals.py).
 """
 
 from __future__ import annotations
@@ -24,20 +29,24 @@ from pydantic_core import from_json
 from shared.domain.auth import InvalidToken, Placement, Principal, Scope, verify
 from shared.domain.catalog import Catalog
 from shared.domain.hierarchy import OrgTree
-from shared.domain.reports import REPORT_ADAPTER, ReportEnvelope, future_problems
+from shared.domain.reports import REPORT_ADAPTER, ReportEnvelope, ReportInBase, future_problems
 from shared.domain.rollup import Report, report_from_model
 from shared.domain.stamps import STAMP_HEADER, TOKEN_HEADER, header, is_stamped, stamp_key
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 256 * 1024
+# how an envelope forwarded from another partition names its origin (routing.forwarded); only a
+# bare report is forwarded as a new envelope (an envelope is forwarded as it is), and the stamp
+# of the forwarding worker vouches for the field
+FORWARDED_SOURCE = "forwarded from "
 
 
 @dataclass(frozen=True)
 class Rejected:
     # a short machine-readable class: invalid_json, invalid_report, unknown_unit, too_large,
     # rejected, unsigned_envelope, no_token, invalid_token, forbidden_scope, forbidden_unit,
-    # producer_time, in_future
+    # producer_time, in_future; and the aggregator's approved (shared/domain/approvals.py)
     reason: str
     detail: str
 
@@ -76,11 +85,19 @@ def _first_errors(exc: ValidationError, limit: int = 5) -> str:
 def decode(
     value: bytes | None, timestamp_ms: int | None, catalog: Catalog, tree: OrgTree, origin: Origin, trust: Trust
 ) -> Report | Rejected:
+    return decode_direct(value, timestamp_ms, catalog, tree, origin, trust)[0]
+
+
+def decode_direct(
+    value: bytes | None, timestamp_ms: int | None, catalog: Catalog, tree: OrgTree, origin: Origin, trust: Trust
+) -> tuple[Report | Rejected, bool]:
+    """:func:`decode`, and whether the report was produced straight to Kafka (bare, or forwarded
+    bare) rather than written by ingest."""
     try:
         return _decode(value, timestamp_ms, catalog, tree, origin, trust)
     except Exception as exc:  # noqa: BLE001 - whatever a producer sent, it is a dead letter, not a crash
         log.warning("undecodable message", extra={"error": repr(exc)[:300]})
-        return Rejected("invalid_report", f"could not be decoded: {type(exc).__name__}: {str(exc)[:200]}")
+        return Rejected("invalid_report", f"could not be decoded: {type(exc).__name__}: {str(exc)[:200]}"), False
 
 
 def _producer(value: bytes, timestamp_ms: int | None, origin: Origin, trust: Trust) -> Principal | Rejected:
@@ -112,7 +129,30 @@ def _producer(value: bytes, timestamp_ms: int | None, origin: Origin, trust: Tru
 
 def _decode(
     value: bytes | None, timestamp_ms: int | None, catalog: Catalog, tree: OrgTree, origin: Origin, trust: Trust
-) -> Report | Rejected:
+) -> tuple[Report | Rejected, bool]:
+    checked = _checked(value, timestamp_ms, origin, trust)
+    if isinstance(checked, Rejected):
+        return checked, False
+    raw, producer = checked
+    direct = producer is not None
+    try:
+        if "report" in raw:
+            envelope = ReportEnvelope.model_validate(raw)
+            payload, received_at = envelope.report, envelope.received_at
+            direct = envelope.source.startswith(FORWARDED_SOURCE)
+        else:
+            payload = raw
+            received_at = datetime.fromtimestamp((timestamp_ms or 0) / 1000, UTC)
+        model = REPORT_ADAPTER.validate_python(payload)
+    except ValidationError as exc:
+        return Rejected("invalid_report", _first_errors(exc)), direct
+    return _placed(model, received_at, producer, catalog, tree), direct
+
+
+def _checked(
+    value: bytes | None, timestamp_ms: int | None, origin: Origin, trust: Trust
+) -> tuple[dict[str, Any], Principal | None] | Rejected:
+    """The message as JSON, and the token of a bare report, checked; an envelope must be stamped."""
     if value is None:
         return Rejected("invalid_json", "empty message")
     if len(value) > MAX_MESSAGE_BYTES:
@@ -136,16 +176,14 @@ def _decode(
         if isinstance(checked, Rejected):
             return checked
         producer = checked
-    try:
-        if "report" in raw:
-            envelope = ReportEnvelope.model_validate(raw)
-            payload, received_at = envelope.report, envelope.received_at
-        else:
-            payload = raw
-            received_at = datetime.fromtimestamp((timestamp_ms or 0) / 1000, UTC)
-        model = REPORT_ADAPTER.validate_python(payload)
-    except ValidationError as exc:
-        return Rejected("invalid_report", _first_errors(exc))
+    return raw, producer
+
+
+def _placed(
+    model: ReportInBase, received_at: datetime, producer: Principal | None, catalog: Catalog, tree: OrgTree
+) -> Report | Rejected:
+    """The validated report, unless it lies in the future, its unit is unknown then, or outside
+    the producer's token."""
     # against the receipt time (ingest's, or the broker's), as ingest checks it
     if problems := future_problems(model, received_at, catalog):
         return Rejected("in_future", "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems))

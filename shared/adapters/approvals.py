@@ -1,6 +1,6 @@
 """Where approvals are kept: a port (``ApprovalStore``), its MongoDB adapter and an in-memory fake;
-both pass tests/contract/test_approval_store_contract.py. ``CachedApprovals`` is ingest's view of
-the store, read through a short cache.
+both pass tests/contract/test_approval_store_contract.py. ``CachedApprovals`` is ingest's and the
+aggregator's view of the store, read through a short cache.
 
 The MongoDB documents (collection ``approvals``, written and read like everything that decides
 access: ``access_collection``): ``_id`` ``<unit>/<series>/<period>``, and the approval's fields by
@@ -43,6 +43,10 @@ class ApprovalStore(Protocol):
         """The approvals of ``period`` for ``unit`` and every unit under it, by unit then series."""
         ...
 
+    async def of_unit(self, unit: str, series: str) -> list[Approval]:
+        """Every approval of (unit, series), whatever its period, by period."""
+        ...
+
 
 def _sorted(approvals: Sequence[Approval]) -> list[Approval]:
     return sorted(approvals, key=lambda a: (a.unit, a.series))
@@ -71,6 +75,11 @@ class InMemoryApprovalStore:
     async def listing(self, unit: str, period: str) -> list[Approval]:
         return _sorted([a for a in self.approvals.values() if a.period == period and unit in a.path])
 
+    async def of_unit(self, unit: str, series: str) -> list[Approval]:
+        return sorted(
+            (a for a in self.approvals.values() if (a.unit, a.series) == (unit, series)), key=lambda a: a.period
+        )
+
 
 def _document(approval: Approval) -> dict[str, Any]:
     return {"_id": approval.id, **asdict(approval), "path": list(approval.path)}
@@ -96,6 +105,8 @@ class MongoApprovalStore:
     async def ensure_indexes(self) -> None:
         # multikey on path: a subtree's listing for a period is one equality on each
         await self._col.create_index([("path", 1), ("period", 1)])
+        # the aggregator's lock on the Kafka path reads a (unit, series)'s approvals at once
+        await self._col.create_index([("unit", 1), ("series", 1)])
 
     async def add(self, approval: Approval) -> None:
         try:
@@ -117,6 +128,10 @@ class MongoApprovalStore:
     async def listing(self, unit: str, period: str) -> list[Approval]:
         return _sorted([_approval(d) async for d in self._col.find({"path": unit, "period": period})])
 
+    async def of_unit(self, unit: str, series: str) -> list[Approval]:
+        found = [_approval(d) async for d in self._col.find({"unit": unit, "series": series})]
+        return sorted(found, key=lambda a: a.period)
+
 
 class CachedApprovals:
     """``get`` through a cache of ``ttl_s`` seconds per (unit, series, period), for ingest, which
@@ -129,6 +144,7 @@ class CachedApprovals:
         self._ttl = ttl_s
         self._max = max_entries
         self._cache: dict[str, tuple[float, Approval | None]] = {}
+        self._of_unit: dict[tuple[str, str], tuple[float, tuple[Approval, ...]]] = {}
 
     async def get(self, unit: str, series: str, period: str) -> Approval | None:
         key = approval_id(unit, series, period)
@@ -149,3 +165,18 @@ class CachedApprovals:
             if found is not None:
                 return found
         return None
+
+    async def standing(self, unit: str, series: str) -> tuple[Approval, ...]:
+        """Every approval of (unit, series), through the same kind of cache: one store read per
+        (unit, series) every ``ttl_s`` at most, whatever the periods asked about. The
+        aggregator's lock on the Kafka path (shared.domain.approvals.kafka_lock) reads this."""
+        key = (unit, series)
+        now = time.monotonic()
+        hit = self._of_unit.get(key)
+        if hit is not None and now - hit[0] <= self._ttl:
+            return hit[1]
+        found = tuple(await self.store.of_unit(unit, series))
+        if len(self._of_unit) >= self._max:
+            self._of_unit.clear()
+        self._of_unit[key] = (now, found)
+        return found

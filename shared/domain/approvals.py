@@ -17,16 +17,28 @@ period). The rules:
   scope whose unit covers the approval's level: the level that approved, or any level above it.
   An approver below the level that approved cannot undo it, so a commune's approver cannot unlock
   what its district approved.
+- **The Kafka path.** A unit's own system may produce a bare report straight to Kafka with its
+  token; the aggregator applies the same lock there (:func:`kafka_lock`), decided by the
+  message's broker time (LogAppendTime, its receipt time), not by when a worker reads it: the
+  report is refused (dead letter, reason ``approved``, naming who approved and when) when an
+  approval of its (unit, series), for its period or one holding it, was made at or before the
+  message was appended. A report appended before the approval is applied, however late it is
+  read, so a backlog does not change the outcome. A copy of the revision already counted stays
+  a duplicate. An envelope written by ingest is never refused there: ingest checked the lock and
+  acknowledged it, and refusing it later would lose an acknowledged report (a bare report that a
+  worker forwarded to its province's partition is still a bare report).
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared.domain.auth import Forbidden, Principal, Scope
 from shared.domain.hierarchy import OrgTree
+from shared.domain.periods import parse_period
 
 
 def approval_id(unit: str, series: str, period: str) -> str:
@@ -104,3 +116,23 @@ def locked_message(approval: Approval) -> str:
         f"report, revision or withdrawal is refused until an approver of {approval.level} or a "
         "unit above it unapproves it"
     )
+
+
+def kafka_lock(standing: Iterable[Approval], period: str, received_at: datetime) -> Approval | None:
+    """The approval that locks a report of ``period`` produced straight to Kafka and appended at
+    ``received_at`` (the broker's time), among ``standing``, the approvals of its (unit, series):
+    one of the report's period or of a period of the same tree holding it, made at or before
+    ``received_at``. None when the report is not locked."""
+    periods = {p.label for p in parse_period(period).enclosing}
+    appended = received_at.timestamp()
+    for approval in standing:
+        if approval.period in periods and approval.at <= appended:
+            return approval
+    return None
+
+
+def kafka_locked_message(approval: Approval, received_at: datetime) -> str:
+    """Why the aggregator refuses a report produced straight to Kafka: :func:`locked_message`,
+    with when the broker appended it (after the approval)."""
+    appended = received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{locked_message(approval)} (the message was appended to Kafka on {appended}, after the approval)"

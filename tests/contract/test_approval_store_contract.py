@@ -80,3 +80,15 @@ async def test_a_listing_holds_the_subtree_of_one_period_by_unit_and_series(stor
     assert [a.unit for a in await store.listing("14923", "2020-11")] == ["14923"]
     assert len(await store.listing("38", "2020-12")) == 5
     assert await store.listing("14925", "2020-12") == []
+
+
+async def test_a_units_approvals_of_a_series_are_read_at_once_whatever_their_period(store):
+    for made in (
+        approval(period="2020-Q4"),
+        approval(period="2020-11"),
+        approval(series="conference"),
+        approval("14926"),
+    ):
+        await store.add(made)
+    assert [a.period for a in await store.of_unit("14923", "study_session")] == ["2020-11", "2020-Q4"]
+    assert await store.of_unit("14923", "reflection") == []
