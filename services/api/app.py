@@ -21,6 +21,7 @@ from services.api.routes import (
     index,
     reminders,
     stream,
+    targets,
     totals,
     units,
 )
@@ -74,7 +75,19 @@ def create_app(
         lifespan=lifespan,
         responses={**COMMON_RESPONSES, 404: error("No such unit (only for a code the token could see if it existed)")},
     )
-    for resource in (units, totals, completeness, reminders, stream, agencies, approvals, exchange, audit, index):
+    for resource in (
+        units,
+        totals,
+        completeness,
+        reminders,
+        stream,
+        agencies,
+        approvals,
+        targets,
+        exchange,
+        audit,
+        index,
+    ):
         app.include_router(resource.router)
     app.include_router(health_router(app, metrics.registry))
     answer_database_errors_with_503(app)  # the pages replace it with their own, for their paths

@@ -41,6 +41,8 @@ class Action(StrEnum):
     LOGOUT = "logout"
     APPROVE = "approval.approve"
     UNAPPROVE = "approval.unapprove"
+    TARGET_SET = "target.set"  # a target set or replaced (shared/domain/targets.py)
+    TARGET_REMOVE = "target.remove"
 
 
 ADMIN_ONLY_PREFIXES = ("account.", "token.", "login", "logout")
@@ -66,6 +68,8 @@ ACTIONS_VI: dict[Action, str] = {
     Action.LOGOUT: "Đăng xuất",
     Action.APPROVE: "Duyệt số liệu",
     Action.UNAPPROVE: "Bỏ duyệt số liệu",
+    Action.TARGET_SET: "Đặt chỉ tiêu",
+    Action.TARGET_REMOVE: "Bỏ chỉ tiêu",
 }
 
 

@@ -5,12 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from services.api.approval_views import (
-    ApprovedChildrenTotalsOut,
-    ApprovedTotalsOut,
-    children_with_approvals,
-    totals_with_approvals,
-)
+from services.api.approval_views import children_with_approvals, totals_with_approvals
 from services.api.deps import (
     RATIONED,
     Code,
@@ -28,6 +23,13 @@ from services.api.deps import (
 )
 from services.api.reads import NotALegacyPeriod, NoTree2025, SourcesOutsideToken
 from services.api.routes.approvals import listings_of
+from services.api.routes.targets import target_listings_of
+from services.api.target_views import (
+    TargetedChildrenTotalsOut,
+    TargetedTotalsOut,
+    children_with_targets,
+    totals_with_targets,
+)
 from services.api.views import RemappedTotalsOut
 from shared.domain.auth import Scope
 from shared.domain.periods import PeriodError
@@ -38,8 +40,8 @@ router = APIRouter()
 
 @router.get(
     "/v1/units/{code}/totals",
-    response_model=ApprovedTotalsOut,
-    summary="Totals of the unit's whole subtree for a period, with the unit's approvals of it",
+    response_model=TargetedTotalsOut,
+    summary="Totals of the unit's whole subtree for a period, with the unit's approvals and targets of it",
 )
 async def get_totals(
     request: Request, code: Code, period: Period, tree: Tree, reads: ReadsDep, principal: CurrentPrincipal
@@ -50,13 +52,15 @@ async def get_totals(
         body = await reads.totals(tree, code, period)
     except PeriodError as exc:
         raise period_error(exc) from None
-    return json_response(await totals_with_approvals(body, await listings_of(request), code, period))
+    body = await totals_with_approvals(body, await listings_of(request), code, period)
+    targets = await target_listings_of(request)
+    return json_response(await totals_with_targets(body, targets, reads.catalog, code, period))
 
 
 @router.get(
     "/v1/units/{code}/children/totals",
-    response_model=ApprovedChildrenTotalsOut,
-    summary="One row of totals per child unit (drill-down), each with the child's approvals",
+    response_model=TargetedChildrenTotalsOut,
+    summary="One row of totals per child unit (drill-down), each with the child's approvals and targets",
 )
 async def get_children_totals(
     request: Request, code: Code, period: Period, tree: Tree, reads: ReadsDep, principal: CurrentPrincipal
@@ -67,7 +71,9 @@ async def get_children_totals(
         body = await reads.children(tree, code, period)
     except PeriodError as exc:
         raise period_error(exc) from None
-    return json_response(await children_with_approvals(body, await listings_of(request), code, period))
+    body = await children_with_approvals(body, await listings_of(request), code, period)
+    targets = await target_listings_of(request)
+    return json_response(await children_with_targets(body, targets, reads.catalog, code, period))
 
 
 @router.get(
