@@ -17,6 +17,7 @@ FIELDS = {
     "delegates": "Số đại biểu",
     "members_attended": "Số đảng viên tham dự",
     "members_total": "Tổng số đảng viên",
+    "joined": "Điểm cầu của hội nghị (đơn vị tổ chức/mã báo cáo)",
     "adopted_on": "Ngày ban hành",
     "key_programs": "Chương trình trọng tâm",
     "breakthroughs": "Khâu đột phá",
@@ -140,6 +141,22 @@ def fmt_rate(value: float | None, scale: int) -> str:
     if scale == 100:
         return f"{fmt_decimal(value)} %"
     return fmt_decimal(value)
+
+
+def target_label(low: float, high: float, scale: int | None) -> str:
+    """A target as the page writes it: "120", "90–100", "9,96", "85,00 %" (a rate as fmt_rate)."""
+
+    def one(value: float) -> str:
+        if scale is not None:
+            return fmt_rate(value, scale)
+        return fmt_int(value)
+
+    return one(low) if low == high else f"{one(low)}–{one(high)}"
+
+
+def fmt_achievement(value: float | None) -> str:
+    """actual / target, 4 decimals with the decimal comma: 0,8500."""
+    return fmt_decimal(value, 4)
 
 
 def fmt_fraction(part: int, whole: int) -> str:

@@ -13,6 +13,7 @@ import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 from xml.etree.ElementTree import ParseError, iterparse
 
@@ -26,9 +27,19 @@ from openpyxl.utils import (  # type: ignore[import-untyped,unused-ignore]
 )
 
 from services.api.web.forms import ENVELOPE, body_fields
-from services.api.web.labels import FIELDS, field_label, fmt_int, level_label, metric_label, series_title
+from services.api.web.labels import (
+    FIELDS,
+    field_label,
+    fmt_achievement,
+    fmt_int,
+    level_label,
+    metric_label,
+    series_title,
+    target_label,
+)
 from shared.domain.approvals import Approval
 from shared.domain.catalog import Catalog
+from shared.domain.targets import Target, achievement, decimal_out, rolled_up
 
 
 class SheetError(ValueError):
@@ -69,6 +80,19 @@ class Column:
     scale: int | None = None  # a rate's scale; None for a summed field
 
 
+@dataclass(frozen=True)
+class TargetCell:
+    """A row's target for one column (shared/domain/targets.py), rolled up, and how far it is met."""
+
+    text: str  # as the page writes it: "120", "3–4", "85,00 %"
+    exported: int | float | str  # as the exports write it: 120, 9.96, or "90–100" for a range
+    achievement: float | None  # actual / low, 4 decimals
+    achieved: str  # as the page writes it: "0,8500", "—"
+    met: bool | None
+    own: bool  # set at the row's unit; else summed from ``units`` units under it
+    units: int
+
+
 @dataclass
 class Row:
     code: str
@@ -79,6 +103,9 @@ class Row:
     reported: int
     on_time: int
     approved: str = ""  # who approved the row's figures of the series and when; "" when not approved
+    # a rate's exact parts (numerator x scale, denominator), for the achievement against a target
+    exact: dict[str, tuple[int, int]] = field(default_factory=dict)
+    targets: dict[str, TargetCell] = field(default_factory=dict)  # by column key
 
 
 @dataclass
@@ -106,6 +133,12 @@ def _row(totals: dict[str, Any], series: str, cols: list[Column]) -> Row:
     if any(values[c.key] is not None for c in cols if c.scale is None):
         # the stored totals leave zero sums out: a field missing beside others is a zero
         values.update({c.key: 0 for c in cols if c.scale is None and values[c.key] is None})
+    rates = totals.get("rates", {})
+    exact = {
+        c.key: (int(rates[c.key]["numerator"]) * int(rates[c.key]["scale"]), int(rates[c.key]["denominator"]))
+        for c in cols
+        if c.scale is not None and c.key in rates
+    }
     return Row(
         code=unit["code"],
         name=unit["name"],
@@ -114,6 +147,7 @@ def _row(totals: dict[str, Any], series: str, cols: list[Column]) -> Row:
         expected=int(comp.get("units_expected", 0)),
         reported=int(comp.get("units_reported", 0)),
         on_time=int(comp.get("units_on_time", 0)),
+        exact=exact,
     )
 
 
@@ -147,19 +181,62 @@ def mark_approved(table: Table, approvals: Iterable[Approval]) -> None:
         row.approved = shown.get(row.code, "")
 
 
+def _actual(row: Row, col: Column) -> Fraction | None:
+    if col.scale is not None:
+        parts = row.exact.get(col.key)
+        return Fraction(*parts) if parts and parts[1] else None
+    value = row.values.get(col.key)
+    return None if value is None else Fraction(int(value))
+
+
+def mark_targets(table: Table, catalog: Catalog, targets: list[Target]) -> None:
+    """Fills each row's ``targets`` from ``targets`` (a listing of the table's unit's subtree for
+    its period), rolled up to the row's unit, with the achievement of the row's figures."""
+    for row in [table.total, *table.children]:
+        rolled = rolled_up(targets, row.code, catalog, table.period)
+        for col in table.columns:
+            target = rolled.get(col.key)
+            if target is None:
+                continue
+            got = achievement(target, _actual(row, col))
+            low, high = decimal_out(target.low), decimal_out(target.high)
+            row.targets[col.key] = TargetCell(
+                text=target_label(low, high, col.scale),
+                exported=low if low == high else f"{low}–{high}",
+                achievement=got.achievement,
+                achieved=fmt_achievement(got.achievement),
+                met=got.met,
+                own=target.source == "own",
+                units=target.units,
+            )
+
+
+def _targeted(table: Table) -> list[Column]:
+    """The columns with a target in some row: each gets "Chỉ tiêu" and "Đạt" in the exports."""
+    rows = [table.total, *table.children]
+    return [c for c in table.columns if any(c.key in r.targets for r in rows)]
+
+
 def _export_rows(table: Table) -> list[list[Any]]:
     rows = []
+    targeted = _targeted(table)
     for r in [table.total, *table.children]:
+        reached: list[Any] = []
+        for c in targeted:
+            cell = r.targets.get(c.key)
+            reached += [cell.exported, cell.achievement] if cell else [None, None]
         rows.append(
             [r.code, r.name, level_label(r.level, r.name)]
             + [r.values.get(c.key) for c in table.columns]
             + [r.expected, r.reported, r.on_time, r.approved]
+            + reached
         )
     return rows
 
 
 def export_header(table: Table) -> list[str]:
-    return EXPORT_HEAD + [f"{c.label} ({c.key})" for c in table.columns] + EXPORT_TAIL
+    targets = [h for c in _targeted(table) for h in (f"Chỉ tiêu ({c.key})", f"Đạt ({c.key})")]
+    return EXPORT_HEAD + [f"{c.label} ({c.key})" for c in table.columns] + EXPORT_TAIL + targets
 
 
 # A text cell starting with one of these is read as a formula by a spreadsheet (OWASP "CSV

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from services.api.routes.approvals import ChangedMeanwhile, NotApproved, approvals_of, make_approval, undo_approval
+from services.api.routes.targets import drop_target, put_target, target_listings_of
 from services.api.views import missing_units
 from services.api.web import labels
 from services.api.web.access import allow, crumbs, may_stream
@@ -16,12 +17,13 @@ from services.api.web.live import SessionFull
 from services.api.web.pages.admin_access import form_of
 from services.api.web.render import page
 from services.api.web.session import ReleasingStream
-from services.api.web.sheets import mark_approved, table_csv, table_xlsx
+from services.api.web.sheets import mark_approved, mark_targets, table_csv, table_xlsx
 from services.api.web.trees import checked_period, checked_series, page_period
 from services.api.web.views import chosen_metric, unit_chart, unit_table
 from shared.domain.approvals import AlreadyApproved, check_unapprove
 from shared.domain.auth import Forbidden, Principal, Scope
 from shared.domain.hierarchy import COUNTRY, OrgTree
+from shared.domain.targets import SETTERS, TargetError
 
 router = APIRouter()
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -57,6 +59,7 @@ async def unit_page(
     tree = web.tree.holding(code, period)  # the tree of the period (codes are reused)
     allow(s.principal, tree, Scope.READ, code)
     table = await unit_table(web.api.reader, web.catalog, tree, code, period, series)
+    mark_targets(table, web.catalog, await (await target_listings_of(request)).listing(code, period))
     metric = chosen_metric(table, metric)
     chart = None
     if metric is not None:
@@ -79,6 +82,8 @@ async def unit_page(
         # approval and lock: each child's approval, and whether this session may approve
         approvals=await approval_rows(request, s.principal, tree, code, period, series),
         may_approve=Scope.APPROVE in s.principal.scopes,
+        # targets: the form to set or remove one, for a session that may (shared/domain/targets.py)
+        may_set_targets=any(scope in s.principal.scopes for scope in SETTERS),
     )
 
 
@@ -128,6 +133,35 @@ async def approval_form(request: Request, web: Web, s: CurrentSession, code: str
     return RedirectResponse(f"/web/units/{code}?period={period}&series={series}", status_code=303)
 
 
+@router.post("/units/{code}/targets")
+async def target_form(request: Request, web: Web, s: CurrentSession, code: str) -> Response:
+    """The unit page's "Đặt chỉ tiêu" and "Bỏ chỉ tiêu" (``do``: set or remove) for ``unit`` (the
+    page's unit or one of its children) and ``metric``, then back to the page."""
+    values, _ = await form_of(request)
+    period = page_period(web.tree, code, values.get("period"))
+    series = checked_series(web.catalog, values.get("series"))
+    tree = web.tree.holding(code, period)
+    allow(s.principal, tree, Scope.READ, code)
+    unit = values.get("unit", "")
+    if unit != code and unit not in {c.code for c in tree.children(code)}:
+        raise PageError(422, "Đơn vị (unit) phải là đơn vị này hoặc một đơn vị trực thuộc.")
+    metric = values.get("metric", "")
+    try:
+        if values.get("do") == "set":
+            await put_target(request, s.principal, tree, unit, metric, period, values.get("value", ""))
+        elif values.get("do") == "remove":
+            if await drop_target(request, s.principal, tree, unit, metric, period) is None:
+                raise PageError(404, f"Chưa đặt chỉ tiêu {metric} cho đơn vị {unit} kỳ {period}.")
+        else:
+            raise PageError(422, "Thao tác không hợp lệ (do): set hoặc remove.")
+    except TargetError as exc:
+        label = {"value": "Chỉ tiêu", "metric": "Số liệu"}.get(exc.field, exc.field)
+        raise PageError(422, f"{label} không hợp lệ ({exc.field}): {exc}") from None
+    except Forbidden as exc:
+        raise PageError(403, f"Không có quyền đặt chỉ tiêu: {exc}") from None
+    return RedirectResponse(f"/web/units/{code}?period={period}&series={series}", status_code=303)
+
+
 @router.get("/units/{code}/export.{fmt}")
 async def export(
     request: Request,
@@ -145,6 +179,7 @@ async def export(
         raise PageError(404, "Chỉ xuất được CSV hoặc Excel (.xlsx).")
     table = await unit_table(web.api.reader, web.catalog, tree, code, period, series)
     mark_approved(table, await (await approvals_of(request)).listing(code, period))
+    mark_targets(table, web.catalog, await (await target_listings_of(request)).listing(code, period))
     name = f"baocao-{code}-{series}-{period}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
     if fmt == "csv":
