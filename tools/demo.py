@@ -26,8 +26,10 @@ import secrets
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from shared.domain.catalog import load_catalog
 from shared.domain.hierarchy import OrgTree
 from shared.domain.periods import VIETNAM_TZ, parse_period
+from shared.domain.targets import Target, parse_target, target_metric, unit_path
 
 BA_THUOC, LANG_CHANH, THANH_SON, BINH_DAI, DAKRONG = "386", "388", "238", "835", "467"
 # Đakrông's communes (by their position in the district) that send some yearly reports weeks after
@@ -251,6 +253,47 @@ def member_ratings(tree: OrgTree) -> list[dict[str, Any]]:
             }
         )
     return reports
+
+
+# Seed 004: the targets of Đakrông's 6th congress (term 2020-2025) whose metric the catalog has, as
+# (metric, period, what the resolution writes). "By 2025" is the term's end: the term's figure of a
+# stock is its latest. The schools' targets (60 % of kindergartens and of primary schools, 45 % of
+# lower-secondary schools) are per school level, and the catalog's schools indicator is not.
+SEED_004_TARGETS: tuple[tuple[str, str, str], ...] = (
+    ("indicator.hospital_beds.value", "2020-2025", "120"),
+    ("indicator.doctors_per_10k.rate", "2020-2025", "9,96"),
+    ("indicator.new_rural_communes.value", "2020-2025", "03 - 04"),
+    ("indicator.new_party_members.value", "2020-2025", "450-500"),
+    *(("indicator.new_party_members.value", str(year), "90-100") for year in (2021, 2022, 2023, 2024)),
+    *(("member_rating.good_or_better_rate", str(year), "85%") for year in (2021, 2022, 2023, 2024)),
+    *(("organisation_rating.good_or_better_rate", str(year), "85%") for year in (2021, 2022, 2023, 2024)),
+)
+
+
+def seed_004_targets(tree: OrgTree, at: float) -> list[Target]:
+    """Đakrông's targets (:data:`SEED_004_TARGETS`), parsed as the API parses what officials type."""
+    catalog = load_catalog()
+    targets = []
+    for metric, period, typed in SEED_004_TARGETS:
+        low, high = parse_target(typed, target_metric(catalog, metric))
+        path = unit_path(tree.for_period(period), DAKRONG)
+        targets.append(Target(DAKRONG, metric, period, low, high, "demo (seed 004)", at, path=path))
+    return targets
+
+
+async def write_targets(targets: list[Target], uri: str, database: str) -> None:
+    """The targets straight into the API's store (``make run``: the demo is loaded by its operator)."""
+    from shared.adapters.mongo import make_client
+    from shared.adapters.targets import MongoTargetStore
+
+    client = make_client(uri, "baocao-demo")
+    try:
+        store = MongoTargetStore(client, database)
+        await store.ensure_indexes()
+        for target in targets:
+            await store.put(target)
+    finally:
+        await client.close()
 
 
 def seed_002_training_course() -> list[dict[str, Any]]:
@@ -501,4 +544,8 @@ if __name__ == "__main__":  # python -m tools.demo: what `make run` calls, with 
     from shared.domain.hierarchy import load_vietnam
 
     settings = IngestSettings()  # type: ignore[call-arg]  # from the environment, as the service reads it
-    print(json.dumps(asyncio.run(send_as_sent(all_reports(load_vietnam()), settings))))
+    org = load_vietnam()
+    counts = asyncio.run(send_as_sent(all_reports(org), settings))
+    targets = seed_004_targets(org, datetime.now(UTC).timestamp())
+    asyncio.run(write_targets(targets, settings.mongodb_uri, settings.mongodb_database))
+    print(json.dumps(counts))

@@ -160,3 +160,20 @@ def test_who_may_set_a_target():
         set_target(principal(COMMUNES[0], Scope.SUBMIT), TREE, "467", BEDS, "2024", "120", 1.0)
     with pytest.raises(Forbidden, match="outside"):
         set_target(principal(COMMUNES[1], Scope.SUBMIT), TREE, COMMUNES[0], BEDS, "2024", "1", 1.0)
+
+
+def test_the_demo_sets_seed_004s_targets_for_dakrong_where_the_catalog_has_the_metric():
+    from tools import demo
+
+    targets = {(t.metric, t.period): t for t in demo.seed_004_targets(load_vietnam(["45"]), 1.0)}
+    assert {t.unit for t in targets.values()} == {"467"}
+    assert all(t.path == ("467", "45", "VN") for t in targets.values())
+    term = {m: (t.low, t.high) for (m, p), t in targets.items() if p == "2020-2025"}
+    assert term == {
+        BEDS.key: (120, 120),
+        DOCTORS.key: (Decimal("9.96"), Decimal("9.96")),
+        "indicator.new_rural_communes.value": (3, 4),
+        MEMBERS.key: (450, 500),
+    }
+    assert (targets[(MEMBERS.key, "2023")].low, targets[(MEMBERS.key, "2023")].high) == (90, 100)
+    assert targets[(RATED.key, "2023")].low == Decimal("0.85")
