@@ -22,6 +22,7 @@ from shared.domain.targets import (
     Target,
     TargetError,
     achievement,
+    by_child,
     decimal_out,
     rolled_up,
     target_metric,
@@ -179,8 +180,8 @@ async def children_with_targets(
 ) -> bytes:
     """A drill-down answer (JSON of ``ApprovedChildrenTotalsOut``) with each child's targets:
     one listing of ``code``'s subtree for all children."""
-    targets = await listings.listing(code, period)
+    groups = by_child(await listings.listing(code, period), code)
     answer = from_json(body)
     for child in answer["children"]:
-        child["targets"] = unit_targets(child, catalog, targets, period)
+        child["targets"] = unit_targets(child, catalog, groups.get(child["unit"]["code"], []), period)
     return to_json(answer)

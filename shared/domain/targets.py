@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
@@ -206,10 +205,6 @@ def unit_path(tree: OrgTree, unit: str) -> tuple[str, ...]:
     return (COUNTRY,) if unit == COUNTRY else (*tree.path(unit), COUNTRY)
 
 
-def when(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 # ------------------------------------------------------------------ roll-up and achievement
 
 OWN = "own"
@@ -250,6 +245,18 @@ def rolled_up(targets: Iterable[Target], unit: str, catalog: Catalog, period: st
             metric, sum((t.low for t in top), Decimal(0)), sum((t.high for t in top), Decimal(0)), SUMMED, len(top)
         )
     return out
+
+
+def by_child(targets: Iterable[Target], parent: str) -> dict[str, list[Target]]:
+    """The targets of ``parent``'s subtree grouped by the child of ``parent`` they lie under (those
+    of ``parent`` itself in none): a drill-down rolls each child up from its group alone."""
+    groups: dict[str, list[Target]] = {}
+    for t in targets:
+        if parent in t.path:
+            at = t.path.index(parent)
+            if at > 0:
+                groups.setdefault(t.path[at - 1], []).append(t)
+    return groups
 
 
 @dataclass(frozen=True)

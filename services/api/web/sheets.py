@@ -39,7 +39,7 @@ from services.api.web.labels import (
 )
 from shared.domain.approvals import Approval
 from shared.domain.catalog import Catalog
-from shared.domain.targets import Target, achievement, decimal_out, rolled_up
+from shared.domain.targets import Target, achievement, by_child, decimal_out, rolled_up
 
 
 class SheetError(ValueError):
@@ -192,8 +192,10 @@ def _actual(row: Row, col: Column) -> Fraction | None:
 def mark_targets(table: Table, catalog: Catalog, targets: list[Target]) -> None:
     """Fills each row's ``targets`` from ``targets`` (a listing of the table's unit's subtree for
     its period), rolled up to the row's unit, with the achievement of the row's figures."""
+    groups = by_child(targets, table.total.code)
     for row in [table.total, *table.children]:
-        rolled = rolled_up(targets, row.code, catalog, table.period)
+        mine = targets if row is table.total else groups.get(row.code, [])
+        rolled = rolled_up(mine, row.code, catalog, table.period)
         for col in table.columns:
             target = rolled.get(col.key)
             if target is None:
