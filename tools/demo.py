@@ -36,6 +36,11 @@ BA_THUOC, LANG_CHANH, THANH_SON, BINH_DAI, DAKRONG = "386", "388", "238", "835",
 # the deadline (15 January for a year, 31 January for the year-end rating)
 LATE_SENDERS = (1, 4, 7, 9, 12)
 RESOLUTION_38 = "Nghị quyết Đại hội Đảng bộ tỉnh Thanh Hóa lần thứ XIX, nhiệm kỳ 2020-2025"
+# The provincial committee's online conferences that units joined as bridge points (seeds 000 and
+# 001): <organiser>/<organiser's report id>. The organiser reports the whole conference; each point
+# names it, so every level counts its points and delegates once (shared/domain/conferences.py).
+CONFERENCE_2020_12 = "38/38-hn-2020-12-25"
+CONFERENCE_2021_11 = "38/38-hn-2021-11-05"
 
 
 def split(total: int, parts: int) -> list[int]:
@@ -54,7 +59,10 @@ def communes_of(tree: OrgTree, district: str) -> list[str]:
 
 def seed_000_study_sessions(tree: OrgTree) -> list[dict[str, Any]]:
     """25 Dec 2020: Bá Thước's members study the provincial resolution online; 5,962 of 6,600
-    members took part, at 313 study points; 110 delegates at the district's own point."""
+    members took part, at 313 study points; 110 delegates at the district's own point. Every
+    point was one of the province's conference (seed 000: "trực tuyến từ tỉnh"): the district
+    shows its 314 points and 110 delegates, and the province, whose own report of that
+    conference the seed does not give, adds none of them to its own."""
     communes = communes_of(tree, BA_THUOC)
     held = date(2020, 12, 25)
     attended = split(5962, len(communes))
@@ -76,6 +84,7 @@ def seed_000_study_sessions(tree: OrgTree) -> list[dict[str, Any]]:
                 "delegates": 0,
                 "members_attended": attended[i],
                 "members_total": total[i],
+                "joined": CONFERENCE_2020_12,
             },
         }
         for i, code in enumerate(communes)
@@ -96,6 +105,7 @@ def seed_000_study_sessions(tree: OrgTree) -> list[dict[str, Any]]:
                 "delegates": 110,
                 "members_attended": 0,
                 "members_total": 0,
+                "joined": CONFERENCE_2020_12,
             },
         }
     )
@@ -118,8 +128,23 @@ def agencies() -> list[dict[str, str]]:
 
 
 def seed_001_hospital_conference() -> list[dict[str, Any]]:
+    """5 Nov 2021: the provincial committee's online conference, 827 bridge points and 32,637
+    delegates from the province down to villages, reported once by its organiser (Thanh Hóa, 38);
+    the provincial hospital was one of its points and names it. The seed gives no figure for the
+    hospital's own point: its 60 delegates are made up."""
     held = date(2021, 11, 5)
+    resolution = "Chương trình trọng tâm, khâu đột phá thực hiện " + RESOLUTION_38
+    conference = {"resolution": resolution, "held_on": held.isoformat(), "format": "online"}
     return [
+        {
+            "report_id": CONFERENCE_2021_11.split("/", 1)[1],
+            "revision": 1,
+            "unit": "38",
+            "kind": "study_session",
+            "period": "2021-11",
+            "submitted_at": _stamp(held),
+            "body": {**conference, "bridge_points": 827, "delegates": 32637, "members_attended": 0, "members_total": 0},
+        },
         {
             "report_id": "38-bvdk-study-2021-11",
             "revision": 1,
@@ -128,15 +153,14 @@ def seed_001_hospital_conference() -> list[dict[str, Any]]:
             "period": "2021-11",
             "submitted_at": _stamp(held),
             "body": {
-                "resolution": "Chương trình trọng tâm, khâu đột phá thực hiện " + RESOLUTION_38,
-                "held_on": held.isoformat(),
-                "format": "online",
-                "bridge_points": 827,
-                "delegates": 32637,
+                **conference,
+                "bridge_points": 1,
+                "delegates": 60,
                 "members_attended": 0,
                 "members_total": 0,
+                "joined": CONFERENCE_2021_11,
             },
-        }
+        },
     ]
 
 

@@ -63,6 +63,7 @@ from shared.adapters.approvals import CachedApprovals
 from shared.adapters.kafka_batches import Spans
 from shared.domain.approvals import kafka_lock, kafka_locked_message
 from shared.domain.catalog import Catalog
+from shared.domain.conferences import shared_depth
 from shared.domain.hierarchy import Level, OrgTree
 from shared.domain.rollup import Entry, Outcome, Report, Rollup, TotalsDoc, entry_key, figure_names
 from shared.domain.stamps import STAMP_HEADER, stamp
@@ -570,7 +571,9 @@ class Aggregator:
                 continue
             expected = tree.get(report.unit).level in self._expected_levels[report.series]
             before = len(state.rollup.changed)
-            applied = state.rollup.apply(report, path, expected)
+            # a report naming the conference it joined: its conference figures stop below the organiser
+            depth = shared_depth(path, tree.path(report.joined)) if report.joined else 0
+            applied = state.rollup.apply(report, path, expected, depth)
             self.pending += len(state.rollup.changed) - before
             outcomes[applied.outcome.value] = outcomes.get(applied.outcome.value, 0) + 1
             if applied.outcome == Outcome.REJECTED:

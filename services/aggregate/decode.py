@@ -28,6 +28,7 @@ from pydantic_core import from_json
 
 from shared.domain.auth import InvalidToken, Placement, Principal, Scope, verify
 from shared.domain.catalog import Catalog
+from shared.domain.conferences import joined_problem_of
 from shared.domain.hierarchy import OrgTree
 from shared.domain.reports import REPORT_ADAPTER, ReportEnvelope, ReportInBase, future_problems
 from shared.domain.rollup import Report, report_from_model
@@ -198,4 +199,6 @@ def _placed(
         )
     if model.unit not in tree.for_period(model.period):  # a unit closed (or not yet open) then
         return Rejected("unknown_unit", tree.why_not(model.unit, model.period))
+    if problem := joined_problem_of(model, tree.for_period(model.period), catalog):
+        return Rejected("invalid_report", problem["msg"])
     return report_from_model(model, received_at, catalog)

@@ -60,10 +60,14 @@ CHUNK_BYTES = 8 * 1024 * 1024
 
 def fingerprint(catalog: Catalog, partitions: int) -> str:
     """What a snapshot depends on besides its entries: the format, the placement of provinces in
-    partitions, and each series' totalled fields and how they combine (the same in every process:
-    no set order)."""
+    partitions, and each series' totalled fields, how they combine and which are a conference's
+    (the same in every process: no set order)."""
     series = [
-        [key, [[f.name, str(f.combine), str(f.over_time)] for f in spec.totalled_fields]]
+        [
+            key,
+            [[f.name, str(f.combine), str(f.over_time)] for f in spec.totalled_fields],
+            *([spec.shared] if spec.shared else []),
+        ]
         for key, spec in sorted(catalog.series.items())
     ]
     placed = placement_fingerprint(partitions)

@@ -40,6 +40,7 @@ from shared.domain.approvals import locked_message
 from shared.domain.audit import Action, AuditEntry
 from shared.domain.auth import Forbidden, Placement, Principal, Scope
 from shared.domain.catalog import Catalog
+from shared.domain.conferences import joined_problem_of
 from shared.domain.hierarchy import COUNTRY, LEGACY, OrgTree
 from shared.domain.periods import parse_period
 from shared.domain.reports import REPORT_ADAPTER, ReportInBase, future_problems
@@ -91,9 +92,10 @@ class LocksUnavailable(RuntimeError):
     accepted unchecked."""
 
 
-class FutureReportError(ValueError):
-    """The report's period has not begun, or an event date of it lies ahead, at its receipt
-    (answered 422; ``errors`` name each field, relative to the report)."""
+class RefusedFieldsError(ValueError):
+    """A field of the report is refused in the light of the receipt time or the tree: its period
+    has not begun, an event date lies ahead, or the conference it names as joined is not one it
+    could have joined (answered 422; ``errors`` name each field, relative to the report)."""
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         super().__init__("; ".join(e["msg"] for e in errors))
@@ -245,7 +247,7 @@ class IngestService:
                 return self._result(report, Verdict.UNKNOWN_UNIT, [{"loc": ["unit"], "msg": str(exc)}])
             except ConflictError as exc:
                 return self._result(report, Verdict.CONFLICT, [{"loc": [], "msg": str(exc)}])
-            except FutureReportError as exc:
+            except RefusedFieldsError as exc:
                 return self._result(report, Verdict.INVALID, exc.errors)
             except (PublishFailed, LocksUnavailable) as exc:
                 return self._result(report, Verdict.UNAVAILABLE, [{"loc": [], "msg": str(exc)}])
@@ -262,7 +264,7 @@ class IngestService:
     ) -> Outcome:
         received_at = self.clock()
         if problems := future_problems(report, received_at, self.catalog):
-            raise FutureReportError(problems)
+            raise RefusedFieldsError(problems)
         if not await self.known(report.unit):
             raise UnknownUnitError(report.unit)
         # Decided here, at the point of use, once the unit is known (a unit is never moved or
@@ -284,6 +286,8 @@ class IngestService:
                 f"agency {report.unit} is closed from {closed.isoformat()}: it reports no period ending on or "
                 "after that day (an admin reopens it on the agencies page)",
             )
+        if problem := joined_problem_of(report, tree, self.catalog):
+            raise RefusedFieldsError([problem])
         payload = report.model_dump(mode="json")
         series = self.catalog.series_for(payload["kind"], payload.get("body")).key
         # codes are reused across trees: the log names the series of a 2025-tree report with its

@@ -39,7 +39,7 @@ class OverTime(StrEnum):
 @dataclass(frozen=True)
 class FieldSpec:
     name: str
-    type: str  # int | text | date | enum
+    type: str  # int | text | date | enum | conference
     minimum: int | None = None
     maximum: int | None = None
     max_length: int | None = None
@@ -82,11 +82,31 @@ class SeriesSpec:
     # (catalog ``reminders.every``; by default the finest period the kind accepts)
     reminder_days: tuple[int, ...] = DEFAULT_REMINDER_DAYS
     reminder_every: Granularity = Granularity.MONTH
+    # the figures of a whole conference (bridge points, delegates): a report that names the
+    # conference it joined counts them only below the level where the organiser's report counts
+    # them (see :class:`Joins` and shared/domain/rollup.py)
+    shared: tuple[str, ...] = ()
 
     @cached_property
     def totalled_fields(self) -> tuple[FieldSpec, ...]:
         # cached: the aggregator asks for it several times per report
         return tuple(f for f in self.fields if f.totalled)
+
+
+@dataclass(frozen=True)
+class Joins:
+    """A kind whose reports may name the conference they joined (catalog ``joins``).
+
+    ``field`` holds ``<organiser's unit>/<organiser's report_id>``: the conference is reported
+    once, by the unit that organised it, with the figures of all its points (``shared``: 827
+    bridge points and 32,637 delegates). A unit that was one of its points reports its own point
+    and names the conference; its shared figures count at its own unit and its ancestors up to,
+    not including, the first one that also contains the organiser, so every level counts each
+    conference once. Its other figures (its members' attendance) count all the way up as usual.
+    """
+
+    field: str
+    shared: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,7 @@ class KindSpec:
     rules: tuple[Rule, ...]
     periods: frozenset[Granularity]
     series: SeriesSpec | None  # None for the indicator kind: its series come from the indicator
+    joins: Joins | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +194,20 @@ def _reminders(raw: dict[str, Any], where: str, accepted: frozenset[Granularity]
     return {"reminder_days": tuple(sorted(days, reverse=True)), "reminder_every": Granularity(every)}
 
 
+def _joins(raw: dict[str, Any] | None, kind: str, fields: tuple[FieldSpec, ...]) -> Joins | None:
+    if raw is None:
+        return None
+    by_name = {f.name: f for f in fields}
+    name, shared = raw.get("field"), tuple(raw.get("shared", ()))
+    if set(raw) - {"field", "shared"} or name not in by_name or by_name[name].type != "conference":
+        raise ValueError(f"catalog: {kind}.joins names its conference field (type conference) and its shared fields")
+    for f in shared:
+        spec = by_name.get(f)
+        if spec is None or spec.combine != Combine.SUM or spec.over_time != OverTime.FLOW:
+            raise ValueError(f"catalog: {kind}.joins.shared: {f!r} must be a field that adds up (sum, flow)")
+    return Joins(name, shared)
+
+
 def _indicator(code: str, raw: dict[str, Any]) -> IndicatorSpec:
     over_time = OverTime(raw["over_time"])
     lo, hi = int(raw.get("min", 0)), int(raw["max"])
@@ -207,6 +242,7 @@ def parse_catalog(raw: dict[str, Any]) -> Catalog:
     for name, k in raw["kinds"].items():
         fields = tuple(_field(fname, f) for fname, f in k["fields"].items())
         periods = frozenset(Granularity(p) for p in k.get("periods", list(Granularity)))
+        joins = _joins(k.get("joins"), name, fields)
         spec = SeriesSpec(
             key=name,
             title=k["title"],
@@ -218,6 +254,7 @@ def parse_catalog(raw: dict[str, Any]) -> Catalog:
             expected_levels=frozenset(k.get("expected_levels", ())),
             days_after_end=_days_after_end(k.get("deadline", {}), name),
             **_reminders(k.get("reminders", {}), name, periods),
+            shared=joins.shared if joins else (),
         )
         kinds[name] = KindSpec(
             name=name,
@@ -226,6 +263,7 @@ def parse_catalog(raw: dict[str, Any]) -> Catalog:
             rules=tuple(Rule(r["field"], r["at_most"]) for r in k.get("rules", ())),
             periods=periods,
             series=spec,
+            joins=joins,
         )
         series[name] = spec
     indicators = {code: _indicator(code, i) for code, i in raw.get("indicators", {}).items() if code != "_doc"}

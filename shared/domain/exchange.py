@@ -68,6 +68,7 @@ CSV_COLUMNS = (
 MAPPING_SETTING = "BAOCAO_EXCHANGE_MAPPING"
 DEFAULT_MAPPING_PATH = Path(__file__).parent.parent / "data" / "exchange-mapping.json"
 PERIOD_START = "period_start"  # a date filled with the period's first day
+OPTIONAL_TYPES = frozenset({"text", "conference"})  # a report may leave these out
 REPORT_ID_PREFIX = "dhis2"
 _UNIT_CODE = re.compile(UNIT_CODE_PATTERN)
 _WHOLE = re.compile(r"^[+-]?[0-9]+(\.0+)?$")
@@ -509,8 +510,9 @@ def _complete(draft: ReportDraft, mapping: ExchangeMapping, catalog: Catalog) ->
         if name not in draft.body:
             start = parse_period(draft.period).start.isoformat()
             draft.body[name] = start if value == PERIOD_START and fields[name].type == "date" else value
-    # text is optional; numbers, dates and choices are required (an indicator's are its numbers)
-    required = [n for n, f in fields.items() if f.type != "text" and n not in draft.body]
+    # text and a joined conference are optional; numbers, dates and choices are required (an
+    # indicator's are its numbers)
+    required = [n for n, f in fields.items() if f.type not in OPTIONAL_TYPES and n not in draft.body]
     if not required:
         return None
     wanted = []

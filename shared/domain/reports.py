@@ -33,6 +33,9 @@ from shared.domain.periods import VIETNAM_TZ, PeriodError, has_begun, parse_peri
 REPORT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_:/-]{0,79}$"
 # Official codes: province 2 digits, district 3, commune 5; agencies are <parent code>-<slug>.
 UNIT_CODE_PATTERN = r"^[0-9]{2,5}(-[a-z0-9][a-z0-9_]{0,39})?$"
+# A conference a report's unit joined as one of its points: the organiser's unit, a slash, and
+# the organiser's report id ("38/38-hn-2021-11-05"). The unit code has no slash: it ends at the first.
+CONFERENCE_PATTERN = REPORT_ID_PATTERN.replace("^", "^" + UNIT_CODE_PATTERN[1:-1] + "/", 1)
 MAX_REVISION = 1_000_000
 EARLIEST_SUBMISSION = datetime(2000, 1, 1, tzinfo=UTC)
 # How far ahead of the receipt time a report may reach (future_problems). A period begins at an
@@ -99,6 +102,16 @@ def _body_field(spec: FieldSpec) -> tuple[Any, Any]:
         return (date, ...)
     if spec.type == "enum":
         return (Literal[tuple(spec.values)], ...)
+    if spec.type == "conference":
+        return (
+            str | None,
+            Field(
+                default=None,
+                pattern=CONFERENCE_PATTERN,
+                description="The conference this unit joined as one of its points: <organiser unit>/<its report_id>",
+                examples=["38/38-hn-2021-11-05"],
+            ),
+        )
     raise ValueError(f"catalog: unknown field type {spec.type!r} for {spec.name}")
 
 

@@ -29,6 +29,7 @@ from operator import add, mul, sub
 from typing import Any, Protocol
 
 from shared.domain.catalog import INDICATOR_KIND, Catalog, Combine, OverTime, SeriesSpec
+from shared.domain.conferences import organiser
 from shared.domain.periods import deadline, parse_period, span_of
 
 # Counters kept per period of a totals document besides the summed fields ("sums.<field>").
@@ -62,6 +63,8 @@ class Report:
     values: Mapping[str, int]
     withdrawn: bool
     received_at: datetime
+    # the organiser's unit of the conference the report's unit joined (catalog ``joins``), if any
+    joined: str | None = None
 
 
 def doc_id(unit: str, series: str, span: str) -> str:
@@ -86,6 +89,9 @@ class Entry:
     on_time: bool  # decided by the first revision's arrival: a late correction is not a late report
     path: tuple[str, ...]
     expected: bool
+    # for a report naming the conference it joined: how many units of ``path`` count its shared
+    # figures (shared/domain/conferences.py); 0 for every other report
+    shared_depth: int = 0
 
     @property
     def unit(self) -> str:
@@ -102,6 +108,7 @@ class Entry:
             "on_time": self.on_time,
             "path": list(self.path),
             "expected": self.expected,
+            **({"shared_depth": self.shared_depth} if self.shared_depth else {}),
         }
 
     @classmethod
@@ -117,6 +124,7 @@ class Entry:
             on_time=bool(doc["on_time"]),
             path=_intern_path(doc["path"]),
             expected=bool(doc["expected"]),
+            shared_depth=int(doc.get("shared_depth", 0)),
         )
 
 
@@ -144,6 +152,8 @@ def report_from_input(payload: Mapping[str, Any], received_at: datetime, catalog
         raise ValueError("a withdrawn indicator report still names body.indicator")
     series = catalog.series_for(kind, body)
     values = {} if withdrawn else {f.name: int(body[f.name]) for f in series.totalled_fields}
+    joins = catalog.kinds[kind].joins
+    joined = body.get(joins.field) if joins is not None and not withdrawn else None
     return Report(
         report_id=payload["report_id"],
         revision=int(payload["revision"]),
@@ -154,6 +164,7 @@ def report_from_input(payload: Mapping[str, Any], received_at: datetime, catalog
         values=values,
         withdrawn=withdrawn,
         received_at=received_at,
+        joined=organiser(joined) if joined else None,
     )
 
 
@@ -238,6 +249,7 @@ class _Plan:
     flow: tuple[bool, ...]  # per field: summed over time (else a stock: the latest value)
     up: tuple[int, ...]  # per position: 1 if it adds up to ancestors
     has_stock: bool
+    shared: tuple[bool, ...]  # per field: a conference's figure (SeriesSpec.shared)
 
     @property
     def fields(self) -> int:
@@ -258,6 +270,7 @@ def _plan(spec: SeriesSpec) -> _Plan:
             flow=tuple(f.over_time == OverTime.FLOW for f in fields),
             up=(*(int(f.combine == Combine.SUM) for f in fields), 1, 1, 1, 0, 0),
             has_stock=any(f.over_time == OverTime.STOCK for f in fields),
+            shared=tuple(f.name in spec.shared for f in fields),
         )
     return plan
 
@@ -424,13 +437,17 @@ class Rollup:
 
     # ------------------------------------------------------------------ writing
 
-    def apply(self, report: Report, path: Sequence[str], expected: bool) -> Applied:
+    def apply(self, report: Report, path: Sequence[str], expected: bool, shared_depth: int = 0) -> Applied:
         """Merge ``report`` into the entries and update the totals it changes.
 
         ``path`` is the report's unit and its ancestors up to the province; ``expected`` whether
-        the unit is of a level expected to report this series (it counts in units_reported)."""
+        the unit is of a level expected to report this series (it counts in units_reported);
+        ``shared_depth``, for a report naming the conference it joined, how many units of the path
+        count its shared figures (shared/domain/conferences.shared_depth)."""
         if not path or path[0] != report.unit:
             raise ValueError(f"path {list(path)!r} does not start with the report's unit {report.unit!r}")
+        if (report.joined is not None) != (shared_depth > 0) or shared_depth > len(path):
+            raise ValueError(f"report {report.report_id}: joined {report.joined!r} with shared depth {shared_depth}")
         key = entry_key(report.unit, report.report_id)
         previous = self.entries.get(key)
         if previous is not None:
@@ -468,6 +485,7 @@ class Rollup:
             on_time=previous.on_time if previous is not None else is_on_time(report, spec),
             path=_intern_path(path),
             expected=expected,
+            shared_depth=shared_depth,
         )
         self._replace(key, previous, entry, spec)
         if previous is None:
@@ -489,45 +507,77 @@ class Rollup:
     def _replace(self, key: str, previous: Entry | None, entry: Entry, spec: SeriesSpec) -> None:
         self.entries[key] = entry
         plan = _plan(spec)
-        unit, series = entry.unit, entry.series
-        new_values = _values(spec, entry.values)
-        old_values = _values(spec, previous.values) if previous is not None else new_values
+        old_parts = _parts(plan, spec, previous) if previous is not None else {}
+        new_parts = _parts(plan, spec, entry)
+        cells = self.own.get((entry.unit, entry.series))
+        if cells is None:
+            cells = self.own[(entry.unit, entry.series)] = {}
+        # a joined report's shared part first: taking a report away, the main part's change comes
+        # last, and it is the one that may leave a period with nothing (TotalsDoc.add)
         old_in = _enclosing(previous.period) if previous is not None and not previous.withdrawn else frozenset()
         new_in = _enclosing(entry.period) if not entry.withdrawn else frozenset()
-        cells = self.own.get((unit, series))
-        if cells is None:
-            cells = self.own[(unit, series)] = {}
-        for bucket in _buckets(entry.period, *([previous.period] if previous else [])):
-            cell = cells.get(bucket)
-            if cell is None:
-                cell = cells[bucket] = _new_cell(plan.fields)
-            before = _contribution(cell, plan)
-            if bucket in old_in:
-                assert previous is not None
-                _cell_add(cell, previous, old_values, -1)
-            if bucket in new_in:
-                _cell_add(cell, entry, new_values, +1)
-            if plan.has_stock:
-                stock_cell = f"{unit}|{series}|{bucket}"
-                if bucket in old_in:
-                    assert previous is not None
-                    self.stocks.remove(stock_cell, stock_rank(key, previous.period))
-                if bucket in new_in:
-                    self.stocks.put(stock_cell, stock_rank(key, entry.period), new_values)
-                cell[_LATEST] = self.stocks.latest(stock_cell) if cell[_ACTIVE] > 0 else None
-            after = _contribution(cell, plan)
-            if cell[_ACTIVE] == 0:
-                del cells[bucket]
-            if after != before:
-                self._propagate(entry.path, series, bucket, list(map(sub, after, before)), plan, entry.expected)
+        for part in sorted(old_parts.keys() | new_parts.keys(), reverse=True):
+            old, new = old_parts.get(part), new_parts.get(part)
+            change = _Change(
+                key,
+                previous,
+                old or (),
+                old_in if old else frozenset(),
+                entry,
+                new or (),
+                new_in if new else frozenset(),
+                part,
+            )
+            for bucket in _buckets(entry.period, *([previous.period] if previous else [])):
+                self._replace_cell(cells, bucket, change, plan)
         if not cells:
-            del self.own[(unit, series)]
+            del self.own[(entry.unit, entry.series)]
+
+    def _replace_cell(self, cells: dict[str, OwnCell], bucket: str, c: _Change, plan: _Plan) -> None:
+        """Take the previous revision's part out of one own cell, put the new one's in, and add the
+        difference of the cell's contribution to the totals."""
+        previous, entry = c.previous, c.entry
+        old_in, new_in = bucket in c.old_in, bucket in c.new_in
+        name = f"{bucket}>{c.part}" if c.part else bucket
+        cell = cells.get(name)
+        if cell is None:
+            cell = cells[name] = _new_cell(plan.fields)
+        before = _contribution(cell, plan)
+        if old_in:
+            assert previous is not None
+            _cell_add(cell, previous, c.old_values, -1)
+        if new_in:
+            _cell_add(cell, entry, c.new_values, +1)
+        if plan.has_stock and not c.part:
+            stock_cell = f"{entry.unit}|{entry.series}|{bucket}"
+            if old_in:
+                assert previous is not None
+                self.stocks.remove(stock_cell, stock_rank(c.key, previous.period))
+            if new_in:
+                self.stocks.put(stock_cell, stock_rank(c.key, entry.period), c.new_values)
+            cell[_LATEST] = self.stocks.latest(stock_cell) if cell[_ACTIVE] > 0 else None
+        after = _contribution(cell, plan)
+        if cell[_ACTIVE] == 0:
+            del cells[name]
+        if after != before:
+            diff = list(map(sub, after, before))
+            if c.part:  # a conference's figures only: the main part counts the report and its unit
+                diff[plan.fields :] = [0] * len(COUNTERS)
+            self._propagate(entry.path, entry.series, bucket, diff, plan, entry.expected, c.part or len(entry.path))
 
     def _propagate(
-        self, path: tuple[str, ...], series: str, bucket: str, own: list[int], plan: _Plan, expected: bool
+        self,
+        path: tuple[str, ...],
+        series: str,
+        bucket: str,
+        own: list[int],
+        plan: _Plan,
+        expected: bool,
+        depth_limit: int,
     ) -> None:
         """Add the change of the unit's own figures to the unit (every field, its own counters)
-        and to each ancestor (the fields that add up the tree, the subtree counters)."""
+        and to each ancestor (the fields that add up the tree, the subtree counters), the first
+        ``depth_limit`` units of the path only."""
         f = plan.fields
         if expected:  # the unit counts among those reported (and on time) of its whole path
             own[f + _UNITS_REPORTED] = own[f + _OWN]
@@ -538,13 +588,42 @@ class Rollup:
         docs, changed = self.docs, self.changed
         for depth, did in enumerate(_chain(path, series, span)):
             inc = own if depth == 0 else up
-            if depth and not any(up):
+            if depth == depth_limit or (depth and not any(up)):
                 break
             doc = docs.get(did)
             if doc is None:
                 doc = docs[did] = TotalsDoc(path[depth], series, span, path[depth:], plan.names)
             doc.add(bucket, inc, shrinks)
             changed.add(did)
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """One part of a report's change (``part`` 0: its figures and counts; a depth: a joined
+    report's shared figures, counted by that many units of its path): the previous revision's
+    values of that part and the periods they count in (none when withdrawn or without that part),
+    and the new revision's."""
+
+    key: str
+    previous: Entry | None
+    old_values: tuple[int, ...]
+    old_in: frozenset[str]
+    entry: Entry
+    new_values: tuple[int, ...]
+    new_in: frozenset[str]
+    part: int
+
+
+def _parts(plan: _Plan, spec: SeriesSpec, e: Entry) -> dict[int, tuple[int, ...]]:
+    """An entry's values by part: all of them (part 0), or, for a report naming the conference
+    it joined, the figures other than the conference's (part 0) and the conference's (part
+    ``shared_depth``)."""
+    values = _values(spec, e.values)
+    if not e.shared_depth:
+        return {0: values}
+    own = tuple(0 if shared else v for v, shared in zip(values, plan.shared, strict=True))
+    conference = tuple(v if shared else 0 for v, shared in zip(values, plan.shared, strict=True))
+    return {0: own, e.shared_depth: conference}
 
 
 def rates(spec: SeriesSpec, sums: Mapping[str, int]) -> dict[str, dict[str, Any]]:

@@ -3,7 +3,9 @@
 Written apart from shared/domain/rollup.py on purpose (it shares only the unit tree, which is data):
 for each report, the highest revision sent wins, whatever the order of arrival; withdrawn
 reports count nowhere; flows add up, stocks take each unit's latest month; a unit counts once
-per (series, period) however many reports it sent; a report is on time when its first message
+per (series, period) however many reports it sent; a study session that names the conference
+it joined (``body.joined``: organiser unit/report id) adds its bridge points and delegates only to
+its unit and the ancestors below the first one that also holds the organiser; a report is on time when its first message
 arrived by the end of the 14th of its period's last month, Vietnam time (the workloads here use
 kinds without grace days).
 
@@ -19,6 +21,7 @@ from typing import Any
 from shared.domain.hierarchy import OrgTree
 
 STOCK_SERIES = {"indicator.hospital_beds"}
+CONFERENCE_FIGURES = {"study_session": ("bridge_points", "delegates")}  # counted once per conference
 EXPECTED_LEVELS = {
     "study_session": {"commune", "agency"},
     "reflection": {"commune", "agency"},
@@ -102,21 +105,24 @@ def expected_totals(sent: list[dict[str, Any]], tree: OrgTree, arrived_at: datet
         path = trees[tree_id].path(unit)
         for series, per_bucket in per_series.items():
             for bucket, reports in per_bucket.items():
+                # per report, how many units of the path count each figure
+                reach: list[tuple[int, dict[str, int]]] = []
                 if series in STOCK_SERIES:
                     latest = max(reports, key=lambda r: (r["period"], r["report_id"]))
                     own = numbers(latest)
                     own.pop("indicator", None)
+                    reach.append((len(path), own))
                 else:
-                    own = defaultdict(int)
                     for r in reports:
-                        for k, v in numbers(r).items():
-                            own[k] += v
+                        reach.extend(reaches(r, series, path, trees[tree_id]))
                 expected = level in EXPECTED_LEVELS[series]
                 on_time = any(r["report_id"] in on_time_ids for r in reports)
                 for depth, code in enumerate(path):
                     doc = out[f"{code}|{series}|{bucket}"]
-                    for k, v in own.items():
-                        doc[f"sums.{k}"] += v
+                    for stop, figures in reach:
+                        for k, v in figures.items():
+                            if depth < stop:
+                                doc[f"sums.{k}"] += v
                     doc["reports"] += len(reports)
                     if expected:
                         doc["units_reported"] += 1
@@ -125,6 +131,19 @@ def expected_totals(sent: list[dict[str, Any]], tree: OrgTree, arrived_at: datet
                         doc["own"] += 1
                         doc["own_on_time"] += int(on_time)
     return {k: {f: v for f, v in d.items() if v} for k, d in out.items()}
+
+
+def reaches(r: dict[str, Any], series: str, path: list[str], tree: OrgTree) -> list[tuple[int, dict[str, int]]]:
+    """A report's figures with how many units of its path count them: all of them, but for a
+    joined conference's own figures, which stop at the first unit holding the organiser."""
+    figures = numbers(r)
+    joined = r["body"].get("joined")
+    if not joined:
+        return [(len(path), figures)]
+    holding = set(tree.path(joined.split("/")[0]))
+    stop = next((i for i, code in enumerate(path) if code in holding), len(path))
+    shared = {k: v for k, v in figures.items() if k in CONFERENCE_FIGURES.get(series, ())}
+    return [(len(path), {k: v for k, v in figures.items() if k not in shared}), (stop, shared)]
 
 
 def flatten(doc: dict[str, Any]) -> dict[str, dict[str, int]]:

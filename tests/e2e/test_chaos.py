@@ -92,6 +92,11 @@ def make_workload(seed: int, n_reports: int, now: datetime | None = None) -> lis
                     "members_attended": rng.randint(0, total),
                     "members_total": total,
                 }
+                if rng.random() < 0.3:  # one point of a conference its district, province or neighbour held
+                    path = tree.for_period(month).path(unit)
+                    organiser = rng.choice([path[1], path[-1], rng.choice(communes)])
+                    if organiser != unit:
+                        body["joined"] = f"{organiser}/conference-{month}"
             elif kind == "reflection":
                 req = rng.randint(10, 300)
                 body = {"members_submitted": rng.randint(0, req), "members_required": req}

@@ -21,10 +21,14 @@ def test_ba_thuoc_conference_adds_up_to_5962_of_6600_members(system):
     assert district["metrics"]["study_session.members_total"] == 6600
     assert district["metrics"]["study_session.participation_rate"] == 0.9033
     assert district["completeness"]["study_session"]["units_reported"] == 21
+    # the 313 study points were points of the province's conference: the district shows them...
+    assert district["metrics"]["study_session.bridge_points"] == 313
 
     province = system.wait_for_metric("38", "2020-12", "study_session.members_attended", 5962)
     assert province["metrics"]["study_session.members_total"] == 6600
     assert province["metrics"]["study_session.participation_rate"] == 0.9033
+    # ... and the province, which holds the organiser, does not add them to its own conference
+    assert province["metrics"].get("study_session.bridge_points", 0) == 0
     quarter = system.totals("38", "2020-Q4")
     assert quarter["metrics"]["study_session.members_attended"] == 5962
 
@@ -61,3 +65,21 @@ def test_children_totals_and_missing_units_drill_down(system):
     assert missing["completeness"]["units_reported"] == 5
     assert len(missing["not_reported"]) == 21 - 5
     assert not {m["code"] for m in missing["not_reported"]} & reported
+
+
+def test_seed_001_the_hospital_was_one_point_of_the_provinces_conference(system):
+    organiser, hospital = demo.seed_001_hospital_conference()
+    with system.client(system.api.url) as http:
+        agency = {"code": "38-bvdk", "name": "Đảng bộ Bệnh viện Đa khoa tỉnh Thanh Hóa", "parent": "38"}
+        assert http.post("/v1/admin/agencies", json=agency).status_code == 201
+    with system.client(system.ingest.url) as http:
+        # a unit cannot have joined a conference of its own: the field is named
+        own = {**organiser, "report_id": "38-own", "body": {**organiser["body"], "joined": "38/x"}}
+        refused = http.post("/v1/reports", json=own)
+        assert refused.status_code == 422 and "body.joined" in refused.text and "itself" in refused.text
+        assert [http.post("/v1/reports", json=r).status_code for r in (hospital, organiser)] == [202, 202]
+    province = system.wait_for_metric("38", "2021-11", "study_session.bridge_points", 827)
+    assert province["metrics"]["study_session.delegates"] == 32637  # not 827 + 1 points, 32,637 + 60 delegates
+    assert province["completeness"]["study_session"]["reports"] == 2
+    own = system.totals("38-bvdk", "2021-11")["metrics"]
+    assert (own["study_session.bridge_points"], own["study_session.delegates"]) == (1, 60)

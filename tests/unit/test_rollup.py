@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.domain.catalog import CATALOG_PATH, DEFAULT_DAYS_AFTER_END, Catalog, load_catalog, parse_catalog
+from shared.domain.conferences import shared_depth
 from shared.domain.hierarchy import Level, OrgTree, load_vietnam
 from shared.domain.rollup import Outcome, Report, Rollup, is_on_time, rates, report_from_input, round_rate
 from tools import demo
@@ -30,10 +31,14 @@ def beds(rid, period, value, unit="386"):
     return Report(rid, 1, unit, "indicator", "indicator.hospital_beds", period, {"value": value}, False, EARLY)
 
 
-def where(report: Report, tree: OrgTree = TREE, catalog: Catalog = CATALOG) -> tuple[list[str], bool]:
+def where(report: Report, tree: OrgTree = TREE, catalog: Catalog = CATALOG) -> tuple[list[str], bool, int]:
+    """What the aggregator passes to Rollup.apply with a report: its path, whether its unit is
+    expected to report the series, and for a joined conference the depth its shared figures reach."""
     levels = {Level(x) for x in catalog.series[report.series].expected_levels}
     tree = tree.for_period(report.period)  # the tree valid at the period's end
-    return tree.path(report.unit), tree.get(report.unit).level in levels
+    path = tree.path(report.unit)
+    depth = shared_depth(path, tree.path(report.joined)) if report.joined else 0
+    return path, tree.get(report.unit).level in levels, depth
 
 
 def apply_all(reports):

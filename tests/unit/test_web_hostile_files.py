@@ -42,8 +42,8 @@ from tests.unit.test_api_app import DOCS
 CATALOG = load_catalog()
 KIND = "study_session"
 HEADER = ",".join(template_columns(load_catalog(), "study_session"))
-ROW = ",,14923,2020-12,NQ,25/12/2020,online,15,0,284,315"
-SMALL = UploadLimits(max_rows=3, max_columns=11, max_cells=60, max_cell_chars=50)
+ROW = ",,14923,2020-12,NQ,25/12/2020,online,15,0,284,315,"  # the last column: the conference joined, none
+SMALL = UploadLimits(max_rows=3, max_columns=12, max_cells=60, max_cell_chars=50)
 
 
 def refused(data: bytes, filename: str = "a.csv", limits: UploadLimits = DEFAULT_LIMITS) -> SheetError:
@@ -60,7 +60,7 @@ def _cells(values: list[str]) -> str:
     return "".join(f'<c t="inlineStr"><is><t>{v}</t></is></c>' for v in values)
 
 
-def xlsx(rows_xml: str, dimension: str = "A1:K2", extra: dict[str, bytes] | None = None) -> bytes:
+def xlsx(rows_xml: str, dimension: str = "A1:L2", extra: dict[str, bytes] | None = None) -> bytes:
     """An .xlsx whose first sheet is the template's header row and then ``rows_xml``."""
     book = Workbook()
     made = io.BytesIO()
@@ -111,7 +111,7 @@ def test_a_million_row_csv_is_refused_quickly():
 
 def test_a_csv_row_with_too_many_columns_names_the_row_and_column():
     error = refused(csv_file(ROW + ",x"), limits=SMALL)
-    assert error.limit == "max_columns" and "dòng 2, cột L" in str(error)
+    assert error.limit == "max_columns" and "dòng 2, cột M" in str(error)
 
 
 def test_a_csv_cell_too_long_names_the_row_and_column():
@@ -137,7 +137,7 @@ def test_a_csv_that_is_not_utf8_says_where():
 
 
 def test_an_xlsx_within_the_limits_is_read():
-    rows = read_rows(CATALOG, KIND, "a.xlsx", xlsx(XLSX_ROW * 3, "A1:K4"), SMALL)
+    rows = read_rows(CATALOG, KIND, "a.xlsx", xlsx(XLSX_ROW * 3, "A1:L4"), SMALL)
     assert [n for n, _ in rows] == [2, 3, 4] and rows[0][1]["members_total"] == "315"
 
 
@@ -150,27 +150,27 @@ def test_an_xlsx_declaring_a_huge_dimension_is_refused_before_any_row_is_read():
 
 
 def test_an_xlsx_row_far_below_is_refused_by_its_number():
-    error = refused(xlsx('<row r="1048576"/>', "A1:K1"), "far.xlsx")
+    error = refused(xlsx('<row r="1048576"/>', "A1:L1"), "far.xlsx")
     assert error.limit == "max_rows" and "dòng 1.048.576" in str(error)
 
 
 def test_an_xlsx_of_many_rows_stops_at_the_limit():
-    error = refused(xlsx(XLSX_ROW * 10, "A1:K2"), "rows.xlsx", SMALL)
+    error = refused(xlsx(XLSX_ROW * 10, "A1:L2"), "rows.xlsx", SMALL)
     assert error.limit == "max_rows" and "dòng 5" in str(error)
 
 
 def test_an_xlsx_cell_past_the_last_column_names_it():
-    error = refused(xlsx('<row r="2"><c r="ZZ2"><v>1</v></c></row>', "A1:K2"), "wide.xlsx")
+    error = refused(xlsx('<row r="2"><c r="ZZ2"><v>1</v></c></row>', "A1:L2"), "wide.xlsx")
     assert error.limit == "max_columns" and "dòng 2, cột ZZ" in str(error)
 
 
 def test_an_xlsx_with_too_many_cells_is_refused():
-    assert refused(xlsx(XLSX_ROW * 3, "A1:K4"), "a.xlsx", UploadLimits(max_cells=30)).limit == "max_cells"
+    assert refused(xlsx(XLSX_ROW * 3, "A1:L4"), "a.xlsx", UploadLimits(max_cells=30)).limit == "max_cells"
 
 
 def test_an_xlsx_cell_too_long_names_it():
     row = '<row r="2">' + _cells(["", "", "14923", "x" * 51]) + "</row>"
-    error = refused(xlsx(row, "A1:K2"), "a.xlsx", SMALL)
+    error = refused(xlsx(row, "A1:L2"), "a.xlsx", SMALL)
     assert error.limit == "max_cell_chars" and "dòng 2, cột D" in str(error)
 
 

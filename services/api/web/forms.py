@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from services.api.web.labels import CHOICES, FIELDS, field_label, title
 from shared.domain.catalog import INDICATOR_KIND, Catalog, FieldSpec, KindSpec
+from shared.domain.exchange import OPTIONAL_TYPES
 from shared.domain.periods import Granularity, Period, PeriodError, parse_period
 from shared.domain.reports import REPORT_ID_PATTERN, REPORT_MODELS, UNIT_CODE_PATTERN
 
@@ -39,7 +40,7 @@ class FormField:
 
     name: str
     label: str
-    type: str  # int | text | date | enum
+    type: str  # int | text | date | enum | conference
     required: bool
     minimum: int | None = None
     maximum: int | None = None
@@ -78,11 +79,17 @@ def body_fields(catalog: Catalog, kind: str) -> list[FormField]:
 def _form_field(spec: FieldSpec) -> FormField:
     choices = tuple((v, CHOICES.get(v, v)) for v in spec.values)
     hint = "Trong kỳ báo cáo." if spec.within_period else ""
+    if spec.type == "conference":
+        hint = (
+            "Chỉ khi đơn vị là một điểm cầu của hội nghị do đơn vị khác tổ chức: mã đơn vị tổ chức/mã báo cáo "
+            "của họ (vd. 38/38-hn-2021-11-05). Số điểm cầu và đại biểu của hội nghị được tính một lần, ở báo cáo "
+            "của đơn vị tổ chức."
+        )
     return FormField(
         spec.name,
         field_label(spec.name),
         spec.type,
-        spec.type != "text",
+        spec.type not in OPTIONAL_TYPES,
         spec.minimum,
         spec.maximum,
         spec.max_length,
