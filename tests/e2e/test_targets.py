@@ -4,6 +4,8 @@ roll up to the district and the province as a hand computation says, with the ac
 the served figures. The unit page shows them in a real Chromium, on the old district and on the
 2025 province 38."""
 
+import asyncio
+import time
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -97,10 +99,10 @@ def test_targets_roll_up_to_the_district_and_the_province_with_their_achievement
     assert own[DOCTORS]["achievement"] == four_places(Decimal(43 * 10_000) / 43_500, Decimal("9.96"))
     province = seeded.totals("45", "2024")["targets"]
     assert set(province) == {MEMBERS}  # a rate does not add up the tree
-    assert province[MEMBERS] | {"actual": None} == {
+    assert province[MEMBERS] == {
         "low": 90,
         "high": 100,
-        "actual": None,
+        "actual": actual,  # the province's figure: only Đakrông's communes reported
         "achievement": four_places(actual, 90),
         "met": actual >= 90,
         "above": actual > 100,
@@ -159,3 +161,37 @@ def test_the_unit_page_shows_targets_on_an_old_district_and_a_2025_province(seed
     cell = f"tr[data-unit='{commune}'] [data-target='study_session.members_attended']"
     assert browser.text(cell) == f"{attended * 2:,}".replace(",", ".") + " · đạt 0,5000"
     assert "Huyện" not in browser.text("#totals")  # the new tree: communes under the province
+
+
+def test_the_demos_targets_for_dakrong_show_against_its_reports(seeded: System) -> None:
+    """What ``make run`` loads: seed 004's targets written straight to the store, and Đakrông's
+    indicator reports; the term 2020-2025 holds each stock's latest figure (2024's)."""
+    reports = [r for r in demo.seed_002_004_indicators(TREE) if r["unit"] != demo.LANG_CHANH]
+    with seeded.client(seeded.ingest.url) as http:
+        answer = http.post("/v1/reports/batch", json=reports).json()
+    assert (answer["accepted"] + answer["duplicates"], answer["failed"]) == (len(reports), 0), answer
+    env = seeded.namespace.env
+    asyncio.run(
+        demo.write_targets(demo.seed_004_targets(TREE, time.time()), env["MONGODB_URI"], env["MONGODB_DATABASE"])
+    )
+    beds = "indicator.hospital_beds.value"
+    wait_until(lambda: seeded.totals(demo.DAKRONG, "2020-2025")["metrics"].get(beds) == 118, what="2024's 118 beds")
+    term = wait_until(
+        lambda: (t := seeded.totals(demo.DAKRONG, "2020-2025")["targets"]) and len(t) == 4 and t,
+        what="the demo's targets past the API's five-second listing cache",
+    )
+    assert (term[beds]["low"], term[beds]["actual"], term[beds]["achievement"]) == (120, 118, four_places(118, 120))
+    rural = term["indicator.new_rural_communes.value"]
+    assert (rural["low"], rural["high"], rural["actual"], rural["met"]) == (3, 4, 3, True)  # three communes
+    assert term[DOCTORS]["achievement"] == four_places(Decimal(43 * 10_000) / 43_500, Decimal("9.96"))
+    members = sum(r["body"]["value"] for r in reports if r["body"]["indicator"] == "new_party_members")
+    assert term[MEMBERS] == {
+        "low": 450,
+        "high": 500,
+        "actual": members,
+        "achievement": four_places(members, 450),
+        "met": members >= 450,
+        "above": members > 500,
+        "source": "own",
+        "units": 1,
+    }
