@@ -1,12 +1,15 @@
-"""Example consumer of the rolled-up stream: mirror one province's totals into SQLite.
+"""Example consumer of the rolled-up stream: mirror one province's totals and approvals into SQLite.
 
     python -m tools.mirror --province 38 --db mirror.sqlite [--follow]
 
 Reads the compacted totals topic from the beginning (kafka-python, no consumer group: the
 mirror's state is the SQLite file) and keeps, per document id (unit|series|year or term), the
-message with the highest version; each message holds every period of its document. Without
---follow it stops once it has read everything present when it started. ``read_mirror`` gives
-the totals per period.
+message with the highest version; each message holds every period of its document. It reads the
+approvals topic next to it (``<totals>.approvals``, shared/data/approval-message.schema.json)
+the same way and keeps, per approval id (unit/series/period), the last message: whether it is
+approved now, by whom and when, or who unapproved it. Without --follow it stops once it has read
+everything present when it started. ``read_mirror`` gives the totals per period,
+``read_approvals`` the approvals that stand.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from shared.adapters.kafka_credentials import KafkaCredentials, client_options, principal_credentials
+from shared.domain.approvals import approvals_topic
 from shared.domain.totals_stream import periods_of
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,11 @@ CREATE TABLE IF NOT EXISTS totals (
     series TEXT NOT NULL,
     span TEXT NOT NULL,
     version INTEGER NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS approvals (
+    id TEXT PRIMARY KEY,
+    approved INTEGER NOT NULL,
     message TEXT NOT NULL
 )
 """
@@ -46,6 +55,15 @@ def apply(db: sqlite3.Connection, message: dict[str, Any]) -> None:
     )
 
 
+def apply_approval(db: sqlite3.Connection, message: dict[str, Any]) -> None:
+    """The last message of an approval id is its state (the topic is read in order)."""
+    db.execute(
+        """INSERT INTO approvals (id, approved, message) VALUES (?, ?, ?)
+           ON CONFLICT(id) DO UPDATE SET approved = excluded.approved, message = excluded.message""",
+        (message["id"], int(message["approved"]), json.dumps(message)),
+    )
+
+
 def mirror(
     bootstrap: str,
     topic: str,
@@ -54,16 +72,20 @@ def mirror(
     follow: bool = False,
     credentials: KafkaCredentials | None = None,
 ) -> int:
-    """Returns how many messages of the province it applied. ``credentials``: a login allowed to
-    read the totals topic (the ``reader`` principal), by default from BAOCAO_KAFKA_USERNAME/PASSWORD."""
+    """Returns how many messages of the province it applied (totals and approvals). ``credentials``:
+    a login allowed to read the two topics (the ``reader`` principal), by default from
+    BAOCAO_KAFKA_USERNAME/PASSWORD."""
     db = sqlite3.connect(db_path)
-    db.execute(SCHEMA)
+    db.executescript(SCHEMA)
     if credentials is None:
         credentials = principal_credentials(os.environ, "reader")
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options(credentials))
     applied = 0
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        approvals = approvals_topic(topic)
+        parts = [
+            TopicPartition(t, p) for t in (topic, approvals) for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
         end = consumer.end_offsets(parts)
@@ -72,7 +94,7 @@ def mirror(
                 for record in records:
                     message = json.loads(record.value)
                     if province in message["parents"]:
-                        apply(db, message)
+                        (apply_approval if record.topic == approvals else apply)(db, message)
                         applied += 1
             db.commit()
     finally:
@@ -90,6 +112,15 @@ def read_mirror(db_path: str) -> dict[str, dict[str, Any]]:
         for (message,) in db.execute("SELECT message FROM totals"):
             out.update(periods_of(json.loads(message)))
         return out
+    finally:
+        db.close()
+
+
+def read_approvals(db_path: str) -> dict[str, dict[str, Any]]:
+    """The mirrored approvals that stand: id unit/series/period -> the approval's message."""
+    db = sqlite3.connect(db_path)
+    try:
+        return {i: json.loads(m) for i, m in db.execute("SELECT id, message FROM approvals WHERE approved = 1")}
     finally:
         db.close()
 

@@ -15,9 +15,12 @@ The broker refuses every request no ACL allows (allow.everyone.if.no.acl.found=f
     reports.state      aggregate: read, write
     reports.dead-letter aggregate: write (listed and replayed by admin)
     totals             aggregate: write · reader: read
+    totals.approvals   aggregate: write · reader: read
     group <app id>     aggregate
 
-So only the aggregator writes ``totals``, and a unit's system can write ``reports`` and nothing
+So only the aggregator writes ``totals`` and ``totals.approvals`` (the approvals stream, named
+after the totals topic: shared/domain/approvals.py; published from the API's approvals in MongoDB),
+and a unit's system can write ``reports`` and nothing
 else (what it writes there is still checked: services/aggregate/decode.py).
 """
 
@@ -48,6 +51,7 @@ from kafka.errors import TopicAlreadyExistsError
 
 from services.aggregate.state import state_topic
 from shared.adapters.kafka_credentials import KafkaCredentials, client_options, principal_credentials
+from shared.domain.approvals import approvals_topic
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +130,10 @@ def acl_grants(env: dict[str, str] | None = None) -> list[ACL]:
         ("aggregate", ResourceType.TOPIC, state_topic(reports), (read, write, describe)),
         ("aggregate", ResourceType.TOPIC, dead, (write, describe)),
         ("aggregate", ResourceType.TOPIC, totals, (write, describe)),
+        ("aggregate", ResourceType.TOPIC, approvals_topic(totals), (write, describe)),
         ("aggregate", ResourceType.GROUP, group, (read, describe)),
         ("reader", ResourceType.TOPIC, totals, (read, describe)),
+        ("reader", ResourceType.TOPIC, approvals_topic(totals), (read, describe)),
     ]
     return [
         ACL(f"User:{who}", "*", op, ACLPermissionType.ALLOW, ResourcePattern(kind, name))
@@ -155,6 +161,9 @@ def topic_specs(
         NewTopic(dead, 1, factor, topic_configs={"retention.ms": str(-1), **isr}),
         # Keyed by unit|series|period, compacted: reading from the start ends with current totals.
         NewTopic(totals, partitions, factor, topic_configs={**COMPACTED_CONFIGS, **isr}),
+        # Keyed by unit/series/period, compacted: the last message of a key is its approval state;
+        # a few messages a day, one partition.
+        NewTopic(approvals_topic(totals), 1, factor, topic_configs={**COMPACTED_CONFIGS, **isr}),
         # The aggregator's changelog: the state of partition p of reports in its partition p.
         NewTopic(state_topic(reports), partitions, factor, topic_configs={**COMPACTED_CONFIGS, **isr}),
     ]

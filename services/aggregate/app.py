@@ -7,6 +7,9 @@ first agent starts.
     reports ──apply_reports (aggregator.py)──▶ reports.state (changelog) · totals (stream) ·
         MongoDB totals (view); a report read on another province's partition goes back to
         ``reports``, to its province's partition (routing.py)
+    MongoDB approvals (made by the API) ──▶ totals.approvals (stream), from their outbox
+        (shared/adapters/approvals.py): the worker's login is the one allowed to write the topics
+        provincial systems read, which the API's (``reader``, shared with them) is not
 """
 
 from __future__ import annotations
@@ -33,12 +36,13 @@ from services.aggregate.snapshots import MongoSnapshotStore
 from services.aggregate.state import KafkaChangelog, state_topic
 from services.aggregate.view import MongoTotalsView
 from services.aggregate.worker import DeadLetterSink, ForwardSink
-from shared.adapters.approvals import CachedApprovals, MongoApprovalStore
+from shared.adapters.approvals import ApprovalSink, CachedApprovals, MongoApprovalStore, publish_forever
 from shared.adapters.kafka_batches import send_batched
 from shared.adapters.kafka_credentials import KafkaCredentials, client_options
 from shared.adapters.mongo import ensure_indexes, make_client, ping
 from shared.adapters.registry import AgencyRegistry
 from shared.adapters.revocations import MongoRevocations
+from shared.domain.approvals import approvals_topic
 from shared.domain.catalog import load_catalog
 from shared.domain.hierarchy import load_vietnam
 from shared.startup import freeze_startup_objects, freeze_survivors_forever
@@ -126,6 +130,7 @@ class Runtime:
                 asyncio.create_task(aggregator.publish_forever(settings.flush_interval)),
                 asyncio.create_task(aggregator.write_forever(settings.write_interval)),
                 asyncio.create_task(aggregator.snapshot_when_quiet()),
+                asyncio.create_task(publish_forever(approvals, _approvals_sink(self.producer, settings))),
                 asyncio.create_task(freeze_survivors_forever()),
             ]
             _tune_gc()
@@ -202,6 +207,16 @@ def _sinks(producer: AIOKafkaProducer, settings: AggregateSettings) -> tuple[For
         return await fut
 
     return forward, send_totals, send_dead_letter
+
+
+def _approvals_sink(producer: AIOKafkaProducer, settings: AggregateSettings) -> ApprovalSink:
+    """Where the approvals stream goes: the topic next to the totals stream."""
+    topic = approvals_topic(settings.totals_topic)
+
+    async def send(messages: list[tuple[bytes, bytes]]) -> None:
+        await send_batched(producer, topic, ((None, k, v, ()) for k, v in messages))
+
+    return send
 
 
 def _tune_gc() -> None:

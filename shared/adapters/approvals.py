@@ -8,35 +8,66 @@ name (``path`` a list). An approval is added only when none stands for its id (t
 ``_id``), and removed only when it is still the one the remover read (its ``nonce``): two
 approvers racing get one approval, and an unapproval decided on an approval that was replaced
 meanwhile removes nothing.
+
+**The outbox of the approvals stream** (shared/domain/approvals.py). The document is its own
+outbox: an approval is written with ``published: false``, and an unapproval does not delete the
+document but turns it, in the same single-document update, into ``approved: false`` with who
+unapproved and when, ``published: false`` again; a later approval of the id replaces it. So a
+state change and its "to publish" mark are one write, and nothing is lost however the process
+or Kafka fails after it. ``publish_pending`` (run every few seconds) publishes each unpublished
+state, waits for the broker, then marks it published only if the document still holds that
+state (same nonce, same ``approved``); otherwise it marks the document unpublished again. Hence
+the last message of every id is its current state, even with several publishers at once: a
+publisher whose message of an older state lands after a newer one finds the document changed
+and has the newer state published again. Documents written before this rule have no
+``approved`` field and count as approved.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import Any, Protocol
 
+from pydantic_core import to_json
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from shared.adapters.mongo import access_collection
-from shared.domain.approvals import AlreadyApproved, Approval, approval_id
+from shared.domain.approvals import (
+    AlreadyApproved,
+    Approval,
+    ApprovalState,
+    Unapproval,
+    approval_id,
+    approval_message,
+)
+
+log = logging.getLogger(__name__)
 
 APPROVALS = "approvals"
 CACHE_SECONDS = 5.0  # ingest sees an approval or an unapproval at most this long after it is made
 CACHE_ENTRIES = 100_000  # (unit, series, period) answers kept; past this the cache starts afresh
+PUBLISH_EVERY_SECONDS = 2.0  # how often unpublished approval states are looked for
+PUBLISH_LIMIT = 500  # states published at once at most; the rest the next time
+STANDING = {"approved": {"$ne": False}}  # an approval that stands (older documents lack the field)
+# [(key, value), ...] -> awaitable that completes once the broker has every message
+ApprovalSink = Callable[[list[tuple[bytes, bytes]]], Awaitable[Any]]
 
 
 class ApprovalStore(Protocol):
     async def add(self, approval: Approval) -> None:
-        """Keeps ``approval``; :class:`AlreadyApproved` (naming the standing one) when its
-        (unit, series, period) is approved already."""
+        """Keeps ``approval`` (to be published); :class:`AlreadyApproved` (naming the standing
+        one) when its (unit, series, period) is approved already."""
 
     async def get(self, unit: str, series: str, period: str) -> Approval | None: ...
 
-    async def remove(self, approval: Approval) -> bool:
-        """Removes ``approval`` if it still stands as read (same nonce); whether it did."""
+    async def remove(self, approval: Approval, by: str = "", at: float | None = None) -> bool:
+        """Undoes ``approval`` if it still stands as read (same nonce), recording the
+        unapproval by ``by`` at ``at`` (now by default) to be published; whether it did."""
         ...
 
     async def listing(self, unit: str, period: str) -> list[Approval]:
@@ -47,29 +78,53 @@ class ApprovalStore(Protocol):
         """Every approval of (unit, series), whatever its period, by period."""
         ...
 
+    async def unpublished(self, limit: int) -> list[ApprovalState]:
+        """Up to ``limit`` states (approvals and unapprovals) not yet published."""
+        ...
+
+    async def mark_published(self, state: ApprovalState) -> bool:
+        """Marks ``state``, just published, as published if its id still holds it; otherwise
+        marks the id's current state unpublished again. Whether ``state`` was still current."""
+        ...
+
 
 def _sorted(approvals: Sequence[Approval]) -> list[Approval]:
     return sorted(approvals, key=lambda a: (a.unit, a.series))
 
 
+def _nonce(state: ApprovalState) -> str:
+    return state.approval.nonce if isinstance(state, Unapproval) else state.nonce
+
+
+def same_state(a: ApprovalState, b: ApprovalState) -> bool:
+    """Whether two states are the same (Approval's equality leaves out its nonce)."""
+    return type(a) is type(b) and _nonce(a) == _nonce(b)
+
+
 class InMemoryApprovalStore:
     def __init__(self) -> None:
-        self.approvals: dict[str, Approval] = {}
+        self.approvals: dict[str, Approval] = {}  # those that stand
+        self.unapprovals: dict[str, Unapproval] = {}  # the last undone of each id none stands for
+        self.pending: set[str] = set()  # ids whose current state is not published
 
     async def add(self, approval: Approval) -> None:
         standing = self.approvals.get(approval.id)
         if standing is not None:
             raise AlreadyApproved(standing)
         self.approvals[approval.id] = approval
+        self.unapprovals.pop(approval.id, None)
+        self.pending.add(approval.id)
 
     async def get(self, unit: str, series: str, period: str) -> Approval | None:
         return self.approvals.get(approval_id(unit, series, period))
 
-    async def remove(self, approval: Approval) -> bool:
+    async def remove(self, approval: Approval, by: str = "", at: float | None = None) -> bool:
         standing = self.approvals.get(approval.id)
         if standing is None or standing.nonce != approval.nonce:
             return False
         del self.approvals[approval.id]
+        self.unapprovals[approval.id] = Unapproval(standing, by, time.time() if at is None else at)
+        self.pending.add(approval.id)
         return True
 
     async def listing(self, unit: str, period: str) -> list[Approval]:
@@ -80,9 +135,24 @@ class InMemoryApprovalStore:
             (a for a in self.approvals.values() if (a.unit, a.series) == (unit, series)), key=lambda a: a.period
         )
 
+    def _current(self, id_: str) -> ApprovalState | None:
+        return self.approvals.get(id_) or self.unapprovals.get(id_)
+
+    async def unpublished(self, limit: int) -> list[ApprovalState]:
+        states = (self._current(i) for i in sorted(self.pending))
+        return [s for s in states if s is not None][:limit]
+
+    async def mark_published(self, state: ApprovalState) -> bool:
+        current = self._current(state.id)
+        if current is not None and same_state(current, state):
+            self.pending.discard(state.id)
+            return True
+        self.pending.add(state.id)
+        return False
+
 
 def _document(approval: Approval) -> dict[str, Any]:
-    return {"_id": approval.id, **asdict(approval), "path": list(approval.path)}
+    return {"_id": approval.id, **asdict(approval), "path": list(approval.path), "approved": True, "published": False}
 
 
 def _approval(doc: dict[str, Any]) -> Approval:
@@ -98,6 +168,12 @@ def _approval(doc: dict[str, Any]) -> Approval:
     )
 
 
+def _state(doc: dict[str, Any]) -> ApprovalState:
+    if doc.get("approved", True):
+        return _approval(doc)
+    return Unapproval(_approval(doc), str(doc.get("unapproved_by", "")), float(doc["unapproved_at"]))
+
+
 class MongoApprovalStore:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         self._col = access_collection(client, database, APPROVALS)
@@ -107,30 +183,76 @@ class MongoApprovalStore:
         await self._col.create_index([("path", 1), ("period", 1)])
         # the aggregator's lock on the Kafka path reads a (unit, series)'s approvals at once
         await self._col.create_index([("unit", 1), ("series", 1)])
+        await self._col.create_index([("published", 1)])  # the outbox: what is left to publish
 
     async def add(self, approval: Approval) -> None:
         try:
             await self._col.insert_one(_document(approval))
         except DuplicateKeyError:
+            # an id unapproved before holds its unapproval: a new approval takes its place
+            replaced = await self._col.replace_one({"_id": approval.id, "approved": False}, _document(approval))
+            if replaced.matched_count == 1:
+                return
             standing = await self.get(approval.unit, approval.series, approval.period)
             if standing is None:  # unapproved in between: the caller may try again
                 raise
             raise AlreadyApproved(standing) from None
 
     async def get(self, unit: str, series: str, period: str) -> Approval | None:
-        doc = await self._col.find_one({"_id": approval_id(unit, series, period)})
+        doc = await self._col.find_one({"_id": approval_id(unit, series, period), **STANDING})
         return _approval(doc) if doc is not None else None
 
-    async def remove(self, approval: Approval) -> bool:
-        result = await self._col.delete_one({"_id": approval.id, "nonce": approval.nonce})
-        return result.deleted_count == 1
+    async def remove(self, approval: Approval, by: str = "", at: float | None = None) -> bool:
+        undone = {"approved": False, "published": False, "unapproved_by": by}
+        undone["unapproved_at"] = time.time() if at is None else at
+        result = await self._col.update_one({"_id": approval.id, "nonce": approval.nonce, **STANDING}, {"$set": undone})
+        return result.matched_count == 1
 
     async def listing(self, unit: str, period: str) -> list[Approval]:
-        return _sorted([_approval(d) async for d in self._col.find({"path": unit, "period": period})])
+        found = self._col.find({"path": unit, "period": period, **STANDING})
+        return _sorted([_approval(d) async for d in found])
 
     async def of_unit(self, unit: str, series: str) -> list[Approval]:
-        found = [_approval(d) async for d in self._col.find({"unit": unit, "series": series})]
+        found = [_approval(d) async for d in self._col.find({"unit": unit, "series": series, **STANDING})]
         return sorted(found, key=lambda a: a.period)
+
+    async def unpublished(self, limit: int) -> list[ApprovalState]:
+        return [_state(d) async for d in self._col.find({"published": False}).limit(limit)]
+
+    async def mark_published(self, state: ApprovalState) -> bool:
+        held = STANDING if isinstance(state, Approval) else {"approved": False}
+        done = await self._col.update_one(
+            {"_id": state.id, "nonce": _nonce(state), **held}, {"$set": {"published": True}}
+        )
+        if done.matched_count == 1:
+            return True
+        await self._col.update_one({"_id": state.id}, {"$set": {"published": False}})
+        return False
+
+
+async def publish_pending(store: ApprovalStore, send: ApprovalSink, limit: int = PUBLISH_LIMIT) -> int:
+    """Publishes what the store has not (the outbox above) and marks it; how many it sent."""
+    states = await store.unpublished(limit)
+    if not states:
+        return 0
+    await send([(s.id.encode(), to_json(approval_message(s))) for s in states])
+    for state in states:
+        await store.mark_published(state)
+    return len(states)
+
+
+async def publish_forever(store: ApprovalStore, send: ApprovalSink, every_s: float = PUBLISH_EVERY_SECONDS) -> None:
+    """``publish_pending`` every ``every_s``; what Kafka or MongoDB failed to take stays
+    unpublished and is sent again the next time."""
+    while True:
+        try:
+            while await publish_pending(store, send) == PUBLISH_LIMIT:
+                pass  # more are waiting
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("approvals not published; trying again", exc_info=True)
+        await asyncio.sleep(every_s)
 
 
 class CachedApprovals:

@@ -27,6 +27,14 @@ period). The rules:
   a duplicate. An envelope written by ingest is never refused there: ingest checked the lock and
   acknowledged it, and refusing it later would lose an acknowledged report (a bare report that a
   worker forwarded to its province's partition is still a bare report).
+- **The approvals stream.** Every approval and unapproval is published on a compacted topic of
+  its own next to ``totals`` (:func:`approvals_topic`: ``totals.approvals``), keyed by
+  :func:`approval_id`, valued :func:`approval_message` (schema
+  shared/data/approval-message.schema.json): ``approved: true`` with who approved and when, or
+  ``approved: false`` with who unapproved and when (a message, not a tombstone, so that a
+  consumer reading the topic from the beginning learns of the unapproval however long after).
+  The last message of a key is the current state; shared/adapters/approvals.py says how none is
+  lost while Kafka is away.
 """
 
 from __future__ import annotations
@@ -35,10 +43,21 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from shared.domain.auth import Forbidden, Principal, Scope
 from shared.domain.hierarchy import OrgTree
 from shared.domain.periods import parse_period
+
+
+MESSAGE_VERSION = 1  # the approvals stream's schema_version
+MESSAGE_SCHEMA_PATH = Path(__file__).parent.parent / "data" / "approval-message.schema.json"
+
+
+def approvals_topic(totals_topic: str) -> str:
+    """The approvals stream's topic, named after the totals stream it accompanies."""
+    return f"{totals_topic}.approvals"
 
 
 def approval_id(unit: str, series: str, period: str) -> str:
@@ -71,6 +90,47 @@ class Approval:
     def when(self) -> str:
         """The approval's time as people read it, in UTC: ``2026-12-07 14:05 UTC``."""
         return datetime.fromtimestamp(self.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True)
+class Unapproval:
+    """``approval`` undone by ``by`` (Principal.actor) at ``at`` (unix seconds, the API's clock)."""
+
+    approval: Approval
+    by: str
+    at: float
+
+    @property
+    def id(self) -> str:
+        return self.approval.id
+
+
+# what the approvals stream says of an approval id: it stands, or it was undone
+ApprovalState = Approval | Unapproval
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat()
+
+
+def approval_message(state: ApprovalState) -> dict[str, Any]:
+    """The approvals stream's message for ``state`` (shared/data/approval-message.schema.json)."""
+    approval = state.approval if isinstance(state, Unapproval) else state
+    message: dict[str, Any] = {
+        "schema_version": MESSAGE_VERSION,
+        "id": approval.id,
+        "unit": approval.unit,
+        "series": approval.series,
+        "period": approval.period,
+        "approved": isinstance(state, Approval),
+        "level": approval.level,
+        "approver": approval.approver,
+        "approved_at": _iso(approval.at),
+        "parents": list(approval.path),
+    }
+    if isinstance(state, Unapproval):
+        message |= {"unapproved_by": state.by, "unapproved_at": _iso(state.at)}
+    return message
 
 
 class ApprovalRefused(Exception):

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from shared.adapters.approvals import InMemoryApprovalStore, MongoApprovalStore
-from shared.domain.approvals import AlreadyApproved, Approval
+from shared.domain.approvals import AlreadyApproved, Approval, Unapproval
 from tests.contract.conftest import MEMORY_AND_MONGODB, fresh_database
 
 AT = 1_765_000_000.5
@@ -92,3 +92,44 @@ async def test_a_units_approvals_of_a_series_are_read_at_once_whatever_their_per
         await store.add(made)
     assert [a.period for a in await store.of_unit("14923", "study_session")] == ["2020-11", "2020-Q4"]
     assert await store.of_unit("14923", "reflection") == []
+
+
+async def test_every_approval_and_unapproval_waits_in_the_outbox_until_marked_published(store):
+    made = approval()
+    await store.add(made)
+    (waiting,) = await store.unpublished(10)
+    assert isinstance(waiting, Approval) and waiting.nonce == made.nonce
+    assert await store.mark_published(waiting)
+    assert await store.unpublished(10) == []
+    assert await store.remove(made, by="duyet38", at=AT + 60)
+    (undone,) = await store.unpublished(10)
+    assert isinstance(undone, Unapproval)
+    assert (undone.approval.nonce, undone.by, undone.at) == (made.nonce, "duyet38", AT + 60)
+    assert await store.get("14923", "study_session", "2020-12") is None
+    assert await store.listing("386", "2020-12") == []
+    assert await store.of_unit("14923", "study_session") == []
+    assert await store.mark_published(undone)
+    assert await store.unpublished(10) == []
+
+
+async def test_an_unapproved_id_may_be_approved_again(store):
+    first = approval()
+    await store.add(first)
+    assert await store.remove(first, by="duyet38")
+    again = approval(level="38", approver="duyet38")
+    await store.add(again)
+    assert (await store.get("14923", "study_session", "2020-12")).nonce == again.nonce
+    (waiting,) = await store.unpublished(10)
+    assert isinstance(waiting, Approval) and waiting.nonce == again.nonce
+
+
+async def test_a_state_published_after_it_changed_leaves_the_current_one_to_publish_again(store):
+    made = approval()
+    await store.add(made)
+    (read,) = await store.unpublished(10)
+    assert await store.remove(made, by="duyet38")  # unapproved while ``read`` was being sent
+    (newer,) = await store.unpublished(10)
+    assert await store.mark_published(newer)  # another publisher sent the unapproval first
+    assert not await store.mark_published(read)  # then the approval's message landed after it
+    (again,) = await store.unpublished(10)  # so the unapproval goes out again, last
+    assert isinstance(again, Unapproval) and again.approval.nonce == made.nonce

@@ -2,14 +2,20 @@
 commune's December 2020 (the commune's totals and the district's drill-down show it), the
 commune's revision is refused naming the approver and the date, the commune's own approver cannot
 unapprove, the province does, and the revision then counts exactly once. The 2025 tree's province
-38 approves a commune of its own the same way."""
+38 approves a commune of its own the same way. A unit's own system producing straight to Kafka
+meets the same lock in the aggregator, and the approvals stream carries each approval and
+unapproval."""
 
+import json
 import time
 from collections.abc import Iterator
 
 import pytest
+from jsonschema import Draft202012Validator
+from kafka import KafkaConsumer
 
 from shared.adapters.approvals import CACHE_SECONDS
+from shared.domain.approvals import MESSAGE_SCHEMA_PATH, approvals_topic
 from shared.domain.auth import Scope, mint
 from shared.domain.hierarchy import load_vietnam
 from tests.conftest import TEST_SECRET, wait_until
@@ -17,10 +23,11 @@ from tools import demo
 
 from .browser import Browser
 from .system import System, own_system
+from .test_dead_letters_and_agencies import good, read_dead_letters
 
 pytestmark = pytest.mark.e2e
 
-SEEN_BY_INGEST = CACHE_SECONDS + 1.0  # ingest reads approvals through a cache of CACHE_SECONDS
+SEEN_BY_INGEST = CACHE_SECONDS + 1.0  # ingest and the aggregator read approvals through a cache of CACHE_SECONDS
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +115,69 @@ def test_the_2025_province_approves_its_commune_and_a_neighbour_province_cannot(
     with system.client(system.ingest.url, system.token(unit, Scope.SUBMIT)) as http:
         refused = http.post("/v1/reports", json=revision)
     assert refused.status_code == 409 and "approved by token:duyet38moi (level 38)" in refused.text
+
+
+def read_approvals_topic(system: System, key: str, expected: int) -> list[dict[str, object]]:
+    """The messages of ``key`` on the approvals stream from its beginning, as a provincial system
+    reads them (the ``reader`` login), once there are ``expected`` of them."""
+    consumer = KafkaConsumer(
+        approvals_topic(system.namespace.env["BAOCAO_TOTALS_TOPIC"]),
+        bootstrap_servers=system.namespace.env["KAFKA_BOOTSTRAP_SERVERS"],
+        auto_offset_reset="earliest",
+        **system.namespace.kafka_options("reader"),
+        consumer_timeout_ms=2000,
+    )
+    seen: list[dict[str, object]] = []
+    try:
+        wait_until(
+            lambda: (
+                seen.extend(json.loads(m.value) for m in consumer if m.key.decode() == key) or len(seen) >= expected
+            ),
+            timeout=60,
+            what=f"{expected} messages of {key} on the approvals stream",
+        )
+    finally:
+        consumer.close()
+    return seen
+
+
+def test_a_report_produced_straight_to_kafka_meets_the_lock_and_the_stream_carries_the_approvals(
+    system: System,
+) -> None:
+    unit, period, lock_id = "14926", "2021-11", "14926/study_session/2021-11"
+    with system.client(system.ingest.url) as http:
+        assert http.post("/v1/reports", json=good("kafka-lock", unit, attended=10)).status_code == 202
+    system.wait_for_metric(unit, period, "study_session.members_attended", 10)
+    with system.client(system.api.url, approver("386", "duyetkafka")) as http:
+        made = http.post("/v1/approvals", json={"unit": unit, "series": "study_session", "period": period})
+        assert made.status_code == 201, made.text
+    time.sleep(SEEN_BY_INGEST)
+    direct = system.unit_producer(unit)
+    direct.send(system.namespace.reports_topic, json.dumps(good("kafka-lock", unit, attended=15, rev=2)).encode())
+    direct.flush()
+
+    (dead,) = [h for h in read_dead_letters(system, 1) if h["baocao-reason"] == "approved"]
+    assert (
+        f"{unit} for {period} was approved by token:duyetkafka (level 386) on {made.json()['at'][:10]}"
+        in (dead["baocao-detail"])
+    )
+    with system.client(system.api.url, approver("386", "duyetkafka")) as http:
+        assert http.delete(f"/v1/approvals/{lock_id}").status_code == 200
+    time.sleep(SEEN_BY_INGEST)
+    direct.send(system.namespace.reports_topic, json.dumps(good("kafka-lock", unit, attended=20, rev=3)).encode())
+    direct.flush()
+    direct.close()
+    system.wait_for_metric(unit, period, "study_session.members_attended", 20)
+    assert system.totals("386", period)["metrics"]["study_session.members_attended"] == 20  # 15 never counted
+
+    schema = Draft202012Validator(json.loads(MESSAGE_SCHEMA_PATH.read_text()))
+    stream = read_approvals_topic(system, lock_id, 2)
+    for message in stream:
+        schema.validate(message)
+    assert [(m["approved"], m["approver"], m.get("unapproved_by")) for m in stream] == [
+        (True, "token:duyetkafka", None),
+        (False, "token:duyetkafka", "token:duyetkafka"),
+    ]
 
 
 @pytest.fixture

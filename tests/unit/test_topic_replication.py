@@ -7,6 +7,7 @@ import pytest
 from services.aggregate.app import faust_app
 from services.aggregate.settings import AggregateSettings
 from services.aggregate.state import state_topic
+from shared.domain.approvals import approvals_topic
 from tools.topics import MIN_INSYNC_REPLICAS, REPLICATION_FACTOR, Replication, topic_specs
 
 NAMES = {"BAOCAO_REPORTS_TOPIC": "r", "BAOCAO_DEAD_LETTER_TOPIC": "d", "BAOCAO_TOTALS_TOPIC": "t"}
@@ -22,7 +23,7 @@ def test_one_broker_by_default():
 def test_a_cluster_has_three_copies_and_two_in_sync_on_every_topic():
     env = {**NAMES, REPLICATION_FACTOR: "3", MIN_INSYNC_REPLICAS: "2"}
     specs = topic_specs(8, env)
-    assert {s.name for s in specs} == {"r", "d", "t", state_topic("r")}
+    assert {s.name for s in specs} == {"r", "d", "t", state_topic("r"), approvals_topic("t")}
     for spec in specs:
         assert spec.replication_factor == 3, spec.name
         assert spec.topic_configs["min.insync.replicas"] == "2", spec.name
@@ -32,6 +33,7 @@ def test_a_cluster_has_three_copies_and_two_in_sync_on_every_topic():
     assert by_name["r"].topic_configs["message.timestamp.type"] == "LogAppendTime"
     assert by_name["t"].topic_configs["cleanup.policy"] == "compact"
     assert by_name[state_topic("r")].topic_configs["cleanup.policy"] == "compact"
+    assert by_name[approvals_topic("t")].topic_configs["cleanup.policy"] == "compact"
 
 
 def test_min_insync_defaults_to_two_with_several_copies():

@@ -152,7 +152,7 @@ async def undo_approval(
     if approval is None:
         raise NotApproved(unit, series, period)
     check_unapprove(principal, tree, approval)
-    if not await store.remove(approval):
+    if not await store.remove(approval, by=principal.actor, at=time.time()):
         raise ChangedMeanwhile(unit, series, period)
     (await listings_of(request)).clear()
     await audit(request, principal, Action.UNAPPROVE, approval, tree)
