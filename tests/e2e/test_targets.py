@@ -140,6 +140,7 @@ def test_the_unit_page_shows_targets_on_an_old_district_and_a_2025_province(seed
     browser.find("#target-form button[value='set']").click()
     shown = f"#summary [data-target='{MEMBERS}']"
     browser.wait(lambda d: browser.all(shown) and "95 · đạt" in browser.text(shown), what="the district's target")
+    browser.screenshot("chi-tieu-huyen")
     actual = sum(ADMITTED.values())
     assert browser.text(shown) == f"Chỉ tiêu 95 · đạt {str(four_places(actual, 95)).replace('.', ',').ljust(6, '0')}"
 
