@@ -541,19 +541,10 @@ class Aggregator:
         moved: list[tuple[int, bytes | None, bytes, list[tuple[str, bytes]]]] = []
         rejected: list[tuple[RawMessage, Rejected]] = []
         outcomes: dict[str, int] = {}
-        refreshed = False
-        for m in messages:
+        for m, report, direct in await self._decoded(messages):
             state = self.parts.get(m.partition)
             if state is None:  # revoked while we waited: its new owner reads it again
                 continue
-            report, direct = decode_direct(m.value, m.timestamp_ms, self.catalog, self.tree, m.origin, self.trust)
-            if isinstance(report, Rejected) and report.reason == "unknown_unit" and not refreshed:
-                if self.refresh_registry is not None:  # an agency registered moments ago elsewhere
-                    refreshed = True
-                    await retrying(self.metrics, "registry", self.refresh_registry, self.retry_pause)
-                    report, direct = decode_direct(
-                        m.value, m.timestamp_ms, self.catalog, self.tree, m.origin, self.trust
-                    )
             if isinstance(report, Rejected):
                 rejected.append((m, report))
                 continue
@@ -597,12 +588,38 @@ class Aggregator:
             if outcome != Outcome.REJECTED:
                 self.metrics.reports.labels(outcome).inc(n)
 
+    async def _decoded(self, messages: Sequence[RawMessage]) -> list[tuple[RawMessage, Report | Rejected, bool]]:
+        """The messages of the partitions still ours, decoded (decode.py), with whether each was
+        produced straight to Kafka. A unit not in the registry makes it read again, once a batch
+        (an agency registered moments ago elsewhere); the approvals of the batch's direct
+        reports are then read at once (``_locked`` finds them in the cache)."""
+        out: list[tuple[RawMessage, Report | Rejected, bool]] = []
+        refreshed = False
+        for m in messages:
+            if m.partition not in self.parts:
+                continue
+            report, direct = decode_direct(m.value, m.timestamp_ms, self.catalog, self.tree, m.origin, self.trust)
+            if isinstance(report, Rejected) and report.reason == "unknown_unit" and not refreshed:
+                if self.refresh_registry is not None:
+                    refreshed = True
+                    await retrying(self.metrics, "registry", self.refresh_registry, self.retry_pause)
+                    report, direct = decode_direct(
+                        m.value, m.timestamp_ms, self.catalog, self.tree, m.origin, self.trust
+                    )
+            out.append((m, report, direct))
+        approvals = self.approvals
+        pairs = {(r.unit, r.series) for _, r, direct in out if direct and isinstance(r, Report)}
+        if approvals is not None and pairs:
+            await retrying(self.metrics, "approvals", lambda: approvals.prefetch(pairs), self.retry_pause)
+        return out
+
     async def _locked(self, state: PartitionState, report: Report) -> Rejected | None:
         """Why a report produced straight to Kafka is refused by an approval made before the
         broker appended it (shared/domain/approvals.py), else None: one cached read of its
-        (unit, series)'s approvals; the entry is read only for a locked report, which stays a
-        duplicate (or a stale revision) when its revision is not newer than the one counted.
-        Approvals that cannot be read are waited for, never skipped."""
+        (unit, series)'s approvals (read for the whole batch by ``_decoded``); the entry is read
+        only for a locked report, which stays a duplicate (or a stale revision) when its
+        revision is not newer than the one counted. Approvals that cannot be read are waited
+        for, never skipped."""
         if self.approvals is None:
             return None
         approvals = self.approvals

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import asdict
 from typing import Any, Protocol
 
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 APPROVALS = "approvals"
 CACHE_SECONDS = 5.0  # ingest sees an approval or an unapproval at most this long after it is made
 CACHE_ENTRIES = 100_000  # (unit, series, period) answers kept; past this the cache starts afresh
+OF_UNITS_CHUNK = 1000  # units in one query of ``of_units``
 PUBLISH_EVERY_SECONDS = 2.0  # how often unpublished approval states are looked for
 PUBLISH_LIMIT = 500  # states published at once at most; the rest the next time
 STANDING = {"approved": {"$ne": False}}  # an approval that stands (older documents lack the field)
@@ -76,6 +77,10 @@ class ApprovalStore(Protocol):
 
     async def of_unit(self, unit: str, series: str) -> list[Approval]:
         """Every approval of (unit, series), whatever its period, by period."""
+        ...
+
+    async def of_units(self, pairs: Collection[tuple[str, str]]) -> dict[tuple[str, str], list[Approval]]:
+        """``of_unit`` of many (unit, series) at once: those with an approval, each by period."""
         ...
 
     async def unpublished(self, limit: int) -> list[ApprovalState]:
@@ -134,6 +139,13 @@ class InMemoryApprovalStore:
         return sorted(
             (a for a in self.approvals.values() if (a.unit, a.series) == (unit, series)), key=lambda a: a.period
         )
+
+    async def of_units(self, pairs: Collection[tuple[str, str]]) -> dict[tuple[str, str], list[Approval]]:
+        found: dict[tuple[str, str], list[Approval]] = {}
+        for a in sorted(self.approvals.values(), key=lambda a: a.period):
+            if (a.unit, a.series) in pairs:
+                found.setdefault((a.unit, a.series), []).append(a)
+        return found
 
     def _current(self, id_: str) -> ApprovalState | None:
         return self.approvals.get(id_) or self.unapprovals.get(id_)
@@ -215,6 +227,18 @@ class MongoApprovalStore:
     async def of_unit(self, unit: str, series: str) -> list[Approval]:
         found = [_approval(d) async for d in self._col.find({"unit": unit, "series": series, **STANDING})]
         return sorted(found, key=lambda a: a.period)
+
+    async def of_units(self, pairs: Collection[tuple[str, str]]) -> dict[tuple[str, str], list[Approval]]:
+        wanted = set(pairs)
+        out: dict[tuple[str, str], list[Approval]] = {}
+        units = sorted({unit for unit, _ in wanted})
+        for start in range(0, len(units), OF_UNITS_CHUNK):
+            query = {"unit": {"$in": units[start : start + OF_UNITS_CHUNK]}, **STANDING}
+            async for doc in self._col.find(query):
+                approval = _approval(doc)
+                if (approval.unit, approval.series) in wanted:
+                    out.setdefault((approval.unit, approval.series), []).append(approval)
+        return {pair: sorted(found, key=lambda a: a.period) for pair, found in out.items()}
 
     async def unpublished(self, limit: int) -> list[ApprovalState]:
         return [_state(d) async for d in self._col.find({"published": False}).limit(limit)]
@@ -302,3 +326,17 @@ class CachedApprovals:
             self._of_unit.clear()
         self._of_unit[key] = (now, found)
         return found
+
+    async def prefetch(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Reads, in one query, ``standing`` of every (unit, series) of ``pairs`` that the cache
+        does not hold fresh: the aggregator asks once per batch, so a batch of many units costs
+        one read, not one per unit."""
+        now = time.monotonic()
+        missing = {p for p in pairs if (hit := self._of_unit.get(p)) is None or now - hit[0] > self._ttl}
+        if not missing:
+            return
+        found = await self.store.of_units(missing)
+        if len(self._of_unit) + len(missing) > self._max:
+            self._of_unit.clear()
+        for pair in missing:
+            self._of_unit[pair] = (now, tuple(found.get(pair, ())))

@@ -133,3 +133,11 @@ async def test_a_state_published_after_it_changed_leaves_the_current_one_to_publ
     assert not await store.mark_published(read)  # then the approval's message landed after it
     (again,) = await store.unpublished(10)  # so the unapproval goes out again, last
     assert isinstance(again, Unapproval) and again.approval.nonce == made.nonce
+
+
+async def test_many_units_approvals_are_read_in_one_call(store):
+    for made in (approval(period="2020-Q4"), approval(series="conference"), approval("14926")):
+        await store.add(made)
+    await store.remove(await store.get("14926", "study_session", "2020-12"), by="duyet38")
+    found = await store.of_units({("14923", "study_session"), ("14926", "study_session"), ("14929", "conference")})
+    assert {pair: [a.period for a in got] for pair, got in found.items()} == {("14923", "study_session"): ["2020-Q4"]}

@@ -32,10 +32,11 @@ def approval(period="2020-12", at=APPENDED - 3600, unit="14923", series="study_s
 
 
 class Locked(Pipeline):
-    """The aggregator with an approval store (read with no cache: each report reads it)."""
+    """The aggregator with an approval store (read with no cache by default: each batch reads it)."""
 
-    def __init__(self):
-        self.store = InMemoryApprovalStore()
+    def __init__(self, store=None, ttl_s=0.0):
+        self.store = store or InMemoryApprovalStore()
+        self.ttl_s = ttl_s
         super().__init__()
 
     def new_aggregator(self):
@@ -53,7 +54,7 @@ class Locked(Pipeline):
             retry_pause=0,
             entries=self.entries,
             trust=TRUST,
-            approvals=CachedApprovals(self.store, ttl_s=0),
+            approvals=CachedApprovals(self.store, ttl_s=self.ttl_s),
         )
 
     def direct(self, r, appended_ms=APPENDED_MS, partition=HOME):
@@ -179,3 +180,26 @@ async def test_another_series_or_unit_is_not_locked():
     await p.apply()
     assert p.dead == []
     assert p.total("38|study_session|2020-12") == 10
+
+
+async def test_a_batch_of_many_units_reads_the_approvals_once():
+    class Counting(InMemoryApprovalStore):
+        reads = 0
+
+        async def of_units(self, pairs):
+            self.reads += 1
+            return await super().of_units(pairs)
+
+        async def of_unit(self, unit, series):
+            self.reads += 1
+            return await super().of_unit(unit, series)
+
+    p = Locked(Counting(), ttl_s=60)
+    await p.store.add(approval())
+    for unit in ("14923", "14926", "14929"):
+        for rid in ("a", "b"):
+            p.direct(report(rid, 10, unit=unit))
+    await p.apply()
+    assert p.store.reads == 1
+    assert [r for r, _ in p.reasons()] == ["approved", "approved"]  # 14923's two
+    assert p.total("38|study_session|2020-12") == 40
