@@ -29,8 +29,10 @@ from services.api.routes.health import health_router
 from services.api.settings import ApiSettings
 from services.api.web.routes import mount_web
 from services.api.web.security import SecurityHeaders
+from shared.adapters.approvals import ApprovalStore
 from shared.adapters.registry import AgencyRegistry
 from shared.adapters.revocations import Revocations
+from shared.adapters.targets import TargetStore
 from shared.domain.hierarchy import OrgTree
 from shared.http.base import (
     COMMON_RESPONSES,
@@ -51,11 +53,21 @@ def create_app(
     tree: OrgTree | None = None,
     registry: AgencyRegistry | None = None,
     revocations: Revocations | None = None,
+    approval_store: ApprovalStore | None = None,
+    target_store: TargetStore | None = None,
 ) -> FastAPI:
-    """The API app. Tests pass a ``reader`` (and a ``tree``, ``registry``, ``revocations``): the app
-    then connects to nothing; without one it reads MongoDB and follows the totals topic."""
+    """The API app. Tests pass a ``reader`` (and a ``tree``, ``registry``, ``revocations``, stores
+    of approvals and targets): the app then connects to nothing; without one it reads MongoDB and
+    follows the totals topic."""
     metrics = ApiMetrics()
-    given = Overrides(reader=reader, tree=tree, registry=registry, revocations=revocations)
+    given = Overrides(
+        reader=reader,
+        tree=tree,
+        registry=registry,
+        revocations=revocations,
+        approvals=approval_store,
+        targets=target_store,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -4,13 +4,13 @@ approvals (``ApprovedTotalsOut``, ``ApprovedChildrenTotalsOut``)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 from pydantic_core import from_json, to_json
 
+from services.api.listings import Listings
 from services.api.views import ChildrenTotalsOut, MissingOut, UnitTotalsOut
 from shared.adapters.approvals import ApprovalStore
 from shared.domain.approvals import Approval
@@ -18,42 +18,8 @@ from shared.domain.catalog import Catalog
 from shared.domain.hierarchy import OrgTree
 from shared.domain.periods import parse_period
 
-LISTING_SECONDS = 5.0
-LISTING_ENTRIES = 10_000
-
-
-class ApprovalListings:
-    """The approvals of (unit, period) for the read path, each listing kept ``ttl_s`` seconds, so
-    that a totals answer (served from the cache of figures) does not wait for the database on
-    every request. An approval or unapproval made through this process clears them at once
-    (``clear``); one made through another replica of the API shows here within ``ttl_s``."""
-
-    def __init__(
-        self,
-        store: ApprovalStore,
-        ttl_s: float = LISTING_SECONDS,
-        max_entries: int = LISTING_ENTRIES,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.store = store
-        self._ttl = ttl_s
-        self._max = max_entries
-        self._clock = clock
-        self._kept: dict[tuple[str, str], tuple[float, list[Approval]]] = {}
-
-    async def listing(self, unit: str, period: str) -> list[Approval]:
-        now = self._clock()
-        hit = self._kept.get((unit, period))
-        if hit is not None and now - hit[0] <= self._ttl:
-            return hit[1]
-        found = await self.store.listing(unit, period)
-        if len(self._kept) >= self._max:
-            self._kept.clear()
-        self._kept[(unit, period)] = (now, found)
-        return found
-
-    def clear(self) -> None:
-        self._kept.clear()
+# the approvals of a subtree and period, kept a few seconds for the read path
+ApprovalListings = Listings[Approval]
 
 
 class ApprovalOut(BaseModel):

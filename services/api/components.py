@@ -17,15 +17,19 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pymongo import AsyncMongoClient
 
 from services.api.agencies import AgencyRegistrar
+from services.api.approval_views import ApprovalListings
 from services.api.cache import CacheCollector, CachedTotalsReader, TotalsCache
 from services.api.reads import Reads
 from services.api.repository import MongoTotalsReader, TotalsReader
 from services.api.settings import ApiSettings
 from services.api.stream import StreamQuota, TotalsBroadcaster
+from services.api.target_views import TargetListings
+from shared.adapters.approvals import ApprovalStore, InMemoryApprovalStore, MongoApprovalStore
 from shared.adapters.audit import AuditLog, InMemoryAuditLog, MongoAuditLog
 from shared.adapters.mongo import make_client, ping
 from shared.adapters.registry import AgencyRegistry
 from shared.adapters.revocations import InMemoryRevocations, MongoRevocations, Revocations
+from shared.adapters.targets import InMemoryTargetStore, MongoTargetStore, TargetStore
 from shared.domain.catalog import load_catalog
 from shared.domain.hierarchy import OrgTree, load_vietnam
 from shared.http.base import Authenticator
@@ -76,8 +80,15 @@ class ApiComponents:
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
     registry: AgencyRegistry | None = None
     cache: TotalsCache | None = None
-    # the audit log (the fake in an app built by a test, unless the test hands one in Overrides)
+    # the audit log, approvals and targets (fakes in an app built by a test, unless the test hands
+    # its own in Overrides); the read path reads approvals and targets through their listings
     audit: AuditLog = field(default_factory=InMemoryAuditLog)
+    approvals: ApprovalStore = field(default_factory=InMemoryApprovalStore)
+    targets: TargetStore = field(default_factory=InMemoryTargetStore)
+
+    def __post_init__(self) -> None:
+        self.approval_listings = ApprovalListings(self.approvals)
+        self.target_listings = TargetListings(self.targets)
 
     async def ready(self) -> dict[str, bool]:
         """Readiness: MongoDB answers (always true for an app built by a test, which has none)."""
@@ -100,6 +111,8 @@ class Overrides:
     registry: AgencyRegistry | None = None
     revocations: Revocations | None = None
     audit: AuditLog | None = None
+    approvals: ApprovalStore | None = None
+    targets: TargetStore | None = None
 
 
 @asynccontextmanager
@@ -109,6 +122,8 @@ async def open_components(settings: ApiSettings, metrics: ApiMetrics, given: Ove
     mongo = None
     reader, registry, revocations, cache = given.reader, given.registry, given.revocations, None
     audit: AuditLog = given.audit or InMemoryAuditLog()
+    approvals: ApprovalStore = given.approvals or InMemoryApprovalStore()
+    targets: TargetStore = given.targets or InMemoryTargetStore()
     tasks: list[asyncio.Task[None]] = []
     if reader is None:
         mongo = make_client(
@@ -126,6 +141,12 @@ async def open_components(settings: ApiSettings, metrics: ApiMetrics, given: Ove
         if given.audit is None:
             audit = mongo_audit = MongoAuditLog(mongo, settings.mongodb_database)
             await mongo_audit.ensure_indexes()
+        if given.approvals is None:
+            approvals = mongo_approvals = MongoApprovalStore(mongo, settings.mongodb_database)
+            await mongo_approvals.ensure_indexes()
+        if given.targets is None:
+            targets = mongo_targets = MongoTargetStore(mongo, settings.mongodb_database)
+            await mongo_targets.ensure_indexes()
     broadcaster = TotalsBroadcaster(
         settings.kafka_bootstrap_servers, settings.totals_topic, cache, credentials=settings.kafka_credentials
     )
@@ -145,6 +166,8 @@ async def open_components(settings: ApiSettings, metrics: ApiMetrics, given: Ove
         registry=registry,
         cache=cache,
         audit=audit,
+        approvals=approvals,
+        targets=targets,
     )
     if mongo is not None:  # a real deployment, not an app built by a test
         freeze_startup_objects()

@@ -4,8 +4,7 @@ achievement against them (``TargetedTotalsOut``, ``TargetedChildrenTotalsOut``).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
@@ -14,7 +13,7 @@ from pydantic import BaseModel, Field
 from pydantic_core import from_json, to_json
 
 from services.api.approval_views import ApprovedChildrenTotalsOut, ApprovedTotalsOut
-from shared.adapters.targets import TargetStore
+from services.api.listings import Listings
 from shared.domain.catalog import Catalog
 from shared.domain.rollup import round_rate
 from shared.domain.targets import (
@@ -28,42 +27,8 @@ from shared.domain.targets import (
     target_metric,
 )
 
-LISTING_SECONDS = 5.0
-LISTING_ENTRIES = 10_000
-
-
-class TargetListings:
-    """The targets of (unit, period) for the read path, each listing kept ``ttl_s`` seconds, so
-    that a totals answer (served from the cache of figures) does not wait for the database on
-    every request. A target set or removed through this process clears them at once (``clear``);
-    one set through another replica of the API shows here within ``ttl_s``."""
-
-    def __init__(
-        self,
-        store: TargetStore,
-        ttl_s: float = LISTING_SECONDS,
-        max_entries: int = LISTING_ENTRIES,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.store = store
-        self._ttl = ttl_s
-        self._max = max_entries
-        self._clock = clock
-        self._kept: dict[tuple[str, str], tuple[float, list[Target]]] = {}
-
-    async def listing(self, unit: str, period: str) -> list[Target]:
-        now = self._clock()
-        hit = self._kept.get((unit, period))
-        if hit is not None and now - hit[0] <= self._ttl:
-            return hit[1]
-        found = await self.store.listing(unit, period)
-        if len(self._kept) >= self._max:
-            self._kept.clear()
-        self._kept[(unit, period)] = (now, found)
-        return found
-
-    def clear(self) -> None:
-        self._kept.clear()
+# the targets of a subtree and period, kept a few seconds for the read path
+TargetListings = Listings[Target]
 
 
 class TargetOut(BaseModel):

@@ -50,7 +50,6 @@ from shared.domain.auth import Forbidden, Principal, Scope
 from shared.domain.hierarchy import OrgTree
 from shared.domain.periods import parse_period
 
-
 MESSAGE_VERSION = 1  # the approvals stream's schema_version
 MESSAGE_SCHEMA_PATH = Path(__file__).parent.parent / "data" / "approval-message.schema.json"
 

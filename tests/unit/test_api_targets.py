@@ -61,8 +61,9 @@ def client():
     settings = ApiSettings(
         kafka_bootstrap_servers="unused:9092", mongodb_uri="mongodb://unused", auth_secret=TEST_SECRET
     )
-    app = create_app(settings, reader=InMemoryTotalsReader(stored_from_views(VIEWS)), tree=TREE)
-    app.state.targets = CountingStore()
+    app = create_app(
+        settings, reader=InMemoryTotalsReader(stored_from_views(VIEWS)), tree=TREE, target_store=CountingStore()
+    )
     with TestClient(app) as c:
         yield c
 
@@ -161,7 +162,7 @@ def test_totals_and_drill_down_carry_rolled_up_targets_and_achievement(client):
 
 
 def test_one_listing_per_answer_kept_five_seconds_and_cleared_by_a_change(client):
-    store = client.app.state.targets
+    store = client.app.state.components.targets
     client.post("/v1/targets", json=body(unit=COMMUNES[0], value="10"), headers=auth("467"))
     before = store.listings
     read(client, "/v1/units/467/children/totals")

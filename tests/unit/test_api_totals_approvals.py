@@ -37,10 +37,11 @@ def client() -> Iterator[TestClient]:
         auth_secret=SecretStr(TEST_SECRET),
         ingest_url="http://127.0.0.1:9",
     )
-    app = create_app(settings, reader=InMemoryTotalsReader({}), tree=TREE, revocations=InMemoryRevocations())
     store = InMemoryApprovalStore()
     store.approvals = {a.id: a for a in (APPROVED, OTHER_PERIOD, DISTRICT)}
-    app.state.approvals = store
+    app = create_app(
+        settings, reader=InMemoryTotalsReader({}), tree=TREE, revocations=InMemoryRevocations(), approval_store=store
+    )
     with TestClient(app, follow_redirects=False) as c:
         yield c
 

@@ -34,9 +34,12 @@ def client():
         ingest_url="http://127.0.0.1:9",
     )
     app = create_app(
-        settings, reader=InMemoryTotalsReader(stored_from_views(VIEWS)), tree=TREE, revocations=InMemoryRevocations()
+        settings,
+        reader=InMemoryTotalsReader(stored_from_views(VIEWS)),
+        tree=TREE,
+        revocations=InMemoryRevocations(),
+        target_store=InMemoryTargetStore(),
     )
-    app.state.targets = InMemoryTargetStore()
     with TestClient(app, follow_redirects=False) as c:
         yield c
 

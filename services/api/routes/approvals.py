@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from services.api.approval_views import ApprovalListings, ApprovalOut, approval_out
 from services.api.deps import Components, CurrentPrincipal, known
-from shared.adapters.approvals import ApprovalStore, InMemoryApprovalStore, MongoApprovalStore
+from shared.adapters.approvals import ApprovalStore
 from shared.domain.approvals import AlreadyApproved, Approval, approve, check_unapprove
 from shared.domain.audit import Action, AuditEntry
 from shared.domain.auth import Forbidden, Principal, Scope
@@ -44,29 +44,15 @@ class ApprovalsOut(BaseModel):
     approvals: list[ApprovalOut]
 
 
-async def approvals_of(request: Request) -> ApprovalStore:
-    """The API's approval store, opened on first use: MongoDB's in a deployment, the fake in an
-    app built by a test (which may put its own on ``app.state.approvals`` first)."""
-    state = request.app.state
-    store: ApprovalStore | None = getattr(state, "approvals", None)
-    if store is None:
-        components = state.components
-        if components.mongo is None:
-            store = InMemoryApprovalStore()
-        else:
-            mongo_store = MongoApprovalStore(components.mongo, components.settings.mongodb_database)
-            await mongo_store.ensure_indexes()
-            store = mongo_store
-        state.approvals = store
+def approvals_of(request: Request) -> ApprovalStore:
+    """The API's approval store (services/api/components.py)."""
+    store: ApprovalStore = request.app.state.components.approvals
     return store
 
 
-async def listings_of(request: Request) -> ApprovalListings:
-    """The read path's listings of approvals over the API's store (``ApprovalListings``)."""
-    state = request.app.state
-    listings: ApprovalListings | None = getattr(state, "approval_listings", None)
-    if listings is None:
-        listings = state.approval_listings = ApprovalListings(await approvals_of(request))
+def listings_of(request: Request) -> ApprovalListings:
+    """The read path's listings of approvals over the API's store, kept a few seconds."""
+    listings: ApprovalListings = request.app.state.components.approval_listings
     return listings
 
 
@@ -136,8 +122,8 @@ async def make_approval(
     """Approves (unit, series, period) and records it (the API's route and the unit page):
     Forbidden or AlreadyApproved when the rules refuse."""
     approval = approve(principal, tree, unit, series, period, time.time())
-    await (await approvals_of(request)).add(approval)
-    (await listings_of(request)).clear()
+    await approvals_of(request).add(approval)
+    listings_of(request).clear()
     await audit(request, principal, Action.APPROVE, approval, tree)
     return approval
 
@@ -147,14 +133,14 @@ async def undo_approval(
 ) -> Approval:
     """Unapproves (unit, series, period) and records it: NotApproved, Forbidden (below the level
     that approved) or ChangedMeanwhile when it cannot."""
-    store = await approvals_of(request)
+    store = approvals_of(request)
     approval = await store.get(unit, series, period)
     if approval is None:
         raise NotApproved(unit, series, period)
     check_unapprove(principal, tree, approval)
     if not await store.remove(approval, by=principal.actor, at=time.time()):
         raise ChangedMeanwhile(unit, series, period)
-    (await listings_of(request)).clear()
+    listings_of(request).clear()
     await audit(request, principal, Action.UNAPPROVE, approval, tree)
     return approval
 
@@ -225,5 +211,5 @@ async def get_approvals(
     tree = period_tree(components.tree, period)
     authorize(principal, Scope.READ, tree, unit)
     known(tree, unit)
-    found = await (await approvals_of(request)).listing(unit, period)
+    found = await approvals_of(request).listing(unit, period)
     return ApprovalsOut(unit=unit, period=period, approvals=[approval_out(a) for a in found])

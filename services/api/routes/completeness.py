@@ -51,7 +51,7 @@ async def get_completeness(
     try:
         missing = await reads.missing(tree, code, series, period)
         # approval: the approved units counted and listed next to those that reported
-        return json_response(await with_approvals(missing, await approvals_of(request), reads.catalog, tree))
+        return json_response(await with_approvals(missing, approvals_of(request), reads.catalog, tree))
     except UnknownSeries as exc:
         raise query_error("series", str(exc), "series") from None
     except PeriodError as exc:

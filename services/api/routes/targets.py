@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
 
 from services.api.deps import Components, CurrentPrincipal, known
 from services.api.target_views import TargetListings, TargetOut, target_out
-from shared.adapters.targets import InMemoryTargetStore, MongoTargetStore, TargetStore
+from shared.adapters.targets import TargetStore
 from shared.domain.audit import Action, AuditEntry
 from shared.domain.auth import Forbidden, Principal, Scope
 from shared.domain.catalog import Catalog
@@ -56,29 +56,15 @@ class TargetsOut(BaseModel):
     targets: list[TargetOut] = Field(description="the targets set at the unit and every unit under it")
 
 
-async def targets_of(request: Request) -> TargetStore:
-    """The API's target store, opened on first use: MongoDB's in a deployment, the fake in an app
-    built by a test (which may put its own on ``app.state.targets`` first)."""
-    state = request.app.state
-    store: TargetStore | None = getattr(state, "targets", None)
-    if store is None:
-        components = state.components
-        if components.mongo is None:
-            store = InMemoryTargetStore()
-        else:
-            mongo_store = MongoTargetStore(components.mongo, components.settings.mongodb_database)
-            await mongo_store.ensure_indexes()
-            store = mongo_store
-        state.targets = store
+def targets_of(request: Request) -> TargetStore:
+    """The API's target store (services/api/components.py)."""
+    store: TargetStore = request.app.state.components.targets
     return store
 
 
-async def target_listings_of(request: Request) -> TargetListings:
-    """The read path's listings of targets over the API's store (``TargetListings``)."""
-    state = request.app.state
-    listings: TargetListings | None = getattr(state, "target_listings", None)
-    if listings is None:
-        listings = state.target_listings = TargetListings(await targets_of(request))
+def target_listings_of(request: Request) -> TargetListings:
+    """The read path's listings of targets over the API's store, kept a few seconds."""
+    listings: TargetListings = request.app.state.components.target_listings
     return listings
 
 
@@ -132,8 +118,8 @@ async def put_target(
     the one it replaced."""
     catalog: Catalog = request.app.state.components.reads.catalog
     target = set_target(principal, tree, unit, target_metric(catalog, metric), period, value, time.time())
-    before = await (await targets_of(request)).put(target)
-    (await target_listings_of(request)).clear()
+    before = await targets_of(request).put(target)
+    target_listings_of(request).clear()
     await audit(request, principal, Action.TARGET_SET, target, before)
     return target, before
 
@@ -144,9 +130,9 @@ async def drop_target(
     """Removes the target and records it; the target removed, None when none stood. Forbidden
     outside the principal's reach."""
     check_may_set(principal, tree, unit)
-    removed = await (await targets_of(request)).remove(unit, metric, period)
+    removed = await targets_of(request).remove(unit, metric, period)
     if removed is not None:
-        (await target_listings_of(request)).clear()
+        target_listings_of(request).clear()
         await audit(request, principal, Action.TARGET_REMOVE, removed, removed)
     return removed
 
@@ -264,5 +250,5 @@ async def get_targets(
     tree = period_tree(components.tree, period, "query")
     authorize(principal, Scope.READ, tree, unit)
     known(tree, unit)
-    found = await (await targets_of(request)).listing(unit, period)
+    found = await targets_of(request).listing(unit, period)
     return TargetsOut(unit=unit, period=period, targets=[target_out(t) for t in found])

@@ -52,8 +52,8 @@ async def get_totals(
         body = await reads.totals(tree, code, period)
     except PeriodError as exc:
         raise period_error(exc) from None
-    body = await totals_with_approvals(body, await listings_of(request), code, period)
-    targets = await target_listings_of(request)
+    body = await totals_with_approvals(body, listings_of(request), code, period)
+    targets = target_listings_of(request)
     return json_response(await totals_with_targets(body, targets, reads.catalog, code, period))
 
 
@@ -71,8 +71,8 @@ async def get_children_totals(
         body = await reads.children(tree, code, period)
     except PeriodError as exc:
         raise period_error(exc) from None
-    body = await children_with_approvals(body, await listings_of(request), code, period)
-    targets = await target_listings_of(request)
+    body = await children_with_approvals(body, listings_of(request), code, period)
+    targets = target_listings_of(request)
     return json_response(await children_with_targets(body, targets, reads.catalog, code, period))
 
 

@@ -59,7 +59,7 @@ async def unit_page(
     tree = web.tree.holding(code, period)  # the tree of the period (codes are reused)
     allow(s.principal, tree, Scope.READ, code)
     table = await unit_table(web.api.reader, web.catalog, tree, code, period, series)
-    mark_targets(table, web.catalog, await (await target_listings_of(request)).listing(code, period))
+    mark_targets(table, web.catalog, await target_listings_of(request).listing(code, period))
     metric = chosen_metric(table, metric)
     chart = None
     if metric is not None:
@@ -93,7 +93,7 @@ async def approval_rows(
     """The approvals of ``series`` in ``period`` under ``code``, by unit: who, when, and whether
     ``principal`` may unapprove (the level that approved or above)."""
     rows: dict[str, dict[str, object]] = {}
-    for approval in await (await approvals_of(request)).listing(code, period):
+    for approval in await approvals_of(request).listing(code, period):
         if approval.series != series:
             continue
         try:
@@ -178,8 +178,8 @@ async def export(
     if fmt not in ("csv", "xlsx"):
         raise PageError(404, "Chỉ xuất được CSV hoặc Excel (.xlsx).")
     table = await unit_table(web.api.reader, web.catalog, tree, code, period, series)
-    mark_approved(table, await (await approvals_of(request)).listing(code, period))
-    mark_targets(table, web.catalog, await (await target_listings_of(request)).listing(code, period))
+    mark_approved(table, await approvals_of(request).listing(code, period))
+    mark_targets(table, web.catalog, await target_listings_of(request).listing(code, period))
     name = f"baocao-{code}-{series}-{period}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
     if fmt == "csv":
