@@ -39,6 +39,7 @@ from services.aggregate.worker import DeadLetterSink, ForwardSink
 from shared.adapters.approvals import ApprovalSink, CachedApprovals, MongoApprovalStore, publish_forever
 from shared.adapters.kafka_batches import send_batched
 from shared.adapters.kafka_credentials import KafkaCredentials, client_options
+from shared.adapters.kafka_producer import PRODUCER_STATE_LOST, RenewingProducer
 from shared.adapters.mongo import ensure_indexes, make_client, ping
 from shared.adapters.registry import AgencyRegistry
 from shared.adapters.revocations import MongoRevocations
@@ -59,7 +60,7 @@ class Runtime:
         self.metrics = metrics
         self.aggregator: Aggregator | None = None
         self.mongo: Any = None
-        self.producer: AIOKafkaProducer | None = None
+        self.producer: RenewingProducer | None = None
         self.entry_files: EntryFiles | None = None
         self.changelog: KafkaChangelog | None = None
         self._lock = asyncio.Lock()
@@ -85,7 +86,7 @@ class Runtime:
             trust.revoked = await revocations.snapshot()
             self.producer = await _start_producer(settings)
             forward, send_totals, send_dead_letter = _sinks(self.producer, settings)
-            partitions = len(await self.producer.partitions_for(settings.reports_topic))
+            partitions = len(await self.producer.current.partitions_for(settings.reports_topic))
             self.changelog = KafkaChangelog(
                 settings.kafka_bootstrap_servers,
                 state_topic(settings.reports_topic),
@@ -176,24 +177,28 @@ class Runtime:
             await self.mongo.close()
 
 
-async def _start_producer(settings: AggregateSettings) -> AIOKafkaProducer:
+async def _start_producer(settings: AggregateSettings) -> RenewingProducer:
     """The worker's own producer, for what must be acknowledged before a batch is: forwarded
     reports, changelog entries, totals, dead letters. Idempotent, so a retried send is not a
-    second copy."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        max_batch_size=1024 * 1024,
-        max_request_size=4 * 1024 * 1024,
-        **client_options(settings.kafka_credentials),
-    )
+    second copy; renewed when the broker lost its state (shared/adapters/kafka_producer.py)."""
+
+    def make() -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=1024 * 1024,
+            max_request_size=4 * 1024 * 1024,
+            **client_options(settings.kafka_credentials),
+        )
+
+    producer = RenewingProducer(make)
     await producer.start()
     return producer
 
 
-def _sinks(producer: AIOKafkaProducer, settings: AggregateSettings) -> tuple[ForwardSink, TotalsSink, DeadLetterSink]:
+def _sinks(producer: RenewingProducer, settings: AggregateSettings) -> tuple[ForwardSink, TotalsSink, DeadLetterSink]:
     """Where the aggregator sends forwarded reports, totals and dead letters."""
 
     async def forward(records: list[tuple[int, bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
@@ -203,13 +208,17 @@ def _sinks(producer: AIOKafkaProducer, settings: AggregateSettings) -> tuple[For
         await send_batched(producer, settings.totals_topic, ((None, k, v, ()) for k, v in messages))
 
     async def send_dead_letter(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> Any:
-        fut = await producer.send(settings.dead_letter_topic, value, key=key, headers=headers)
-        return await fut
+        used = producer.current
+        try:
+            return await (await used.send(settings.dead_letter_topic, value, key=key, headers=headers))
+        except PRODUCER_STATE_LOST:
+            await producer.renew(used)
+            raise
 
     return forward, send_totals, send_dead_letter
 
 
-def _approvals_sink(producer: AIOKafkaProducer, settings: AggregateSettings) -> ApprovalSink:
+def _approvals_sink(producer: RenewingProducer, settings: AggregateSettings) -> ApprovalSink:
     """Where the approvals stream goes: the topic next to the totals stream."""
     topic = approvals_topic(settings.totals_topic)
 

@@ -29,6 +29,7 @@ from pydantic_core import to_json
 
 from shared.adapters.kafka_batches import Spans, send_batched_spans
 from shared.adapters.kafka_credentials import KafkaCredentials, client_options
+from shared.adapters.kafka_producer import RenewingProducer
 from shared.domain.rollup import Entry
 
 Record = tuple[int, bytes, bytes]  # (partition, key, value)
@@ -67,7 +68,11 @@ class Changelog(Protocol):
 
 class KafkaChangelog:
     def __init__(
-        self, bootstrap: str, topic: str, producer: AIOKafkaProducer, credentials: KafkaCredentials | None = None
+        self,
+        bootstrap: str,
+        topic: str,
+        producer: AIOKafkaProducer | RenewingProducer,
+        credentials: KafkaCredentials | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.credentials = credentials

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from shared.adapters.kafka_credentials import KafkaCredentials, client_options
+from shared.adapters.kafka_producer import PRODUCER_STATE_LOST, RenewingProducer
 from shared.domain.partitions import assignment, partition_for
 from shared.domain.stamps import STAMP_HEADER, stamp
 
@@ -52,40 +53,46 @@ class KafkaPublisher:
         self.topic = topic
         self.stamp_key = stamp_key
         self.timeout_s = timeout_s
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=2,
-            # Room for a whole batch of reports per partition: when a partition's buffer is full,
-            # every waiting sender is woken each time it drains (aiokafka), which costs more CPU
-            # than the sends themselves under load.
-            max_batch_size=512 * 1024,
-            request_timeout_ms=int(timeout_s * 1000),
-            client_id="baocao-ingest",
-            **client_options(credentials),
-        )
+
+        def make() -> AIOKafkaProducer:
+            return AIOKafkaProducer(
+                bootstrap_servers=bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=2,
+                # Room for a whole batch of reports per partition: when a partition's buffer is
+                # full, every waiting sender is woken each time it drains (aiokafka), which costs
+                # more CPU than the sends themselves under load.
+                max_batch_size=512 * 1024,
+                request_timeout_ms=int(timeout_s * 1000),
+                client_id="baocao-ingest",
+                **client_options(credentials),
+            )
+
+        # renewed when the broker lost its state (shared/adapters/kafka_producer.py)
+        self._producers = RenewingProducer(make)
         self._started = False
         self._partitions: int | None = None
 
     async def start(self) -> None:
-        await self._producer.start()
+        await self._producers.start()
         self._started = True
 
     async def stop(self) -> None:
         if self._started:
-            await self._producer.stop()  # flushes what is in flight
+            await self._producers.stop()  # flushes what is in flight
 
     async def publish(self, key: bytes, value: bytes) -> Published:
+        producer = self._producers.current
         try:
             if self._partitions is None:  # read once: ingest is restarted after tools/partitions.py grows the topic
-                known = await asyncio.wait_for(self._producer.partitions_for(self.topic), self.timeout_s)
+                known = await asyncio.wait_for(producer.partitions_for(self.topic), self.timeout_s)
                 await asyncio.to_thread(assignment, len(known))  # the table, built off the event loop
                 self._partitions = len(known)
             # as the aggregator routes (not the client's murmur2)
             partition = partition_for(key.decode(errors="replace"), self._partitions)
             meta = await asyncio.wait_for(
-                self._producer.send_and_wait(
+                producer.send_and_wait(
                     self.topic,
                     value=value,
                     key=key,
@@ -95,12 +102,14 @@ class KafkaPublisher:
                 self.timeout_s,
             )
         except (KafkaError, TimeoutError) as exc:
+            if isinstance(exc, PRODUCER_STATE_LOST):
+                await self._producers.renew(producer)  # not acknowledged: the client sends it again
             raise PublishFailed(f"Kafka did not acknowledge: {type(exc).__name__}") from exc
         return Published(meta.topic, meta.partition, meta.offset)
 
     async def ready(self) -> bool:
         try:
-            partitions = await asyncio.wait_for(self._producer.partitions_for(self.topic), 5)
+            partitions = await asyncio.wait_for(self._producers.current.partitions_for(self.topic), 5)
         except (KafkaError, TimeoutError):
             return False
         return bool(partitions)

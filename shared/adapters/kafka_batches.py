@@ -16,6 +16,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from shared.adapters.kafka_producer import PRODUCER_STATE_LOST, RenewingProducer
+
 # (partition or None for the key's partition, key, value, headers)
 Message = tuple[int | None, bytes | None, bytes | None, Sequence[tuple[str, bytes]]]
 
@@ -39,15 +41,29 @@ def partition_of_key(key: bytes, partitions: int) -> int:
 Spans = dict[int, list[tuple[int, int]]]
 
 
-async def send_batched(producer: AIOKafkaProducer, topic: str, messages: Iterable[Message]) -> int:
+async def send_batched(producer: AIOKafkaProducer | RenewingProducer, topic: str, messages: Iterable[Message]) -> int:
     """Send every message and return (their count) once the broker has acknowledged them all;
     raises what a batch's send raised. A message without a partition goes to its key's."""
     return sum(n for spans in (await send_batched_spans(producer, topic, messages)).values() for _, n in spans)
 
 
-async def send_batched_spans(producer: AIOKafkaProducer, topic: str, messages: Iterable[Message]) -> Spans:
+async def send_batched_spans(
+    producer: AIOKafkaProducer | RenewingProducer, topic: str, messages: Iterable[Message]
+) -> Spans:
     """:func:`send_batched`, returning where the broker put the records: per partition, the
-    offset and length of each batch."""
+    offset and length of each batch. A renewing producer is renewed when the broker lost its
+    state, and the error raised: the caller sends again, through the new one."""
+    if isinstance(producer, RenewingProducer):
+        used = producer.current
+        try:
+            return await _send_spans(used, topic, messages)
+        except PRODUCER_STATE_LOST:
+            await producer.renew(used)
+            raise
+    return await _send_spans(producer, topic, messages)
+
+
+async def _send_spans(producer: AIOKafkaProducer, topic: str, messages: Iterable[Message]) -> Spans:
     partitions: int | None = None
     builders: dict[int, Any] = {}
     futures: list[tuple[int, int, Any]] = []  # (partition, records, future)

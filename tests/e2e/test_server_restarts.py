@@ -70,6 +70,7 @@ def feed(
             time.sleep(0.05)
 
 
+@pytest.mark.timeout(600)  # the feeder's 420 s, then the drain
 def test_database_and_broker_restarts_lose_nothing_acknowledged(system):
     profile = stack.Profile(TEST_PROFILE)
     clock = datetime.now(UTC)
