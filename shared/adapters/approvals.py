@@ -20,7 +20,7 @@ state (same nonce, same ``approved``); otherwise it marks the document unpublish
 the last message of every id is its current state, even with several publishers at once: a
 publisher whose message of an older state lands after a newer one finds the document changed
 and has the newer state published again. Documents written before this rule have no
-``approved`` field and count as approved.
+``approved`` field and count as approved, and no ``published`` field: they are published once.
 """
 
 from __future__ import annotations
@@ -241,7 +241,8 @@ class MongoApprovalStore:
         return {pair: sorted(found, key=lambda a: a.period) for pair, found in out.items()}
 
     async def unpublished(self, limit: int) -> list[ApprovalState]:
-        return [_state(d) async for d in self._col.find({"published": False}).limit(limit)]
+        # a document written before the stream has no ``published`` field: it is published too
+        return [_state(d) async for d in self._col.find({"published": {"$ne": True}}).limit(limit)]
 
     async def mark_published(self, state: ApprovalState) -> bool:
         held = STANDING if isinstance(state, Approval) else {"approved": False}

@@ -141,3 +141,16 @@ async def test_many_units_approvals_are_read_in_one_call(store):
     await store.remove(await store.get("14926", "study_session", "2020-12"), by="duyet38")
     found = await store.of_units({("14923", "study_session"), ("14926", "study_session"), ("14929", "conference")})
     assert {pair: [a.period for a in got] for pair, got in found.items()} == {("14923", "study_session"): ["2020-Q4"]}
+
+
+async def test_an_approval_stored_before_the_stream_existed_is_published_once(request):
+    """Not a contract of both adapters: the fake has no documents from before the outbox."""
+    async with fresh_database(request) as (client, database):
+        mongo = MongoApprovalStore(client, database)
+        await mongo.ensure_indexes()
+        await mongo.add(approval())
+        await client[database]["approvals"].update_one({}, {"$unset": {"published": "", "approved": ""}})
+        [state] = await mongo.unpublished(10)
+        assert state.id == "14923/study_session/2020-12"
+        assert await mongo.mark_published(state)
+        assert await mongo.unpublished(10) == []
