@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ class Runtime:
             trust = Trust.from_secret(settings.auth_secret.get_secret_value())
             revocations = MongoRevocations(self.mongo, settings.mongodb_database)
             trust.revoked = await revocations.snapshot()
-            self.producer = await _start_producer(settings)
+            self.producer = await _start_producer(settings, self.metrics.producer_renewals.inc)
             forward, send_totals, send_dead_letter = _sinks(self.producer, settings)
             partitions = len(await self.producer.current.partitions_for(settings.reports_topic))
             self.changelog = KafkaChangelog(
@@ -177,7 +178,7 @@ class Runtime:
             await self.mongo.close()
 
 
-async def _start_producer(settings: AggregateSettings) -> RenewingProducer:
+async def _start_producer(settings: AggregateSettings, on_renew: Callable[[], None]) -> RenewingProducer:
     """The worker's own producer, for what must be acknowledged before a batch is: forwarded
     reports, changelog entries, totals, dead letters. Idempotent, so a retried send is not a
     second copy; renewed when the broker lost its state (shared/adapters/kafka_producer.py)."""
@@ -193,7 +194,7 @@ async def _start_producer(settings: AggregateSettings) -> RenewingProducer:
             **client_options(settings.kafka_credentials),
         )
 
-    producer = RenewingProducer(make)
+    producer = RenewingProducer(make, on_renew)
     await producer.start()
     return producer
 

@@ -71,6 +71,11 @@ class AggregateMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
             registry=self.registry,
         )
+        self.producer_renewals = Counter(
+            "baocao_aggregate_producer_renewals_total",
+            "Kafka producers replaced because the broker lost their state (shared/adapters/kafka_producer.py)",
+            registry=self.registry,
+        )
         self.retries = Counter(
             "baocao_aggregate_write_retries_total",
             "Operations retried after Kafka or the database failed, by what was retried",

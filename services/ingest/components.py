@@ -69,7 +69,7 @@ async def open_components(
         tree = given.tree or load_vietnam(settings.province_codes)
         publisher = given.publisher
         if publisher is None:
-            publisher = await stack.enter_async_context(_kafka(settings))
+            publisher = await stack.enter_async_context(_kafka(settings, metrics))
         submissions, mongo, lookup = given.submissions, None, None
         if submissions is None:
             # the primary, whatever MONGODB_READ_PREFERENCE says: the submission log decides what
@@ -108,13 +108,14 @@ async def open_components(
 
 
 @asynccontextmanager
-async def _kafka(settings: IngestSettings) -> AsyncIterator[KafkaPublisher]:
+async def _kafka(settings: IngestSettings, metrics: IngestMetrics) -> AsyncIterator[KafkaPublisher]:
     kafka = KafkaPublisher(
         settings.kafka_bootstrap_servers,
         settings.reports_topic,
         settings.produce_timeout_seconds,
         credentials=settings.kafka_credentials,
         stamp_key=stamp_key(settings.auth_secret.get_secret_value()),
+        on_renew=metrics.producer_renewals.inc,
     )
     await kafka.start()
     try:

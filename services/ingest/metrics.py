@@ -14,6 +14,11 @@ class IngestMetrics:
             ["route", "code"],
             registry=self.registry,
         )
+        self.producer_renewals = Counter(
+            "baocao_ingest_producer_renewals_total",
+            "Kafka producers replaced because the broker lost their state (shared/adapters/kafka_producer.py)",
+            registry=self.registry,
+        )
         self.reports = Counter(
             "baocao_ingest_reports_total",
             "Reports by outcome (accepted, duplicate, invalid, conflict, unknown_unit, unavailable)",

@@ -11,6 +11,7 @@ both pass tests/contract/test_publisher_contract.py.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,6 +50,7 @@ class KafkaPublisher:
         credentials: KafkaCredentials | None = None,
         *,
         stamp_key: bytes,
+        on_renew: Callable[[], None] | None = None,
     ) -> None:
         self.topic = topic
         self.stamp_key = stamp_key
@@ -70,7 +72,7 @@ class KafkaPublisher:
             )
 
         # renewed when the broker lost its state (shared/adapters/kafka_producer.py)
-        self._producers = RenewingProducer(make)
+        self._producers = RenewingProducer(make, on_renew)
         self._started = False
         self._partitions: int | None = None
 

@@ -31,8 +31,9 @@ STOP_SECONDS = 5.0  # how long a replaced producer may take to stop
 
 
 class RenewingProducer:
-    def __init__(self, make: Callable[[], AIOKafkaProducer]) -> None:
+    def __init__(self, make: Callable[[], AIOKafkaProducer], on_renew: Callable[[], None] | None = None) -> None:
         self._make = make
+        self._on_renew = on_renew  # e.g. a metric's inc: how often the broker lost our state
         self._current: AIOKafkaProducer | None = None  # made when started
         self.renewals = 0
         self._lock = asyncio.Lock()
@@ -62,6 +63,8 @@ class RenewingProducer:
             await fresh.start()
             self._current = fresh
             self.renewals += 1
+            if self._on_renew is not None:
+                self._on_renew()
         log.warning("the broker lost this producer's state: a new producer replaces it")
         try:
             await asyncio.wait_for(replaced.stop(), STOP_SECONDS)

@@ -62,14 +62,14 @@ class FakeProducer:
         return await self._answer()
 
 
-def renewing(*errors):
+def renewing(*errors, on_renew=None):
     made: list[FakeProducer] = []
 
     def make():
         made.append(FakeProducer(errors[len(made)] if len(made) < len(errors) else None))
         return made[-1]
 
-    return RenewingProducer(make), made  # type: ignore[arg-type]
+    return RenewingProducer(make, on_renew), made  # type: ignore[arg-type]
 
 
 async def test_a_batch_refused_for_lost_state_renews_the_producer_and_the_resend_goes_through():
@@ -90,12 +90,13 @@ async def test_other_errors_keep_the_producer():
     assert len(made) == 1 and producer.renewals == 0
 
 
-async def test_many_senders_meeting_the_error_make_one_new_producer():
-    producer, made = renewing(OutOfOrderSequenceNumber)
+async def test_many_senders_meeting_the_error_make_one_new_producer_and_count_it_once():
+    counted: list[int] = []
+    producer, made = renewing(OutOfOrderSequenceNumber, on_renew=lambda: counted.append(1))
     await producer.start()
     broken = producer.current
     await asyncio.gather(*(producer.renew(broken) for _ in range(5)))
-    assert len(made) == 2 and producer.renewals == 1 and producer.current is made[1]
+    assert len(made) == 2 and producer.renewals == 1 and producer.current is made[1] and counted == [1]
 
 
 async def test_ingest_answers_unavailable_then_publishes_through_the_new_producer():
