@@ -310,3 +310,11 @@ def test_a_session_holds_at_most_three_streams(client):
     assert refused.status_code == 429 and refused.headers["retry-after"] == "5"
     assert "BAOCAO_API_WEB_MAX_STREAMS_PER_SESSION" in refused.json()["detail"]
     assert app.state.web.live.session_streams[key] == 3 and len(app.state.components.streams) == 0
+
+
+def test_a_conference_series_says_that_each_conference_is_counted_once_where_it_was_organised(client):
+    login(client, "386")
+    sessions = client.get("/web/units/386", params={"period": "2020-12", "series": "study_session"}).text
+    assert 'id="conference-note"' in sessions and "được tính một lần" in sessions
+    programmes = client.get("/web/units/386", params={"period": "2020-12", "series": "action_program"}).text
+    assert 'id="conference-note"' not in programmes

@@ -79,6 +79,8 @@ async def unit_page(
         table=table,
         chart=chart,
         live=Scope.STREAM in s.principal.scopes,
+        # a conference's points and delegates are counted once, where its organiser is (catalog joins)
+        conference_note=bool(web.catalog.series[series].shared),
         # approval and lock: each child's approval, and whether this session may approve
         approvals=await approval_rows(request, s.principal, tree, code, period, series),
         may_approve=Scope.APPROVE in s.principal.scopes,
